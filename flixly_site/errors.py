@@ -1,0 +1,186 @@
+"""The API error contract: every error under /api/ and /openai/ has one JSON shape.
+
+{"error": {"code": "...", "status": 402, "message": "...", "details": {...}}}
+
+Domain code raises ApplicationError subclasses; DRF and Django errors are mapped here, once.
+"""
+
+import logging
+from http import HTTPStatus
+from typing import Any
+
+from django.core.exceptions import PermissionDenied, RequestDataTooBig
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from rest_framework import exceptions as drf
+from rest_framework.response import Response
+
+logger = logging.getLogger("flixly.errors")
+
+API_PREFIXES = ("/api/", "/openai/")
+
+
+class ApplicationError(Exception):
+    """A failure the API reports to the caller with a contract code and status."""
+
+    code = "internal_error"
+    status = HTTPStatus.INTERNAL_SERVER_ERROR
+    default_message = "Something went wrong on our side."
+
+    def __init__(self, message: str | None = None, *, details: dict | None = None, headers: dict | None = None):
+        self.message = message or self.default_message
+        self.details = details
+        self.headers = headers or {}
+        super().__init__(self.message)
+
+
+class Unauthorized(ApplicationError):
+    code, status, default_message = "unauthorized", HTTPStatus.UNAUTHORIZED, "Authentication required."
+
+
+class Forbidden(ApplicationError):
+    code, status, default_message = "forbidden", HTTPStatus.FORBIDDEN, "You do not have permission for this."
+
+
+class NotFound(ApplicationError):
+    code, status, default_message = "not_found", HTTPStatus.NOT_FOUND, "The requested resource does not exist."
+
+
+class Conflict(ApplicationError):
+    code, status, default_message = "conflict", HTTPStatus.CONFLICT, "The request conflicts with the current state."
+
+
+class ValidationFailed(ApplicationError):
+    code = "validation_error"
+    status = HTTPStatus.UNPROCESSABLE_ENTITY
+    default_message = "The request body failed validation."
+
+
+class PayloadTooLarge(ApplicationError):
+    code, status, default_message = (
+        "payload_too_large",
+        HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+        "The request is too large.",
+    )
+
+
+class RateLimited(ApplicationError):
+    code, status, default_message = "rate_limit_exceeded", HTTPStatus.TOO_MANY_REQUESTS, "Too many requests."
+
+
+class ServiceUnavailable(ApplicationError):
+    code = "service_unavailable"
+    status = HTTPStatus.SERVICE_UNAVAILABLE
+    default_message = "A service we depend on is unavailable; nothing was charged. Try again shortly."
+
+
+def error_body(code: str, status: int, message: str, details: Any = None) -> dict:
+    error: dict[str, Any] = {"code": code, "status": int(status), "message": message}
+    if details:
+        error["details"] = details
+    return {"error": error}
+
+
+def error_json(code: str, status: int, message: str, details: Any = None) -> JsonResponse:
+    return JsonResponse(error_body(code, status, message, details), status=status)
+
+
+def is_api_path(path: str) -> bool:
+    return path.startswith(API_PREFIXES)
+
+
+def _flatten_messages(detail: Any) -> list[str]:
+    if isinstance(detail, dict):
+        return [msg for value in detail.values() for msg in _flatten_messages(value)]
+    if isinstance(detail, list):
+        return [msg for item in detail for msg in _flatten_messages(item)]
+    return [str(detail)]
+
+
+def validation_details(detail: Any) -> dict[str, list[str]]:
+    """DRF's nested error detail as field -> list of messages."""
+    if isinstance(detail, dict):
+        return {field: _flatten_messages(value) for field, value in detail.items()}
+    return {"non_field_errors": _flatten_messages(detail)}
+
+
+def _drf_error(exc: drf.APIException) -> ApplicationError:
+    if isinstance(exc, drf.ValidationError):
+        return ValidationFailed(details=validation_details(exc.detail))
+    if isinstance(exc, drf.ParseError):
+        return ValidationFailed(
+            f"The request body could not be parsed: {exc.detail}", details={"body": [str(exc.detail)]}
+        )
+    if isinstance(exc, drf.NotAuthenticated | drf.AuthenticationFailed):
+        return Unauthorized(str(exc.detail))
+    if isinstance(exc, drf.PermissionDenied):
+        return Forbidden(str(exc.detail))
+    if isinstance(exc, drf.NotFound):
+        return NotFound()
+    if isinstance(exc, drf.Throttled):
+        wait = int(exc.wait or 1)
+        return RateLimited(f"Too many requests. Retry in {wait} seconds.", headers={"Retry-After": str(wait)})
+    error = ApplicationError(str(exc.detail))
+    error.status = exc.status_code
+    error.code = {
+        HTTPStatus.METHOD_NOT_ALLOWED: "method_not_allowed",
+        HTTPStatus.NOT_ACCEPTABLE: "not_acceptable",
+        HTTPStatus.UNSUPPORTED_MEDIA_TYPE: "unsupported_media_type",
+    }.get(exc.status_code, "bad_request")
+    return error
+
+
+def _as_application_error(exc: Exception) -> ApplicationError | None:
+    if isinstance(exc, ApplicationError):
+        return exc
+    if isinstance(exc, Http404):
+        return NotFound()
+    if isinstance(exc, PermissionDenied):
+        return Forbidden()
+    if isinstance(exc, RequestDataTooBig):
+        return PayloadTooLarge()
+    if isinstance(exc, drf.APIException):
+        return _drf_error(exc)
+    return None
+
+
+def api_exception_handler(exc: Exception, context: dict) -> Response | None:
+    """DRF's EXCEPTION_HANDLER: map every error to the contract's shape."""
+    error = _as_application_error(exc)
+    if error is None:
+        logger.exception("Unhandled API error", exc_info=exc)
+        error = ApplicationError()
+    response = Response(error_body(error.code, error.status, error.message, error.details), status=error.status)
+    for name, value in error.headers.items():
+        response[name] = value
+    return response
+
+
+def _page_or_json(request: HttpRequest, error: ApplicationError, page_handler) -> HttpResponse:
+    if is_api_path(request.path):
+        return error_json(error.code, error.status, error.message)
+    return page_handler()
+
+
+def handler400(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    from django.views import defaults
+
+    error = PayloadTooLarge() if isinstance(exception, RequestDataTooBig) else ValidationFailed("Bad request.")
+    return _page_or_json(request, error, lambda: defaults.bad_request(request, exception))
+
+
+def handler403(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    from django.views import defaults
+
+    return _page_or_json(request, Forbidden(), lambda: defaults.permission_denied(request, exception))
+
+
+def handler404(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    from django.views import defaults
+
+    return _page_or_json(request, NotFound(), lambda: defaults.page_not_found(request, exception))
+
+
+def handler500(request: HttpRequest) -> HttpResponse:
+    from django.views import defaults
+
+    return _page_or_json(request, ApplicationError(), lambda: defaults.server_error(request))

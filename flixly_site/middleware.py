@@ -1,0 +1,107 @@
+"""Project-wide middleware: request ids, body limits and the API error envelope."""
+
+import logging
+import re
+import uuid
+from collections.abc import Callable
+from http import HTTPStatus
+
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, RequestDataTooBig
+from django.http import Http404, HttpRequest, HttpResponse
+
+from flixly_site.errors import error_json, is_api_path
+
+logger = logging.getLogger("flixly.errors")
+
+SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+CODE_FOR_STATUS = {
+    HTTPStatus.BAD_REQUEST: "validation_error",
+    HTTPStatus.UNAUTHORIZED: "unauthorized",
+    HTTPStatus.FORBIDDEN: "forbidden",
+    HTTPStatus.NOT_FOUND: "not_found",
+    HTTPStatus.METHOD_NOT_ALLOWED: "method_not_allowed",
+    HTTPStatus.CONFLICT: "conflict",
+    HTTPStatus.REQUEST_ENTITY_TOO_LARGE: "payload_too_large",
+    HTTPStatus.UNPROCESSABLE_ENTITY: "validation_error",
+    HTTPStatus.TOO_MANY_REQUESTS: "rate_limit_exceeded",
+    HTTPStatus.SERVICE_UNAVAILABLE: "service_unavailable",
+}
+
+Handler = Callable[[HttpRequest], HttpResponse]
+
+
+class RequestIdMiddleware:
+    """Echo a sane incoming X-Request-Id, else make one; it goes on every response and log line."""
+
+    def __init__(self, get_response: Handler):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        incoming = request.headers.get("X-Request-Id", "")
+        request.request_id = incoming if SANE_REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        response = self.get_response(request)
+        response["X-Request-Id"] = request.request_id
+        return response
+
+
+class ApiBodyLimitMiddleware:
+    """Refuse an oversized API body from its Content-Length, before anything reads it."""
+
+    def __init__(self, get_response: Handler):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if is_api_path(request.path) and self._declared_length(request) > settings.FLIXLY_MAX_BODY_BYTES:
+            limit_mb = settings.FLIXLY_MAX_BODY_BYTES // (1024 * 1024)
+            return error_json("payload_too_large", 413, f"The request body is over the {limit_mb} MB limit.")
+        return self.get_response(request)
+
+    @staticmethod
+    def _declared_length(request: HttpRequest) -> int:
+        try:
+            return int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            return 0
+
+
+class ApiErrorEnvelopeMiddleware:
+    """Under /api/ and /openai/, no error ever leaves as HTML or a debug page.
+
+    DRF views already answer in the contract's shape; this catches what happens outside
+    them (unknown URLs, CSRF failures, crashes in middleware, DEBUG's technical pages).
+    """
+
+    def __init__(self, get_response: Handler):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if not is_api_path(request.path) or response.status_code < 400:
+            return response
+        if response.get("Content-Type", "").startswith("application/json"):
+            return response
+        return self._envelope(response.status_code, response)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if not is_api_path(request.path):
+            return None
+        if isinstance(exception, Http404):
+            return error_json("not_found", 404, "The requested resource does not exist.")
+        if isinstance(exception, PermissionDenied):
+            return error_json("forbidden", 403, "You do not have permission for this.")
+        if isinstance(exception, RequestDataTooBig):
+            return error_json("payload_too_large", 413, "The request body is too large.")
+        logger.exception("Unhandled error on %s %s", request.method, request.path, exc_info=exception)
+        return error_json("internal_error", 500, "Something went wrong on our side.")
+
+    @staticmethod
+    def _envelope(status: int, original: HttpResponse) -> HttpResponse:
+        code = CODE_FOR_STATUS.get(status, "internal_error" if status >= 500 else "bad_request")
+        message = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
+        replacement = error_json(code, status, f"{message}.")
+        for header in ("Retry-After", "Allow"):
+            if header in original:
+                replacement[header] = original[header]
+        return replacement

@@ -1,0 +1,29 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView
+
+from flixly_site import views
+from flixly_site.api import HealthApi
+
+api_v1 = [
+    path("health", HealthApi.as_view(), name="api-health"),
+    path("schema", SpectacularAPIView.as_view(), name="api-schema"),
+]
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("dashboard/", views.dashboard, name="dashboard"),
+    path("docs/", views.docs, name="docs"),
+    path("accounts/", include("allauth.urls")),
+    path("", include("accounts.urls")),
+    path("", include("billing.urls")),
+    path("", include("generation.urls")),
+    path("admin/", admin.site.urls),
+    path("api/v1/", include(api_v1)),
+    path("api/docs", SpectacularRedocView.as_view(url_name="api-schema"), name="api-docs"),
+]
+
+handler400 = "flixly_site.errors.handler400"
+handler403 = "flixly_site.errors.handler403"
+handler404 = "flixly_site.errors.handler404"
+handler500 = "flixly_site.errors.handler500"

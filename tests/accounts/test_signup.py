@@ -1,0 +1,99 @@
+import re
+from http import HTTPStatus
+
+import pytest
+from allauth.account.models import EmailAddress
+from django.conf import settings
+from django.core import mail
+
+pytestmark = pytest.mark.django_db
+
+PASSWORD = "Quiet-Lake-4512"
+
+
+def sign_up(client, email: str = "new@example.com"):
+    return client.post("/accounts/signup/", {"email": email, "password1": PASSWORD, "password2": PASSWORD})
+
+
+def confirmation_link(message) -> str:
+    return re.search(r"https?://[^/\s]+(/accounts/confirm-email/[^\s]+)", message.body).group(1)
+
+
+def test_sign_up_creates_an_account_whose_login_is_the_email(client, django_user_model):
+    sign_up(client, "New@Example.com")
+    user = django_user_model.objects.get()
+    assert user.email == "new@example.com"
+    assert not hasattr(user, "username") or user.username is None
+
+
+def test_sign_up_sends_a_verification_link(client):
+    sign_up(client)
+    assert len(mail.outbox) == 1
+    assert "/accounts/confirm-email/" in mail.outbox[0].body
+
+
+def test_login_before_verification_is_held_at_the_verification_page(client, django_user_model):
+    django_user_model.objects.create_user(email="held@example.com", password=PASSWORD)
+    response = client.post("/accounts/login/", {"login": "held@example.com", "password": PASSWORD})
+    assert response.status_code == HTTPStatus.FOUND
+    assert response["Location"] == "/accounts/confirm-email/"
+    assert client.get("/dashboard/").status_code == HTTPStatus.FOUND
+
+
+def test_following_the_link_verifies_and_opens_the_dashboard(client):
+    sign_up(client)
+    link = confirmation_link(mail.outbox[0])
+    client.post(link)
+    assert EmailAddress.objects.get(email="new@example.com").verified
+    response = client.get("/dashboard/")
+    assert response.status_code == HTTPStatus.OK
+    assert b"new@example.com" in response.content
+
+
+def test_verified_user_logs_in_with_email_and_password(client, django_user_model):
+    user = django_user_model.objects.create_user(email="v@example.com", password=PASSWORD)
+    EmailAddress.objects.create(user=user, email=user.email, verified=True, primary=True)
+    response = client.post("/accounts/login/", {"login": "v@example.com", "password": PASSWORD})
+    assert response["Location"] == "/dashboard/"
+
+
+def test_password_reset_sends_a_link(client, user):
+    client.post("/accounts/password/reset/", {"email": user.email})
+    assert "/accounts/password/reset/key/" in mail.outbox[0].body
+
+
+def test_duplicate_email_in_other_case_makes_no_second_account(client, user, django_user_model):
+    # allauth prevents account enumeration: the page looks the same, the owner gets a warning mail.
+    sign_up(client, "ADA@example.com")
+    assert django_user_model.objects.count() == 1
+    assert mail.outbox[0].to == ["ada@example.com"]
+
+
+def test_login_rate_limits_are_on():
+    assert getattr(settings, "ACCOUNT_RATE_LIMITS", None) is not False
+
+
+def test_dashboard_requires_login(client):
+    response = client.get("/dashboard/")
+    assert response.status_code == HTTPStatus.FOUND
+    assert response["Location"].startswith("/accounts/login/")
+
+
+def test_admin_is_for_staff_only(client, user, staff_user):
+    client.force_login(user)
+    assert client.get("/admin/").status_code == HTTPStatus.FOUND
+    client.force_login(staff_user)
+    assert client.get("/admin/").status_code == HTTPStatus.OK
+
+
+@pytest.mark.parametrize("path", ["/", "/docs/", "/accounts/login/", "/accounts/signup/"])
+def test_public_pages_render(client, path):
+    assert client.get(path).status_code == HTTPStatus.OK
+
+
+@pytest.mark.parametrize("path", ["/dashboard/", "/generate/", "/jobs/", "/settings/api-keys/", "/billing/"])
+def test_dashboard_pages_render_for_a_signed_in_user(client, user, path):
+    client.force_login(user)
+    response = client.get(path)
+    assert response.status_code == HTTPStatus.OK
+    assert b'aria-current="page"' in response.content

@@ -1,0 +1,74 @@
+import os
+import shutil
+
+import pytest
+from django.core.cache import cache
+from django.db import connection
+
+# Playwright's sync API runs an event loop in the test thread; the ORM calls in those tests are safe.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def _missing(item: pytest.Item) -> str | None:
+    if item.get_closest_marker("postgres") and connection.vendor != "postgresql":
+        return "needs PostgreSQL: run with DATABASE_URL (make test uses TEST_DATABASE_URL)"
+    if item.get_closest_marker("redis") and not os.environ.get("REDIS_URL"):
+        return "needs Redis: run with REDIS_URL (make test uses TEST_REDIS_URL)"
+    if item.get_closest_marker("browser") and not os.path.exists(CHROMIUM):
+        return f"needs Chromium at {CHROMIUM} (apt-get install chromium)"
+    if item.get_closest_marker("worker") and not shutil.which("celery", path=os.path.dirname(os.sys.executable)):
+        return "needs the celery command in the virtualenv"
+    return None
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    reason = _missing(item)
+    if reason is None:
+        return
+    # Under CI a missing service or tool is a failure, never a quiet skip.
+    if IN_CI:
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+@pytest.fixture(autouse=True)
+def _clean_cache():
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args):
+    return {**browser_type_launch_args, "executable_path": CHROMIUM, "args": CHROMIUM_ARGS}
+
+
+@pytest.fixture
+def user(django_user_model):
+    return django_user_model.objects.create_user(email="ada@example.com", password="correct horse battery")
+
+
+@pytest.fixture
+def staff_user(django_user_model):
+    return django_user_model.objects.create_user(
+        email="staff@example.com", password="correct horse battery", is_staff=True
+    )
+
+
+@pytest.fixture
+def page(page):
+    page.set_default_timeout(10_000)
+    return page

@@ -1,0 +1,51 @@
+from http import HTTPStatus
+from unittest import mock
+
+import pytest
+from django.db.utils import OperationalError
+
+from flixly_site.celery import app as celery_app
+
+pytestmark = pytest.mark.django_db
+
+
+def test_health_is_ok_when_database_and_broker_answer(client):
+    response = client.get("/api/v1/health")
+    assert response.status_code == HTTPStatus.OK
+    assert response.json() == {"data": {"status": "ok", "database": "ok", "broker": "ok"}}
+
+
+def test_health_is_503_in_the_error_shape_when_the_database_is_down(client):
+    with mock.patch("django.db.backends.utils.CursorWrapper.execute", side_effect=OperationalError("down")):
+        response = client.get("/api/v1/health")
+    assert response.status_code == HTTPStatus.SERVICE_UNAVAILABLE
+    body = response.json()
+    assert body["data"] == {"status": "unavailable", "database": "unavailable", "broker": "ok"}
+    assert body["error"]["code"] == "service_unavailable"
+
+
+@pytest.fixture
+def unreachable_redis_broker(settings):
+    # Port 9 (discard) on loopback refuses connections at once.
+    settings.CELERY_BROKER_URL = "redis://127.0.0.1:9/0"
+    original = celery_app.conf.broker_url
+    celery_app.conf.broker_url = settings.CELERY_BROKER_URL
+    yield
+    celery_app.conf.broker_url = original
+
+
+def test_health_is_503_when_the_broker_is_down(client, unreachable_redis_broker):
+    response = client.get("/api/v1/health")
+    assert response.status_code == HTTPStatus.SERVICE_UNAVAILABLE
+    assert response.json()["data"]["broker"] == "unavailable"
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+def test_health_checks_real_postgres_and_redis(client, settings):
+    from django.db import connection
+
+    assert connection.vendor == "postgresql"
+    assert settings.CELERY_BROKER_URL.startswith("redis://")
+    response = client.get("/api/v1/health")
+    assert response.json()["data"] == {"status": "ok", "database": "ok", "broker": "ok"}

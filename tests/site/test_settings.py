@@ -1,0 +1,80 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+
+from flixly_site.env import env_bool, env_int, env_list
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_env_bool_reads_common_words(monkeypatch):
+    monkeypatch.setenv("FLAG", "Yes")
+    assert env_bool("FLAG", False) is True
+    monkeypatch.setenv("FLAG", "off")
+    assert env_bool("FLAG", True) is False
+
+
+def test_env_bool_refuses_a_typo(monkeypatch):
+    monkeypatch.setenv("FLAG", "ture")
+    with pytest.raises(ImproperlyConfigured, match="FLAG"):
+        env_bool("FLAG", False)
+
+
+def test_env_int_refuses_text_and_values_below_the_minimum(monkeypatch):
+    monkeypatch.setenv("NUM", "ten")
+    with pytest.raises(ImproperlyConfigured, match="NUM"):
+        env_int("NUM", 1)
+    monkeypatch.setenv("NUM", "0")
+    with pytest.raises(ImproperlyConfigured, match="at least 1"):
+        env_int("NUM", 5, minimum=1)
+
+
+def test_env_list_splits_on_commas(monkeypatch):
+    monkeypatch.setenv("HOSTS", "a.example, b.example,,")
+    assert env_list("HOSTS", []) == ["a.example", "b.example"]
+
+
+def run_manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DATABASE_", "REDIS_", "FLIXLY_"))}
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+PRODUCTION_ENV = {
+    "DJANGO_DEBUG": "false",
+    "DJANGO_SECRET_KEY": "k2$Rf9!aQw7@Lm4#Zp8^Tx6&Vb3*Nc5(Hy1)Jd0-Ge+Us=Oi_Ar[Es]Wq{Ty}",
+    "FLIXLY_KEY_PEPPER": "p3pp3r" * 8,
+    "ALLOWED_HOSTS": "flixly.example.com",
+    "DATABASE_URL": "postgresql://flixly@127.0.0.1:5432/flixly",
+    "REDIS_URL": "redis://127.0.0.1:6379/0",
+    "EMAIL_URL": "submission://mailer:secret@smtp.example.com:587",
+    "FLIXLY_VAR_DIR": "var/test-deploy",
+}
+
+
+def test_check_deploy_is_clean_with_production_variables():
+    result = run_manage("check", "--deploy", "--fail-level", "WARNING", env=PRODUCTION_ENV)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_production_without_a_secret_key_fails_loudly():
+    env = {k: v for k, v in PRODUCTION_ENV.items() if k != "DJANGO_SECRET_KEY"}
+    result = run_manage("check", env=env)
+    assert result.returncode != 0
+    assert "DJANGO_SECRET_KEY must be set" in result.stderr
+
+
+def test_a_bad_boolean_stops_startup_with_its_name():
+    result = run_manage("check", env={"DJANGO_DEBUG": "maybe", "FLIXLY_VAR_DIR": "var/test-deploy"})
+    assert result.returncode != 0
+    assert "DJANGO_DEBUG" in result.stderr
