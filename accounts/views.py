@@ -1,8 +1,64 @@
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods
+
+from accounts.api.serializers import apikey_status
+from accounts.forms import ApiKeyCreateForm, ApiKeyRollForm
+from accounts.models import ApiKey
+from accounts.selectors import apikey_get, apikey_list
+from accounts.services import IssuedKey, apikey_create, apikey_revoke, apikey_roll
+from flixly_site.errors import ApplicationError
+
+
+def _keys_page(request: HttpRequest, form: ApiKeyCreateForm) -> HttpResponse:
+    keys = [(key, apikey_status(key)) for key in apikey_list(user=request.user)]
+    return render(request, "accounts/api_keys.html", {"nav": "keys", "keys": keys, "form": form})
+
+
+def _show_secret(request: HttpRequest, issued: IssuedKey, action: str) -> HttpResponse:
+    return render(request, "accounts/key_secret.html", {"nav": "keys", "issued": issued, "action": action})
+
+
+def _owned_or_404(request: HttpRequest, key_id) -> ApiKey:
+    api_key = apikey_get(user=request.user, key_id=key_id)
+    if api_key is None:
+        raise Http404("No such key")
+    return api_key
 
 
 @login_required
+@require_http_methods(["GET", "POST"])
 def api_keys(request: HttpRequest) -> HttpResponse:
-    return render(request, "coming_soon.html", {"nav": "keys", "title": "API Keys", "feature": "API keys"})
+    form = ApiKeyCreateForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            issued = apikey_create(user=request.user, **form.cleaned_data)
+        except ApplicationError as error:
+            form.add_error(None, "; ".join(m for msgs in (error.details or {}).values() for m in msgs) or error.message)
+        else:
+            return _show_secret(request, issued, "created")
+    return _keys_page(request, form)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def api_key_roll(request: HttpRequest, key_id) -> HttpResponse:
+    api_key = _owned_or_404(request, key_id)
+    form = ApiKeyRollForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        issued = apikey_roll(user=request.user, key_id=api_key.id, grace_hours=form.cleaned_data["grace_hours"])
+        return _show_secret(request, issued, "rolled")
+    return render(request, "accounts/key_roll.html", {"nav": "keys", "api_key": api_key, "form": form})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def api_key_revoke(request: HttpRequest, key_id) -> HttpResponse:
+    api_key = _owned_or_404(request, key_id)
+    if request.method == "POST":
+        apikey_revoke(user=request.user, key_id=api_key.id)
+        messages.success(request, f"Key {api_key.name} ({api_key.masked}) is revoked. It stopped working immediately.")
+        return redirect("api-keys")
+    return render(request, "accounts/key_revoke.html", {"nav": "keys", "api_key": api_key})

@@ -16,4 +16,8 @@ app.conf.beat_schedule = {
         "task": "accounts.tasks.clear_expired_sessions",
         "schedule": crontab(minute=17, hour=3),
     },
+    "key-expiry-reminders": {
+        "task": "accounts.tasks.send_key_expiry_reminders",
+        "schedule": crontab(minute=5),
+    },
 }

@@ -78,7 +78,11 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "allauth.account.middleware.AccountMiddleware",
+    "accounts.middleware.ApiRequestMiddleware",
 ]
+
+# Callables (request, response) that add headers to authenticated API responses.
+FLIXLY_API_RESPONSE_HOOKS: list[str] = []
 
 ROOT_URLCONF = "flixly_site.urls"
 WSGI_APPLICATION = "flixly_site.wsgi.application"
@@ -217,8 +221,9 @@ FLIXLY_MAX_BODY_BYTES = env_int("FLIXLY_MAX_BODY_BYTES", 6 * 1024 * 1024, minimu
 DATA_UPLOAD_MAX_MEMORY_SIZE = FLIXLY_MAX_BODY_BYTES
 
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_AUTHENTICATION_CLASSES": ["accounts.auth.ApiKeyAuthentication", "accounts.auth.SessionAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["accounts.auth.HasScope"],
+    "DEFAULT_THROTTLE_CLASSES": ["accounts.auth.PlanRateThrottle"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": [
         "rest_framework.parsers.JSONParser",
@@ -291,3 +296,14 @@ CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 660, minimum=1)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_TIMEZONE = "UTC"
+
+# Upstream providers: a model whose provider is not configured runs on the local engine when
+# FLIXLY_LOCAL_FALLBACK is on (the default in development), else it is unavailable (503).
+FLIXLY_LOCAL_FALLBACK = env_bool("FLIXLY_LOCAL_FALLBACK", DEBUG)
+OPENAI_BASE_URL = env_str("OPENAI_BASE_URL").rstrip("/")
+OPENAI_API_KEY = env_str("OPENAI_API_KEY")
+REPLICATE_API_TOKEN = env_str("REPLICATE_API_TOKEN")
+REPLICATE_API_BASE = env_str("REPLICATE_API_BASE", "https://api.replicate.com").rstrip("/")
+FAL_KEY = env_str("FAL_KEY")
+FAL_API_BASE = env_str("FAL_API_BASE", "https://queue.fal.run").rstrip("/")
+FLIXLY_PROVIDER_TIMEOUT = env_int("FLIXLY_PROVIDER_TIMEOUT", 30, minimum=1)

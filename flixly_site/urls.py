@@ -8,6 +8,7 @@ from flixly_site.api import HealthApi
 api_v1 = [
     path("health", HealthApi.as_view(), name="api-health"),
     path("schema", SpectacularAPIView.as_view(), name="api-schema"),
+    path("", include("accounts.api.urls")),
 ]
 
 urlpatterns = [

@@ -29,6 +29,8 @@ def _missing(item: pytest.Item) -> str | None:
         return "needs Redis: run with REDIS_URL (make test uses TEST_REDIS_URL)"
     if item.get_closest_marker("browser") and not os.path.exists(CHROMIUM):
         return f"needs Chromium at {CHROMIUM} (apt-get install chromium)"
+    if item.get_closest_marker("espeak") and not shutil.which("espeak-ng"):
+        return "needs espeak-ng (apt-get install espeak-ng)"
     if item.get_closest_marker("worker") and not shutil.which("celery", path=os.path.dirname(os.sys.executable)):
         return "needs the celery command in the virtualenv"
     return None
@@ -42,6 +44,11 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     if IN_CI:
         pytest.fail(reason)
     pytest.skip(reason)
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 @pytest.fixture(autouse=True)
@@ -59,6 +66,32 @@ def browser_type_launch_args(browser_type_launch_args):
 @pytest.fixture
 def user(django_user_model):
     return django_user_model.objects.create_user(email="ada@example.com", password="correct horse battery")
+
+
+@pytest.fixture
+def make_key():
+    from accounts.services import apikey_create
+
+    def make(user, **kwargs) -> str:
+        kwargs.setdefault("name", "test key")
+        return apikey_create(user=user, **kwargs).raw
+
+    return make
+
+
+@pytest.fixture
+def raw_key(user, make_key) -> str:
+    """A live key with every scope for `user`."""
+    from accounts.models import Scope
+
+    return make_key(user, scopes=list(Scope.values))
+
+
+@pytest.fixture
+def api(client, raw_key):
+    """The Django test client sending `raw_key` as a Bearer token."""
+    client.defaults["HTTP_AUTHORIZATION"] = f"Bearer {raw_key}"
+    return client
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ def test_tasks_have_soft_and_hard_time_limits():
     assert 0 < app.conf.task_soft_time_limit < app.conf.task_time_limit
 
 
-def test_beat_schedule_names_registered_tasks():
+def test_beat_schedule_names_registered_tasks(db):
     app.loader.import_default_modules()
     for entry in app.conf.beat_schedule.values():
         assert entry["task"] in app.tasks

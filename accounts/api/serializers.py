@@ -1,0 +1,55 @@
+from django.utils import timezone
+from rest_framework import serializers
+
+from accounts.models import ApiKey, KeyMode, Scope
+from accounts.services import MAX_EXPIRY_DAYS, MAX_GRACE_HOURS
+
+
+def apikey_status(api_key: ApiKey) -> str:
+    if api_key.revoked_at:
+        return "revoked"
+    if api_key.expires_at <= timezone.now():
+        return "expired"
+    return "active"
+
+
+class ApiKeyOutput(serializers.Serializer):
+    id = serializers.UUIDField()
+    name = serializers.CharField()
+    mode = serializers.CharField()
+    prefix = serializers.CharField()
+    lastFour = serializers.CharField(source="last_four")
+    scopes = serializers.ListField(child=serializers.CharField())
+    createdAt = serializers.DateTimeField(source="created_at")
+    lastUsedAt = serializers.DateTimeField(source="last_used_at", allow_null=True)
+    lastUsedIp = serializers.IPAddressField(source="last_used_ip", allow_null=True)
+    expiresAt = serializers.DateTimeField(source="expires_at")
+    rolledAt = serializers.DateTimeField(source="rolled_at", allow_null=True)
+    revokedAt = serializers.DateTimeField(source="revoked_at", allow_null=True)
+    monthlyCreditCap = serializers.IntegerField(source="monthly_credit_cap", allow_null=True)
+    allowedIps = serializers.ListField(source="allowed_ips", child=serializers.CharField())
+    allowedModels = serializers.ListField(source="allowed_models", child=serializers.CharField())
+    status = serializers.SerializerMethodField()
+
+    def get_status(self, api_key: ApiKey) -> str:
+        return apikey_status(api_key)
+
+
+class IssuedKeyOutput(ApiKeyOutput):
+    key = serializers.CharField(help_text="The secret. Shown only in this response: store it now.")
+
+
+class ApiKeyCreateInput(serializers.Serializer):
+    name = serializers.CharField(max_length=100)
+    mode = serializers.ChoiceField(choices=KeyMode.values, default=KeyMode.LIVE)
+    scopes = serializers.ListField(
+        child=serializers.ChoiceField(choices=Scope.values), required=False, allow_empty=False
+    )
+    expiresInDays = serializers.IntegerField(min_value=1, max_value=MAX_EXPIRY_DAYS, required=False)
+    monthlyCreditCap = serializers.IntegerField(min_value=1, required=False, allow_null=True)
+    allowedIps = serializers.ListField(child=serializers.CharField(max_length=64), required=False, max_length=50)
+    allowedModels = serializers.ListField(child=serializers.CharField(max_length=100), required=False, max_length=200)
+
+
+class ApiKeyRollInput(serializers.Serializer):
+    graceHours = serializers.IntegerField(min_value=0, max_value=MAX_GRACE_HOURS, default=0)

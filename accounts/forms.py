@@ -1,0 +1,51 @@
+import re
+
+from django import forms
+
+from accounts.models import DEFAULT_SCOPES, KeyMode, Scope
+from accounts.services import DEFAULT_EXPIRY_DAYS, MAX_EXPIRY_DAYS, MAX_GRACE_HOURS
+
+
+def _split(value: str) -> list[str]:
+    return [item for item in re.split(r"[\s,]+", value or "") if item]
+
+
+class ApiKeyCreateForm(forms.Form):
+    name = forms.CharField(max_length=100, widget=forms.TextInput(attrs={"placeholder": "e.g. Production server"}))
+    mode = forms.ChoiceField(
+        choices=KeyMode.choices,
+        initial=KeyMode.LIVE,
+        widget=forms.RadioSelect,
+        help_text="Test keys are never charged and always run on the built-in local engine.",
+    )
+    scopes = forms.MultipleChoiceField(
+        choices=Scope.choices, initial=DEFAULT_SCOPES, widget=forms.CheckboxSelectMultiple
+    )
+    expires_in_days = forms.IntegerField(
+        label="Expires in (days)", min_value=1, max_value=MAX_EXPIRY_DAYS, initial=DEFAULT_EXPIRY_DAYS
+    )
+    monthly_credit_cap = forms.IntegerField(
+        label="Monthly credit cap", min_value=1, required=False, help_text="Optional. Empty means no cap."
+    )
+    allowed_ips = forms.CharField(
+        label="Allowed IPs", required=False, help_text="Optional CIDRs, comma separated. Empty allows any address."
+    )
+    allowed_models = forms.CharField(
+        label="Allowed models", required=False, help_text="Optional catalog ids, comma separated. Empty allows all."
+    )
+
+    def clean_allowed_ips(self) -> list[str]:
+        return _split(self.cleaned_data["allowed_ips"])
+
+    def clean_allowed_models(self) -> list[str]:
+        return _split(self.cleaned_data["allowed_models"])
+
+
+class ApiKeyRollForm(forms.Form):
+    grace_hours = forms.IntegerField(
+        label="Keep the old secret working for (hours)",
+        min_value=0,
+        max_value=MAX_GRACE_HOURS,
+        initial=0,
+        help_text="0 stops the old secret at once; up to 24 hours gives your deployments time to switch.",
+    )

@@ -1,0 +1,254 @@
+"""Writes for accounts: API keys and plans. Views, API views, commands and tasks call these."""
+
+import hashlib
+import hmac
+import ipaddress
+import logging
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.cache import cache
+from django.core.mail import send_mail
+from django.db import transaction
+from django.db.models import Q
+from django.template.loader import render_to_string
+from django.utils import timezone
+
+from accounts.models import DEFAULT_SCOPES, ApiKey, ApiKeySecret, KeyMode, Plan, Scope, User
+from flixly_site.errors import NotFound, ValidationFailed
+
+logger = logging.getLogger("flixly.keys")
+
+DEFAULT_EXPIRY_DAYS = 90
+MAX_EXPIRY_DAYS = 365
+MAX_GRACE_HOURS = 24
+VISIBLE_PREFIX_CHARS = 4  # hex characters shown after flx_live_ / flx_test_
+LAST_USED_WRITE_INTERVAL = 60  # seconds: last_used_at is written at most once a minute per key
+
+
+@dataclass(frozen=True)
+class IssuedKey:
+    api_key: ApiKey
+    raw: str  # shown to the user exactly once, never stored
+
+
+def apikey_hash(raw: str) -> str:
+    return hmac.new(settings.FLIXLY_KEY_PEPPER.encode(), raw.encode(), hashlib.sha256).hexdigest()
+
+
+def apikey_cache_key(key_hash: str) -> str:
+    return f"apikey:{key_hash}"
+
+
+def _new_secret(mode: str) -> str:
+    return f"flx_{mode}_{secrets.token_hex(20)}"
+
+
+def _visible_parts(raw: str) -> tuple[str, str]:
+    head = raw[: len("flx_live_") + VISIBLE_PREFIX_CHARS]
+    return head, raw[-4:]
+
+
+def _clean_scopes(scopes: list[str] | None) -> list[str]:
+    if scopes is None:
+        return list(DEFAULT_SCOPES)
+    valid = set(Scope.values)
+    unknown = sorted(set(scopes) - valid)
+    if unknown:
+        raise ValidationFailed(details={"scopes": [f"Unknown scope {s!r}; use {sorted(valid)}." for s in unknown]})
+    if not scopes:
+        raise ValidationFailed(details={"scopes": ["A key needs at least one scope."]})
+    return [s for s in Scope.values if s in scopes]
+
+
+def _clean_ips(allowed_ips: list[str] | None) -> list[str]:
+    cleaned = []
+    for cidr in allowed_ips or []:
+        try:
+            cleaned.append(str(ipaddress.ip_network(cidr.strip(), strict=False)))
+        except ValueError:
+            raise ValidationFailed(details={"allowedIps": [f"{cidr!r} is not an IP address or CIDR."]}) from None
+    return cleaned
+
+
+def _clean_expiry(expires_in_days: int | None) -> int:
+    days = DEFAULT_EXPIRY_DAYS if expires_in_days is None else expires_in_days
+    if not 1 <= days <= MAX_EXPIRY_DAYS:
+        raise ValidationFailed(details={"expiresInDays": [f"Must be between 1 and {MAX_EXPIRY_DAYS} days."]})
+    return days
+
+
+def apikey_create(
+    *,
+    user: User,
+    name: str,
+    mode: str = KeyMode.LIVE,
+    scopes: list[str] | None = None,
+    expires_in_days: int | None = None,
+    monthly_credit_cap: int | None = None,
+    allowed_ips: list[str] | None = None,
+    allowed_models: list[str] | None = None,
+) -> IssuedKey:
+    if mode not in KeyMode.values:
+        raise ValidationFailed(details={"mode": [f"Must be one of {KeyMode.values}."]})
+    raw = _new_secret(mode)
+    prefix, last_four = _visible_parts(raw)
+    with transaction.atomic():
+        api_key = ApiKey.objects.create(
+            user=user,
+            name=name.strip() or "Untitled key",
+            mode=mode,
+            prefix=prefix,
+            last_four=last_four,
+            scopes=_clean_scopes(scopes),
+            expires_at=timezone.now() + timedelta(days=_clean_expiry(expires_in_days)),
+            monthly_credit_cap=monthly_credit_cap,
+            allowed_ips=_clean_ips(allowed_ips),
+            allowed_models=sorted(set(allowed_models or [])),
+        )
+        ApiKeySecret.objects.create(api_key=api_key, key_hash=apikey_hash(raw))
+    logger.info("api key created id=%s key=%s user=%s", api_key.id, api_key.masked, user.pk)
+    return IssuedKey(api_key=api_key, raw=raw)
+
+
+def parse_uuid(value) -> uuid.UUID | None:
+    try:
+        return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
+    except ValueError:
+        return None
+
+
+def _owned_key(user: User, key_id) -> ApiKey:
+    # Another account's key is "not found", never "forbidden": ids do not leak.
+    api_key = ApiKey.objects.select_for_update().filter(id=parse_uuid(key_id), user=user).first()
+    if api_key is None or parse_uuid(key_id) is None:
+        raise NotFound("No API key with that id.")
+    return api_key
+
+
+def apikey_roll(*, user: User, key_id, grace_hours: int = 0) -> IssuedKey:
+    if not 0 <= grace_hours <= MAX_GRACE_HOURS:
+        raise ValidationFailed(details={"graceHours": [f"Must be between 0 and {MAX_GRACE_HOURS}."]})
+    now = timezone.now()
+    with transaction.atomic():
+        api_key = _owned_key(user, key_id)
+        if api_key.revoked_at:
+            raise ValidationFailed("A revoked key cannot be rolled.", details={"id": ["This key is revoked."]})
+        grace_end = now + timedelta(hours=grace_hours)
+        # Every older secret dies at the end of this grace at the latest.
+        api_key.secrets.filter(Q(valid_until__isnull=True) | Q(valid_until__gt=grace_end)).update(valid_until=grace_end)
+        old_hashes = list(api_key.secrets.values_list("key_hash", flat=True))
+        raw = _new_secret(api_key.mode)
+        api_key.prefix, api_key.last_four = _visible_parts(raw)
+        api_key.rolled_at = now
+        api_key.save(update_fields=["prefix", "last_four", "rolled_at"])
+        ApiKeySecret.objects.create(api_key=api_key, key_hash=apikey_hash(raw))
+        transaction.on_commit(lambda: apikey_cache_forget(old_hashes))
+    logger.info("api key rolled id=%s key=%s grace_hours=%s", api_key.id, api_key.masked, grace_hours)
+    return IssuedKey(api_key=api_key, raw=raw)
+
+
+def apikey_revoke(*, user: User, key_id) -> ApiKey:
+    """Revocation is final and immediate; revoking twice is a no-op."""
+    with transaction.atomic():
+        api_key = _owned_key(user, key_id)
+        if api_key.revoked_at is None:
+            api_key.revoked_at = timezone.now()
+            api_key.save(update_fields=["revoked_at"])
+            hashes = list(api_key.secrets.values_list("key_hash", flat=True))
+            transaction.on_commit(lambda: apikey_cache_forget(hashes))
+            logger.info("api key revoked id=%s key=%s", api_key.id, api_key.masked)
+    return api_key
+
+
+def apikey_cache_forget(key_hashes: list[str]) -> None:
+    cache.delete_many([apikey_cache_key(h) for h in key_hashes])
+
+
+def apikey_forget_user(*, user: User) -> None:
+    """Drop cached identities after an account change (plan, deactivation) so it applies at once."""
+    hashes = ApiKeySecret.objects.filter(api_key__user=user).values_list("key_hash", flat=True)
+    apikey_cache_forget(list(hashes))
+
+
+def apikey_mark_used(*, key_id, ip: str | None) -> None:
+    """Record use at most once a minute per key: a cache flag absorbs every other request."""
+    if not cache.add(f"apikey-used:{key_id}", 1, LAST_USED_WRITE_INTERVAL):
+        return
+    ApiKey.objects.filter(id=key_id).update(last_used_at=timezone.now(), last_used_ip=ip)
+
+
+# The contract's defaults; staff edit them in the admin afterwards and seeding never overwrites.
+DEFAULT_PLANS = [
+    {"slug": "free", "name": "Free", "requests_per_minute": 10, "parallel_tasks": 1, "monthly_credits": 0},
+    {
+        "slug": "lite",
+        "name": "Lite",
+        "requests_per_minute": 30,
+        "parallel_tasks": 2,
+        "monthly_credits": 600,
+        "price_cents": 900,
+    },
+    {
+        "slug": "pro",
+        "name": "Pro",
+        "requests_per_minute": 60,
+        "parallel_tasks": 3,
+        "monthly_credits": 2200,
+        "price_cents": 2900,
+    },
+    {
+        "slug": "pro-plus",
+        "name": "Pro Plus",
+        "requests_per_minute": 200,
+        "parallel_tasks": 25,
+        "monthly_credits": 8000,
+        "price_cents": 9900,
+    },
+]
+
+
+def plan_seed_defaults() -> None:
+    for order, fields in enumerate(DEFAULT_PLANS):
+        Plan.objects.get_or_create(slug=fields["slug"], defaults={**fields, "sort_order": order})
+
+
+def user_set_plan(*, user: User, plan: Plan) -> User:
+    if user.plan_id != plan.slug:
+        User.objects.filter(pk=user.pk).update(plan=plan)
+        user.plan = plan
+        apikey_forget_user(user=user)
+    return user
+
+
+def apikey_send_expiry_reminders(*, within_days: int = 7) -> int:
+    """E-mail each owner once about a live key that expires within the next week."""
+    now = timezone.now()
+    due = ApiKey.objects.filter(
+        revoked_at__isnull=True,
+        expiry_reminder_sent_at__isnull=True,
+        expires_at__gt=now,
+        expires_at__lte=now + timedelta(days=within_days),
+    ).select_related("user")
+    sent = 0
+    for api_key in due:
+        # Claim first: two beat runs at once still send one e-mail.
+        if ApiKey.objects.filter(id=api_key.id, expiry_reminder_sent_at__isnull=True).update(
+            expiry_reminder_sent_at=now
+        ):
+            _send_expiry_email(api_key)
+            sent += 1
+    return sent
+
+
+def _send_expiry_email(api_key: ApiKey) -> None:
+    context = {"api_key": api_key, "site_url": settings.SITE_URL}
+    send_mail(
+        subject=f"[Flixly] Your API key {api_key.masked} expires soon",
+        message=render_to_string("emails/key_expiring.txt", context),
+        from_email=None,
+        recipient_list=[api_key.user.email],
+    )

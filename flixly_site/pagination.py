@@ -1,0 +1,64 @@
+"""Keyset (cursor) pagination, newest first: {"data": [...], "nextCursor": "..." | null}.
+
+A cursor encodes the (created_at, id) of the last row served, so pages stay stable while new rows
+arrive and deep pages cost the same as the first (an index range scan, no OFFSET).
+"""
+
+import base64
+import json
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from django.db.models import Q, QuerySet
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from flixly_site.errors import ValidationFailed
+
+DEFAULT_LIMIT = 20
+MAX_LIMIT = 100
+
+
+def _encode(row: Any, time_field: str) -> str:
+    raw = json.dumps([getattr(row, time_field).isoformat(), str(row.pk)])
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def _decode(cursor: str) -> tuple[datetime, str]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        when, pk = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        return datetime.fromisoformat(when), pk
+    except (ValueError, TypeError, json.JSONDecodeError):
+        raise ValidationFailed(
+            "The cursor is not valid.", details={"cursor": ["Not a cursor from this API."]}
+        ) from None
+
+
+def page_limit(request: Request) -> int:
+    raw = request.query_params.get("limit")
+    if raw is None:
+        return DEFAULT_LIMIT
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+        raise ValidationFailed(details={"limit": [f"Must be an integer from 1 to {MAX_LIMIT}."]})
+    return int(raw)
+
+
+def keyset_page(queryset: QuerySet, request: Request, *, time_field: str = "created_at") -> tuple[list, str | None]:
+    limit = page_limit(request)
+    cursor = request.query_params.get("cursor")
+    queryset = queryset.order_by(f"-{time_field}", "-pk")
+    if cursor:
+        when, pk = _decode(cursor)
+        queryset = queryset.filter(Q(**{f"{time_field}__lt": when}) | Q(**{time_field: when, "pk__lt": pk}))
+    rows = list(queryset[: limit + 1])
+    next_cursor = _encode(rows[limit - 1], time_field) if len(rows) > limit else None
+    return rows[:limit], next_cursor
+
+
+def paginated_response(
+    queryset: QuerySet, request: Request, serialize: Callable[[Any], dict], *, time_field: str = "created_at"
+) -> Response:
+    rows, next_cursor = keyset_page(queryset, request, time_field=time_field)
+    return Response({"data": [serialize(row) for row in rows], "nextCursor": next_cursor})

@@ -1,0 +1,207 @@
+import logging
+from datetime import timedelta
+from http import HTTPStatus
+
+import pytest
+import time_machine
+from django.core.management import call_command
+from django.urls import include, path
+from django.utils import timezone
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.models import ApiKey, Scope
+from accounts.services import apikey_revoke, apikey_roll
+from tests.factories import UserFactory
+
+
+class PingApi(APIView):
+    required_scope = "jobs:read"
+
+    def get(self, request: Request) -> Response:
+        return Response({"data": {"pong": True}})
+
+
+urlpatterns = [path("api/v1/ping", PingApi.as_view()), path("", include("flixly_site.urls"))]
+pytestmark = [pytest.mark.django_db, pytest.mark.urls(__name__)]
+
+
+def get_ping(client, key: str | None = None, **headers):
+    if key is not None:
+        headers["Authorization"] = f"Bearer {key}"
+    return client.get("/api/v1/ping", headers=headers)
+
+
+def assert_unauthorized(response, words: str) -> None:
+    assert response.status_code == HTTPStatus.UNAUTHORIZED
+    error = response.json()["error"]
+    assert error["code"] == "unauthorized"
+    assert words in error["message"]
+
+
+def test_a_live_key_is_accepted(client, raw_key):
+    assert get_ping(client, raw_key).json() == {"data": {"pong": True}}
+
+
+def test_a_missing_key_is_unauthorized(client):
+    assert_unauthorized(get_ping(client), "Authentication required")
+
+
+@pytest.mark.parametrize(
+    "header",
+    ["Basic dXNlcjpwYXNz", "Bearer", "Bearer flx_live_short", "Bearer sk-" + "a" * 40, "Bearer flx_live_" + "G" * 40],
+)
+def test_a_malformed_header_is_unauthorized(client, header):
+    response = client.get("/api/v1/ping", headers={"Authorization": header})
+    assert_unauthorized(response, "Malformed")
+    token = header.partition(" ")[2]
+    assert not token or token not in response.json()["error"]["message"]
+
+
+def test_an_unknown_key_is_unauthorized_without_echoing_it(client):
+    key = "flx_live_" + "ab" * 20
+    response = get_ping(client, key)
+    assert_unauthorized(response, "Unknown API key")
+    assert key not in response.content.decode()
+
+
+def test_a_revoked_key_is_unauthorized_at_once_even_with_a_warm_cache(
+    client, user, raw_key, django_capture_on_commit_callbacks
+):
+    assert get_ping(client, raw_key).status_code == HTTPStatus.OK
+    with django_capture_on_commit_callbacks(execute=True):
+        apikey_revoke(user=user, key_id=ApiKey.objects.get().id)
+    assert_unauthorized(get_ping(client, raw_key), "revoked")
+
+
+def test_an_expired_key_is_unauthorized(client, user, make_key):
+    key = make_key(user, expires_in_days=1)
+    with time_machine.travel(timezone.now() + timedelta(days=1, seconds=1)):
+        assert_unauthorized(get_ping(client, key), "expired")
+
+
+def test_a_rolled_key_without_grace_dies_at_once_even_with_a_warm_cache(
+    client, user, raw_key, django_capture_on_commit_callbacks
+):
+    assert get_ping(client, raw_key).status_code == HTTPStatus.OK
+    with django_capture_on_commit_callbacks(execute=True):
+        issued = apikey_roll(user=user, key_id=ApiKey.objects.get().id, grace_hours=0)
+    assert_unauthorized(get_ping(client, raw_key), "rolled")
+    assert get_ping(client, issued.raw).status_code == HTTPStatus.OK
+
+
+def test_a_rolled_key_works_until_its_grace_ends(client, user, raw_key):
+    start = timezone.now()
+    with time_machine.travel(start, tick=False):
+        apikey_roll(user=user, key_id=ApiKey.objects.get().id, grace_hours=2)
+        assert get_ping(client, raw_key).status_code == HTTPStatus.OK
+    with time_machine.travel(start + timedelta(hours=2, seconds=1), tick=False):
+        assert_unauthorized(get_ping(client, raw_key), "rolled")
+
+
+def test_rolling_keeps_the_key_id_and_settings(user, raw_key):
+    api_key = ApiKey.objects.get()
+    issued = apikey_roll(user=user, key_id=api_key.id)
+    assert issued.api_key.id == api_key.id
+    assert issued.raw != raw_key
+    assert issued.api_key.scopes == api_key.scopes
+
+
+def test_a_key_for_a_disabled_account_is_unauthorized(client, user, raw_key):
+    user.is_active = False
+    user.save()
+    assert_unauthorized(get_ping(client, raw_key), "disabled")
+
+
+def test_a_key_without_the_scope_is_forbidden(client, user, make_key):
+    key = make_key(user, scopes=["generate"])
+    response = get_ping(client, key)
+    assert response.status_code == HTTPStatus.FORBIDDEN
+    assert response.json()["error"]["code"] == "forbidden"
+    assert "jobs:read" in response.json()["error"]["message"]
+
+
+def test_a_key_from_a_disallowed_ip_is_forbidden(client, user, make_key):
+    key = make_key(user, allowed_ips=["10.0.0.0/8"])
+    response = get_ping(client, key)
+    assert response.status_code == HTTPStatus.FORBIDDEN
+    assert "IP address" in response.json()["error"]["message"]
+
+
+def test_a_key_from_an_allowed_ip_is_accepted(client, user, make_key):
+    key = make_key(user, allowed_ips=["127.0.0.0/8"])
+    assert get_ping(client, key).status_code == HTTPStatus.OK
+
+
+def test_a_warm_authenticated_request_runs_at_most_one_query(client, raw_key, django_assert_max_num_queries):
+    get_ping(client, raw_key)  # warms the identity cache and writes last_used_at
+    with django_assert_max_num_queries(1):
+        assert get_ping(client, raw_key).status_code == HTTPStatus.OK
+
+
+def test_last_used_is_written_at_most_once_a_minute(client, raw_key):
+    get_ping(client, raw_key, **{"X-Forwarded-For": "1.2.3.4"})
+    first = ApiKey.objects.get().last_used_at
+    get_ping(client, raw_key)
+    assert ApiKey.objects.get().last_used_at == first
+    assert ApiKey.objects.get().last_used_ip == "127.0.0.1"
+
+
+def test_the_logged_in_session_reaches_the_same_endpoints(client, user):
+    client.force_login(user)
+    assert get_ping(client).status_code == HTTPStatus.OK
+
+
+def test_a_session_post_without_csrf_is_refused(user):
+    from django.test import Client
+
+    csrf_client = Client(enforce_csrf_checks=True)
+    csrf_client.force_login(user)
+    response = csrf_client.post("/api/v1/keys", {"name": "x"}, content_type="application/json")
+    assert response.status_code == HTTPStatus.FORBIDDEN
+    assert response.json()["error"]["code"] == "forbidden"
+
+
+def test_headers_on_an_authenticated_response(client, raw_key):
+    response = get_ping(client, raw_key)
+    assert response["X-RateLimit-Limit"] == "10"
+    assert response["X-RateLimit-Remaining"] == "9"
+    assert 1 <= int(response["X-RateLimit-Reset"]) <= 60
+    assert response["X-Token-Expires"] in ("89", "90")
+    assert response["X-Request-Id"]
+
+
+def test_a_session_response_has_no_token_expiry_header(client, user):
+    client.force_login(user)
+    response = get_ping(client)
+    assert "X-Token-Expires" not in response
+    assert response["X-RateLimit-Limit"] == "10"
+
+
+def test_raw_keys_never_reach_the_logs(client, user, make_key, caplog):
+    caplog.set_level(logging.DEBUG)
+    key = make_key(user, scopes=list(Scope.values))
+    get_ping(client, key)
+    api_key = ApiKey.objects.get()
+    apikey_roll(user=user, key_id=api_key.id)
+    assert key not in caplog.text
+    assert key[:13] in caplog.text and key[-4:] in caplog.text
+
+
+def test_raw_keys_are_not_stored_anywhere_in_the_database(user, make_key, capsys):
+    key = make_key(user)
+    call_command("dumpdata", "accounts")
+    dump = capsys.readouterr().out
+    assert key not in dump
+    assert key[9:] not in dump
+
+
+def test_another_accounts_key_id_is_not_found(client, raw_key):
+    other = UserFactory()
+    client.force_login(other)
+    key_id = ApiKey.objects.get().id
+    for response in (client.post(f"/api/v1/keys/{key_id}/roll"), client.delete(f"/api/v1/keys/{key_id}")):
+        assert response.status_code == HTTPStatus.NOT_FOUND
+        assert response.json()["error"]["code"] == "not_found"
+    assert ApiKey.objects.get().revoked_at is None

@@ -1,0 +1,100 @@
+from datetime import timedelta
+from http import HTTPStatus
+
+import pytest
+import time_machine
+from allauth.account.models import EmailAddress
+from django.core import mail
+from django.core.management import CommandError, call_command
+from django.utils import timezone
+
+from accounts.models import ApiKey, User
+from accounts.services import apikey_send_expiry_reminders
+
+pytestmark = pytest.mark.django_db
+
+
+def test_an_expiry_reminder_is_sent_once_a_week_before(user, make_key):
+    make_key(user, expires_in_days=30)
+    with time_machine.travel(timezone.now() + timedelta(days=24)):
+        assert apikey_send_expiry_reminders() == 1
+        assert apikey_send_expiry_reminders() == 0
+    assert len(mail.outbox) == 1
+    assert "expires soon" in mail.outbox[0].subject
+    assert "/settings/api-keys/" in mail.outbox[0].body
+
+
+def test_no_reminder_for_revoked_or_distant_keys(user, make_key):
+    make_key(user, expires_in_days=30)
+    assert apikey_send_expiry_reminders() == 0
+
+
+def test_create_api_key_prints_only_the_key(user, capsys):
+    call_command("create_api_key", "--email", user.email, "--name", "deploy")
+    out = capsys.readouterr().out.strip()
+    assert out.startswith("flx_live_") and len(out) == 49
+    assert ApiKey.objects.get().name == "deploy"
+
+
+def test_create_api_key_can_make_a_verified_free_account_with_a_test_key(capsys):
+    call_command(
+        "create_api_key", "--email", "New@Example.com", "--create-user", "--test", "--scopes", "generate,jobs:read"
+    )
+    assert capsys.readouterr().out.strip().startswith("flx_test_")
+    user = User.objects.get(email="new@example.com")
+    assert user.plan_id == "free"
+    assert EmailAddress.objects.get(user=user).verified
+    assert ApiKey.objects.get().scopes == ["generate", "jobs:read"]
+
+
+def test_create_api_key_refuses_an_unknown_account_without_create_user():
+    with pytest.raises(CommandError, match="--create-user"):
+        call_command("create_api_key", "--email", "ghost@example.com")
+
+
+def test_create_api_key_refuses_unknown_scopes(user):
+    with pytest.raises(CommandError, match="scope"):
+        call_command("create_api_key", "--email", user.email, "--scopes", "root")
+
+
+def test_keys_page_creates_a_key_and_shows_it_once(client, user):
+    client.force_login(user)
+    response = client.post(
+        "/settings/api-keys/",
+        {"name": "Laptop", "mode": "live", "scopes": ["generate", "jobs:read"], "expires_in_days": 30},
+    )
+    assert response.status_code == HTTPStatus.OK
+    raw = response.context["issued"].raw
+    assert raw.encode() in response.content
+    listing = client.get("/settings/api-keys/")
+    assert raw.encode() not in listing.content
+    assert ApiKey.objects.get().masked.encode() in listing.content
+
+
+def test_keys_page_shows_a_bad_cidr_as_a_form_error(client, user):
+    client.force_login(user)
+    response = client.post(
+        "/settings/api-keys/",
+        {"name": "x", "mode": "live", "scopes": ["generate"], "expires_in_days": 30, "allowed_ips": "nope"},
+    )
+    assert b"is not an IP address" in response.content
+    assert not ApiKey.objects.exists()
+
+
+def test_keys_page_rolls_and_revokes(client, user, make_key):
+    make_key(user)
+    api_key = ApiKey.objects.get()
+    client.force_login(user)
+    rolled = client.post(f"/settings/api-keys/{api_key.id}/roll/", {"grace_hours": 2})
+    assert rolled.context["issued"].raw.startswith("flx_live_")
+    client.post(f"/settings/api-keys/{api_key.id}/revoke/")
+    assert ApiKey.objects.get().revoked_at is not None
+
+
+def test_keys_pages_of_another_account_are_not_found(client, user, make_key):
+    make_key(user)
+    other = User.objects.create_user(email="eve@example.com", password="x")
+    client.force_login(other)
+    key_id = ApiKey.objects.get().id
+    assert client.get(f"/settings/api-keys/{key_id}/roll/").status_code == HTTPStatus.NOT_FOUND
+    assert client.post(f"/settings/api-keys/{key_id}/revoke/").status_code == HTTPStatus.NOT_FOUND

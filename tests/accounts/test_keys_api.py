@@ -1,0 +1,124 @@
+from datetime import timedelta
+from http import HTTPStatus
+
+import pytest
+from django.utils import timezone
+
+from accounts.models import DEFAULT_SCOPES, ApiKey
+
+pytestmark = pytest.mark.django_db
+
+
+def create(api, **body):
+    return api.post("/api/v1/keys", {"name": "ci", **body}, content_type="application/json")
+
+
+def test_creating_a_key_returns_the_secret_once(api):
+    response = create(api)
+    assert response.status_code == HTTPStatus.CREATED
+    data = response.json()["data"]
+    assert data["key"].startswith("flx_live_") and len(data["key"]) == 49
+    assert data["prefix"] == data["key"][:13]
+    assert data["lastFour"] == data["key"][-4:]
+    assert data["scopes"] == DEFAULT_SCOPES
+    assert data["status"] == "active"
+    listed = api.get("/api/v1/keys").json()["data"]
+    assert all("key" not in item for item in listed)
+
+
+def test_a_new_key_expires_in_90_days_by_default(api):
+    data = create(api).json()["data"]
+    expires = ApiKey.objects.get(id=data["id"]).expires_at
+    assert abs(expires - (timezone.now() + timedelta(days=90))) < timedelta(minutes=1)
+
+
+def test_a_test_mode_key_has_the_test_prefix(api):
+    assert create(api, mode="test").json()["data"]["key"].startswith("flx_test_")
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"expiresInDays": 366}, "expiresInDays"),
+        ({"expiresInDays": 0}, "expiresInDays"),
+        ({"scopes": ["everything"]}, "scopes"),
+        ({"scopes": []}, "scopes"),
+        ({"allowedIps": ["not-an-ip"]}, "allowedIps"),
+        ({"monthlyCreditCap": -5}, "monthlyCreditCap"),
+        ({"name": ""}, "name"),
+    ],
+)
+def test_bad_key_settings_are_a_validation_error_naming_the_field(api, body, field):
+    response = create(api, **body)
+    assert response.status_code == HTTPStatus.UNPROCESSABLE_ENTITY
+    assert field in response.json()["error"]["details"]
+
+
+def test_the_listing_shows_usage_and_status(api):
+    create(api)
+    items = api.get("/api/v1/keys").json()
+    assert items["nextCursor"] is None
+    first = items["data"][-1]
+    assert set(first) >= {
+        "id",
+        "prefix",
+        "lastFour",
+        "name",
+        "scopes",
+        "createdAt",
+        "lastUsedAt",
+        "lastUsedIp",
+        "expiresAt",
+        "status",
+    }
+    assert first["lastUsedIp"] == "127.0.0.1"
+
+
+def test_the_listing_is_cursor_paginated_newest_first(api):
+    for n in range(3):
+        create(api, name=f"k{n}")
+    page = api.get("/api/v1/keys?limit=2").json()
+    assert [k["name"] for k in page["data"]] == ["k2", "k1"]
+    rest = api.get(f"/api/v1/keys?limit=2&cursor={page['nextCursor']}").json()
+    assert [k["name"] for k in rest["data"]] == ["k0", "test key"]
+    assert rest["nextCursor"] is None
+
+
+@pytest.mark.parametrize("query", ["limit=0", "limit=101", "limit=abc", "cursor=%%%"])
+def test_bad_pagination_is_a_validation_error(api, query):
+    assert api.get(f"/api/v1/keys?{query}").status_code == HTTPStatus.UNPROCESSABLE_ENTITY
+
+
+def test_rolling_returns_a_new_secret_for_the_same_id(api):
+    key_id = create(api).json()["data"]["id"]
+    response = api.post(f"/api/v1/keys/{key_id}/roll", {"graceHours": 1}, content_type="application/json")
+    assert response.status_code == HTTPStatus.OK
+    data = response.json()["data"]
+    assert data["id"] == key_id
+    assert data["key"].startswith("flx_live_")
+
+
+def test_a_grace_over_24_hours_is_refused(api):
+    key_id = create(api).json()["data"]["id"]
+    response = api.post(f"/api/v1/keys/{key_id}/roll", {"graceHours": 25}, content_type="application/json")
+    assert response.status_code == HTTPStatus.UNPROCESSABLE_ENTITY
+    assert "graceHours" in response.json()["error"]["details"]
+
+
+def test_revoking_is_final_and_idempotent(api):
+    key_id = create(api).json()["data"]["id"]
+    assert api.delete(f"/api/v1/keys/{key_id}").json()["data"]["status"] == "revoked"
+    assert api.delete(f"/api/v1/keys/{key_id}").json()["data"]["status"] == "revoked"
+    roll = api.post(f"/api/v1/keys/{key_id}/roll", content_type="application/json")
+    assert roll.status_code == HTTPStatus.UNPROCESSABLE_ENTITY
+
+
+@pytest.mark.parametrize("key_id", ["not-a-uuid", "00000000-0000-0000-0000-000000000000"])
+def test_an_unknown_key_id_is_not_found(api, key_id):
+    assert api.delete(f"/api/v1/keys/{key_id}").status_code == HTTPStatus.NOT_FOUND
+
+
+def test_a_key_without_keys_manage_cannot_manage_keys(client, user, make_key):
+    key = make_key(user)  # default scopes exclude keys:manage
+    response = client.get("/api/v1/keys", headers={"Authorization": f"Bearer {key}"})
+    assert response.status_code == HTTPStatus.FORBIDDEN

@@ -1,0 +1,50 @@
+import re
+
+import pytest
+from allauth.account.models import EmailAddress
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+KEY = re.compile(r"flx_live_[0-9a-f]{40}")
+SCREENSHOTS = "var/test/screenshots"
+
+
+@pytest.fixture
+def signed_in(page, live_server, django_user_model):
+    user = django_user_model.objects.create_user(email="keys@example.com", password="Quiet-Lake-4512")
+    EmailAddress.objects.create(user=user, email=user.email, verified=True, primary=True)
+    page.goto(f"{live_server.url}/accounts/login/")
+    page.get_by_label("Email").fill(user.email)
+    page.locator("#id_password").fill("Quiet-Lake-4512")
+    page.get_by_role("button", name="Sign In").click()
+    page.wait_for_url("**/dashboard/")
+    return page
+
+
+def test_a_user_creates_copies_rolls_and_revokes_a_key(signed_in, live_server):
+    page = signed_in
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="API Keys").click()
+    page.wait_for_url("**/settings/api-keys/")
+    page.get_by_label("Name:", exact=True).fill("My laptop")
+    page.get_by_role("button", name="Create API Key").click()
+    first = page.locator("#new-key").inner_text()
+    assert KEY.fullmatch(first)
+    page.get_by_role("button", name="Copy").click()
+    assert page.evaluate("navigator.clipboard.readText()") == first
+    page.screenshot(path=f"{SCREENSHOTS}/key-created.png", full_page=True)
+
+    page.get_by_role("link", name="back to API Keys").click()
+    assert first not in page.content()
+    page.get_by_role("link", name="Roll").click()
+    page.get_by_label("Keep the old secret working for (hours)").fill("1")
+    page.get_by_role("button", name="Roll key").click()
+    second = page.locator("#new-key").inner_text()
+    assert KEY.fullmatch(second) and second != first
+
+    page.get_by_role("link", name="back to API Keys").click()
+    page.screenshot(path=f"{SCREENSHOTS}/api-keys.png", full_page=True)
+    page.get_by_role("link", name="Revoke").click()
+    page.get_by_role("button", name="Revoke key").click()
+    assert page.get_by_text("is revoked").is_visible()
+    assert page.locator("td .badge.revoked").is_visible()

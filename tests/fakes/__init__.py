@@ -1,0 +1,19 @@
+"""Loopback fakes of the upstream APIs, speaking each one's documented wire format."""
+
+from .fal_fake import FakeFal
+from .openai_fake import FakeOpenAI
+from .replicate_fake import FakeReplicate
+from .server import FakeServer, Recorded, Response, json_response, make_mp4, make_png, make_wav
+
+__all__ = [
+    "FakeFal",
+    "FakeOpenAI",
+    "FakeReplicate",
+    "FakeServer",
+    "Recorded",
+    "Response",
+    "json_response",
+    "make_mp4",
+    "make_png",
+    "make_wav",
+]
