@@ -23,6 +23,7 @@ install: $(VENV)/.installed
 
 setup: install
 	$(PY) manage.py migrate --noinput
+	$(PY) manage.py loaddata credit_packs
 
 run: setup
 	@echo ""

@@ -34,6 +34,10 @@ class Plan(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    @property
+    def price_display(self) -> str:
+        return f"{self.price_cents / 100:,.2f} {self.currency.upper()}"
+
 
 FREE_PLAN_SLUG = "free"
 

@@ -1,8 +1,102 @@
+import logging
+
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+
+from accounts.models import Plan
+from billing import stripe_gateway
+from billing.selectors import ledger_for, packs_for_sale, spend_per_day, wallet_for
+from billing.stripe_events import BadSignature, stripe_event_process, stripe_event_store, stripe_event_verify
+from flixly_site.errors import ApplicationError
+
+logger = logging.getLogger("flixly.billing")
+CHART_HEIGHT = 120
+
+
+def _chart(user) -> dict:
+    days = spend_per_day(user=user, days=30)
+    peak = max((spent for _, spent in days), default=0) or 1
+    bars = [
+        {"day": day, "spent": spent, "height": h, "y": CHART_HEIGHT - h, "x": index * 20}
+        for index, (day, spent) in enumerate(days)
+        for h in [round(spent / peak * CHART_HEIGHT)]
+    ]
+    return {"bars": bars, "total": sum(spent for _, spent in days), "peak": peak, "height": CHART_HEIGHT}
 
 
 @login_required
 def billing(request: HttpRequest) -> HttpResponse:
-    return render(request, "coming_soon.html", {"nav": "billing", "title": "Billing", "feature": "Credits and billing"})
+    wallet = wallet_for(user=request.user)
+    ledger = Paginator(ledger_for(user=request.user), 20).get_page(request.GET.get("page"))
+    context = {
+        "nav": "billing",
+        "wallet": wallet,
+        "plan": request.user.plan,
+        "plans": Plan.objects.all(),
+        "packs": packs_for_sale(),
+        "ledger": ledger,
+        "chart": _chart(request.user),
+        "payments_enabled": stripe_gateway.payments_enabled(),
+        "checkout_canceled": request.GET.get("checkout") == "canceled",
+    }
+    return render(request, "billing/billing.html", context)
+
+
+def _to_stripe(request: HttpRequest, start_checkout) -> HttpResponse:
+    try:
+        return redirect(start_checkout())
+    except ApplicationError as error:
+        messages.error(request, error.message)
+        return redirect("billing")
+
+
+@login_required
+@require_POST
+def buy_pack(request: HttpRequest, pack_id: int) -> HttpResponse:
+    pack = get_object_or_404(packs_for_sale(), pk=pack_id)
+    return _to_stripe(request, lambda: stripe_gateway.checkout_for_pack(user=request.user, pack=pack))
+
+
+@login_required
+@require_POST
+def subscribe(request: HttpRequest, slug: str) -> HttpResponse:
+    plan = get_object_or_404(Plan.objects.exclude(stripe_price_id=""), slug=slug)
+    if wallet_for(user=request.user).stripe_subscription_id:
+        # An existing subscription is upgraded, downgraded or canceled in Stripe's Customer Portal.
+        return _to_stripe(request, lambda: stripe_gateway.portal_for(request.user))
+    return _to_stripe(request, lambda: stripe_gateway.checkout_for_plan(user=request.user, plan=plan))
+
+
+@login_required
+@require_POST
+def portal(request: HttpRequest) -> HttpResponse:
+    return _to_stripe(request, lambda: stripe_gateway.portal_for(request.user))
+
+
+@login_required
+def checkout_success(request: HttpRequest) -> HttpResponse:
+    # Never grants anything: credits arrive only through the signed webhook.
+    return render(request, "billing/success.html", {"nav": "billing", "wallet": wallet_for(user=request.user)})
+
+
+@csrf_exempt
+@require_POST
+def stripe_webhook(request: HttpRequest) -> HttpResponse:
+    try:
+        event = stripe_event_verify(payload=request.body, signature=request.headers.get("Stripe-Signature", ""))
+    except BadSignature as error:
+        return JsonResponse({"error": {"code": "bad_signature", "status": 400, "message": str(error)}}, status=400)
+    row = stripe_event_store(event=event)
+    try:
+        stripe_event_process(row=row)
+    except Exception:
+        logger.exception("Stripe event %s (%s) failed", row.event_id, row.type)
+        return JsonResponse(
+            {"error": {"code": "internal_error", "status": 500, "message": "Processing failed."}}, status=500
+        )
+    return JsonResponse({"received": True})

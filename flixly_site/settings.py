@@ -307,3 +307,11 @@ REPLICATE_API_BASE = env_str("REPLICATE_API_BASE", "https://api.replicate.com").
 FAL_KEY = env_str("FAL_KEY")
 FAL_API_BASE = env_str("FAL_API_BASE", "https://queue.fal.run").rstrip("/")
 FLIXLY_PROVIDER_TIMEOUT = env_int("FLIXLY_PROVIDER_TIMEOUT", 30, minimum=1)
+
+# Credits and Stripe. Without STRIPE_SECRET_KEY the billing page says payments are not configured.
+FLIXLY_SIGNUP_BONUS = env_int("FLIXLY_SIGNUP_BONUS", 50, minimum=0)
+FLIXLY_LOW_BALANCE_THRESHOLD = env_int("FLIXLY_LOW_BALANCE_THRESHOLD", 50, minimum=0)
+STRIPE_SECRET_KEY = env_str("STRIPE_SECRET_KEY")
+STRIPE_WEBHOOK_SECRET = env_str("STRIPE_WEBHOOK_SECRET")
+STRIPE_API_BASE = env_str("STRIPE_API_BASE").rstrip("/")
+FLIXLY_API_RESPONSE_HOOKS = ["billing.hooks.credit_balance_header"]

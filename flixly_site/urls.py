@@ -9,6 +9,7 @@ api_v1 = [
     path("health", HealthApi.as_view(), name="api-health"),
     path("schema", SpectacularAPIView.as_view(), name="api-schema"),
     path("", include("accounts.api.urls")),
+    path("", include("billing.api.urls")),
 ]
 
 urlpatterns = [

@@ -52,6 +52,30 @@ def _fast_password_hashing(settings):
 
 
 @pytest.fixture(autouse=True)
+def _eager_celery(request):
+    """Tasks run inline unless a test starts a real worker (marked `worker`)."""
+    from flixly_site.celery import app
+
+    if request.node.get_closest_marker("worker"):
+        yield
+        return
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = False
+
+
+@pytest.fixture
+def stripe_fake(settings):
+    from tests.fakes import FakeStripe
+
+    with FakeStripe() as fake:
+        settings.STRIPE_SECRET_KEY = "sk_test_fake"
+        settings.STRIPE_WEBHOOK_SECRET = fake.webhook_secret
+        settings.STRIPE_API_BASE = fake.base_url
+        yield fake
+
+
+@pytest.fixture(autouse=True)
 def _clean_cache():
     cache.clear()
     yield

@@ -17,3 +17,4 @@ __all__ = [
     "make_png",
     "make_wav",
 ]
+from .stripe_fake import FakeStripe, stripe_signature_header  # noqa: F401

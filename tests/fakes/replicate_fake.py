@@ -14,7 +14,7 @@ PREDICTION = re.compile(r"^/v1/predictions/([^/]+)(/cancel)?$")
 
 
 class FakeReplicate(FakeServer):
-    def __init__(self, token: str = "r8_test_replicate_token") -> None:  # noqa: S107 - a fake credential
+    def __init__(self, token: str = "r8_test_replicate_token") -> None:
         super().__init__()
         self.token = token
         self.expected_auth = f"Bearer {token}"

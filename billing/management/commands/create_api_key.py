@@ -4,6 +4,7 @@ from django.db import transaction
 
 from accounts.models import DEFAULT_SCOPES, KeyMode, Scope, User
 from accounts.services import apikey_create
+from billing.services import wallet_adjust, wallet_ensure
 from flixly_site.errors import ApplicationError
 
 
@@ -46,5 +47,6 @@ class Command(BaseCommand):
     def _grant(self, user: User, credits: int) -> None:
         if credits < 0:
             raise CommandError("--credits cannot be negative.")
+        wallet_ensure(user_id=user.pk)
         if credits:
-            raise CommandError("--credits needs the billing app, which is not installed yet.")
+            wallet_adjust(user_id=user.pk, amount=credits, reason="Granted by create_api_key")

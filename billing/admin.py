@@ -1,0 +1,140 @@
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
+
+from billing.models import BillingAlert, CreditPack, LedgerEntry, StripeEvent, Wallet
+from billing.services import wallet_adjust
+from billing.stripe_events import stripe_event_process
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+
+class AdjustForm(forms.Form):
+    amount = forms.IntegerField(help_text="Positive grants credits; negative takes them (never below zero).")
+    reason = forms.CharField(max_length=300, help_text="Shown on the account's ledger.")
+
+    def clean_amount(self) -> int:
+        if self.cleaned_data["amount"] == 0:
+            raise forms.ValidationError("Use a non-zero amount.")
+        return self.cleaned_data["amount"]
+
+
+@admin.register(Wallet)
+class WalletAdmin(ReadOnlyAdmin):
+    list_display = ("user", "balance", "subscription_status", "stripe_customer_id", "updated_at", "adjust_link")
+    search_fields = ("user__email", "stripe_customer_id")
+    readonly_fields = [*(f.name for f in Wallet._meta.fields), "ledger"]
+
+    @admin.display(description="Ledger (newest 50)")
+    def ledger(self, wallet: Wallet) -> str:
+        entries = LedgerEntry.objects.filter(user_id=wallet.user_id).select_related("staff_user")[:50]
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{:+d}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (e.created_at, e.get_kind_display(), e.amount, e.balance_after, e.reason, e.staff_user or "")
+                for e in entries
+            ),
+        )
+        everything = reverse("admin:billing_ledgerentry_changelist") + f"?user__id__exact={wallet.user_id}"
+        return format_html(
+            "<table><tr><th>When</th><th>Kind</th><th>Amount</th><th>Balance</th><th>Reason</th><th>Staff</th></tr>{}"
+            '</table><p><a href="{}">All ledger rows</a></p>',
+            rows,
+            everything,
+        )
+
+    @admin.display(description="Grant / adjust")
+    def adjust_link(self, wallet: Wallet) -> str:
+        return format_html('<a href="{}">Grant or adjust</a>', reverse("admin:billing_wallet_adjust", args=[wallet.pk]))
+
+    def get_urls(self):
+        extra = [path("<int:pk>/adjust/", self.admin_site.admin_view(self.adjust_view), name="billing_wallet_adjust")]
+        return extra + super().get_urls()
+
+    def adjust_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        wallet = get_object_or_404(Wallet.objects.select_related("user"), pk=pk)
+        form = AdjustForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            entry = wallet_adjust(user_id=wallet.user_id, staff_user_id=request.user.pk, **form.cleaned_data)
+            moved = entry.amount if entry else 0
+            messages.success(request, f"{moved:+d} credits for {wallet.user}.")
+            return redirect("admin:billing_wallet_change", pk)
+        context = {**self.admin_site.each_context(request), "wallet": wallet, "form": form, "title": "Grant or adjust"}
+        return render(request, "admin/billing/wallet_adjust.html", context)
+
+
+@admin.register(LedgerEntry)
+class LedgerEntryAdmin(ReadOnlyAdmin):
+    list_display = ("created_at", "user", "kind", "amount", "balance_after", "reason", "reference_id", "staff_user")
+    list_filter = ("kind", "category")
+    search_fields = ("user__email", "reference_id", "idempotency_key")
+    date_hierarchy = "created_at"
+
+
+@admin.register(CreditPack)
+class CreditPackAdmin(admin.ModelAdmin):
+    list_display = ("name", "credits", "price_cents", "currency", "stripe_price_id", "active", "sort_order")
+    list_editable = ("active", "sort_order")
+
+
+class EventStatusFilter(admin.SimpleListFilter):
+    title = "status"
+    parameter_name = "status"
+
+    def lookups(self, request, model_admin):
+        return [("failed", "Failed"), ("processed", "Processed")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "failed":
+            return queryset.filter(processed_at__isnull=True).exclude(last_error="")
+        if self.value() == "processed":
+            return queryset.filter(processed_at__isnull=False)
+        return queryset
+
+
+@admin.register(StripeEvent)
+class StripeEventAdmin(ReadOnlyAdmin):
+    list_display = ("received_at", "type", "event_id", "processed_at", "attempts", "last_error")
+    list_filter = (EventStatusFilter, "type")
+    search_fields = ("event_id",)
+    readonly_fields = [f.name for f in StripeEvent._meta.fields]
+    actions = ["reprocess"]
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return request.user.is_staff  # needed for actions; every field stays read-only
+
+    @admin.action(description="Process selected events again")
+    def reprocess(self, request: HttpRequest, queryset: QuerySet[StripeEvent]) -> None:
+        for row in queryset.filter(processed_at__isnull=True):
+            try:
+                stripe_event_process(row=row)
+            except Exception as error:
+                messages.error(request, f"{row.event_id}: {error}")
+        messages.info(request, "Done; failures stay listed with their error.")
+
+
+@admin.register(BillingAlert)
+class BillingAlertAdmin(admin.ModelAdmin):
+    list_display = ("created_at", "user", "message", "reference", "resolved_at")
+    list_filter = (("resolved_at", admin.EmptyFieldListFilter),)
+    readonly_fields = ("created_at", "user", "message", "reference")
+    actions = ["resolve"]
+
+    @admin.action(description="Mark resolved")
+    def resolve(self, request: HttpRequest, queryset: QuerySet[BillingAlert]) -> None:
+        queryset.update(resolved_at=timezone.now())

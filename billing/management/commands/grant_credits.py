@@ -1,0 +1,23 @@
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from accounts.models import User
+from billing.services import wallet_adjust, wallet_balance
+
+
+class Command(BaseCommand):
+    help = "Grant (or, with a negative amount, take) credits; writes a ledger row. Never goes below zero."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--email", required=True)
+        parser.add_argument("--amount", type=int, required=True)
+        parser.add_argument("--reason", required=True)
+
+    def handle(self, *args, **options) -> None:
+        user = User.objects.filter(email__iexact=options["email"].strip()).first()
+        if user is None:
+            raise CommandError(f"No account with e-mail {options['email']}.")
+        if options["amount"] == 0 or not options["reason"].strip():
+            raise CommandError("--amount must be non-zero and --reason must not be empty.")
+        entry = wallet_adjust(user_id=user.pk, amount=options["amount"], reason=options["reason"].strip())
+        moved = entry.amount if entry else 0
+        self.stdout.write(f"{moved:+d} credits for {user.email}; balance {wallet_balance(user_id=user.pk)}.")

@@ -1,0 +1,81 @@
+"""Reads for billing: balances, the ledger, usage and spend over time."""
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models.functions import TruncDate
+from django.utils import timezone
+
+from accounts.models import User
+from billing.models import CreditPack, EntryKind, LedgerEntry, Wallet
+from billing.services import month_start
+
+CATEGORIES = ("images", "videos", "audio", "chat")
+
+
+def ledger_for(*, user: User) -> QuerySet[LedgerEntry]:
+    return LedgerEntry.objects.filter(user=user)
+
+
+def packs_for_sale() -> QuerySet[CreditPack]:
+    return CreditPack.objects.filter(active=True)
+
+
+def wallet_for(*, user: User) -> Wallet:
+    return Wallet.objects.filter(user=user).first() or Wallet(user=user)
+
+
+def billing_cycle(wallet: Wallet, now: datetime | None = None) -> tuple[datetime, datetime]:
+    """The subscription's current period, or the calendar month without one."""
+    now = now or timezone.now()
+    if wallet.current_period_start and wallet.current_period_end and wallet.current_period_end > now:
+        return wallet.current_period_start, wallet.current_period_end
+    start = month_start(now)
+    end = (start + timedelta(days=32)).replace(day=1)
+    return start, end
+
+
+@dataclass(frozen=True)
+class Usage:
+    credits: int
+    cycle_start: datetime
+    cycle_end: datetime
+    credits_used: int
+    jobs_by_category: dict[str, int]
+    credits_by_category: dict[str, int]
+
+
+def usage_for(*, user: User) -> Usage:
+    wallet = wallet_for(user=user)
+    start, end = billing_cycle(wallet)
+    rows = (
+        LedgerEntry.objects.filter(user=user, created_at__gte=start, kind__in=[EntryKind.DEBIT, EntryKind.REFUND])
+        .values("category")
+        .annotate(
+            net=Sum("amount"),
+            debits=Count("id", filter=Q(kind=EntryKind.DEBIT)),
+            refunds=Count("id", filter=Q(kind=EntryKind.REFUND)),
+        )
+    )
+    jobs = dict.fromkeys(CATEGORIES, 0)
+    credits = dict.fromkeys(CATEGORIES, 0)
+    for row in rows:
+        if row["category"] in jobs:
+            jobs[row["category"]] = row["debits"] - row["refunds"]
+            credits[row["category"]] = -(row["net"] or 0)
+    return Usage(wallet.balance, start, end, sum(credits.values()), jobs, credits)
+
+
+def spend_per_day(*, user: User, days: int = 30) -> list[tuple[date, int]]:
+    """Net credits spent on each of the last `days` days, oldest first, zero-filled."""
+    today = timezone.now().date()
+    first = today - timedelta(days=days - 1)
+    rows = (
+        LedgerEntry.objects.filter(user=user, created_at__date__gte=first, kind__in=[EntryKind.DEBIT, EntryKind.REFUND])
+        .annotate(day=TruncDate("created_at"))
+        .values("day")
+        .annotate(net=Sum("amount"))
+    )
+    spent = {row["day"]: -(row["net"] or 0) for row in rows}
+    return [(first + timedelta(days=n), max(0, spent.get(first + timedelta(days=n), 0))) for n in range(days)]

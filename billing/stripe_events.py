@@ -1,0 +1,240 @@
+"""Stripe webhook events: verified, stored once by event id, processed idempotently.
+
+A replayed or concurrent duplicate event is a no-op (the stored row is locked and marked processed);
+each grant also carries its own idempotency key (the Checkout Session, the invoice), so even two
+different events about one payment credit it once. Subscription events carry the full object and
+are applied only when newer than the last one applied, so out-of-order delivery is harmless.
+"""
+
+import json
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import stripe
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Sum
+from django.utils import timezone
+
+from accounts.models import FREE_PLAN_SLUG, Plan, User
+from accounts.services import user_set_plan
+from billing.models import EntryKind, LedgerEntry, StripeEvent, Wallet
+from billing.services import billing_alert_raise, wallet_credit, wallet_take
+
+logger = logging.getLogger("flixly.billing")
+
+ACTIVE_SUBSCRIPTION = {"active", "trialing", "past_due"}
+
+
+class BadSignature(Exception):
+    pass
+
+
+def _timestamp(value: int | None) -> datetime | None:
+    return datetime.fromtimestamp(value, tz=UTC) if value else None
+
+
+def stripe_event_verify(*, payload: bytes, signature: str) -> dict:
+    if not settings.STRIPE_WEBHOOK_SECRET:
+        raise BadSignature("STRIPE_WEBHOOK_SECRET is not configured.")
+    try:
+        stripe.Webhook.construct_event(payload, signature, settings.STRIPE_WEBHOOK_SECRET)
+    except (ValueError, stripe.SignatureVerificationError):
+        raise BadSignature("Invalid Stripe signature.") from None
+    return json.loads(payload)
+
+
+def stripe_event_store(*, event: dict) -> StripeEvent:
+    row, _ = StripeEvent.objects.get_or_create(
+        event_id=event["id"],
+        defaults={"type": event["type"], "payload": event, "stripe_created_at": _timestamp(event["created"])},
+    )
+    return row
+
+
+def stripe_event_process(*, row: StripeEvent) -> bool:
+    """Run the event's handler once; False when it had already been processed."""
+    try:
+        with transaction.atomic():
+            locked = StripeEvent.objects.select_for_update().get(pk=row.pk)
+            if locked.processed_at is not None:
+                return False
+            handler = HANDLERS.get(locked.type)
+            if handler is not None:
+                handler(locked.payload["data"]["object"], locked.stripe_created_at)
+            StripeEvent.objects.filter(pk=row.pk).update(processed_at=timezone.now(), attempts=F("attempts") + 1)
+            return True
+    except Exception as error:
+        # Visible to staff in the admin; the 500 makes Stripe retry later.
+        StripeEvent.objects.filter(pk=row.pk).update(attempts=F("attempts") + 1, last_error=repr(error)[:2000])
+        raise
+
+
+def _user_for(obj: dict) -> User | None:
+    metadata = obj.get("metadata") or {}
+    user_id = metadata.get("flixly_user") or obj.get("client_reference_id")
+    if user_id and str(user_id).isdigit():
+        return User.objects.filter(pk=int(user_id)).first()
+    customer = obj.get("customer")
+    wallet = Wallet.objects.filter(stripe_customer_id=customer).select_related("user").first() if customer else None
+    return wallet.user if wallet else None
+
+
+def _link_customer(user: User, obj: dict) -> None:
+    customer = obj.get("customer")
+    if customer:
+        Wallet.objects.get_or_create(user=user)
+        Wallet.objects.filter(user=user, stripe_customer_id="").update(stripe_customer_id=customer)
+
+
+def _grant_pack(session: dict) -> None:
+    user = _user_for(session)
+    credits = int((session.get("metadata") or {}).get("credits") or 0)
+    if user is None or credits <= 0:
+        raise ValueError(f"Checkout Session {session['id']} has no Flixly account or credits in its metadata.")
+    _link_customer(user, session)
+    wallet_credit(
+        user_id=user.pk,
+        amount=credits,
+        kind=EntryKind.PURCHASE,
+        idempotency_key=f"checkout:{session['id']}",
+        reference_type="stripe_payment_intent",
+        reference_id=session.get("payment_intent") or session["id"],
+        reason=f"Bought {credits} credits",
+    )
+
+
+def on_checkout_completed(session: dict, created: datetime) -> None:
+    if session.get("mode") == "subscription":
+        user = _user_for(session)
+        if user is not None:
+            _link_customer(user, session)
+        return
+    # Delayed payment methods complete the session unpaid; async_payment_succeeded grants later.
+    if session.get("payment_status") in ("paid", "no_payment_required"):
+        _grant_pack(session)
+
+
+def on_async_payment_succeeded(session: dict, created: datetime) -> None:
+    _grant_pack(session)
+
+
+def _subscription_price(subscription: dict) -> str | None:
+    items = (subscription.get("items") or {}).get("data") or []
+    return items[0]["price"]["id"] if items else None
+
+
+def _period(subscription: dict) -> tuple[datetime | None, datetime | None]:
+    items = (subscription.get("items") or {}).get("data") or [{}]
+    start = subscription.get("current_period_start") or items[0].get("current_period_start")
+    end = subscription.get("current_period_end") or items[0].get("current_period_end")
+    return _timestamp(start), _timestamp(end)
+
+
+def _plan_for(subscription: dict, deleted: bool) -> Plan:
+    if deleted or subscription.get("status") not in ACTIVE_SUBSCRIPTION:
+        return Plan.objects.get(slug=FREE_PLAN_SLUG)
+    plan = Plan.objects.filter(stripe_price_id=_subscription_price(subscription)).first()
+    if plan is None:
+        raise ValueError(f"No plan has Stripe price {_subscription_price(subscription)}.")
+    return plan
+
+
+def _on_subscription(subscription: dict, created: datetime, *, deleted: bool) -> None:
+    user = _user_for(subscription)
+    if user is None:
+        raise ValueError(f"Subscription {subscription['id']} belongs to no Flixly account.")
+    _link_customer(user, subscription)
+    wallet = Wallet.objects.select_for_update().get(user=user)
+    if wallet.subscription_event_at and created <= wallet.subscription_event_at:
+        return  # an older event than the state we already applied
+    start, end = _period(subscription)
+    Wallet.objects.filter(user=user).update(
+        stripe_subscription_id="" if deleted else subscription["id"],
+        subscription_status="canceled" if deleted else subscription.get("status", ""),
+        current_period_start=start,
+        current_period_end=end,
+        subscription_event_at=created,
+    )
+    user_set_plan(user=user, plan=_plan_for(subscription, deleted))
+
+
+def on_subscription_changed(subscription: dict, created: datetime) -> None:
+    _on_subscription(subscription, created, deleted=False)
+
+
+def on_subscription_deleted(subscription: dict, created: datetime) -> None:
+    _on_subscription(subscription, created, deleted=True)
+
+
+def _invoice_price(invoice: dict) -> str | None:
+    for line in (invoice.get("lines") or {}).get("data") or []:
+        price = line.get("price") or (line.get("pricing") or {}).get("price_details", {}).get("price")
+        if isinstance(price, dict):
+            return price.get("id")
+        if price:
+            return price
+    return None
+
+
+def on_invoice_paid(invoice: dict, created: datetime) -> None:
+    plan = Plan.objects.filter(stripe_price_id=_invoice_price(invoice)).first() if _invoice_price(invoice) else None
+    if plan is None or plan.monthly_credits == 0:
+        return  # not a plan invoice (or a plan without monthly credits)
+    user = _user_for(invoice)
+    if user is None:
+        raise ValueError(f"Invoice {invoice['id']} belongs to no Flixly account.")
+    wallet_credit(
+        user_id=user.pk,
+        amount=plan.monthly_credits,
+        kind=EntryKind.PLAN_GRANT,
+        idempotency_key=f"invoice:{invoice['id']}",
+        reference_type="stripe_invoice",
+        reference_id=invoice["id"],
+        reason=f"{plan.name} plan: monthly credits",
+    )
+
+
+def on_charge_refunded(charge: dict, created: datetime) -> None:
+    payment_intent = charge.get("payment_intent")
+    purchase = LedgerEntry.objects.filter(
+        kind=EntryKind.PURCHASE, reference_type="stripe_payment_intent", reference_id=payment_intent
+    ).first()
+    if purchase is None or not charge.get("amount"):
+        return  # not a credit pack payment
+    owed = purchase.amount * charge["amount_refunded"] // charge["amount"]
+    taken = -(
+        LedgerEntry.objects.filter(
+            user_id=purchase.user_id, kind=EntryKind.CLAWBACK, reference_id=payment_intent
+        ).aggregate(total=Sum("amount"))["total"]
+        or 0
+    )
+    if owed <= taken:
+        return
+    _, shortfall = wallet_take(
+        user_id=purchase.user_id,
+        amount=owed - taken,
+        kind=EntryKind.CLAWBACK,
+        idempotency_key=f"clawback:{payment_intent}:{charge['amount_refunded']}",
+        reference_type="stripe_payment_intent",
+        reference_id=payment_intent,
+        reason="Payment refunded",
+    )
+    if shortfall:
+        billing_alert_raise(
+            user_id=purchase.user_id,
+            message=f"Refund of {payment_intent}: {shortfall} credits were already spent and could not be clawed back.",
+            reference=payment_intent,
+        )
+
+
+HANDLERS: dict[str, Callable[[dict, datetime], None]] = {
+    "checkout.session.completed": on_checkout_completed,
+    "checkout.session.async_payment_succeeded": on_async_payment_succeeded,
+    "customer.subscription.created": on_subscription_changed,
+    "customer.subscription.updated": on_subscription_changed,
+    "customer.subscription.deleted": on_subscription_deleted,
+    "invoice.paid": on_invoice_paid,
+    "charge.refunded": on_charge_refunded,
+}

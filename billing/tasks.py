@@ -1,0 +1,20 @@
+from celery import shared_task
+from django.conf import settings
+from django.core.mail import send_mail
+from django.template.loader import render_to_string
+
+from accounts.models import User
+
+
+@shared_task
+def send_low_balance_email(user_id: int, balance: int) -> None:
+    user = User.objects.filter(pk=user_id).first()
+    if user is None:
+        return
+    context = {"balance": balance, "threshold": settings.FLIXLY_LOW_BALANCE_THRESHOLD, "site_url": settings.SITE_URL}
+    send_mail(
+        subject=f"[Flixly] Your credit balance is low ({balance} left)",
+        message=render_to_string("emails/low_balance.txt", context),
+        from_email=None,
+        recipient_list=[user.email],
+    )

@@ -1,0 +1,119 @@
+from http import HTTPStatus
+
+import pytest
+
+from billing.models import CreditPack, Wallet
+from billing.services import wallet_balance
+from tests.fakes.stripe_fake import decode_form
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def pack():
+    return CreditPack.objects.create(name="Starter", credits=500, price_cents=500, stripe_price_id="price_starter")
+
+
+def test_buying_a_pack_redirects_to_a_checkout_session_with_the_account_and_pack(client, user, pack, stripe_fake):
+    client.force_login(user)
+    response = client.post(f"/billing/packs/{pack.pk}/buy/")
+    assert response.status_code == HTTPStatus.FOUND
+    assert response["Location"].startswith(f"{stripe_fake.base_url}/pay/cs_test_")
+    sent = stripe_fake.received("POST", "/v1/checkout/sessions")[0]
+    form = decode_form(sent.body)
+    assert form["mode"] == "payment"
+    assert form["metadata"] == {"flixly_user": str(user.pk), "flixly_pack": str(pack.pk), "credits": "500"}
+    assert form["line_items"] == [{"price": "price_starter", "quantity": "1"}]
+    assert sent.headers["authorization"] == "Bearer sk_test_fake"
+
+
+def test_the_stripe_customer_is_created_once(client, user, pack, stripe_fake):
+    client.force_login(user)
+    client.post(f"/billing/packs/{pack.pk}/buy/")
+    client.post(f"/billing/packs/{pack.pk}/buy/")
+    assert len(stripe_fake.received("POST", "/v1/customers")) == 1
+    assert Wallet.objects.get(user=user).stripe_customer_id.startswith("cus_")
+
+
+def test_a_pack_without_a_stripe_price_is_priced_inline(client, user, stripe_fake):
+    pack = CreditPack.objects.create(name="Inline", credits=100, price_cents=199)
+    client.force_login(user)
+    client.post(f"/billing/packs/{pack.pk}/buy/")
+    form = decode_form(stripe_fake.received("POST", "/v1/checkout/sessions")[0].body)
+    assert form["line_items"][0]["price_data"]["unit_amount"] == "199"
+
+
+def test_the_success_page_grants_nothing(client, user, pack, stripe_fake):
+    client.force_login(user)
+    client.post(f"/billing/packs/{pack.pk}/buy/")
+    assert client.get("/billing/success/?session_id=cs_test_2").status_code == HTTPStatus.OK
+    assert wallet_balance(user_id=user.pk) == 0
+
+
+def test_paying_on_stripe_grants_the_credits_through_the_webhook(
+    live_server, user, pack, stripe_fake, transactional_db
+):
+    import httpx
+    from django.test import Client
+
+    client = Client()
+    client.force_login(user)
+    stripe_fake.webhook_url = f"{live_server.url}/billing/stripe/webhook/"
+    checkout_url = client.post(f"/billing/packs/{pack.pk}/buy/")["Location"]
+    paid = httpx.post(checkout_url, follow_redirects=False)
+    assert paid.status_code == HTTPStatus.SEE_OTHER
+    assert wallet_balance(user_id=user.pk) == 500
+
+
+def test_a_stripe_outage_is_reported_and_charges_nothing(client, user, pack, settings):
+    settings.STRIPE_SECRET_KEY = "sk_test_fake"
+    settings.STRIPE_API_BASE = "http://127.0.0.1:9"
+    client.force_login(user)
+    response = client.post(f"/billing/packs/{pack.pk}/buy/", follow=True)
+    assert b"Stripe could not" in response.content
+    assert wallet_balance(user_id=user.pk) == 0
+
+
+def test_without_a_stripe_key_the_billing_page_says_payments_are_not_configured(client, user, pack, settings):
+    settings.STRIPE_SECRET_KEY = ""
+    client.force_login(user)
+    page = client.get("/billing/")
+    assert b"Payments are not configured" in page.content
+    response = client.post(f"/billing/packs/{pack.pk}/buy/", follow=True)
+    assert b"Payments are not configured on this server" in response.content
+
+
+def test_the_portal_opens_for_an_existing_customer(client, user, stripe_fake):
+    client.force_login(user)
+    response = client.post("/billing/portal/")
+    assert response["Location"].startswith(f"{stripe_fake.base_url}/portal/cus_")
+
+
+def test_subscribing_starts_a_subscription_checkout(client, user, stripe_fake):
+    from accounts.models import Plan
+
+    Plan.objects.filter(slug="pro").update(stripe_price_id="price_pro")
+    client.force_login(user)
+    client.post("/billing/plans/pro/subscribe/")
+    form = decode_form(stripe_fake.received("POST", "/v1/checkout/sessions")[0].body)
+    assert form["mode"] == "subscription"
+    assert form["line_items"][0]["price"] == "price_pro"
+
+
+def test_an_existing_subscriber_changes_plan_in_the_portal(client, user, stripe_fake):
+    from accounts.models import Plan
+
+    Plan.objects.filter(slug="lite").update(stripe_price_id="price_lite")
+    Wallet.objects.create(user=user, stripe_customer_id="cus_1", stripe_subscription_id="sub_1")
+    client.force_login(user)
+    assert "/portal/cus_1" in client.post("/billing/plans/lite/subscribe/")["Location"]
+
+
+def test_the_billing_page_shows_balance_packs_plan_ledger_and_chart(client, user, pack, stripe_fake):
+    from billing.services import wallet_adjust
+
+    wallet_adjust(user_id=user.pk, amount=42, reason="Welcome gift")
+    client.force_login(user)
+    page = client.get("/billing/").content.decode()
+    for text in ("42", "Starter", "Free", "Welcome gift", "Credits spent per day", "Buy Starter"):
+        assert text in page

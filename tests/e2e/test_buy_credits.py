@@ -1,0 +1,33 @@
+import pytest
+from allauth.account.models import EmailAddress
+
+from billing.models import CreditPack
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+SCREENSHOTS = "var/test/screenshots"
+
+
+def test_a_user_buys_a_pack_and_sees_the_new_balance(page, live_server, django_user_model, stripe_fake, settings):
+    settings.SITE_URL = live_server.url
+    stripe_fake.webhook_url = f"{live_server.url}/billing/stripe/webhook/"
+    CreditPack.objects.create(name="Starter", credits=500, price_cents=500, stripe_price_id="price_starter")
+    user = django_user_model.objects.create_user(email="buyer@example.com", password="Quiet-Lake-4512")
+    EmailAddress.objects.create(user=user, email=user.email, verified=True, primary=True)
+
+    page.goto(f"{live_server.url}/accounts/login/")
+    page.get_by_label("Email").fill(user.email)
+    page.locator("#id_password").fill("Quiet-Lake-4512")
+    page.get_by_role("button", name="Sign In").click()
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Billing").click()
+    assert page.locator("#balance").inner_text() == "0"
+
+    page.get_by_role("button", name="Buy Starter").click()
+    page.wait_for_url(f"{stripe_fake.base_url}/pay/**")
+    page.get_by_role("button", name="Pay").click()
+    page.wait_for_url("**/billing/success/**")
+    assert page.get_by_role("heading", name="Thank you").is_visible()
+
+    page.get_by_role("link", name="Back to billing").click()
+    assert page.locator("#balance").inner_text() == "500"
+    assert page.get_by_role("cell", name="Purchase").is_visible()
+    page.screenshot(path=f"{SCREENSHOTS}/billing.png", full_page=True)
