@@ -5,6 +5,7 @@ Celery broker, local media, console e-mail). Production differs only by environm
 variables; see README.md for the full list.
 """
 
+import json
 import secrets
 from pathlib import Path
 
@@ -257,7 +258,7 @@ if CELERY_BROKER_URL == "filesystem://":
         "polling_interval": 0.1,
     }
 else:
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600, "socket_connect_timeout": 2, "socket_timeout": 5}
 CELERY_TASK_ALWAYS_EAGER = False
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
@@ -307,6 +308,13 @@ REPLICATE_API_BASE = env_str("REPLICATE_API_BASE", "https://api.replicate.com").
 FAL_KEY = env_str("FAL_KEY")
 FAL_API_BASE = env_str("FAL_API_BASE", "https://queue.fal.run").rstrip("/")
 FLIXLY_PROVIDER_TIMEOUT = env_int("FLIXLY_PROVIDER_TIMEOUT", 30, minimum=1)
+# Extra provider routes for catalog entries, e.g. {"myproxy": "mypackage.providers.MyProvider"} (JSON).
+FLIXLY_EXTRA_PROVIDERS: dict[str, str] = json.loads(env_str("FLIXLY_EXTRA_PROVIDERS", "{}"))
+# Serves bench/urls.py (a bare endpoint and a hand-written submit) for `make bench` only.
+FLIXLY_BENCH_ENDPOINTS = env_bool("FLIXLY_BENCH_ENDPOINTS", False)
+# For tests and local development only: let imageUrl reach http:// and private addresses.
+FLIXLY_OUTBOUND_ALLOW_HTTP = env_bool("FLIXLY_OUTBOUND_ALLOW_HTTP", False)
+FLIXLY_OUTBOUND_ALLOW_PRIVATE = env_bool("FLIXLY_OUTBOUND_ALLOW_PRIVATE", False)
 
 # Credits and Stripe. Without STRIPE_SECRET_KEY the billing page says payments are not configured.
 FLIXLY_SIGNUP_BONUS = env_int("FLIXLY_SIGNUP_BONUS", 50, minimum=0)

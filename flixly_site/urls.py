@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView
@@ -10,6 +11,7 @@ api_v1 = [
     path("schema", SpectacularAPIView.as_view(), name="api-schema"),
     path("", include("accounts.api.urls")),
     path("", include("billing.api.urls")),
+    path("", include("generation.api.urls")),
 ]
 
 urlpatterns = [
@@ -24,6 +26,9 @@ urlpatterns = [
     path("api/v1/", include(api_v1)),
     path("api/docs", SpectacularRedocView.as_view(url_name="api-schema"), name="api-docs"),
 ]
+
+if settings.FLIXLY_BENCH_ENDPOINTS:
+    urlpatterns.append(path("bench/", include("bench.urls")))
 
 handler400 = "flixly_site.errors.handler400"
 handler403 = "flixly_site.errors.handler403"

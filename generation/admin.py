@@ -1,0 +1,56 @@
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from generation.catalog import catalog_forget
+from generation.models import AiModel, Job, JobEvent, JobStatus
+from generation.services import job_fail
+
+
+@admin.register(AiModel)
+class AiModelAdmin(admin.ModelAdmin):
+    list_display = ("id", "name", "vendor", "route", "credits", "enabled", "timeout_seconds")
+    list_filter = ("route", "enabled", "vendor")
+    list_editable = ("enabled", "credits")
+    search_fields = ("id", "name", "vendor", "upstream_model")
+    readonly_fields = ("updated_at",)
+
+    def save_model(self, request: HttpRequest, obj: AiModel, form, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        catalog_forget()
+
+    def save_related(self, request, form, formsets, change) -> None:
+        super().save_related(request, form, formsets, change)
+        catalog_forget()
+
+
+class JobEventInline(admin.TabularInline):
+    model = JobEvent
+    extra = 0
+    can_delete = False
+    readonly_fields = ("kind", "at", "data")
+
+    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+
+@admin.register(Job)
+class JobAdmin(admin.ModelAdmin):
+    list_display = ("id", "user", "model", "type", "status", "credits_charged", "credits_refunded", "created_at")
+    list_filter = ("status", "type", "route", "is_test")
+    search_fields = ("id", "user__email", "model__id")
+    date_hierarchy = "created_at"
+    readonly_fields = [f.name for f in Job._meta.fields]
+    inlines = [JobEventInline]
+    actions = ["fail_and_refund"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    @admin.action(description="Fail and refund selected unfinished jobs")
+    def fail_and_refund(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
+        failed = sum(
+            job_fail(job_id=job.pk, detail=f"failed by staff {request.user}")
+            for job in queryset.filter(status__in=[JobStatus.QUEUED, JobStatus.RUNNING])
+        )
+        messages.success(request, f"Failed and refunded {failed} job(s).")

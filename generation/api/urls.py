@@ -1,0 +1,13 @@
+from django.urls import path
+
+from generation.api import views
+
+urlpatterns = [
+    path("models", views.ModelListApi.as_view(), name="api-v1-models"),
+    path("models/<str:model_id>", views.ModelDetailApi.as_view(), name="api-v1-model"),
+    path("generate", views.GenerateApi.as_view(), name="api-v1-generate"),
+    path("jobs", views.JobListApi.as_view(), name="api-v1-jobs"),
+    path("jobs/export.csv", views.JobExportApi.as_view(), name="api-v1-jobs-export"),
+    path("jobs/<str:job_id>", views.JobDetailApi.as_view(), name="api-v1-job"),
+    path("jobs/<str:job_id>/cancel", views.JobCancelApi.as_view(), name="api-v1-job-cancel"),
+]

@@ -1,0 +1,232 @@
+import csv
+import io
+import re
+import time
+
+from django.conf import settings
+from django.http import StreamingHttpResponse
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework.parsers import JSONParser, MultiPartParser
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from flixly_site.errors import NotFound, PayloadTooLarge, ValidationFailed
+from flixly_site.pagination import paginated_response
+from generation.api.serializers import GenerateInput, JobSchema, ModelSchema, job_data, job_summary, model_data
+from generation.catalog import catalog_get, catalog_models, route_for
+from generation.models import FINISHED_STATUSES, Job
+from generation.outbound import OutboundError, TooLarge, fetch_image
+from generation.selectors import EXPORT_COLUMNS, export_rows, export_window, job_get, jobs_for
+from generation.services import job_cancel, job_submit, request_fingerprint
+from generation.validation import validate_generate
+
+PREFER_WAIT = re.compile(r"(?:^|[\s,;])wait\s*=\s*(\d+)")
+MAX_WAIT_SECONDS = 60
+WAIT_POLL_SECONDS = 0.2
+
+
+class ModelListApi(APIView):
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(operation_id="models_list", responses=ModelSchema(many=True))
+    def get(self, request: Request) -> Response:
+        models = catalog_models().values()
+        return Response({"data": [model_data(m, available=route_for(m, is_test=False) is not None) for m in models]})
+
+
+class ModelDetailApi(APIView):
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(operation_id="models_get", responses=ModelSchema)
+    def get(self, request: Request, model_id: str) -> Response:
+        model = catalog_get(model_id)
+        if model is None:
+            raise NotFound(f"No model '{model_id}'. See GET /api/v1/models.")
+        return Response({"data": model_data(model, available=route_for(model, is_test=False) is not None)})
+
+
+def _read_upload(request: Request) -> bytes | None:
+    upload = request.FILES.get("image")
+    if upload is None:
+        return None
+    if upload.size > settings.FLIXLY_MAX_UPLOAD_BYTES:
+        raise PayloadTooLarge("The image is over the 5 MB limit.")
+    content = upload.read()
+    _require_image(content, "image")
+    return content
+
+
+def _require_image(content: bytes, field: str) -> None:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(content)) as image:
+            image.verify()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        raise ValidationFailed(
+            details={field: ["The file is not an image we can read (PNG, JPEG, WebP, GIF)."]}
+        ) from None
+
+
+def _fetch_input(url: str) -> bytes:
+    try:
+        return fetch_image(url, max_bytes=settings.FLIXLY_MAX_UPLOAD_BYTES)
+    except TooLarge as error:
+        raise PayloadTooLarge(str(error)) from None
+    except OutboundError as error:
+        raise ValidationFailed(details={"imageUrl": [str(error)]}) from None
+
+
+def _plain_data(request: Request) -> dict:
+    if hasattr(request.data, "dict"):  # multipart QueryDict: one value per field
+        return request.data.dict()
+    if not isinstance(request.data, dict):
+        raise ValidationFailed("The body must be a JSON object.", details={"body": ["Expected a JSON object."]})
+    return dict(request.data)
+
+
+def _wait_seconds(request: Request) -> int:
+    match = PREFER_WAIT.search(request.headers.get("Prefer", ""))
+    return min(int(match.group(1)), MAX_WAIT_SECONDS) if match else 0
+
+
+def _wait_for(job: Job, seconds: int) -> Job:
+    deadline = time.monotonic() + seconds
+    while job.status not in FINISHED_STATUSES and time.monotonic() < deadline:
+        time.sleep(WAIT_POLL_SECONDS)
+        job.refresh_from_db()
+    return job
+
+
+class GenerateApi(APIView):
+    required_scope = "generate"
+    parser_classes = [JSONParser, MultiPartParser]
+
+    @extend_schema(
+        operation_id="generate",
+        request=GenerateInput,
+        parameters=[OpenApiParameter("dryRun", bool, description="Quote and validate without charging.")],
+        responses={202: JobSchema, 200: JobSchema},
+    )
+    def post(self, request: Request) -> Response:
+        data = _plain_data(request)
+        upload = _read_upload(request)
+        valid = validate_generate(data, has_upload=upload is not None)
+        if request.query_params.get("dryRun", "").lower() in ("1", "true", "yes"):
+            return Response({"data": self._quote(request, valid)})
+        image = _fetch_input(valid.image_url) if valid.image_url else upload
+        idempotency_key = self._idempotency_key(request)
+        submitted = job_submit(
+            user=request.user,
+            identity=request.auth,
+            request=valid,
+            idempotency_key=idempotency_key,
+            fingerprint=request_fingerprint(data, image),
+            image=image,
+        )
+        if submitted.balance is not None:
+            request._request.flixly_balance = submitted.balance
+        return self._answer(request, submitted.job)
+
+    @staticmethod
+    def _idempotency_key(request: Request) -> str | None:
+        key = request.headers.get("Idempotency-Key")
+        if key is not None and not 1 <= len(key) <= 255:
+            raise ValidationFailed(details={"Idempotency-Key": ["Must be 1 to 255 characters."]})
+        return key
+
+    @staticmethod
+    def _quote(request: Request, valid) -> dict:
+        is_test = getattr(request.auth, "is_test", False)
+        return {
+            "dryRun": True,
+            "valid": True,
+            "model": valid.model.id,
+            "type": valid.type,
+            "params": valid.params,
+            "creditsCharged": 0 if is_test else valid.price,
+            "available": route_for(valid.model, is_test=is_test) is not None,
+        }
+
+    @staticmethod
+    def _answer(request: Request, job: Job) -> Response:
+        wait = _wait_seconds(request)
+        if wait:
+            job = _wait_for(job, wait)
+        if job.status in FINISHED_STATUSES:
+            return Response({"data": job_data(job)}, status=200)
+        response = Response({"data": job_summary(job)}, status=202)
+        response["Location"] = f"/api/v1/jobs/{job.id}"
+        return response
+
+
+class JobListApi(APIView):
+    required_scope = "jobs:read"
+
+    @extend_schema(
+        operation_id="jobs_list",
+        parameters=[
+            OpenApiParameter(name, str)
+            for name in ("status", "type", "model", "createdAfter", "createdBefore", "cursor")
+        ]
+        + [OpenApiParameter("limit", int)],
+        responses=JobSchema(many=True),
+    )
+    def get(self, request: Request) -> Response:
+        jobs = jobs_for(user=request.user, filters=request.query_params)
+        return paginated_response(jobs, request, job_data)
+
+
+class JobDetailApi(APIView):
+    required_scope = "jobs:read"
+
+    @extend_schema(operation_id="jobs_get", responses=JobSchema)
+    def get(self, request: Request, job_id: str) -> Response:
+        return Response({"data": job_data(job_get(user=request.user, job_id=job_id))})
+
+
+class JobCancelApi(APIView):
+    required_scope = "generate"
+
+    @extend_schema(operation_id="jobs_cancel", request=None, responses=JobSchema)
+    def post(self, request: Request, job_id: str) -> Response:
+        job = job_cancel(user=request.user, job_id=job_get(user=request.user, job_id=job_id).pk)
+        return Response({"data": job_data(job)})
+
+
+class _Echo:
+    def write(self, value: str) -> str:
+        return value
+
+
+class JobExportApi(APIView):
+    required_scope = "jobs:read"
+
+    @extend_schema(
+        operation_id="jobs_export_csv",
+        parameters=[OpenApiParameter("from", str), OpenApiParameter("to", str)],
+        responses={(200, "text/csv"): str},
+    )
+    def get(self, request: Request) -> StreamingHttpResponse:
+        start, end = export_window(request.query_params)
+        rows = export_rows(user=request.user, start=start, end=end)
+        writer = csv.writer(_Echo())
+        header = writer.writerow([name for name, _ in EXPORT_COLUMNS])
+        lines = (writer.writerow(_csv_cells(row)) for row in rows)
+        response = StreamingHttpResponse(_chain(header, lines), content_type="text/csv; charset=utf-8")
+        filename = f"flixly-jobs-{start:%Y%m%d}-{end:%Y%m%d}.csv"
+        response["Content-Disposition"] = f'attachment; filename="{filename}"'
+        return response
+
+
+def _chain(first: str, rest):
+    yield first
+    yield from rest
+
+
+def _csv_cells(row: tuple) -> list:
+    return [value.isoformat().replace("+00:00", "Z") if hasattr(value, "isoformat") else value for value in row]

@@ -1,0 +1,90 @@
+"""The model catalog: loaded from catalog.json into AiModel rows, read through a short in-process cache."""
+
+import json
+import time
+from pathlib import Path
+
+from django.conf import settings
+from django.db import transaction
+from django.utils.module_loading import import_string
+
+from generation.models import AiModel, Route
+from generation.providers.base import Provider
+from generation.providers.fal import FalProvider
+from generation.providers.local import LocalProvider
+from generation.providers.openai_compatible import OpenAICompatibleProvider
+from generation.providers.replicate import ReplicateProvider
+
+CATALOG_FILE = Path(__file__).with_name("catalog.json")
+CACHE_SECONDS = 30  # staff edits reach every process within this
+PROVIDERS: dict[str, type[Provider]] = {
+    Route.LOCAL: LocalProvider,
+    Route.OPENAI_COMPATIBLE: OpenAICompatibleProvider,
+    Route.REPLICATE: ReplicateProvider,
+    Route.FAL: FalProvider,
+}
+_cache: dict[str, object] = {"at": 0.0, "models": {}}
+
+
+def catalog_sync(*, path: Path = CATALOG_FILE) -> tuple[int, int]:
+    """Create or update every model in the data file; staff's `enabled` choice is kept. Idempotent."""
+    entries = json.loads(path.read_text())["models"]
+    created = 0
+    with transaction.atomic():
+        for order, entry in enumerate(entries):
+            _, was_created = AiModel.objects.update_or_create(id=entry["id"], defaults=_fields(entry, order))
+            created += was_created
+    catalog_forget()
+    return created, len(entries) - created
+
+
+def _fields(entry: dict, order: int) -> dict:
+    return {
+        "name": entry["name"],
+        "vendor": entry.get("vendor", ""),
+        "description": entry.get("description", ""),
+        "types": entry["types"],
+        "credits": entry["credits"],
+        "pricing": entry.get("pricing", {}),
+        "params": entry.get("params", {}),
+        "max_prompt_chars": entry.get("maxPromptChars", 2000),
+        "route": entry["route"],
+        "upstream_model": entry["upstreamModel"],
+        "timeout_seconds": entry.get("timeoutSeconds", 300),
+        "sort_order": order,
+    }
+
+
+def catalog_forget() -> None:
+    _cache["at"] = 0.0
+
+
+def catalog_models() -> dict[str, AiModel]:
+    if time.monotonic() - _cache["at"] > CACHE_SECONDS:
+        _cache["models"] = {m.id: m for m in AiModel.objects.filter(enabled=True)}
+        _cache["at"] = time.monotonic()
+    return _cache["models"]
+
+
+def catalog_get(model_id: str) -> AiModel | None:
+    return catalog_models().get(model_id)
+
+
+def route_for(model: AiModel, *, is_test: bool) -> str | None:
+    """Where a job on this model runs now, or None when it cannot run on this server."""
+    if is_test or model.route == Route.LOCAL:
+        return Route.LOCAL
+    if _provider_class(model.route).is_configured():
+        return model.route
+    return Route.LOCAL if settings.FLIXLY_LOCAL_FALLBACK else None
+
+
+def _provider_class(route: str) -> type[Provider]:
+    if route in PROVIDERS:
+        return PROVIDERS[route]
+    # Operators plug in their own upstreams: FLIXLY_EXTRA_PROVIDERS = {"route": "dotted.path.Class"}.
+    return import_string(settings.FLIXLY_EXTRA_PROVIDERS[route])
+
+
+def provider_for(route: str) -> Provider:
+    return _provider_class(route)()

@@ -1,0 +1,11 @@
+from django.core.management.base import BaseCommand
+
+from generation.catalog import catalog_sync
+
+
+class Command(BaseCommand):
+    help = "Load or update the model catalog from generation/catalog.json (idempotent; keeps staff's enabled flags)."
+
+    def handle(self, *args, **options) -> None:
+        created, updated = catalog_sync()
+        self.stdout.write(f"Catalog synced: {created} created, {updated} updated.")

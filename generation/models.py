@@ -1,0 +1,116 @@
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class Route(models.TextChoices):
+    LOCAL = "local", "Built-in local engine"
+    OPENAI_COMPATIBLE = "openai_compatible", "OpenAI-compatible server"
+    REPLICATE = "replicate", "Replicate"
+    FAL = "fal", "fal"
+
+
+class AiModel(models.Model):
+    """One catalog entry. Loaded from generation/catalog.json by sync_catalog; staff edit or disable it."""
+
+    id = models.CharField(primary_key=True, max_length=64)
+    name = models.CharField(max_length=100)
+    vendor = models.CharField(max_length=60, blank=True)
+    description = models.CharField(max_length=300, blank=True)
+    types = models.JSONField(default=list)
+    credits = models.PositiveIntegerField(help_text="Price of the model's default request.")
+    pricing = models.JSONField(default=dict, blank=True)
+    params = models.JSONField(default=dict, blank=True)
+    max_prompt_chars = models.PositiveIntegerField(default=2000)
+    route = models.CharField(max_length=20, choices=Route.choices)
+    upstream_model = models.CharField(max_length=200)
+    timeout_seconds = models.PositiveIntegerField(default=300)
+    enabled = models.BooleanField(default=True)
+    sort_order = models.PositiveIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ("sort_order", "id")
+        verbose_name = "model"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class JobStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    COMPLETED = "completed", "Completed"
+    FAILED = "failed", "Failed"
+    CANCELED = "canceled", "Canceled"
+
+
+ACTIVE_STATUSES = (JobStatus.QUEUED, JobStatus.RUNNING)
+FINISHED_STATUSES = (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELED)
+
+
+class Job(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="jobs")
+    api_key_id = models.UUIDField(null=True, blank=True)
+    is_test = models.BooleanField(default=False, help_text="Submitted with a test key: free, local engine.")
+    model = models.ForeignKey(AiModel, on_delete=models.PROTECT, related_name="jobs")
+    type = models.CharField(max_length=20)
+    params = models.JSONField(default=dict)
+    status = models.CharField(max_length=10, choices=JobStatus.choices, default=JobStatus.QUEUED)
+    progress = models.PositiveSmallIntegerField(null=True, blank=True)
+    cancel_requested = models.BooleanField(default=False)
+    route = models.CharField(max_length=20, choices=Route.choices, help_text="Where it actually runs.")
+    credits_charged = models.PositiveIntegerField(default=0)
+    credits_refunded = models.PositiveIntegerField(default=0)
+    input_file = models.CharField(max_length=300, blank=True, help_text="Storage name of the input image.")
+    outputs = models.JSONField(default=list, blank=True)
+    text = models.TextField(blank=True, help_text="Chat reply.")
+    usage = models.JSONField(default=dict, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    error = models.CharField(max_length=300, blank=True, help_text="Generic message shown to the user.")
+    error_detail = models.TextField(blank=True, help_text="For staff only; never shown to users.")
+    idempotency_key = models.CharField(max_length=255, null=True, blank=True)
+    request_hash = models.CharField(max_length=64, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    enqueued_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    deadline_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ("-created_at", "-id")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "idempotency_key"],
+                condition=Q(idempotency_key__isnull=False),
+                name="job_idempotency_per_user",
+            ),
+            models.CheckConstraint(
+                condition=Q(credits_refunded__lte=models.F("credits_charged")), name="job_refund_within_charge"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["user", "-created_at", "-id"], name="job_user_recent"),
+            models.Index(fields=["user", "status"], name="job_user_status"),
+            models.Index(fields=["status", "enqueued_at"], name="job_status_enqueued"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.model_id} {self.id}"
+
+
+class JobEvent(models.Model):
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="events")
+    kind = models.CharField(max_length=20)
+    at = models.DateTimeField(auto_now_add=True)
+    data = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ("at", "id")
+
+    def __str__(self) -> str:
+        return f"{self.kind} at {self.at:%H:%M:%S}"

@@ -1,0 +1,73 @@
+"""Job files in Django's storage (var/media locally, S3 with django-storages) and their signed URLs."""
+
+import mimetypes
+from pathlib import Path
+
+from django.conf import settings
+from django.core import signing
+from django.core.files import File
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.urls import reverse
+
+from generation.providers.base import GenerationResult
+
+URL_LIFETIME = 24 * 3600
+SALT = "flixly.outputs"
+
+
+def _uses_s3() -> bool:
+    return settings.STORAGES["default"]["BACKEND"].startswith("storages.")
+
+
+def input_store(*, user_id: int, job_id: str, content: bytes) -> str:
+    return default_storage.save(f"inputs/{user_id}/{job_id}", ContentFile(content))
+
+
+def outputs_store(*, user_id: int, job_id: str, result: GenerationResult) -> list[dict]:
+    stored = []
+    for index, output in enumerate(result.outputs):
+        suffix = output.path.suffix or mimetypes.guess_extension(output.content_type) or ""
+        with open(output.path, "rb") as handle:
+            name = default_storage.save(f"outputs/{user_id}/{job_id}/{index}{suffix}", File(handle))
+        stored.append(
+            {
+                "name": name,
+                "contentType": output.content_type,
+                "width": output.width,
+                "height": output.height,
+                "durationSeconds": round(output.duration_seconds, 3) if output.duration_seconds else None,
+                "bytes": output.bytes,
+            }
+        )
+    return stored
+
+
+def outputs_delete(outputs: list[dict]) -> None:
+    for output in outputs:
+        default_storage.delete(output["name"])
+
+
+def output_url(name: str) -> str:
+    """A link that works for 24 hours without credentials: the signature is the permission."""
+    if _uses_s3():
+        return default_storage.url(name)  # presigned, AWS_QUERYSTRING_EXPIRE = 24 h
+    token = signing.dumps(name, salt=SALT)
+    return settings.SITE_URL + reverse("job-output", args=[token, Path(name).name])
+
+
+def output_name_from_token(token: str) -> str | None:
+    try:
+        name = signing.loads(token, salt=SALT, max_age=URL_LIFETIME)
+    except signing.BadSignature:  # also SignatureExpired
+        return None
+    return name if isinstance(name, str) and name.startswith("outputs/") else None
+
+
+def local_copy(name: str, folder: Path) -> Path:
+    """Copy a stored input into the worker's scratch folder (providers read plain files)."""
+    target = folder / "input"
+    with default_storage.open(name, "rb") as source, open(target, "wb") as sink:
+        for chunk in iter(lambda: source.read(1 << 20), b""):
+            sink.write(chunk)
+    return target

@@ -1,0 +1,90 @@
+"""Reads for generation: job listings with filters, one job, the CSV export rows."""
+
+from datetime import datetime, timedelta
+
+from django.db.models import QuerySet
+from django.utils import timezone
+from django.utils.dateparse import parse_date, parse_datetime
+
+from accounts.models import User
+from flixly_site.errors import NotFound, ValidationFailed
+from generation.models import Job, JobStatus
+from generation.providers.base import JOB_TYPES
+
+EXPORT_MAX_DAYS = 90
+EXPORT_COLUMNS = [
+    ("jobId", "id"),
+    ("createdAt", "created_at"),
+    ("startedAt", "started_at"),
+    ("completedAt", "completed_at"),
+    ("status", "status"),
+    ("type", "type"),
+    ("model", "model_id"),
+    ("creditsCharged", "credits_charged"),
+    ("creditsRefunded", "credits_refunded"),
+    ("test", "is_test"),
+    ("error", "error"),
+]
+
+
+def parse_when(value: str, field: str, *, end_of_day: bool = False) -> datetime:
+    """An ISO date or date-time (UTC when no offset is given)."""
+    parsed = parse_datetime(value) if "T" in value or " " in value else None
+    if parsed is None:
+        day = parse_date(value) if len(value) == 10 else None
+        if day is None:
+            raise ValidationFailed(details={field: [f"'{value}' is not an ISO 8601 date or date-time."]})
+        parsed = datetime.combine(day, datetime.max.time() if end_of_day else datetime.min.time())
+    return parsed if timezone.is_aware(parsed) else timezone.make_aware(parsed, timezone.UTC)
+
+
+def _choice(value: str | None, choices, field: str) -> str | None:
+    if value is not None and value not in choices:
+        raise ValidationFailed(details={field: [f"Must be one of {list(choices)}."]})
+    return value
+
+
+def jobs_for(*, user: User, filters: dict[str, str]) -> QuerySet[Job]:
+    jobs = Job.objects.filter(user=user)
+    if status := _choice(filters.get("status"), JobStatus.values, "status"):
+        jobs = jobs.filter(status=status)
+    if job_type := _choice(filters.get("type"), JOB_TYPES, "type"):
+        jobs = jobs.filter(type=job_type)
+    if model := filters.get("model"):
+        jobs = jobs.filter(model_id=model)
+    if after := filters.get("createdAfter"):
+        jobs = jobs.filter(created_at__gte=parse_when(after, "createdAfter"))
+    if before := filters.get("createdBefore"):
+        jobs = jobs.filter(created_at__lte=parse_when(before, "createdBefore", end_of_day=True))
+    return jobs
+
+
+def job_get(*, user: User, job_id) -> Job:
+    from accounts.services import parse_uuid
+
+    job_uuid = parse_uuid(job_id)
+    job = Job.objects.filter(user=user, pk=job_uuid).first() if job_uuid else None
+    if job is None:
+        raise NotFound("No job with that id.")
+    return job
+
+
+def export_window(params: dict[str, str]) -> tuple[datetime, datetime]:
+    end = parse_when(params["to"], "to", end_of_day=True) if params.get("to") else timezone.now()
+    start = parse_when(params["from"], "from") if params.get("from") else end - timedelta(days=30)
+    if start > end:
+        raise ValidationFailed(details={"from": ["`from` must be before `to`."]})
+    if end - start > timedelta(days=EXPORT_MAX_DAYS, seconds=1):
+        raise ValidationFailed(details={"to": [f"The window can be at most {EXPORT_MAX_DAYS} days."]})
+    return start, end
+
+
+def export_rows(*, user: User, start: datetime, end: datetime):
+    """Rows straight from a server-side cursor (PostgreSQL), in constant memory."""
+    fields = [field for _, field in EXPORT_COLUMNS]
+    return (
+        Job.objects.filter(user=user, created_at__gte=start, created_at__lte=end)
+        .order_by("created_at", "id")
+        .values_list(*fields)
+        .iterator(chunk_size=5000)
+    )

@@ -1,0 +1,391 @@
+"""Writes for generation: submit (charge + create + enqueue), run, complete, fail (+ refund once), cancel, reap."""
+
+import hashlib
+import json
+import logging
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+from django.db import IntegrityError, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+from kombu.exceptions import OperationalError as BrokerError
+
+from accounts.models import User
+from accounts.ratelimit import parallel_tasks_check
+from accounts.selectors import KeyIdentity
+from billing.services import wallet_debit, wallet_refund
+from flixly_site.errors import Conflict, Forbidden, ServiceUnavailable
+from generation.catalog import provider_for, route_for
+from generation.models import ACTIVE_STATUSES, Job, JobEvent, JobStatus
+from generation.outputs import input_store, local_copy, outputs_delete, outputs_store
+from generation.providers.base import GenerationRequest
+from generation.validation import ValidRequest
+
+logger = logging.getLogger("flixly.jobs")
+
+IDEMPOTENCY_WINDOW = timedelta(hours=24)
+GENERIC_FAILURE = "The generation failed. Your credits were refunded."
+QUEUED_REQUEUE_AFTER = timedelta(minutes=2)
+MAX_ATTEMPTS = 2  # a job whose worker vanished is retried once, then failed and refunded
+
+
+class IdempotencyConflict(Conflict):
+    code = "idempotency_conflict"
+
+
+class _Replay(Exception):
+    """Raised inside the submit transaction to undo the debit when the key names an existing job."""
+
+    def __init__(self, job_id: uuid.UUID):
+        self.job_id = job_id
+
+
+@dataclass(frozen=True)
+class Submitted:
+    job: Job
+    created: bool
+    balance: int | None
+
+
+def request_fingerprint(data: dict, image: bytes | None) -> str:
+    body = json.dumps(data, sort_keys=True, default=str).encode()
+    return hashlib.sha256(body + hashlib.sha256(image or b"").digest()).hexdigest()
+
+
+def _refuse_disallowed(identity: KeyIdentity | None, request: ValidRequest) -> None:
+    if identity is not None and identity.allowed_models and request.model.id not in identity.allowed_models:
+        raise Forbidden(f"This API key may not use {request.model.id}.")
+
+
+def _existing_for_key(user: User, key: str | None, fingerprint: str) -> Job | None:
+    if not key:
+        return None
+    job = Job.objects.filter(user=user, idempotency_key=key).first()
+    if job is None:
+        return None
+    if job.created_at < timezone.now() - IDEMPOTENCY_WINDOW:
+        Job.objects.filter(pk=job.pk).update(idempotency_key=None)  # past 24 h the key is free again
+        return None
+    if job.request_hash != fingerprint:
+        raise IdempotencyConflict("This Idempotency-Key was used with a different request body.")
+    return job
+
+
+def job_submit(
+    *,
+    user: User,
+    identity: KeyIdentity | None,
+    request: ValidRequest,
+    idempotency_key: str | None = None,
+    fingerprint: str = "",
+    image: bytes | None = None,
+) -> Submitted:
+    """Charge, create and enqueue a job in one transaction; a replayed Idempotency-Key returns the first job."""
+    _refuse_disallowed(identity, request)
+    is_test = identity is not None and identity.is_test
+    route = route_for(request.model, is_test=is_test)
+    if route is None:
+        raise ServiceUnavailable(f"{request.model.id} is not available on this server right now; nothing was charged.")
+    existing = _existing_for_key(user, idempotency_key, fingerprint)
+    if existing is not None:
+        return Submitted(existing, False, None)
+    job = Job(
+        id=uuid.uuid4(),
+        user=user,
+        api_key_id=identity.key_id if identity else None,
+        is_test=is_test,
+        model=request.model,
+        type=request.type,
+        params=request.params,
+        route=route,
+        credits_charged=0 if is_test else request.price,
+        idempotency_key=idempotency_key or None,
+        request_hash=fingerprint,
+    )
+    if image is not None:
+        job.input_file = input_store(user_id=user.pk, job_id=str(job.id), content=image)
+    try:
+        balance = _charge_and_enqueue(user, identity, job, request)
+    except _Replay as replay:
+        return Submitted(Job.objects.get(pk=replay.job_id), False, None)
+    except IntegrityError:
+        # A concurrent request with the same Idempotency-Key won the race: answer with its job.
+        return Submitted(_existing_for_key(user, idempotency_key, fingerprint) or _raise_conflict(), False, None)
+    return Submitted(job, True, balance)
+
+
+def _raise_conflict() -> Job:
+    raise IdempotencyConflict("This Idempotency-Key is in use by a request that is still being processed.")
+
+
+def _charge_and_enqueue(user: User, identity: KeyIdentity | None, job: Job, request: ValidRequest) -> int | None:
+    with transaction.atomic():
+        balance = _charge(user, identity, job, request)
+        _check_parallel(user, job)
+        job.enqueued_at = timezone.now()
+        job.save(force_insert=True)
+        JobEvent.objects.create(job=job, kind="created", data={"creditsCharged": job.credits_charged})
+        _publish(job)  # last: a broker that is down rolls everything back, so nothing is charged
+    return balance
+
+
+def _charge(user: User, identity: KeyIdentity | None, job: Job, request: ValidRequest) -> int | None:
+    if job.credits_charged == 0:
+        # Free (test-mode) jobs still take the account's lock so the parallel-task count is exact.
+        User.objects.select_for_update().filter(pk=user.pk).values_list("pk").first()
+        return None
+    entry = wallet_debit(
+        user_id=user.pk,
+        amount=job.credits_charged,
+        idempotency_key=f"debit:{job.id}",
+        reference_id=str(job.id),
+        category=request.category,
+        api_key_id=job.api_key_id,
+        monthly_cap=identity.monthly_credit_cap if identity else None,
+        reason=f"{request.model.name} ({request.type})",
+    )
+    return entry.balance_after
+
+
+def _check_parallel(user: User, job: Job) -> None:
+    # Runs after the account's row lock: concurrent submits of one account count one after another.
+    rows = list(
+        Job.objects.filter(user=user)
+        .filter(Q(status__in=ACTIVE_STATUSES) | Q(idempotency_key=job.idempotency_key or "\x00none"))
+        .values_list("id", "status", "idempotency_key")[:100]
+    )
+    for job_id, _, key in rows:
+        if job.idempotency_key and key == job.idempotency_key:
+            raise _Replay(job_id)
+    active = sum(1 for _, status, _ in rows if status in ACTIVE_STATUSES)
+    parallel_tasks_check(plan_limit=user.plan.parallel_tasks, active=active)
+
+
+def _publish(job: Job) -> None:
+    from generation.tasks import run_job
+
+    timeout = job.model.timeout_seconds
+    try:
+        run_job.apply_async(
+            args=[str(job.id)],
+            soft_time_limit=timeout,
+            time_limit=timeout + 30,
+            retry=True,
+            retry_policy={"max_retries": 1, "interval_start": 0, "interval_step": 0.5, "interval_max": 0.5},
+        )
+    except (BrokerError, OSError, ConnectionError) as error:
+        logger.error("broker unavailable at submit: %s", type(error).__name__)
+        raise ServiceUnavailable("The job queue is unavailable; nothing was charged. Try again shortly.") from None
+
+
+def job_event(job_id, kind: str, **data) -> None:
+    JobEvent.objects.create(job_id=job_id, kind=kind, data=data)
+
+
+# --- the worker side ------------------------------------------------------------------------------
+
+
+def job_claim(*, job_id: str) -> Job | None:
+    """queued -> running, once: a redelivered message finds nothing to claim and does nothing."""
+    now = timezone.now()
+    job = Job.objects.select_related("model").filter(pk=job_id).first()
+    if job is None:
+        return None
+    deadline = now + timedelta(seconds=job.model.timeout_seconds)
+    claimed = Job.objects.filter(pk=job_id, status=JobStatus.QUEUED).update(
+        status=JobStatus.RUNNING, started_at=now, deadline_at=deadline, attempts=F("attempts") + 1, progress=0
+    )
+    if not claimed:
+        return None
+    job_event(job_id, "started", attempt=job.attempts + 1)
+    job.refresh_from_db()
+    return job
+
+
+class JobCanceled(Exception):
+    pass
+
+
+def _progress_reporter(job: Job):
+    last = {"value": -10}
+
+    def report(percent: int) -> None:
+        percent = max(0, min(100, int(percent)))
+        if percent - last["value"] < 10 and percent != 100:
+            return
+        last["value"] = percent
+        updated = Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING, cancel_requested=False).update(
+            progress=percent
+        )
+        if not updated:
+            raise JobCanceled()
+        job_event(job.pk, "progress", progress=percent)
+
+    return report
+
+
+def _generation_request(job: Job, workdir: Path) -> GenerationRequest:
+    image_path = local_copy(job.input_file, workdir) if job.input_file else None
+    return GenerationRequest(
+        job_id=str(job.id),
+        type=job.type,
+        model=job.model_id,
+        upstream_model=job.model.upstream_model if job.route == job.model.route else job.model_id,
+        params=job.params,
+        workdir=workdir / "out",
+        image_path=image_path,
+    )
+
+
+def job_execute(*, job: Job) -> None:
+    """Run a claimed job on its provider and record the outcome. ProviderError(transient) propagates for retry."""
+    with tempfile.TemporaryDirectory(prefix="flixly-job-") as folder:
+        (Path(folder) / "out").mkdir()
+        request = _generation_request(job, Path(folder))
+        deadline = time.monotonic() + job.model.timeout_seconds
+        try:
+            result = provider_for(job.route).run(request, _progress_reporter(job), deadline)
+        except JobCanceled:
+            job_cancel_finish(job_id=job.pk)
+            return
+        outputs = outputs_store(user_id=job.user_id, job_id=str(job.id), result=result)
+    job_complete(job=job, outputs=outputs, text=result.text or "", usage=result.usage, metadata=result.metadata)
+
+
+def job_complete(*, job: Job, outputs: list[dict], text: str, usage: dict, metadata: dict) -> bool:
+    if job.route != job.model.route:
+        metadata = {**metadata, "localFallback": True, "note": "The upstream is not configured; the local engine ran."}
+    done = Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING).update(
+        status=JobStatus.COMPLETED,
+        progress=100,
+        outputs=outputs,
+        text=text,
+        usage=usage,
+        metadata=metadata,
+        completed_at=timezone.now(),
+    )
+    if not done:
+        outputs_delete(outputs)  # canceled or reaped meanwhile: its outputs are not kept
+        return False
+    job_event(job.pk, "completed", outputs=len(outputs))
+    logger.info("job completed id=%s model=%s", job.pk, job.model_id)
+    return True
+
+
+def _refund(job: Job, reason: str) -> int:
+    if job.credits_charged == 0:
+        return 0
+    entry = wallet_refund(
+        user_id=job.user_id,
+        amount=job.credits_charged,
+        job_id=job.pk,
+        category=_category(job),
+        api_key_id=job.api_key_id,
+        reason=reason,
+    )
+    if entry is None:
+        return 0
+    Job.objects.filter(pk=job.pk).update(credits_refunded=job.credits_charged)
+    job_event(job.pk, "refunded", credits=job.credits_charged)
+    return job.credits_charged
+
+
+def _category(job: Job) -> str:
+    from generation.validation import CATEGORY
+
+    return CATEGORY.get(job.type, "")
+
+
+def job_fail(*, job_id, detail: str, message: str = GENERIC_FAILURE, from_statuses=ACTIVE_STATUSES) -> bool:
+    """Fail an unfinished job and refund it exactly once (the refund's key is the job id)."""
+    with transaction.atomic():
+        failed = Job.objects.filter(pk=job_id, status__in=from_statuses).update(
+            status=JobStatus.FAILED, error=message, error_detail=detail[:4000], completed_at=timezone.now()
+        )
+        if not failed:
+            return False
+        job = Job.objects.get(pk=job_id)
+        job_event(job_id, "failed", error=message)
+        _refund(job, "Job failed")
+    logger.warning("job failed id=%s detail=%s", job_id, detail[:300])
+    return True
+
+
+def job_requeue(*, job_id, reason: str) -> bool:
+    """running -> queued for another attempt (a transient upstream error or a vanished worker)."""
+    moved = Job.objects.filter(pk=job_id, status=JobStatus.RUNNING).update(
+        status=JobStatus.QUEUED, progress=None, enqueued_at=timezone.now()
+    )
+    if moved:
+        job_event(job_id, "retried", reason=reason)
+    return bool(moved)
+
+
+def job_cancel(*, user: User, job_id) -> Job:
+    """queued: canceled and refunded now; running: the worker stops at its next progress step; finished: no-op."""
+    job = Job.objects.filter(user=user, pk=job_id).first()
+    if job is None:
+        from flixly_site.errors import NotFound
+
+        raise NotFound("No job with that id.")
+    with transaction.atomic():
+        if Job.objects.filter(pk=job.pk, status=JobStatus.QUEUED).update(
+            status=JobStatus.CANCELED, completed_at=timezone.now(), cancel_requested=True
+        ):
+            job_event(job.pk, "canceled")
+            _refund(job, "Job canceled")
+        else:
+            Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING).update(cancel_requested=True)
+    job.refresh_from_db()
+    return job
+
+
+def job_cancel_finish(*, job_id) -> None:
+    with transaction.atomic():
+        if Job.objects.filter(pk=job_id, status=JobStatus.RUNNING).update(
+            status=JobStatus.CANCELED, completed_at=timezone.now()
+        ):
+            job_event(job_id, "canceled")
+            _refund(Job.objects.get(pk=job_id), "Job canceled")
+
+
+def jobs_reap(*, now=None) -> dict[str, int]:
+    """Beat: re-enqueue jobs whose message was lost, retry or fail jobs whose worker vanished."""
+    now = now or timezone.now()
+    counts = {"requeued": 0, "retried": 0, "failed": 0}
+    for job in Job.objects.filter(status=JobStatus.QUEUED, enqueued_at__lt=now - QUEUED_REQUEUE_AFTER).select_related(
+        "model"
+    )[:500]:
+        if Job.objects.filter(pk=job.pk, status=JobStatus.QUEUED, enqueued_at=job.enqueued_at).update(enqueued_at=now):
+            _publish_quietly(job)
+            counts["requeued"] += 1
+    for job in Job.objects.filter(status=JobStatus.RUNNING, deadline_at__lt=now).select_related("model")[:500]:
+        if job.attempts < MAX_ATTEMPTS and job_requeue(job_id=job.pk, reason="worker did not finish in time"):
+            _publish_quietly(job)
+            counts["retried"] += 1
+        elif job_fail(job_id=job.pk, detail="Stuck past its deadline after retries", from_statuses=[JobStatus.RUNNING]):
+            counts["failed"] += 1
+    return counts
+
+
+def _publish_quietly(job: Job) -> None:
+    try:
+        _publish(job)
+    except ServiceUnavailable:
+        logger.warning("reaper could not publish job %s; it will try again", job.pk)
+
+
+def jobs_release_idempotency_keys(*, now=None) -> int:
+    now = now or timezone.now()
+    return Job.objects.filter(idempotency_key__isnull=False, created_at__lt=now - IDEMPOTENCY_WINDOW).update(
+        idempotency_key=None
+    )
+
+
+def transient_retry_delay(attempt: int) -> int:
+    return min(60, 5 * 2**attempt)

@@ -1,0 +1,59 @@
+"""Celery tasks: thin wrappers that take ids and call generation.services."""
+
+import logging
+
+from celery import shared_task
+from celery.exceptions import SoftTimeLimitExceeded
+
+from generation.models import Job
+from generation.providers.base import ProviderError
+from generation.services import (
+    job_claim,
+    job_execute,
+    job_fail,
+    job_requeue,
+    jobs_reap,
+    jobs_release_idempotency_keys,
+    transient_retry_delay,
+)
+
+logger = logging.getLogger("flixly.jobs")
+MAX_TRANSIENT_RETRIES = 3
+NOT_YET_COMMITTED_RETRIES = 10
+
+
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None)
+def run_job(self, job_id: str) -> None:
+    job = job_claim(job_id=job_id)
+    if job is None:
+        # The job is published inside its creating transaction: a fast worker may look before the commit.
+        if self.request.retries < NOT_YET_COMMITTED_RETRIES and not Job.objects.filter(pk=job_id).exists():
+            raise self.retry(countdown=0.5)
+        return  # already claimed, finished or canceled: a redelivered message does nothing
+    try:
+        job_execute(job=job)
+    except ProviderError as error:
+        if (
+            error.transient
+            and self.request.retries < MAX_TRANSIENT_RETRIES
+            and job_requeue(job_id=job_id, reason=str(error))
+        ):
+            raise self.retry(countdown=transient_retry_delay(self.request.retries)) from None
+        job_fail(job_id=job_id, detail=f"provider error: {error}")
+    except SoftTimeLimitExceeded:
+        job_fail(
+            job_id=job_id, detail="soft time limit", message="The generation timed out. Your credits were refunded."
+        )
+    except Exception as error:
+        logger.exception("job %s crashed", job_id)
+        job_fail(job_id=job_id, detail=f"crash: {error!r}")
+
+
+@shared_task
+def reap_jobs() -> dict:
+    return jobs_reap()
+
+
+@shared_task
+def release_idempotency_keys() -> int:
+    return jobs_release_idempotency_keys()

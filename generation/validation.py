@@ -1,0 +1,171 @@
+"""Checks a generate request against the catalog: every bad field is named in one 422."""
+
+from dataclasses import dataclass
+from typing import Any
+
+from rest_framework import serializers
+
+from flixly_site.errors import ValidationFailed
+from generation.catalog import catalog_get
+from generation.models import AiModel
+from generation.pricing import price_for
+from generation.providers.base import JOB_TYPES
+
+CATEGORY = {
+    "TEXT_TO_IMAGE": "images",
+    "IMAGE_TO_IMAGE": "images",
+    "TEXT_TO_VIDEO": "videos",
+    "IMAGE_TO_VIDEO": "videos",
+    "REFERENCE_TO_VIDEO": "videos",
+    "TEXT_TO_SPEECH": "audio",
+    "TEXT_TO_MUSIC": "audio",
+    "CHAT": "chat",
+}
+NEEDS_IMAGE = {"IMAGE_TO_IMAGE", "IMAGE_TO_VIDEO", "REFERENCE_TO_VIDEO"}
+VISUAL = {"TEXT_TO_IMAGE", "IMAGE_TO_IMAGE", "TEXT_TO_VIDEO", "IMAGE_TO_VIDEO", "REFERENCE_TO_VIDEO"}
+# Fields checked against each model's own params (ranges and allowed values).
+MODEL_PARAMS = ("width", "height", "steps", "style", "duration", "resolution", "fps", "voice", "speed", "language")
+MAX_PROMPT_CHARS = 2000
+
+
+class GenerateInput(serializers.Serializer):
+    """Shapes and global bounds from the contract; per-model rules come after, from the catalog."""
+
+    model = serializers.CharField(max_length=64)
+    type = serializers.ChoiceField(choices=JOB_TYPES)
+    prompt = serializers.CharField(required=False, max_length=32000, trim_whitespace=False)
+    negativePrompt = serializers.CharField(required=False, max_length=MAX_PROMPT_CHARS, allow_blank=True)
+    width = serializers.IntegerField(required=False, min_value=256, max_value=2048)
+    height = serializers.IntegerField(required=False, min_value=256, max_value=2048)
+    steps = serializers.IntegerField(required=False, min_value=1, max_value=50)
+    seed = serializers.IntegerField(required=False, min_value=0, max_value=2**32 - 1)
+    style = serializers.CharField(required=False, max_length=60)
+    duration = serializers.FloatField(required=False, min_value=0.5, max_value=600)
+    resolution = serializers.ChoiceField(required=False, choices=["480p", "720p", "1080p"])
+    fps = serializers.IntegerField(required=False, min_value=1, max_value=60)
+    imageUrl = serializers.CharField(required=False, max_length=2048)
+    voice = serializers.CharField(required=False, max_length=64)
+    speed = serializers.FloatField(required=False, min_value=0.5, max_value=2.0)
+    language = serializers.CharField(required=False, max_length=16)
+    webhookUrl = serializers.CharField(required=False, max_length=2048)
+    messages = serializers.ListField(child=serializers.DictField(), required=False, max_length=200)
+    maxTokens = serializers.IntegerField(required=False, min_value=1, max_value=32000)
+
+
+KNOWN_FIELDS = set(GenerateInput().fields) | {"image"}
+
+
+@dataclass(frozen=True)
+class ValidRequest:
+    model: AiModel
+    type: str
+    params: dict[str, Any]
+    price: int
+    image_url: str | None
+
+    @property
+    def category(self) -> str:
+        return CATEGORY[self.type]
+
+
+def _shape(data: dict) -> dict:
+    unknown = sorted(set(data) - KNOWN_FIELDS)
+    payload = GenerateInput(data={k: v for k, v in data.items() if k != "image"})
+    valid = payload.is_valid()
+    errors = dict(payload.errors) if not valid else {}
+    errors.update({name: [f"Unknown field '{name}'."] for name in unknown})
+    if errors:
+        raise ValidationFailed(
+            details={k: [str(m) for m in v] if isinstance(v, list) else [str(v)] for k, v in errors.items()}
+        )
+    return dict(payload.validated_data)
+
+
+def _check_range(name: str, value: Any, spec: dict) -> str | None:
+    if "allowed" in spec and value not in spec["allowed"]:
+        return f"{name} must be one of {spec['allowed']} for this model."
+    if "min" in spec and value < spec["min"]:
+        return f"{name} must be between {spec['min']} and {spec.get('max')} for this model."
+    if "max" in spec and value > spec["max"]:
+        return f"{name} must be between {spec.get('min')} and {spec['max']} for this model."
+    return None
+
+
+def _model_params(model: AiModel, data: dict, errors: dict) -> dict:
+    params: dict[str, Any] = {}
+    for name in MODEL_PARAMS:
+        spec = model.params.get(name)
+        if name in data and spec is None:
+            errors[name] = [f"{model.id} does not take {name}."]
+        elif name in data:
+            problem = _check_range(name, data[name], spec)
+            if problem:
+                errors[name] = [problem]
+            params[name] = data[name]
+        elif spec is not None and "default" in spec:
+            params[name] = spec["default"]
+    return params
+
+
+def _prompt(model: AiModel, job_type: str, data: dict, errors: dict) -> dict:
+    if job_type == "CHAT":
+        return _chat_input(model, data, errors)
+    prompt = (data.get("prompt") or "").strip()
+    limit = model.max_prompt_chars if job_type == "TEXT_TO_SPEECH" else min(model.max_prompt_chars, MAX_PROMPT_CHARS)
+    if not prompt:
+        errors["prompt"] = ["prompt is required."]
+    elif len(prompt) > limit:
+        errors["prompt"] = [f"prompt must be at most {limit} characters for this model."]
+    extra = {"prompt": prompt}
+    if data.get("negativePrompt"):
+        if job_type not in VISUAL:
+            errors["negativePrompt"] = [f"{job_type} does not take negativePrompt."]
+        extra["negativePrompt"] = data["negativePrompt"]
+    return extra
+
+
+def _chat_input(model: AiModel, data: dict, errors: dict) -> dict:
+    messages = data.get("messages") or ([{"role": "user", "content": data["prompt"]}] if data.get("prompt") else [])
+    if not messages:
+        errors["messages"] = ["Send messages (or a prompt) for CHAT."]
+    for message in messages:
+        if message.get("role") not in ("system", "user", "assistant") or not isinstance(message.get("content"), str):
+            errors["messages"] = ["Each message needs a role (system, user, assistant) and string content."]
+            break
+    if sum(len(str(m.get("content", ""))) for m in messages) > model.max_prompt_chars:
+        errors["messages"] = [f"The conversation must be at most {model.max_prompt_chars} characters."]
+    extra: dict[str, Any] = {"messages": messages}
+    if "maxTokens" in data:
+        extra["maxTokens"] = data["maxTokens"]
+    return extra
+
+
+def _image_input(job_type: str, data: dict, has_upload: bool, errors: dict) -> str | None:
+    url = data.get("imageUrl")
+    if job_type in NEEDS_IMAGE and not (url or has_upload):
+        errors["image"] = [f"{job_type} needs an input image: upload `image` or send `imageUrl`."]
+    if job_type not in NEEDS_IMAGE and (url or has_upload):
+        errors["imageUrl" if url else "image"] = [f"{job_type} does not take an input image."]
+    if url and has_upload:
+        errors["imageUrl"] = ["Send either an `image` upload or `imageUrl`, not both."]
+    return url
+
+
+def validate_generate(data: dict, *, has_upload: bool = False) -> ValidRequest:
+    shaped = _shape(data)
+    model = catalog_get(shaped["model"])
+    if model is None:
+        raise ValidationFailed(details={"model": [f"Unknown model '{shaped['model']}'. See GET /api/v1/models."]})
+    job_type = shaped["type"]
+    if job_type not in model.types:
+        raise ValidationFailed(details={"type": [f"{model.id} supports {model.types}, not {job_type}."]})
+    errors: dict[str, list[str]] = {}
+    if "webhookUrl" in shaped:
+        errors["webhookUrl"] = ["Per-job webhooks are not available on this server yet; poll GET /api/v1/jobs/{id}."]
+    params = {**_prompt(model, job_type, shaped, errors), **_model_params(model, shaped, errors)}
+    if "seed" in shaped and job_type != "CHAT":
+        params["seed"] = shaped["seed"]
+    image_url = _image_input(job_type, shaped, has_upload, errors)
+    if errors:
+        raise ValidationFailed(details=errors)
+    return ValidRequest(model, job_type, params, price_for(model, params), image_url)
