@@ -1,0 +1,45 @@
+import pytest
+
+from billing.services import wallet_adjust
+from generation.catalog import catalog_forget, catalog_sync
+
+
+@pytest.fixture(autouse=True)
+def catalog(request):
+    """Every database test here starts with the full catalog loaded."""
+    if {"db", "transactional_db"} & set(request.fixturenames) or request.node.get_closest_marker("django_db"):
+        request.getfixturevalue("transactional_db" if "transactional_db" in request.fixturenames else "db")
+        catalog_sync()
+    yield
+    catalog_forget()
+
+
+@pytest.fixture
+def funded(user):
+    wallet_adjust(user_id=user.pk, amount=100, reason="test funds")
+    return user
+
+
+@pytest.fixture
+def no_worker():
+    """Jobs stay queued: tasks go to an in-memory broker nobody consumes."""
+    from flixly_site.celery import app
+
+    eager, broker = app.conf.task_always_eager, app.conf.broker_url
+    app.conf.task_always_eager = False
+    app.conf.broker_url = "memory://"
+    reset_broker_connections(app)
+    yield
+    app.conf.task_always_eager, app.conf.broker_url = eager, broker
+    reset_broker_connections(app)
+
+
+def reset_broker_connections(app) -> None:
+    """Drop pooled broker connections so a changed broker_url takes effect."""
+    app._pool = None
+    app.amqp._producer_pool = None
+
+
+def generate(client, body: dict | None = None, **headers):
+    payload = {"model": "local-image", "type": "TEXT_TO_IMAGE", "prompt": "A cat wearing a top hat", **(body or {})}
+    return client.post("/api/v1/generate", payload, content_type="application/json", headers=headers)

@@ -1,0 +1,255 @@
+from http import HTTPStatus
+
+import pytest
+
+from billing.models import EntryKind, LedgerEntry
+from billing.services import wallet_balance
+from generation.models import Job, JobEvent, JobStatus
+from tests.generation.conftest import generate
+
+pytestmark = pytest.mark.django_db
+
+
+def test_a_job_is_charged_and_accepted(api, funded):
+    response = generate(api)
+    assert response.status_code == HTTPStatus.ACCEPTED
+    data = response.json()["data"]
+    assert set(data) == {"jobId", "status", "model", "type", "creditsCharged", "createdAt"}
+    assert data["creditsCharged"] == 1
+    assert response["X-Credit-Balance"] == "99"
+    entry = LedgerEntry.objects.get(kind=EntryKind.DEBIT)
+    assert (entry.amount, entry.reference_id, entry.category) == (-1, data["jobId"], "images")
+
+
+def test_the_seed_quick_start_request_works(api, funded):
+    body = {"model": "flux-dev", "prompt": "A cat wearing a top hat, oil painting", "type": "TEXT_TO_IMAGE"}
+    response = api.post("/api/v1/generate", body, content_type="application/json")
+    assert response.status_code == HTTPStatus.ACCEPTED
+    job = api.get(f"/api/v1/jobs/{response.json()['data']['jobId']}").json()["data"]
+    assert job["status"] == "completed"
+    assert job["metadata"]["localFallback"] is True
+    assert job["outputs"][0]["contentType"] == "image/png"
+
+
+def test_published_video_prices_match_the_seed(api, user):
+    from billing.services import wallet_adjust
+
+    wallet_adjust(user_id=user.pk, amount=1000, reason="funds")
+    for model, price in (("seedance-2.0", 12), ("kling-3.0", 15), ("veo-3.1", 18)):
+        body = {"model": model, "type": "TEXT_TO_VIDEO", "prompt": "slow pan", "resolution": "720p"}
+        quote = api.post("/api/v1/generate?dryRun=true", body, content_type="application/json").json()["data"]
+        assert quote["creditsCharged"] == price, model
+
+
+def test_a_dry_run_quotes_without_charging(api, funded):
+    response = api.post(
+        "/api/v1/generate?dryRun=true",
+        {"model": "flux-dev", "type": "TEXT_TO_IMAGE", "prompt": "x", "width": 2048, "height": 2048},
+        content_type="application/json",
+    )
+    data = response.json()["data"]
+    assert data["dryRun"] is True
+    assert data["creditsCharged"] == 8
+    assert wallet_balance(user_id=funded.pk) == 100
+    assert not Job.objects.exists()
+
+
+def test_insufficient_credits_is_402_naming_the_price(api, user):
+    response = generate(api)
+    assert response.status_code == HTTPStatus.PAYMENT_REQUIRED
+    error = response.json()["error"]
+    assert error["code"] == "insufficient_credits"
+    assert "1 credits" in error["message"]
+    assert not Job.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"model": "no-such-model"}, "model"),
+        ({"type": "TEXT_TO_VIDEO"}, "type"),
+        ({"type": "NOT_A_TYPE"}, "type"),
+        ({"prompt": ""}, "prompt"),
+        ({"prompt": "x" * 2001}, "prompt"),
+        ({"width": 100}, "width"),
+        ({"width": 4096}, "width"),
+        ({"steps": 0}, "steps"),
+        ({"seed": -1}, "seed"),
+        ({"duration": 5}, "duration"),
+        ({"voice": "nobody"}, "voice"),
+        ({"colour": "red"}, "colour"),
+        ({"imageUrl": "https://example.com/a.png"}, "imageUrl"),
+        ({"webhookUrl": "https://example.com/hook"}, "webhookUrl"),
+    ],
+)
+def test_bad_fields_are_a_422_naming_the_field(api, funded, body, field):
+    response = generate(api, body)
+    assert response.status_code == HTTPStatus.UNPROCESSABLE_ENTITY
+    assert field in response.json()["error"]["details"]
+    assert wallet_balance(user_id=funded.pk) == 100
+
+
+def _video_cases():
+    import json
+    from pathlib import Path
+
+    models = json.loads(Path("generation/catalog.json").read_text())["models"]
+    for model in models:
+        spec = model["params"].get("duration")
+        if "TEXT_TO_VIDEO" in model["types"] and spec:
+            too_long = (max(spec["allowed"]) if "allowed" in spec else spec["max"]) + 1
+            yield pytest.param(model["id"], too_long, id=model["id"])
+
+
+@pytest.mark.parametrize(("model", "duration"), list(_video_cases()))
+def test_every_video_model_refuses_a_duration_past_its_maximum(api, funded, model, duration):
+    body = {"model": model, "type": "TEXT_TO_VIDEO", "prompt": "x", "duration": duration}
+    response = api.post("/api/v1/generate?dryRun=true", body, content_type="application/json")
+    assert response.status_code == HTTPStatus.UNPROCESSABLE_ENTITY
+    assert "duration" in response.json()["error"]["details"]
+
+
+def test_a_body_that_is_not_an_object_is_a_422(api, funded):
+    response = api.post("/api/v1/generate", "[1, 2]", content_type="application/json")
+    assert response.status_code == HTTPStatus.UNPROCESSABLE_ENTITY
+
+
+def test_the_same_idempotency_key_and_body_returns_the_first_job_and_charges_once(api, funded, no_worker):
+    first = generate(api, **{"Idempotency-Key": "abc-123"}).json()["data"]
+    again = generate(api, **{"Idempotency-Key": "abc-123"})
+    assert again.json()["data"]["jobId"] == first["jobId"]
+    assert Job.objects.count() == 1
+    assert wallet_balance(user_id=funded.pk) == 99
+
+
+def test_the_same_idempotency_key_with_another_body_is_a_409(api, funded, no_worker):
+    generate(api, **{"Idempotency-Key": "abc-123"})
+    response = generate(api, {"prompt": "something else"}, **{"Idempotency-Key": "abc-123"})
+    assert response.status_code == HTTPStatus.CONFLICT
+    assert response.json()["error"]["code"] == "idempotency_conflict"
+
+
+def test_an_idempotency_key_is_free_again_after_24_hours(api, funded, no_worker):
+    from datetime import timedelta
+
+    import time_machine
+    from django.utils import timezone
+
+    generate(api, **{"Idempotency-Key": "abc-123"})
+    Job.objects.update(status=JobStatus.COMPLETED)
+    with time_machine.travel(timezone.now() + timedelta(hours=25)):
+        generate(api, **{"Idempotency-Key": "abc-123"})
+    assert Job.objects.count() == 2
+
+
+def test_a_submission_over_the_parallel_task_limit_is_a_429(api, funded, no_worker):
+    assert generate(api).status_code == HTTPStatus.ACCEPTED
+    response = generate(api)
+    assert response.status_code == HTTPStatus.TOO_MANY_REQUESTS
+    assert response.json()["error"]["code"] == "rate_limit_exceeded"
+    assert response["Retry-After"]
+    assert wallet_balance(user_id=funded.pk) == 99
+
+
+def test_a_test_mode_key_is_free_and_runs_locally(client, funded, make_key):
+    key = make_key(funded, mode="test")
+    response = generate(client, {"model": "flux-dev"}, Authorization=f"Bearer {key}")
+    assert response.json()["data"]["creditsCharged"] == 0
+    job = Job.objects.get()
+    assert (job.is_test, job.route, job.status) == (True, "local", JobStatus.COMPLETED)
+    assert wallet_balance(user_id=funded.pk) == 100
+
+
+def test_a_key_limited_to_other_models_is_forbidden(client, funded, make_key):
+    key = make_key(funded, allowed_models=["flux-dev"])
+    response = generate(client, Authorization=f"Bearer {key}")
+    assert response.status_code == HTTPStatus.FORBIDDEN
+
+
+def test_a_key_without_the_generate_scope_is_forbidden(client, funded, make_key):
+    key = make_key(funded, scopes=["jobs:read"])
+    assert generate(client, Authorization=f"Bearer {key}").status_code == HTTPStatus.FORBIDDEN
+
+
+def test_a_model_whose_upstream_is_not_configured_is_503_without_fallback(api, funded, settings):
+    settings.FLIXLY_LOCAL_FALLBACK = False
+    response = generate(api, {"model": "flux-dev"})
+    assert response.status_code == HTTPStatus.SERVICE_UNAVAILABLE
+    assert wallet_balance(user_id=funded.pk) == 100
+    listed = {m["id"]: m for m in api.get("/api/v1/models").json()["data"]}
+    assert listed["flux-dev"]["available"] is False
+    assert listed["local-image"]["available"] is True
+
+
+def test_prefer_wait_returns_the_finished_job_with_200(api, funded):
+    response = generate(api, Prefer="wait=10")
+    assert response.status_code == HTTPStatus.OK
+    assert response.json()["data"]["status"] == "completed"
+    assert response.json()["data"]["outputUrl"]
+
+
+@pytest.mark.django_db(transaction=True)  # the submit's atomic() is then top level, as in production
+def test_a_submit_runs_at_most_six_queries(api, funded, no_worker):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    generate(api, {"prompt": "warm up"})  # warms the key cache and writes last_used_at
+    Job.objects.update(status=JobStatus.COMPLETED)
+    with CaptureQueriesContext(connection) as captured:
+        assert generate(api, **{"Idempotency-Key": "q-1"}).status_code == HTTPStatus.ACCEPTED
+    # Transaction control (SQLite's BEGIN IMMEDIATE / COMMIT) is not a query against data.
+    statements = [q["sql"] for q in captured if not q["sql"].startswith(("BEGIN", "COMMIT", "SAVEPOINT", "RELEASE"))]
+    assert len(statements) <= 6, statements
+
+
+def test_job_events_record_the_lifecycle(api, funded):
+    job_id = generate(api).json()["data"]["jobId"]
+    kinds = list(JobEvent.objects.filter(job_id=job_id).values_list("kind", flat=True))
+    assert kinds[0] == "created"
+    assert "started" in kinds
+    assert kinds[-1] == "completed"
+
+
+def test_an_image_upload_drives_image_to_image(api, funded):
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (320, 240), "teal").save(buffer, "PNG")
+    buffer.seek(0)
+    buffer.name = "in.png"
+    body = {"model": "local-image-edit", "type": "IMAGE_TO_IMAGE", "prompt": "make it warmer", "image": buffer}
+    response = api.post("/api/v1/generate", body)
+    assert response.status_code == HTTPStatus.ACCEPTED, response.json()
+    job = Job.objects.get()
+    assert job.status == JobStatus.COMPLETED
+    assert job.input_file
+
+
+def test_an_upload_that_is_not_an_image_is_a_422(api, funded):
+    import io
+
+    fake = io.BytesIO(b"not an image at all")
+    fake.name = "x.png"
+    body = {"model": "local-image-edit", "type": "IMAGE_TO_IMAGE", "prompt": "x", "image": fake}
+    response = api.post("/api/v1/generate", body)
+    assert response.status_code == HTTPStatus.UNPROCESSABLE_ENTITY
+    assert "image" in response.json()["error"]["details"]
+
+
+def test_an_upload_over_5_mb_is_a_413(api, funded, settings):
+    import io
+
+    big = io.BytesIO(b"\x89PNG" + b"0" * (5 * 1024 * 1024 + 10))
+    big.name = "big.png"
+    body = {"model": "local-image-edit", "type": "IMAGE_TO_IMAGE", "prompt": "x", "image": big}
+    response = api.post("/api/v1/generate", body)
+    assert response.status_code == HTTPStatus.REQUEST_ENTITY_TOO_LARGE
+
+
+def test_an_image_url_to_a_private_address_is_refused(api, funded):
+    body = {"model": "local-image-edit", "type": "IMAGE_TO_IMAGE", "prompt": "x", "imageUrl": "https://127.0.0.1/a.png"}
+    response = api.post("/api/v1/generate", body, content_type="application/json")
+    assert response.status_code == HTTPStatus.UNPROCESSABLE_ENTITY
+    assert "private" in response.json()["error"]["details"]["imageUrl"][0]

@@ -1,0 +1,168 @@
+import csv
+import io
+from datetime import timedelta
+from http import HTTPStatus
+
+import pytest
+from django.utils import timezone
+
+from billing.models import EntryKind, LedgerEntry
+from billing.services import wallet_balance
+from generation.models import Job, JobStatus
+from tests.factories import UserFactory
+from tests.generation.conftest import generate
+
+pytestmark = pytest.mark.django_db
+
+
+def make_jobs(user, count: int, **fields) -> list[Job]:
+    defaults = {"model_id": "local-image", "type": "TEXT_TO_IMAGE", "route": "local", "status": JobStatus.COMPLETED}
+    return [Job.objects.create(user=user, **{**defaults, **fields}) for _ in range(count)]
+
+
+def test_a_job_has_every_contract_field(api, funded):
+    job_id = generate(api).json()["data"]["jobId"]
+    data = api.get(f"/api/v1/jobs/{job_id}").json()["data"]
+    expected = {
+        "jobId",
+        "status",
+        "progress",
+        "model",
+        "type",
+        "params",
+        "creditsCharged",
+        "creditsRefunded",
+        "outputUrl",
+        "outputs",
+        "error",
+        "createdAt",
+        "startedAt",
+        "completedAt",
+    }
+    assert expected <= set(data)
+    assert data["createdAt"].endswith("Z")
+    output = data["outputs"][0]
+    assert set(output) == {"url", "contentType", "width", "height", "durationSeconds", "bytes"}
+
+
+def test_another_accounts_job_is_not_found(api, funded):
+    other_job = make_jobs(UserFactory(), 1)[0]
+    for response in (api.get(f"/api/v1/jobs/{other_job.id}"), api.post(f"/api/v1/jobs/{other_job.id}/cancel")):
+        assert response.status_code == HTTPStatus.NOT_FOUND
+    assert api.get("/api/v1/jobs/not-a-uuid").status_code == HTTPStatus.NOT_FOUND
+
+
+def test_the_list_is_newest_first_and_cursor_paginated(api, user):
+    jobs = make_jobs(user, 5)
+    first = api.get("/api/v1/jobs?limit=2").json()
+    assert [j["jobId"] for j in first["data"]] == [str(jobs[4].id), str(jobs[3].id)]
+    second = api.get(f"/api/v1/jobs?limit=2&cursor={first['nextCursor']}").json()
+    assert [j["jobId"] for j in second["data"]] == [str(jobs[2].id), str(jobs[1].id)]
+
+
+def test_the_list_filters_by_status_type_model_and_time(api, user):
+    make_jobs(user, 2)
+    make_jobs(user, 1, status=JobStatus.FAILED)
+    make_jobs(user, 1, model_id="local-music", type="TEXT_TO_MUSIC")
+    assert len(api.get("/api/v1/jobs?status=failed").json()["data"]) == 1
+    assert len(api.get("/api/v1/jobs?type=TEXT_TO_MUSIC").json()["data"]) == 1
+    assert len(api.get("/api/v1/jobs?model=local-image").json()["data"]) == 3
+    tomorrow = (timezone.now() + timedelta(days=1)).date().isoformat()
+    assert api.get(f"/api/v1/jobs?createdAfter={tomorrow}").json()["data"] == []
+
+
+@pytest.mark.parametrize("query", ["status=done", "type=PAINT", "createdAfter=yesterday", "limit=500"])
+def test_bad_list_filters_are_a_422(api, user, query):
+    assert api.get(f"/api/v1/jobs?{query}").status_code == HTTPStatus.UNPROCESSABLE_ENTITY
+
+
+def test_canceling_a_queued_job_refunds_it_once(api, funded, no_worker):
+    job_id = generate(api).json()["data"]["jobId"]
+    for _ in range(3):
+        data = api.post(f"/api/v1/jobs/{job_id}/cancel").json()["data"]
+    assert (data["status"], data["creditsRefunded"]) == ("canceled", 1)
+    assert wallet_balance(user_id=funded.pk) == 100
+    assert LedgerEntry.objects.filter(kind=EntryKind.REFUND).count() == 1
+
+
+def test_canceling_a_finished_job_is_a_no_op(api, funded):
+    job_id = generate(api).json()["data"]["jobId"]
+    response = api.post(f"/api/v1/jobs/{job_id}/cancel")
+    assert response.status_code == HTTPStatus.OK
+    assert response.json()["data"]["status"] == "completed"
+    assert wallet_balance(user_id=funded.pk) == 99
+
+
+def test_the_csv_export_streams_the_window(api, user):
+    make_jobs(user, 3)
+    old = make_jobs(user, 1)[0]
+    Job.objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(days=40))
+    today = timezone.now().date()
+    response = api.get(f"/api/v1/jobs/export.csv?from={today - timedelta(days=7)}&to={today}")
+    assert response.status_code == HTTPStatus.OK
+    assert response["Content-Type"].startswith("text/csv")
+    rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert rows[0][:3] == ["jobId", "createdAt", "startedAt"]
+    assert len(rows) == 4
+
+
+def test_an_export_window_over_90_days_is_a_422(api, user):
+    response = api.get("/api/v1/jobs/export.csv?from=2026-01-01&to=2026-06-01")
+    assert response.status_code == HTTPStatus.UNPROCESSABLE_ENTITY
+    assert "to" in response.json()["error"]["details"]
+
+
+def test_an_export_with_from_after_to_is_a_422(api, user):
+    assert api.get("/api/v1/jobs/export.csv?from=2026-05-01&to=2026-04-01").status_code == 422
+
+
+def test_output_urls_expire_after_24_hours(api, funded):
+    import time_machine
+
+    url = api.get(f"/api/v1/jobs/{generate(api).json()['data']['jobId']}").json()["data"]["outputUrl"]
+    path = url.removeprefix("http://127.0.0.1:8000")
+    assert api.get(path).status_code == HTTPStatus.OK
+    with time_machine.travel(timezone.now() + timedelta(hours=24, minutes=1)):
+        assert api.get(path).status_code == HTTPStatus.FORBIDDEN
+
+
+def test_a_tampered_output_url_is_refused(client, api, funded):
+    url = api.get(f"/api/v1/jobs/{generate(api).json()['data']['jobId']}").json()["data"]["outputUrl"]
+    path = url.removeprefix("http://127.0.0.1:8000")
+    token, filename = path.removeprefix("/outputs/").split("/")
+    tampered = f"/outputs/{token[:-3]}abc/{filename}"
+    response = client.get(tampered)
+    assert response.status_code == HTTPStatus.FORBIDDEN
+    assert b"PNG" not in response.content
+
+
+def test_the_models_api_lists_the_catalog(client, db):
+    models = client.get("/api/v1/models").json()["data"]
+    assert len(models) >= 50
+    seedance = client.get("/api/v1/models/seedance-2.0").json()["data"]
+    assert seedance["credits"] == 12
+    assert seedance["pricing"]["byResolution"]["720p"]
+    assert {"id", "name", "types", "credits", "pricing", "params", "available"} <= set(seedance)
+    assert "upstreamModel" not in seedance
+    assert client.get("/api/v1/models/nope").status_code == HTTPStatus.NOT_FOUND
+
+
+def test_a_disabled_model_disappears_from_the_catalog(client, db):
+    from generation.catalog import catalog_forget
+    from generation.models import AiModel
+
+    AiModel.objects.filter(id="flux-dev").update(enabled=False)
+    catalog_forget()
+    assert client.get("/api/v1/models/flux-dev").status_code == HTTPStatus.NOT_FOUND
+
+
+def test_sync_catalog_is_idempotent_and_keeps_staff_choices(db):
+    from django.core.management import call_command
+
+    from generation.models import AiModel
+
+    AiModel.objects.filter(id="flux-dev").update(enabled=False)
+    call_command("sync_catalog")
+    call_command("sync_catalog")
+    assert AiModel.objects.count() >= 50
+    assert AiModel.objects.get(id="flux-dev").enabled is False

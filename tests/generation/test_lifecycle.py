@@ -1,0 +1,148 @@
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from billing.models import EntryKind, LedgerEntry
+from billing.services import wallet_balance
+from generation.catalog import catalog_forget
+from generation.models import AiModel, Job, JobEvent, JobStatus
+from generation.providers.base import GenerationResult, Provider, ProviderError
+from generation.services import job_claim, job_fail, jobs_reap
+from tests.generation.conftest import generate
+
+pytestmark = pytest.mark.django_db
+
+
+class ScriptedProvider(Provider):
+    """Fails or succeeds as the test says, counting calls."""
+
+    script: list = []
+    calls = 0
+
+    def run(self, request, progress, deadline):
+        type(self).calls += 1
+        step = self.script.pop(0) if self.script else "ok"
+        progress(50)
+        if isinstance(step, Exception):
+            raise step
+        return GenerationResult(text="done")
+
+
+@pytest.fixture
+def scripted(settings):
+    settings.FLIXLY_EXTRA_PROVIDERS = {"scripted": "tests.generation.test_lifecycle.ScriptedProvider"}
+    AiModel.objects.create(
+        id="scripted-chat", name="Scripted", types=["CHAT"], credits=5, route="scripted", upstream_model="s"
+    )
+    catalog_forget()
+    ScriptedProvider.script, ScriptedProvider.calls = [], 0
+    return ScriptedProvider
+
+
+def submit(api):
+    return generate(api, {"model": "scripted-chat", "type": "CHAT", "prompt": "hi"}).json()["data"]["jobId"]
+
+
+def refunds(job_id) -> int:
+    return LedgerEntry.objects.filter(kind=EntryKind.REFUND, reference_id=str(job_id)).count()
+
+
+def test_a_successful_job_completes_with_its_output(api, funded, scripted):
+    job = Job.objects.get(pk=submit(api))
+    assert (job.status, job.text, job.progress) == (JobStatus.COMPLETED, "done", 100)
+    assert wallet_balance(user_id=funded.pk) == 95
+
+
+def test_a_permanent_provider_error_fails_and_refunds_once(api, funded, scripted):
+    scripted.script = [ProviderError("upstream said no: secret detail", transient=False)]
+    job = Job.objects.get(pk=submit(api))
+    assert job.status == JobStatus.FAILED
+    assert job.error == "The generation failed. Your credits were refunded."
+    assert "secret detail" not in api.get(f"/api/v1/jobs/{job.pk}").content.decode()
+    assert (job.credits_refunded, refunds(job.pk)) == (5, 1)
+    assert wallet_balance(user_id=funded.pk) == 100
+
+
+def test_a_crash_fails_the_job_with_a_generic_message(api, funded, scripted):
+    scripted.script = [RuntimeError("boom at /srv/app.py line 3")]
+    job = Job.objects.get(pk=submit(api))
+    assert job.status == JobStatus.FAILED
+    assert "boom" in job.error_detail
+    assert "boom" not in job.error
+
+
+def test_failing_twice_refunds_once(api, funded, scripted, no_worker):
+    job_id = submit(api)
+    assert job_fail(job_id=job_id, detail="first")
+    assert not job_fail(job_id=job_id, detail="second")
+    assert refunds(job_id) == 1
+
+
+def test_a_job_is_claimed_once(api, funded, no_worker, scripted):
+    job_id = submit(api)
+    assert job_claim(job_id=job_id) is not None
+    assert job_claim(job_id=job_id) is None
+    assert Job.objects.get(pk=job_id).attempts == 1
+
+
+def test_a_redelivered_message_does_nothing_twice(api, funded, scripted):
+    from generation.tasks import run_job
+
+    job_id = submit(api)
+    run_job.apply(args=[job_id])
+    assert scripted.calls == 1
+    assert JobEvent.objects.filter(job_id=job_id, kind="completed").count() == 1
+
+
+def test_transient_errors_are_retried(api, funded, scripted, no_worker):
+    from generation.tasks import run_job
+
+    scripted.script = [ProviderError("busy", transient=True)]
+    job_id = submit(api)
+    run_job.apply(args=[job_id])  # the retry runs at once when tasks execute inline
+    job = Job.objects.get(pk=job_id)
+    assert (job.status, job.attempts, scripted.calls) == (JobStatus.COMPLETED, 2, 2)
+    assert "retried" in JobEvent.objects.filter(job_id=job_id).values_list("kind", flat=True)
+    assert refunds(job_id) == 0
+
+
+def test_the_reaper_re_enqueues_jobs_left_queued(api, funded, scripted, no_worker):
+    job_id = submit(api)
+    assert jobs_reap()["requeued"] == 0
+    counts = jobs_reap(now=timezone.now() + timedelta(minutes=3))
+    assert counts["requeued"] == 1
+    assert Job.objects.get(pk=job_id).status == JobStatus.QUEUED
+
+
+def test_the_reaper_retries_a_stuck_job_once_then_fails_and_refunds_it(api, funded, scripted, no_worker):
+    job_id = submit(api)
+    later = timezone.now() + timedelta(hours=1)
+    job_claim(job_id=job_id)
+    assert jobs_reap(now=later)["retried"] == 1
+    job_claim(job_id=job_id)
+    assert jobs_reap(now=later + timedelta(hours=1))["failed"] == 1
+    assert jobs_reap(now=later + timedelta(hours=2)) == {"requeued": 0, "retried": 0, "failed": 0}
+    job = Job.objects.get(pk=job_id)
+    assert job.status == JobStatus.FAILED
+    assert refunds(job_id) == 1
+    assert wallet_balance(user_id=funded.pk) == 100
+
+
+def test_canceling_a_running_job_stops_it_at_the_next_progress_step(api, funded, scripted, no_worker):
+    from generation.services import job_cancel, job_execute
+
+    job_id = submit(api)
+    job = job_claim(job_id=job_id)
+    job_cancel(user=funded, job_id=job_id)
+    job_execute(job=job)
+    job.refresh_from_db()
+    assert job.status == JobStatus.CANCELED
+    assert job.credits_refunded == 5
+    assert refunds(job_id) == 1
+
+
+def test_progress_is_recorded_as_events(api, funded, scripted):
+    job_id = submit(api)
+    kinds = list(JobEvent.objects.filter(job_id=job_id).values_list("kind", flat=True))
+    assert kinds == ["created", "started", "progress", "completed"]
