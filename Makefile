@@ -31,7 +31,7 @@ run: setup
 	@echo "  Flixly is starting at http://$(HOST):$(PORT)/  (Ctrl-C stops web, worker and beat)"
 	@echo "  Verification and other e-mails are printed below by the web process."
 	@echo ""
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" BIND=$(HOST):$(PORT) honcho -f Procfile start
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" BIND=$(HOST):$(PORT) FLIXLY_SITE_URL=$${FLIXLY_SITE_URL:-http://$(HOST):$(PORT)} honcho -f Procfile start
 
 test: install
 	$(PY) -m pytest -m "not postgres and not redis" $(PYTEST_ARGS)

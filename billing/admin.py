@@ -37,16 +37,16 @@ class AdjustForm(forms.Form):
 class WalletAdmin(ReadOnlyAdmin):
     list_display = ("user", "balance", "subscription_status", "stripe_customer_id", "updated_at", "adjust_link")
     search_fields = ("user__email", "stripe_customer_id")
-    readonly_fields = [*(f.name for f in Wallet._meta.fields), "ledger"]
+    fields = readonly_fields = [*(f.name for f in Wallet._meta.fields), "ledger"]
 
     @admin.display(description="Ledger (newest 50)")
     def ledger(self, wallet: Wallet) -> str:
         entries = LedgerEntry.objects.filter(user_id=wallet.user_id).select_related("staff_user")[:50]
         rows = format_html_join(
             "",
-            "<tr><td>{}</td><td>{}</td><td>{:+d}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             (
-                (e.created_at, e.get_kind_display(), e.amount, e.balance_after, e.reason, e.staff_user or "")
+                (e.created_at, e.get_kind_display(), f"{e.amount:+d}", e.balance_after, e.reason, e.staff_user or "")
                 for e in entries
             ),
         )

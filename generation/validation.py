@@ -24,7 +24,19 @@ CATEGORY = {
 NEEDS_IMAGE = {"IMAGE_TO_IMAGE", "IMAGE_TO_VIDEO", "REFERENCE_TO_VIDEO"}
 VISUAL = {"TEXT_TO_IMAGE", "IMAGE_TO_IMAGE", "TEXT_TO_VIDEO", "IMAGE_TO_VIDEO", "REFERENCE_TO_VIDEO"}
 # Fields checked against each model's own params (ranges and allowed values).
-MODEL_PARAMS = ("width", "height", "steps", "style", "duration", "resolution", "fps", "voice", "speed", "language")
+MODEL_PARAMS = (
+    "width",
+    "height",
+    "steps",
+    "style",
+    "duration",
+    "resolution",
+    "fps",
+    "voice",
+    "speed",
+    "language",
+    "maxTokens",
+)
 MAX_PROMPT_CHARS = 2000
 
 
@@ -134,10 +146,7 @@ def _chat_input(model: AiModel, data: dict, errors: dict) -> dict:
             break
     if sum(len(str(m.get("content", ""))) for m in messages) > model.max_prompt_chars:
         errors["messages"] = [f"The conversation must be at most {model.max_prompt_chars} characters."]
-    extra: dict[str, Any] = {"messages": messages}
-    if "maxTokens" in data:
-        extra["maxTokens"] = data["maxTokens"]
-    return extra
+    return {"messages": messages}
 
 
 def _image_input(job_type: str, data: dict, has_upload: bool, errors: dict) -> str | None:

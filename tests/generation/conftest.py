@@ -4,12 +4,23 @@ from billing.services import wallet_adjust
 from generation.catalog import catalog_forget, catalog_sync
 
 
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """Load the catalog once into the test database; transactional tests that flush it reload it below."""
+    with django_db_blocker.unblock():
+        catalog_sync()
+
+
 @pytest.fixture(autouse=True)
 def catalog(request):
     """Every database test here starts with the full catalog loaded."""
     if {"db", "transactional_db"} & set(request.fixturenames) or request.node.get_closest_marker("django_db"):
         request.getfixturevalue("transactional_db" if "transactional_db" in request.fixturenames else "db")
-        catalog_sync()
+        from generation.models import AiModel
+
+        if not AiModel.objects.filter(id="local-image").exists():
+            catalog_sync()
+    catalog_forget()
     yield
     catalog_forget()
 
