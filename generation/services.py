@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
+from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
@@ -112,11 +113,21 @@ def job_submit(
     try:
         balance = _charge_and_enqueue(user, identity, job, request)
     except _Replay as replay:
+        _forget_input(job)
         return Submitted(Job.objects.get(pk=replay.job_id), False, None)
     except IntegrityError:
+        _forget_input(job)
         # A concurrent request with the same Idempotency-Key won the race: answer with its job.
         return Submitted(_existing_for_key(user, idempotency_key, fingerprint) or _raise_conflict(), False, None)
+    except Exception:
+        _forget_input(job)
+        raise
     return Submitted(job, True, balance)
+
+
+def _forget_input(job: Job) -> None:
+    if job.input_file:
+        default_storage.delete(job.input_file)
 
 
 def _raise_conflict() -> Job:

@@ -253,3 +253,43 @@ def test_an_image_url_to_a_private_address_is_refused(api, funded):
     response = api.post("/api/v1/generate", body, content_type="application/json")
     assert response.status_code == HTTPStatus.UNPROCESSABLE_ENTITY
     assert "private" in response.json()["error"]["details"]["imageUrl"][0]
+
+
+def test_a_refused_upload_leaves_no_file_behind(api, user, settings, tmp_path):
+    import io
+
+    from django.core.files.storage import default_storage
+    from PIL import Image
+
+    settings.MEDIA_ROOT = tmp_path
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 64), "red").save(buffer, "PNG")
+    buffer.seek(0)
+    buffer.name = "in.png"
+    body = {"model": "local-image-edit", "type": "IMAGE_TO_IMAGE", "prompt": "x", "image": buffer}
+    assert api.post("/api/v1/generate", body).status_code == HTTPStatus.PAYMENT_REQUIRED
+    folder = f"inputs/{user.pk}"
+    assert not default_storage.exists(folder) or default_storage.listdir(folder) == ([], [])
+
+
+def test_output_urls_are_presigned_when_outputs_live_on_s3(settings):
+    from generation.outputs import output_url
+
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {
+            "BACKEND": "storages.backends.s3.S3Storage",
+            "OPTIONS": {
+                "bucket_name": "flixly-test",
+                "access_key": "AKIATEST",
+                "secret_key": "secret",
+                "region_name": "us-east-1",
+                "querystring_expire": 86400,
+                "signature_version": "s3v4",
+            },
+        },
+    }
+    url = output_url("outputs/1/job/0.png")
+    assert url.startswith("https://flixly-test.s3")
+    assert "X-Amz-Expires=86400" in url
+    assert "X-Amz-Signature=" in url
