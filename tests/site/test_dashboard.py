@@ -1,0 +1,26 @@
+import pytest
+
+from billing.services import wallet_adjust
+from generation.models import Job
+
+pytestmark = pytest.mark.django_db
+
+
+def test_the_dashboard_shows_balance_plan_and_recent_jobs(client, user):
+    from generation.catalog import catalog_sync
+
+    catalog_sync()
+    wallet_adjust(user_id=user.pk, amount=1234, reason="funds")
+    Job.objects.create(user=user, model_id="local-image", type="TEXT_TO_IMAGE", route="local", status="failed")
+    client.force_login(user)
+    page = client.get("/dashboard/").content.decode()
+    assert "1,234" in page
+    assert "Free plan" in page
+    assert "local-image" in page
+    assert 'class="badge failed"' in page
+
+
+def test_account_settings_pages_link_to_each_other(client, user):
+    client.force_login(user)
+    page = client.get("/accounts/email/").content.decode()
+    assert "/accounts/password/change/" in page
