@@ -28,7 +28,7 @@ class InsufficientCredits(ApplicationError):
     @classmethod
     def for_price(cls, price: int, balance: int) -> "InsufficientCredits":
         return cls(
-            f"You need at least {price} credits for this; your balance is {balance}.",
+            f"You need at least {price} credit{'s' if price != 1 else ''} for this; your balance is {balance}.",
             details={"price": price, "balance": balance},
         )
 

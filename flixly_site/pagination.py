@@ -45,9 +45,9 @@ def page_limit(request: Request) -> int:
     return int(raw)
 
 
-def keyset_page(queryset: QuerySet, request: Request, *, time_field: str = "created_at") -> tuple[list, str | None]:
-    limit = page_limit(request)
-    cursor = request.query_params.get("cursor")
+def keyset_page(
+    queryset: QuerySet, *, cursor: str | None, limit: int = DEFAULT_LIMIT, time_field: str = "created_at"
+) -> tuple[list, str | None]:
     queryset = queryset.order_by(f"-{time_field}", "-pk")
     if cursor:
         when, pk = _decode(cursor)
@@ -60,5 +60,7 @@ def keyset_page(queryset: QuerySet, request: Request, *, time_field: str = "crea
 def paginated_response(
     queryset: QuerySet, request: Request, serialize: Callable[[Any], dict], *, time_field: str = "created_at"
 ) -> Response:
-    rows, next_cursor = keyset_page(queryset, request, time_field=time_field)
+    rows, next_cursor = keyset_page(
+        queryset, cursor=request.query_params.get("cursor"), limit=page_limit(request), time_field=time_field
+    )
     return Response({"data": [serialize(row) for row in rows], "nextCursor": next_cursor})

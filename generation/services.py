@@ -25,6 +25,7 @@ from generation.catalog import provider_for, route_for
 from generation.models import ACTIVE_STATUSES, Job, JobEvent, JobStatus
 from generation.outputs import input_store, local_copy, outputs_delete, outputs_store
 from generation.providers.base import GenerationRequest
+from generation.selectors import job_get
 from generation.validation import ValidRequest
 
 logger = logging.getLogger("flixly.jobs")
@@ -339,11 +340,7 @@ def job_requeue(*, job_id, reason: str) -> bool:
 
 def job_cancel(*, user: User, job_id) -> Job:
     """queued: canceled and refunded now; running: the worker stops at its next progress step; finished: no-op."""
-    job = Job.objects.filter(user=user, pk=job_id).first()
-    if job is None:
-        from flixly_site.errors import NotFound
-
-        raise NotFound("No job with that id.")
+    job = job_get(user=user, job_id=job_id)
     with transaction.atomic():
         if Job.objects.filter(pk=job.pk, status=JobStatus.QUEUED).update(
             status=JobStatus.CANCELED, completed_at=timezone.now(), cancel_requested=True

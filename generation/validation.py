@@ -1,11 +1,14 @@
 """Checks a generate request against the catalog: every bad field is named in one 422."""
 
+import io
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
+from PIL import Image, UnidentifiedImageError
 from rest_framework import serializers
 
-from flixly_site.errors import ValidationFailed
+from flixly_site.errors import PayloadTooLarge, ValidationFailed
 from generation.catalog import catalog_get
 from generation.models import AiModel
 from generation.pricing import price_for
@@ -93,9 +96,13 @@ def _shape(data: dict) -> dict:
     return dict(payload.validated_data)
 
 
+def _listing(values) -> str:
+    return ", ".join(str(v) for v in values)
+
+
 def _check_range(name: str, value: Any, spec: dict) -> str | None:
     if "allowed" in spec and value not in spec["allowed"]:
-        return f"{name} must be one of {spec['allowed']} for this model."
+        return f"{name} must be one of {_listing(spec['allowed'])} for this model."
     if "min" in spec and value < spec["min"]:
         return f"{name} must be between {spec['min']} and {spec.get('max')} for this model."
     if "max" in spec and value > spec["max"]:
@@ -152,11 +159,11 @@ def _chat_input(model: AiModel, data: dict, errors: dict) -> dict:
 def _image_input(job_type: str, data: dict, has_upload: bool, errors: dict) -> str | None:
     url = data.get("imageUrl")
     if job_type in NEEDS_IMAGE and not (url or has_upload):
-        errors["image"] = [f"{job_type} needs an input image: upload `image` or send `imageUrl`."]
+        errors["image"] = [f"{job_type} needs an input image: upload an image or give an imageUrl."]
     if job_type not in NEEDS_IMAGE and (url or has_upload):
         errors["imageUrl" if url else "image"] = [f"{job_type} does not take an input image."]
     if url and has_upload:
-        errors["imageUrl"] = ["Send either an `image` upload or `imageUrl`, not both."]
+        errors["imageUrl"] = ["Send either an image upload or an imageUrl, not both."]
     return url
 
 
@@ -167,7 +174,7 @@ def validate_generate(data: dict, *, has_upload: bool = False) -> ValidRequest:
         raise ValidationFailed(details={"model": [f"Unknown model '{shaped['model']}'. See GET /api/v1/models."]})
     job_type = shaped["type"]
     if job_type not in model.types:
-        raise ValidationFailed(details={"type": [f"{model.id} supports {model.types}, not {job_type}."]})
+        raise ValidationFailed(details={"type": [f"{model.id} supports {_listing(model.types)}, not {job_type}."]})
     errors: dict[str, list[str]] = {}
     if "webhookUrl" in shaped:
         errors["webhookUrl"] = ["Per-job webhooks are not available on this server yet; poll GET /api/v1/jobs/{id}."]
@@ -178,3 +185,25 @@ def validate_generate(data: dict, *, has_upload: bool = False) -> ValidRequest:
     if errors:
         raise ValidationFailed(details=errors)
     return ValidRequest(model, job_type, params, price_for(model, params), image_url)
+
+
+def require_image(content: bytes, field: str) -> None:
+    try:
+        with Image.open(io.BytesIO(content)) as image:
+            image.verify()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        raise ValidationFailed(
+            details={field: ["The file is not an image we can read (PNG, JPEG, WebP, GIF)."]}
+        ) from None
+
+
+def upload_read(upload) -> bytes | None:
+    """An uploaded input image: at most 5 MB and decodable, else 413 / 422."""
+    if upload is None:
+        return None
+    limit = settings.FLIXLY_MAX_UPLOAD_BYTES
+    if upload.size > limit:
+        raise PayloadTooLarge(f"The image is over the {limit // (1024 * 1024)} MB limit.")
+    content = upload.read()
+    require_image(content, "image")
+    return content

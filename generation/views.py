@@ -1,21 +1,234 @@
-import mimetypes
+"""Dashboard pages for generation: the playground, the jobs list and a job's page. Services do the work."""
 
+import mimetypes
+import uuid
+from pathlib import PurePosixPath
+from typing import Any
+
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.files.storage import default_storage
-from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import render
+from django.db.models import QuerySet
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods, require_POST
 
+from accounts.services import parse_uuid
+from billing.services import wallet_balance
+from flixly_site.errors import ApplicationError, NotFound, ValidationFailed
+from flixly_site.pagination import keyset_page
+from generation.api.serializers import job_data
+from generation.catalog import catalog_models, route_for
+from generation.forms import TYPE_LABELS, GenerateForm, JobFilterForm
+from generation.models import ACTIVE_STATUSES, AiModel, Job, JobStatus
 from generation.outputs import output_name_from_token
+from generation.selectors import job_get, jobs_for
+from generation.services import job_cancel, job_submit, request_fingerprint
+from generation.validation import NEEDS_IMAGE, VISUAL, ValidRequest, validate_generate
+
+JOBS_PER_PAGE = 25
+PARAM_LABELS = {
+    "width": "Width",
+    "height": "Height",
+    "steps": "Steps",
+    "seed": "Seed",
+    "style": "Style",
+    "duration": "Duration (seconds)",
+    "resolution": "Resolution",
+    "fps": "Frames per second",
+    "voice": "Voice",
+    "speed": "Speed",
+    "language": "Language",
+    "maxTokens": "Max reply tokens",
+}
+
+
+# --- Generate -------------------------------------------------------------------------------------
+
+
+def _available(models: dict[str, AiModel]) -> set[str]:
+    return {model_id for model_id, model in models.items() if route_for(model, is_test=False) is not None}
+
+
+def _catalog_json(models: dict[str, AiModel], available: set[str]) -> dict[str, Any]:
+    """What generate.js needs to show only the fields the chosen model takes."""
+    return {
+        "models": {
+            m.id: {
+                "types": m.types,
+                "credits": m.credits,
+                "params": m.params,
+                "description": m.description,
+                "available": m.id in available,
+            }
+            for m in models.values()
+        },
+        "needsImage": sorted(NEEDS_IMAGE),
+        "visual": sorted(VISUAL),
+    }
+
+
+def _validate(form: GenerateForm) -> ValidRequest:
+    return validate_generate(form.api_data(), has_upload=form.cleaned_data.get("image") is not None)
+
+
+def _submit(request: HttpRequest, form: GenerateForm, valid: ValidRequest) -> Job:
+    data, image = form.api_data(), form.cleaned_data.get("image")
+    fingerprint = request_fingerprint(data, image)
+    submitted = job_submit(user=request.user, identity=None, request=valid, fingerprint=fingerprint, image=image)
+    return submitted.job
+
+
+def _playground(
+    request: HttpRequest, form: GenerateForm, models: dict[str, AiModel], available: set[str], price: int | None
+) -> HttpResponse:
+    context = {
+        "nav": "generate",
+        "form": form,
+        "balance": wallet_balance(user_id=request.user.pk),
+        "price": price,
+        "catalog": _catalog_json(models, available),
+    }
+    return render(request, "generation/generate.html", context)
+
+
+def _process(request: HttpRequest, form: GenerateForm) -> tuple[Job | None, int | None]:
+    """Submit the job, or only price it when the user asked for a quote; errors land on the form."""
+    try:
+        valid = _validate(form)
+        if request.POST.get("intent") == "quote":
+            return None, valid.price
+        return _submit(request, form, valid), None
+    except ValidationFailed as error:
+        form.add_api_errors(error.details or {"__all__": [error.message]})
+    except ApplicationError as error:
+        form.add_error(None, error.message)
+    return None, None
 
 
 @login_required
+@require_http_methods(["GET", "POST"])
 def generate(request: HttpRequest) -> HttpResponse:
-    return render(request, "coming_soon.html", {"nav": "generate", "title": "Generate", "feature": "The playground"})
+    models = catalog_models()
+    available = _available(models)
+    initial = {name: request.GET[name] for name in ("model", "type") if name in request.GET}
+    form = GenerateForm(
+        request.POST or None, request.FILES or None, models=models, available=available, initial=initial
+    )
+    job, price = _process(request, form) if form.is_bound and form.is_valid() else (None, None)
+    if job is not None:
+        messages.success(request, _submitted_message(job))
+        return redirect("job-detail", job_id=job.pk)
+    return _playground(request, form, models, available, price)
+
+
+def _submitted_message(job: Job) -> str:
+    credits = f"{job.credits_charged} credit{'s' if job.credits_charged != 1 else ''}"
+    return f"Job submitted: {credits} charged. Failed jobs are refunded automatically."
+
+
+# --- Jobs -----------------------------------------------------------------------------------------
+
+
+def _keyset(jobs: QuerySet[Job], cursor: str) -> tuple[list[Job], str | None]:
+    return keyset_page(jobs, cursor=cursor or None, limit=JOBS_PER_PAGE)
+
+
+def _jobs_page(request: HttpRequest, jobs: QuerySet[Job]) -> tuple[list[Job], str | None]:
+    try:
+        return _keyset(jobs, request.GET.get("cursor", ""))
+    except ValidationFailed:
+        messages.info(request, "That page link no longer works, so here are your newest jobs.")
+        return _keyset(jobs, "")
+
+
+def _query(request: HttpRequest, **changes: str | None) -> str:
+    query = request.GET.copy()
+    for name, value in changes.items():
+        query.pop(name, None)
+        if value:
+            query[name] = value
+    return query.urlencode()
 
 
 @login_required
 def jobs(request: HttpRequest) -> HttpResponse:
-    return render(request, "coming_soon.html", {"nav": "jobs", "title": "Jobs", "feature": "Job history"})
+    if job_id := parse_uuid(request.GET.get("job", "")):  # links from the billing page's credit history
+        return redirect("job-detail", job_id=job_id)
+    models = catalog_models()
+    form = JobFilterForm(request.GET or None, models=models)
+    filters = form.filters()
+    rows, next_cursor = _jobs_page(request, jobs_for(user=request.user, filters=filters).select_related("model"))
+    context = {
+        "nav": "jobs",
+        "form": form,
+        "filtered": bool(filters),
+        "rows": [(job, TYPE_LABELS.get(job.type, job.type)) for job in rows],
+        "next_query": _query(request, cursor=next_cursor) if next_cursor else None,
+        "first_query": _query(request, cursor=None) if request.GET.get("cursor") else None,
+    }
+    return render(request, "generation/jobs.html", context)
+
+
+# --- One job --------------------------------------------------------------------------------------
+
+
+def _own_job(request: HttpRequest, job_id: uuid.UUID) -> Job:
+    try:
+        return job_get(user=request.user, job_id=job_id)
+    except NotFound:
+        raise Http404("No such job") from None
+
+
+def _output_view(output: dict) -> dict:
+    kind = output["contentType"].split("/")[0]
+    filename = PurePosixPath(output["url"].split("?")[0]).name
+    return {**output, "kind": kind if kind in ("image", "video", "audio") else "file", "filename": filename}
+
+
+def _prompt_text(params: dict) -> str:
+    if "prompt" in params:
+        return params["prompt"]
+    return "\n\n".join(str(m.get("content", "")) for m in params.get("messages", []) if m.get("role") == "user")
+
+
+def _param_rows(params: dict) -> list[tuple[str, Any]]:
+    return [(PARAM_LABELS[name], params[name]) for name in PARAM_LABELS if name in params]
+
+
+@login_required
+def job_detail(request: HttpRequest, job_id: uuid.UUID) -> HttpResponse:
+    job = _own_job(request, job_id)
+    data = job_data(job)
+    context = {
+        "nav": "jobs",
+        "job": job,
+        "type_label": TYPE_LABELS.get(job.type, job.type),
+        "unfinished": job.status in ACTIVE_STATUSES,
+        "outputs": [_output_view(output) for output in data["outputs"]],
+        "prompt": _prompt_text(job.params),
+        "params": _param_rows(job.params),
+        "local_fallback": job.metadata.get("localFallback", False),
+    }
+    return render(request, "generation/job_detail.html", context)
+
+
+def _cancel_message(job: Job) -> str:
+    if job.status == JobStatus.CANCELED and job.credits_refunded:
+        return f"Job canceled. {job.credits_refunded} credits are back in your balance."
+    if job.status == JobStatus.CANCELED:
+        return "Job canceled."
+    if job.status == JobStatus.RUNNING:
+        return "Stopping the job. It ends at its next step and your credits come back."
+    return "This job had already finished, so there was nothing to cancel."
+
+
+@login_required
+@require_POST
+def cancel_job(request: HttpRequest, job_id: uuid.UUID) -> HttpResponse:
+    job = job_cancel(user=request.user, job_id=_own_job(request, job_id).pk)
+    messages.success(request, _cancel_message(job))
+    return redirect("job-detail", job_id=job.pk)
 
 
 def output_file(request: HttpRequest, token: str, filename: str) -> HttpResponse:

@@ -1,5 +1,4 @@
 import csv
-import io
 import re
 import time
 
@@ -20,7 +19,7 @@ from generation.models import FINISHED_STATUSES, Job
 from generation.outbound import OutboundError, TooLarge, fetch_image
 from generation.selectors import EXPORT_COLUMNS, export_rows, export_window, job_get, jobs_for
 from generation.services import job_cancel, job_submit, request_fingerprint
-from generation.validation import validate_generate
+from generation.validation import upload_read, validate_generate
 
 PREFER_WAIT = re.compile(r"(?:^|[\s,;])wait\s*=\s*(\d+)")
 MAX_WAIT_SECONDS = 60
@@ -47,29 +46,6 @@ class ModelDetailApi(APIView):
         if model is None:
             raise NotFound(f"No model '{model_id}'. See GET /api/v1/models.")
         return Response({"data": model_data(model, available=route_for(model, is_test=False) is not None)})
-
-
-def _read_upload(request: Request) -> bytes | None:
-    upload = request.FILES.get("image")
-    if upload is None:
-        return None
-    if upload.size > settings.FLIXLY_MAX_UPLOAD_BYTES:
-        raise PayloadTooLarge("The image is over the 5 MB limit.")
-    content = upload.read()
-    _require_image(content, "image")
-    return content
-
-
-def _require_image(content: bytes, field: str) -> None:
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(io.BytesIO(content)) as image:
-            image.verify()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
-        raise ValidationFailed(
-            details={field: ["The file is not an image we can read (PNG, JPEG, WebP, GIF)."]}
-        ) from None
 
 
 def _fetch_input(url: str) -> bytes:
@@ -114,7 +90,7 @@ class GenerateApi(APIView):
     )
     def post(self, request: Request) -> Response:
         data = _plain_data(request)
-        upload = _read_upload(request)
+        upload = upload_read(request.FILES.get("image"))
         valid = validate_generate(data, has_upload=upload is not None)
         if request.query_params.get("dryRun", "").lower() in ("1", "true", "yes"):
             return Response({"data": self._quote(request, valid)})
@@ -194,7 +170,7 @@ class JobCancelApi(APIView):
 
     @extend_schema(operation_id="jobs_cancel", request=None, responses=JobSchema)
     def post(self, request: Request, job_id: str) -> Response:
-        job = job_cancel(user=request.user, job_id=job_get(user=request.user, job_id=job_id).pk)
+        job = job_cancel(user=request.user, job_id=job_id)
         return Response({"data": job_data(job)})
 
 

@@ -59,7 +59,7 @@ def test_insufficient_credits_is_402_naming_the_price(api, user):
     assert response.status_code == HTTPStatus.PAYMENT_REQUIRED
     error = response.json()["error"]
     assert error["code"] == "insufficient_credits"
-    assert "1 credits" in error["message"]
+    assert "You need at least 1 credit for this" in error["message"]
     assert not Job.objects.exists()
 
 

@@ -1,0 +1,134 @@
+"""Forms for the generation pages. They shape input only; the catalog rules live in generation.validation."""
+
+from collections.abc import Iterable
+from typing import Any
+
+from django import forms
+
+from flixly_site.errors import ApplicationError
+from generation.models import AiModel, JobStatus
+from generation.providers.base import JOB_TYPES
+from generation.validation import upload_read
+
+TYPE_LABELS = {
+    "TEXT_TO_IMAGE": "Text to image",
+    "IMAGE_TO_IMAGE": "Image to image",
+    "TEXT_TO_VIDEO": "Text to video",
+    "IMAGE_TO_VIDEO": "Image to video",
+    "REFERENCE_TO_VIDEO": "Reference to video",
+    "TEXT_TO_SPEECH": "Text to speech",
+    "TEXT_TO_MUSIC": "Text to music",
+    "CHAT": "Chat",
+}
+TYPE_CHOICES = [(job_type, TYPE_LABELS.get(job_type, job_type)) for job_type in JOB_TYPES]
+# The model picker groups each model under the kind of thing it makes first.
+GROUPS = {
+    "TEXT_TO_IMAGE": "Images",
+    "IMAGE_TO_IMAGE": "Images",
+    "TEXT_TO_VIDEO": "Video",
+    "IMAGE_TO_VIDEO": "Video",
+    "REFERENCE_TO_VIDEO": "Video",
+    "TEXT_TO_SPEECH": "Speech",
+    "TEXT_TO_MUSIC": "Music",
+    "CHAT": "Chat",
+}
+# Form field -> the API's camelCase name, where they differ; API field -> form field for errors.
+API_NAMES = {"negative_prompt": "negativePrompt"}
+FORM_NAMES = {"negativePrompt": "negative_prompt", "messages": "prompt", "imageUrl": "image"}
+RESOLUTIONS = [("", "Model default"), ("480p", "480p"), ("720p", "720p"), ("1080p", "1080p")]
+
+
+def model_choices(models: Iterable[AiModel], available: set[str]) -> list[tuple[str, list[tuple[str, str]]]]:
+    """Models grouped by what they make, each labelled with its base price."""
+    groups: dict[str, list[tuple[str, str]]] = {label: [] for label in dict.fromkeys(GROUPS.values())}
+    for model in models:
+        label = f"{model.name} · {model.credits} credit{'s' if model.credits != 1 else ''}"
+        if model.id not in available:
+            label += " (unavailable)"
+        group = GROUPS.get(model.types[0], "Other") if model.types else "Other"
+        groups.setdefault(group, []).append((model.id, label))
+    return [(group, choices) for group, choices in groups.items() if choices]
+
+
+def _number(label: str, help_text: str = "", **attrs: Any) -> forms.IntegerField:
+    return forms.IntegerField(label=label, required=False, help_text=help_text, widget=forms.NumberInput(attrs))
+
+
+def _decimal(label: str, help_text: str = "", **attrs: Any) -> forms.FloatField:
+    attrs.setdefault("step", "any")
+    return forms.FloatField(label=label, required=False, help_text=help_text, widget=forms.NumberInput(attrs))
+
+
+class GenerateForm(forms.Form):
+    model = forms.ChoiceField(label="Model")
+    type = forms.ChoiceField(label="What to make", choices=TYPE_CHOICES)
+    prompt = forms.CharField(
+        label="Prompt",
+        widget=forms.Textarea(attrs={"rows": 4, "placeholder": "A lighthouse on a cliff at dusk, watercolor"}),
+        help_text="Describe what you want. For speech, the text to read aloud; for chat, your message.",
+    )
+    negative_prompt = forms.CharField(
+        label="Leave out (negative prompt)",
+        required=False,
+        help_text="Images and video only. Things you do not want to see, e.g. text, blur.",
+    )
+    image = forms.FileField(
+        label="Input image",
+        required=False,
+        help_text="Needed for image to image, image to video and reference to video. PNG, JPEG, WebP or GIF.",
+        widget=forms.FileInput(attrs={"accept": "image/png,image/jpeg,image/webp,image/gif"}),
+    )
+    width = _number("Width (pixels)", "Images only.")
+    height = _number("Height (pixels)", "Images only.")
+    steps = _number("Steps", "Images only. More steps add detail but take longer.")
+    seed = _number("Seed", "Optional. The same seed and prompt give the same result again.", min=0)
+    duration = _decimal("Duration (seconds)", "Video and music only.")
+    resolution = forms.ChoiceField(label="Resolution", required=False, choices=RESOLUTIONS, help_text="Video only.")
+    voice = forms.CharField(label="Voice", required=False, max_length=64, help_text="Speech only.")
+    speed = _decimal("Speed", "Speech only. 1 is normal speed.")
+    language = forms.CharField(
+        label="Language", required=False, max_length=16, help_text="Speech only. A code such as en, de or fr."
+    )
+
+    def __init__(self, *args: Any, models: dict[str, AiModel], available: set[str], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["model"].choices = model_choices(models.values(), available)
+        self.fields["voice"].widget.attrs["list"] = "voice-options"
+        self.fields["language"].widget.attrs["list"] = "language-options"
+
+    def clean_image(self) -> bytes | None:
+        try:
+            return upload_read(self.cleaned_data.get("image") or None)
+        except ApplicationError as error:
+            raise forms.ValidationError((error.details or {}).get("image") or error.message) from None
+
+    def api_data(self) -> dict[str, Any]:
+        """The body the API takes (camelCase names) from the fields that were filled in."""
+        return {
+            API_NAMES.get(name, name): value
+            for name, value in self.cleaned_data.items()
+            if name != "image" and value not in (None, "")
+        }
+
+    def add_api_errors(self, details: dict[str, list[str]]) -> None:
+        """Put each of validate_generate's messages next to its field (or on top when no field matches)."""
+        for name, messages in details.items():
+            field = FORM_NAMES.get(name, name)
+            self.add_error(field if field in self.fields else None, messages)
+
+
+class JobFilterForm(forms.Form):
+    status = forms.ChoiceField(label="Status", required=False, choices=[("", "Any status"), *JobStatus.choices])
+    type = forms.ChoiceField(label="Type", required=False, choices=[("", "Any type"), *TYPE_CHOICES])
+    model = forms.ChoiceField(label="Model", required=False)
+
+    def __init__(self, *args: Any, models: dict[str, AiModel], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["model"].choices = [("", "Any model"), *((m.id, m.name) for m in models.values())]
+
+    def filters(self) -> dict[str, str]:
+        """The valid, non-empty filters in the names generation.selectors.jobs_for takes."""
+        if not self.is_bound:
+            return {}
+        self.is_valid()  # an invalid choice is dropped (and noted on the form); the valid ones still apply
+        return {name: value for name, value in self.cleaned_data.items() if value}

@@ -1,0 +1,67 @@
+import re
+
+import pytest
+from allauth.account.models import EmailAddress
+
+from billing.services import wallet_adjust
+from generation.catalog import catalog_forget, catalog_sync
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+SCREENSHOTS = "var/test/screenshots"
+JOB_URL = re.compile(r".*/jobs/[0-9a-f-]{36}/$")
+
+
+@pytest.fixture
+def catalog():
+    catalog_sync()
+    yield
+    catalog_forget()
+
+
+@pytest.fixture
+def signed_in(page, live_server, django_user_model, settings, catalog):
+    settings.SITE_URL = live_server.url  # output links point at the live server
+    user = django_user_model.objects.create_user(email="maker@example.com", password="Quiet-Lake-4512")
+    EmailAddress.objects.create(user=user, email=user.email, verified=True, primary=True)
+    wallet_adjust(user_id=user.pk, amount=25, reason="test funds")
+    page.goto(f"{live_server.url}/accounts/login/")
+    page.get_by_label("Email").fill(user.email)
+    page.locator("#id_password").fill("Quiet-Lake-4512")
+    page.get_by_role("button", name="Sign In").click()
+    page.wait_for_url("**/dashboard/")
+    return page
+
+
+def test_a_user_generates_an_image_and_finds_it_under_jobs(signed_in):
+    page = signed_in
+    nav = page.get_by_role("navigation", name="Main")
+    nav.get_by_role("link", name="Generate").click()
+    page.wait_for_url("**/generate/")
+
+    page.get_by_label("Model").select_option("local-image")
+    page.get_by_label("Prompt:", exact=True).fill("A lighthouse on a cliff at dusk, watercolor")
+    page.get_by_label("Width (pixels)").fill("512")
+    page.get_by_label("Height (pixels)").fill("512")
+    page.get_by_label("Height (pixels)").blur()
+    assert page.get_by_label("Duration (seconds)").is_hidden()  # not a setting local-image takes
+    page.wait_for_function("document.getElementById('price-note').textContent.includes('for this job')")
+    assert page.locator("#price").inner_text() == "1"
+    page.screenshot(path=f"{SCREENSHOTS}/generate.png", full_page=True)
+
+    page.get_by_role("button", name="Generate", exact=True).click()
+    page.wait_for_url(JOB_URL)
+    image = page.get_by_role("img", name=re.compile("Generated image"))
+    image.wait_for()
+    page.wait_for_function("document.querySelector('.output img').complete")
+    assert page.evaluate("document.querySelector('.output img').naturalWidth") == 512
+    assert page.locator("#job-status").inner_text() == "Completed"
+    page.screenshot(path=f"{SCREENSHOTS}/job.png", full_page=True)
+    job_path = page.url.removeprefix(page.url.split("/jobs/")[0])
+
+    nav.get_by_role("link", name="Jobs").click()
+    page.wait_for_url("**/jobs/")
+    row = page.get_by_role("row").filter(has=page.locator(f'a[href="{job_path}"]'))
+    assert row.get_by_text("Flixly Local Image").is_visible()
+    assert row.locator(".badge.completed").is_visible()
+    page.screenshot(path=f"{SCREENSHOTS}/jobs.png", full_page=True)

@@ -1,0 +1,343 @@
+"""The dashboard's Generate, Jobs and job pages: server-rendered over the same services as the API."""
+
+import io
+import re
+from http import HTTPStatus
+
+import pytest
+from django.db import transaction
+from django.test import Client
+from PIL import Image
+
+from billing.models import EntryKind, LedgerEntry
+from billing.services import wallet_balance, wallet_debit
+from generation.models import Job, JobStatus
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def signed_in(client, funded):
+    client.force_login(funded)
+    return client
+
+
+def post_generate(client, **fields):
+    body = {"model": "local-image", "type": "TEXT_TO_IMAGE", "prompt": "A lighthouse at dusk", **fields}
+    return client.post("/generate/", body)
+
+
+def png_bytes() -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 48), "teal").save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def queued_job(user, *, credits: int = 5) -> Job:
+    with transaction.atomic():
+        job = Job.objects.create(
+            user=user,
+            model_id="local-image",
+            type="TEXT_TO_IMAGE",
+            params={"prompt": "x"},
+            route="local",
+            credits_charged=credits,
+        )
+        wallet_debit(user_id=user.pk, amount=credits, idempotency_key=f"debit:{job.id}", reference_id=str(job.id))
+    return job
+
+
+def detail_links(response) -> set[str]:
+    return set(re.findall(r'href="/jobs/([0-9a-f-]{36})/"', response.content.decode()))
+
+
+# Generate
+
+
+def test_the_playground_lists_the_models_grouped_by_kind_with_their_credits(signed_in):
+    response = signed_in.get("/generate/")
+
+    assert response.status_code == HTTPStatus.OK
+    html = response.content.decode()
+    assert '<optgroup label="Images">' in html and '<optgroup label="Speech">' in html
+    assert "Flixly Local Image · 1 credit<" in html
+    assert 'id="catalog-data"' in html
+    assert '<a href="/generate/" aria-current="page">' in html
+
+
+def test_the_playground_shows_the_balance(signed_in):
+    response = signed_in.get("/generate/")
+
+    assert re.search(r'id="balance">\s*100\s*<', response.content.decode())
+
+
+@pytest.mark.parametrize(("model", "price"), [("local-image", 1), ("flux-dev", 3)])
+def test_generating_charges_credits_and_opens_the_job_page_with_the_image(signed_in, funded, model, price):
+    response = post_generate(signed_in, model=model, width="256", height="256")
+
+    job = Job.objects.get(user=funded)
+    assert response.status_code == HTTPStatus.FOUND
+    assert response["Location"] == f"/jobs/{job.id}/"
+    assert (job.status, job.credits_charged, job.params["width"]) == (JobStatus.COMPLETED, price, 256)
+    assert wallet_balance(user_id=funded.pk) == 100 - price
+    page = signed_in.get(response["Location"])
+    assert re.search(r'<img src="http[^"]+/outputs/[^"]+\.png"', page.content.decode())
+    assert "Download" in page.content.decode()
+
+
+def test_a_finished_job_page_does_not_refresh_itself(signed_in):
+    page = signed_in.get(post_generate(signed_in)["Location"])
+
+    assert 'http-equiv="refresh"' not in page.content.decode()
+    assert "Cancel job" not in page.content.decode()
+
+
+def test_a_duration_outside_the_models_range_is_shown_by_the_field_and_nothing_is_charged(signed_in, funded):
+    response = post_generate(signed_in, model="local-video", type="TEXT_TO_VIDEO", duration="60", prompt="Waves")
+
+    html = response.content.decode()
+    assert response.status_code == HTTPStatus.OK
+    assert re.search(r'id="id_duration_error"><li>duration must be between 1 and 10 for this model', html)
+    assert re.search(r'name="duration" value="60(\.0)?"[^>]*aria-invalid="true"', html)
+    assert re.search(r">\s*Waves</textarea>", html)
+    assert not Job.objects.exists()
+    assert wallet_balance(user_id=funded.pk) == 100
+
+
+def test_a_setting_the_model_does_not_take_is_refused_by_that_field(signed_in):
+    response = post_generate(signed_in, voice="f1")
+
+    assert "local-image does not take voice." in response.content.decode()
+    assert not Job.objects.exists()
+
+
+def test_without_enough_credits_the_form_says_so_and_keeps_the_input(client, user):
+    client.force_login(user)
+
+    response = post_generate(client, prompt="A red fox in the snow")
+
+    html = response.content.decode()
+    assert response.status_code == HTTPStatus.OK
+    assert "You need at least 1 credit for this; your balance is 0." in html
+    assert re.search(r">\s*A red fox in the snow</textarea>", html)
+    assert not Job.objects.exists()
+
+
+def test_check_price_quotes_without_charging(signed_in, funded):
+    response = post_generate(signed_in, model="local-image", width="2048", height="2048", intent="quote")
+
+    assert re.search(r'id="price">\s*2\s*<', response.content.decode())
+    assert not Job.objects.exists()
+    assert wallet_balance(user_id=funded.pk) == 100
+
+
+def test_an_uploaded_image_feeds_an_image_to_image_job(signed_in):
+    upload = io.BytesIO(png_bytes())
+    upload.name = "input.png"
+
+    response = post_generate(signed_in, model="local-image-edit", type="IMAGE_TO_IMAGE", image=upload)
+
+    job = Job.objects.get()
+    assert response["Location"] == f"/jobs/{job.id}/"
+    assert job.input_file and job.status == JobStatus.COMPLETED
+
+
+def test_an_upload_that_is_not_an_image_is_refused_by_the_field(signed_in):
+    upload = io.BytesIO(b"not an image at all")
+    upload.name = "notes.png"
+
+    response = post_generate(signed_in, model="local-image-edit", type="IMAGE_TO_IMAGE", image=upload)
+
+    assert "The file is not an image we can read" in response.content.decode()
+    assert not Job.objects.exists()
+
+
+def test_an_upload_over_the_limit_is_refused_by_the_field(signed_in, settings):
+    settings.FLIXLY_MAX_UPLOAD_BYTES = 100
+    upload = io.BytesIO(png_bytes())
+    upload.name = "input.png"
+
+    response = post_generate(signed_in, model="local-image-edit", type="IMAGE_TO_IMAGE", image=upload)
+
+    assert 'id="id_image_error"' in response.content.decode()
+    assert not Job.objects.exists()
+
+
+def test_image_to_image_without_an_image_asks_for_one(signed_in):
+    response = post_generate(signed_in, model="local-image-edit", type="IMAGE_TO_IMAGE")
+
+    assert 'id="id_image_error"' in response.content.decode()
+    assert not Job.objects.exists()
+
+
+def test_the_generate_form_is_csrf_protected(funded):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(funded)
+
+    response = post_generate(client)
+
+    assert response.status_code == HTTPStatus.FORBIDDEN
+    assert not Job.objects.exists()
+
+
+def test_the_pages_need_a_login(client):
+    assert client.get("/generate/").status_code == HTTPStatus.FOUND
+    assert client.get("/jobs/").status_code == HTTPStatus.FOUND
+
+
+# Job page
+
+
+def test_a_chat_reply_is_shown_as_text(signed_in):
+    response = post_generate(signed_in, model="local-chat", type="CHAT", prompt="Say hello")
+
+    page = signed_in.get(response["Location"]).content.decode()
+    assert re.search(r'<pre class="chat-reply">.+</pre>', page, re.S)
+
+
+def test_a_video_job_page_has_a_player(signed_in):
+    response = post_generate(
+        signed_in, model="local-video", type="TEXT_TO_VIDEO", prompt="Waves", duration="1", resolution="480p"
+    )
+
+    page = signed_in.get(response["Location"]).content.decode()
+    assert re.search(r'<video controls preload="metadata" src="http[^"]+\.mp4"', page)
+
+
+def test_a_music_job_page_has_an_audio_player(signed_in):
+    response = post_generate(signed_in, model="local-music", type="TEXT_TO_MUSIC", prompt="Calm piano", duration="5")
+
+    page = signed_in.get(response["Location"]).content.decode()
+    assert "<audio controls" in page
+
+
+def test_another_accounts_job_is_not_found(signed_in, django_user_model):
+    other = django_user_model.objects.create_user(email="bob@example.com", password="correct horse battery")
+    job = Job.objects.create(user=other, model_id="local-image", type="TEXT_TO_IMAGE", route="local")
+
+    assert signed_in.get(f"/jobs/{job.id}/").status_code == HTTPStatus.NOT_FOUND
+    assert signed_in.post(f"/jobs/{job.id}/cancel/").status_code == HTTPStatus.NOT_FOUND
+
+
+def test_a_queued_job_refreshes_itself_and_offers_cancel(signed_in, funded):
+    job = queued_job(funded)
+
+    html = signed_in.get(f"/jobs/{job.id}/").content.decode()
+
+    assert '<meta http-equiv="refresh" content="2">' in html
+    assert f'action="/jobs/{job.id}/cancel/"' in html
+
+
+def test_canceling_a_queued_job_refunds_it(signed_in, funded):
+    job = queued_job(funded, credits=5)
+    assert wallet_balance(user_id=funded.pk) == 95
+
+    response = signed_in.post(f"/jobs/{job.id}/cancel/", follow=True)
+
+    job.refresh_from_db()
+    assert (job.status, job.credits_refunded) == (JobStatus.CANCELED, 5)
+    assert wallet_balance(user_id=funded.pk) == 100
+    assert LedgerEntry.objects.filter(user=funded, kind=EntryKind.REFUND, amount=5).count() == 1
+    assert "5 credits are back in your balance" in response.content.decode()
+
+
+def test_a_job_submitted_while_no_worker_runs_stays_queued_and_cancels_with_a_refund(signed_in, funded, no_worker):
+    location = post_generate(signed_in)["Location"]
+    job = Job.objects.get()
+    assert job.status == JobStatus.QUEUED
+
+    signed_in.post(f"{location}cancel/")
+
+    job.refresh_from_db()
+    assert (job.status, job.credits_refunded) == (JobStatus.CANCELED, 1)
+    assert wallet_balance(user_id=funded.pk) == 100
+
+
+def test_cancel_only_answers_post(signed_in, funded):
+    job = queued_job(funded)
+
+    assert signed_in.get(f"/jobs/{job.id}/cancel/").status_code == HTTPStatus.METHOD_NOT_ALLOWED
+
+
+# Jobs list
+
+
+def test_the_jobs_list_shows_the_users_jobs_newest_first(signed_in):
+    first = post_generate(signed_in, prompt="first")["Location"]
+    second = post_generate(signed_in, prompt="second")["Location"]
+
+    html = signed_in.get("/jobs/").content.decode()
+
+    assert html.index(second) < html.index(first)
+    assert '<span class="badge completed">Completed</span>' in html
+    assert 'href="/api/v1/jobs/export.csv"' in html
+
+
+def test_the_jobs_list_filters_by_status(signed_in, funded):
+    post_generate(signed_in)
+    completed = Job.objects.get()
+    queued = queued_job(funded)
+
+    response = signed_in.get("/jobs/", {"status": "queued"})
+
+    assert detail_links(response) == {str(queued.id)}
+    assert str(completed.id) not in response.content.decode()
+
+
+def test_the_jobs_list_filters_by_type_and_model(signed_in):
+    post_generate(signed_in)
+    post_generate(signed_in, model="local-chat", type="CHAT", prompt="Hi")
+    chat = Job.objects.get(type="CHAT")
+
+    assert detail_links(signed_in.get("/jobs/", {"type": "CHAT"})) == {str(chat.id)}
+    assert detail_links(signed_in.get("/jobs/", {"model": "local-chat"})) == {str(chat.id)}
+
+
+def test_an_unknown_filter_value_is_ignored_with_a_note(signed_in):
+    post_generate(signed_in)
+
+    response = signed_in.get("/jobs/", {"status": "exploded"})
+
+    assert response.status_code == HTTPStatus.OK
+    assert len(detail_links(response)) == 1
+    assert 'id="id_status_error"' in response.content.decode()
+
+
+def test_the_jobs_list_pages_25_at_a_time(signed_in, funded):
+    for _ in range(30):
+        Job.objects.create(user=funded, model_id="local-image", type="TEXT_TO_IMAGE", route="local")
+
+    first = signed_in.get("/jobs/")
+    older = re.search(r'href="\?([^"]*cursor=[^"]+)">Older', first.content.decode()).group(1)
+    second = signed_in.get(f"/jobs/?{older.replace('&amp;', '&')}")
+
+    assert len(detail_links(first)) == 25
+    assert len(detail_links(second)) == 5
+    assert not detail_links(first) & detail_links(second)
+
+
+def test_a_broken_cursor_shows_the_newest_jobs(signed_in):
+    post_generate(signed_in)
+
+    response = signed_in.get("/jobs/", {"cursor": "garbage"})
+
+    assert len(detail_links(response)) == 1
+    assert "That page link no longer works" in response.content.decode()
+
+
+def test_the_csv_link_reaches_the_api_with_the_session(signed_in):
+    post_generate(signed_in)
+
+    response = signed_in.get("/api/v1/jobs/export.csv")
+
+    assert response.status_code == HTTPStatus.OK
+    assert response["Content-Type"].startswith("text/csv")
+
+
+def test_a_billing_link_to_a_job_opens_its_page(signed_in):
+    location = post_generate(signed_in)["Location"]
+    job_id = location.split("/")[2]
+
+    response = signed_in.get("/jobs/", {"job": job_id})
+
+    assert response["Location"] == location
