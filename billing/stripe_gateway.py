@@ -68,41 +68,45 @@ def _pack_line_item(pack: CreditPack) -> dict:
     }
 
 
-def checkout_for_pack(*, user: User, pack: CreditPack) -> str:
-    """A Checkout Session (mode=payment) for one pack; credits come only from the webhook."""
-    metadata = {"flixly_user": str(user.pk), "flixly_pack": str(pack.pk), "credits": str(pack.credits)}
+def _checkout(user: User, *, mode: str, line_items: list[dict], metadata: dict, **extra) -> str:
     session = _call(
         "start the checkout",
         _client().v1.checkout.sessions.create,
-        mode="payment",
+        mode=mode,
         customer=customer_for(user),
         client_reference_id=str(user.pk),
+        line_items=line_items,
+        metadata=metadata,
+        success_url=f"{settings.SITE_URL}/billing/success/?session_id={{CHECKOUT_SESSION_ID}}",
+        cancel_url=f"{settings.SITE_URL}/billing/?checkout=canceled",
+        **extra,
+    )
+    return session.url
+
+
+def checkout_for_pack(*, user: User, pack: CreditPack) -> str:
+    """A Checkout Session (mode=payment) for one pack; credits come only from the webhook."""
+    metadata = {"flixly_user": str(user.pk), "flixly_pack": str(pack.pk), "credits": str(pack.credits)}
+    return _checkout(
+        user,
+        mode="payment",
         line_items=[_pack_line_item(pack)],
         metadata=metadata,
         payment_intent_data={"metadata": metadata},
-        success_url=f"{settings.SITE_URL}/billing/success/?session_id={{CHECKOUT_SESSION_ID}}",
-        cancel_url=f"{settings.SITE_URL}/billing/?checkout=canceled",
     )
-    return session.url
 
 
 def checkout_for_plan(*, user: User, plan: Plan) -> str:
     if not plan.stripe_price_id:
         raise ApplicationError(f"The {plan.name} plan has no Stripe price yet; ask staff to set one.")
     metadata = {"flixly_user": str(user.pk), "flixly_plan": plan.slug}
-    session = _call(
-        "start the checkout",
-        _client().v1.checkout.sessions.create,
+    return _checkout(
+        user,
         mode="subscription",
-        customer=customer_for(user),
-        client_reference_id=str(user.pk),
         line_items=[{"price": plan.stripe_price_id, "quantity": 1}],
         metadata=metadata,
         subscription_data={"metadata": metadata},
-        success_url=f"{settings.SITE_URL}/billing/success/?session_id={{CHECKOUT_SESSION_ID}}",
-        cancel_url=f"{settings.SITE_URL}/billing/?checkout=canceled",
     )
-    return session.url
 
 
 def portal_for(user: User) -> str:

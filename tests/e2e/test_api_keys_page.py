@@ -1,7 +1,8 @@
 import re
 
 import pytest
-from allauth.account.models import EmailAddress
+
+from tests.e2e.conftest import log_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -10,14 +11,8 @@ SCREENSHOTS = "var/test/screenshots"
 
 
 @pytest.fixture
-def signed_in(page, live_server, django_user_model):
-    user = django_user_model.objects.create_user(email="keys@example.com", password="Quiet-Lake-4512")
-    EmailAddress.objects.create(user=user, email=user.email, verified=True, primary=True)
-    page.goto(f"{live_server.url}/accounts/login/")
-    page.get_by_label("Email").fill(user.email)
-    page.locator("#id_password").fill("Quiet-Lake-4512")
-    page.get_by_role("button", name="Sign In").click()
-    page.wait_for_url("**/dashboard/")
+def signed_in(page, live_server, verified_user):
+    log_in(page, live_server, verified_user("keys@example.com").email)
     return page
 
 

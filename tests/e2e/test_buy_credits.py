@@ -1,23 +1,17 @@
 import pytest
-from allauth.account.models import EmailAddress
 
 from billing.models import CreditPack
+from tests.e2e.conftest import log_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 SCREENSHOTS = "var/test/screenshots"
 
 
-def test_a_user_buys_a_pack_and_sees_the_new_balance(page, live_server, django_user_model, stripe_fake, settings):
+def test_a_user_buys_a_pack_and_sees_the_new_balance(page, live_server, verified_user, stripe_fake, settings):
     settings.SITE_URL = live_server.url
     stripe_fake.webhook_url = f"{live_server.url}/billing/stripe/webhook/"
     CreditPack.objects.create(name="Starter", credits=500, price_cents=500, stripe_price_id="price_starter")
-    user = django_user_model.objects.create_user(email="buyer@example.com", password="Quiet-Lake-4512")
-    EmailAddress.objects.create(user=user, email=user.email, verified=True, primary=True)
-
-    page.goto(f"{live_server.url}/accounts/login/")
-    page.get_by_label("Email").fill(user.email)
-    page.locator("#id_password").fill("Quiet-Lake-4512")
-    page.get_by_role("button", name="Sign In").click()
+    log_in(page, live_server, verified_user("buyer@example.com").email)
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Billing").click()
     assert page.locator("#balance").inner_text() == "0"
 

@@ -1,10 +1,10 @@
 import re
 
 import pytest
-from allauth.account.models import EmailAddress
 
 from billing.services import wallet_adjust
 from generation.catalog import catalog_forget, catalog_sync
+from tests.e2e.conftest import log_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -20,16 +20,11 @@ def catalog():
 
 
 @pytest.fixture
-def signed_in(page, live_server, django_user_model, settings, catalog):
+def signed_in(page, live_server, verified_user, settings, catalog):
     settings.SITE_URL = live_server.url  # output links point at the live server
-    user = django_user_model.objects.create_user(email="maker@example.com", password="Quiet-Lake-4512")
-    EmailAddress.objects.create(user=user, email=user.email, verified=True, primary=True)
+    user = verified_user("maker@example.com")
     wallet_adjust(user_id=user.pk, amount=25, reason="test funds")
-    page.goto(f"{live_server.url}/accounts/login/")
-    page.get_by_label("Email").fill(user.email)
-    page.locator("#id_password").fill("Quiet-Lake-4512")
-    page.get_by_role("button", name="Sign In").click()
-    page.wait_for_url("**/dashboard/")
+    log_in(page, live_server, user.email)
     return page
 
 
