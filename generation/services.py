@@ -164,11 +164,18 @@ def _charge(user: User, identity: KeyIdentity | None, job: Job, request: ValidRe
     return entry.balance_after
 
 
+def _active_or_same_key(job: Job) -> Q:
+    condition = Q(status__in=ACTIVE_STATUSES)
+    if job.idempotency_key:
+        condition |= Q(idempotency_key=job.idempotency_key)
+    return condition
+
+
 def _check_parallel(user: User, job: Job) -> None:
     # Runs after the account's row lock: concurrent submits of one account count one after another.
     rows = list(
         Job.objects.filter(user=user)
-        .filter(Q(status__in=ACTIVE_STATUSES) | Q(idempotency_key=job.idempotency_key or "\x00none"))
+        .filter(_active_or_same_key(job))
         .values_list("id", "status", "idempotency_key")[:100]
     )
     for job_id, _, key in rows:
@@ -209,14 +216,28 @@ def job_claim(*, job_id: str) -> Job | None:
     if job is None:
         return None
     deadline = now + timedelta(seconds=job.model.timeout_seconds)
-    claimed = Job.objects.filter(pk=job_id, status=JobStatus.QUEUED).update(
-        status=JobStatus.RUNNING, started_at=now, deadline_at=deadline, attempts=F("attempts") + 1, progress=0
-    )
-    if not claimed:
-        return None
-    job_event(job_id, "started", attempt=job.attempts + 1)
+    with transaction.atomic():  # the state change and its event land together or not at all
+        claimed = Job.objects.filter(pk=job_id, status=JobStatus.QUEUED).update(
+            status=JobStatus.RUNNING, started_at=now, deadline_at=deadline, attempts=F("attempts") + 1, progress=0
+        )
+        if not claimed:
+            return None
+        job_event(job_id, "started", attempt=job.attempts + 1)
     job.refresh_from_db()
     return job
+
+
+def job_take_over(*, job_id: str) -> Job | None:
+    """A message redelivered because its worker died: requeue the orphaned running job and claim it,
+    or fail and refund it once it has used its attempts."""
+    job = Job.objects.filter(pk=job_id, status=JobStatus.RUNNING).first()
+    if job is None:
+        return None
+    if job.attempts >= MAX_ATTEMPTS:
+        job_fail(job_id=job_id, detail="worker lost on every attempt", from_statuses=[JobStatus.RUNNING])
+        return None
+    job_requeue(job_id=job_id, reason="worker lost")
+    return job_claim(job_id=job_id)
 
 
 class JobCanceled(Exception):
@@ -272,19 +293,21 @@ def job_execute(*, job: Job) -> None:
 def job_complete(*, job: Job, outputs: list[dict], text: str, usage: dict, metadata: dict) -> bool:
     if job.route != job.model.route:
         metadata = {**metadata, "localFallback": True, "note": "The upstream is not configured; the local engine ran."}
-    done = Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING).update(
-        status=JobStatus.COMPLETED,
-        progress=100,
-        outputs=outputs,
-        text=text,
-        usage=usage,
-        metadata=metadata,
-        completed_at=timezone.now(),
-    )
+    with transaction.atomic():
+        done = Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING).update(
+            status=JobStatus.COMPLETED,
+            progress=100,
+            outputs=outputs,
+            text=text,
+            usage=usage,
+            metadata=metadata,
+            completed_at=timezone.now(),
+        )
+        if done:
+            job_event(job.pk, "completed", outputs=len(outputs))
     if not done:
         outputs_delete(outputs)  # canceled or reaped meanwhile: its outputs are not kept
         return False
-    job_event(job.pk, "completed", outputs=len(outputs))
     logger.info("job completed id=%s model=%s", job.pk, job.model_id)
     return True
 
@@ -330,11 +353,12 @@ def job_fail(*, job_id, detail: str, message: str = GENERIC_FAILURE, from_status
 
 def job_requeue(*, job_id, reason: str) -> bool:
     """running -> queued for another attempt (a transient upstream error or a vanished worker)."""
-    moved = Job.objects.filter(pk=job_id, status=JobStatus.RUNNING).update(
-        status=JobStatus.QUEUED, progress=None, enqueued_at=timezone.now()
-    )
-    if moved:
-        job_event(job_id, "retried", reason=reason)
+    with transaction.atomic():
+        moved = Job.objects.filter(pk=job_id, status=JobStatus.RUNNING).update(
+            status=JobStatus.QUEUED, progress=None, enqueued_at=timezone.now()
+        )
+        if moved:
+            job_event(job_id, "retried", reason=reason)
     return bool(moved)
 
 

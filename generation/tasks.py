@@ -12,6 +12,7 @@ from generation.services import (
     job_execute,
     job_fail,
     job_requeue,
+    job_take_over,
     jobs_reap,
     jobs_release_idempotency_keys,
     transient_retry_delay,
@@ -25,6 +26,9 @@ NOT_YET_COMMITTED_RETRIES = 10
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None)
 def run_job(self, job_id: str) -> None:
     job = job_claim(job_id=job_id)
+    if job is None and (self.request.delivery_info or {}).get("redelivered"):
+        # acks_late + reject_on_worker_lost: the worker that ran this died mid-job.
+        job = job_take_over(job_id=job_id)
     if job is None:
         # The job is published inside its creating transaction: a fast worker may look before the commit.
         if self.request.retries < NOT_YET_COMMITTED_RETRIES and not Job.objects.filter(pk=job_id).exists():

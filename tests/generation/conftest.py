@@ -32,16 +32,16 @@ def funded(user):
 
 
 @pytest.fixture
-def no_worker():
+def no_worker(settings):
     """Jobs stay queued: tasks go to an in-memory broker nobody consumes."""
     from flixly_site.celery import app
 
-    eager, broker = app.conf.task_always_eager, app.conf.broker_url
+    # Celery reads CELERY_BROKER_URL from Django settings live; the settings fixture restores it.
+    settings.CELERY_BROKER_URL = "memory://"
     app.conf.task_always_eager = False
-    app.conf.broker_url = "memory://"
     reset_broker_connections(app)
     yield
-    app.conf.task_always_eager, app.conf.broker_url = eager, broker
+    app.conf.task_always_eager = True
     reset_broker_connections(app)
 
 

@@ -146,3 +146,31 @@ def test_progress_is_recorded_as_events(api, funded, scripted):
     job_id = submit(api)
     kinds = list(JobEvent.objects.filter(job_id=job_id).values_list("kind", flat=True))
     assert kinds == ["created", "started", "progress", "completed"]
+
+
+def test_a_redelivered_message_takes_over_a_job_whose_worker_died(api, funded, scripted, no_worker):
+    from generation.services import job_take_over
+
+    job_id = submit(api)
+    job_claim(job_id=job_id)  # the first worker claimed it, then died
+    job = job_take_over(job_id=job_id)
+    assert (job.status, job.attempts) == (JobStatus.RUNNING, 2)
+
+
+def test_a_job_whose_workers_died_twice_is_failed_and_refunded_once(api, funded, scripted, no_worker):
+    from generation.services import job_take_over
+
+    job_id = submit(api)
+    job_claim(job_id=job_id)
+    job_take_over(job_id=job_id)
+    assert job_take_over(job_id=job_id) is None
+    assert job_take_over(job_id=job_id) is None
+    assert Job.objects.get(pk=job_id).status == JobStatus.FAILED
+    assert refunds(job_id) == 1
+
+
+@pytest.mark.postgres
+def test_a_submit_without_an_idempotency_key_works_on_postgresql(api, funded, scripted):
+    # Regression: the parallel-task query once compared against a NUL-byte placeholder key,
+    # which PostgreSQL refuses in text columns.
+    assert generate(api, {"model": "scripted-chat", "type": "CHAT", "prompt": "hi"}).status_code == 202

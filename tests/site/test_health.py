@@ -26,12 +26,13 @@ def test_health_is_503_in_the_error_shape_when_the_database_is_down(client):
 
 @pytest.fixture
 def unreachable_redis_broker(settings):
-    # Port 9 (discard) on loopback refuses connections at once.
+    # Port 9 (discard) on loopback refuses connections at once. Celery reads the Django setting
+    # live, so the settings fixture also restores it; only the pooled connections need dropping.
     settings.CELERY_BROKER_URL = "redis://127.0.0.1:9/0"
-    original = celery_app.conf.broker_url
-    celery_app.conf.broker_url = settings.CELERY_BROKER_URL
+    celery_app._pool = None
     yield
-    celery_app.conf.broker_url = original
+    celery_app._pool = None
+    celery_app.amqp._producer_pool = None
 
 
 def test_health_is_503_when_the_broker_is_down(client, unreachable_redis_broker):
