@@ -223,7 +223,9 @@ def job_claim(*, job_id: str) -> Job | None:
         if not claimed:
             return None
         job_event(job_id, "started", attempt=job.attempts + 1)
-    job.refresh_from_db()
+    # The row now holds exactly these values: no need to read it back.
+    job.status, job.started_at, job.deadline_at, job.progress = JobStatus.RUNNING, now, deadline, 0
+    job.attempts += 1
     return job
 
 
