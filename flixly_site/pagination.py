@@ -51,7 +51,10 @@ def keyset_page(
     queryset = queryset.order_by(f"-{time_field}", "-pk")
     if cursor:
         when, pk = _decode(cursor)
-        queryset = queryset.filter(Q(**{f"{time_field}__lt": when}) | Q(**{time_field: when, "pk__lt": pk}))
+        # The plain `<=` bound lets the database range-scan its (time, id) index; the OR picks the exact rows.
+        queryset = queryset.filter(**{f"{time_field}__lte": when}).filter(
+            Q(**{f"{time_field}__lt": when}) | Q(**{time_field: when, "pk__lt": pk})
+        )
     rows = list(queryset[: limit + 1])
     next_cursor = _encode(rows[limit - 1], time_field) if len(rows) > limit else None
     return rows[:limit], next_cursor

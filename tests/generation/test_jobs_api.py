@@ -106,6 +106,30 @@ def test_the_csv_export_streams_the_window(api, user):
     assert len(rows) == 4
 
 
+def export_rows(api, user) -> list[list[str]]:
+    make_jobs(user, 2, credits_charged=3)
+    Job.objects.filter(user=user).update(is_test=True)
+    today = timezone.now().date()
+    response = api.get(f"/api/v1/jobs/export.csv?from={today - timedelta(days=1)}&to={today}")
+    return list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+
+
+def test_export_cells_are_iso_utc_timestamps_and_plain_booleans(api, user):
+    rows = export_rows(api, user)
+    assert rows[1][1].endswith("Z")
+    assert rows[1][7:10] == ["3", "0", "true"]
+
+
+@pytest.mark.postgres
+def test_the_postgresql_export_streams_with_copy_in_the_same_format(api, user):
+    rows = export_rows(api, user)
+    assert rows[0][0] == "jobId"
+    assert len(rows) == 3
+    assert rows[1][1].endswith("Z")
+    assert len(rows[1][1]) == len("2026-11-23T11:11:15.779690Z")
+    assert rows[1][7:10] == ["3", "0", "true"]
+
+
 def test_an_export_window_over_90_days_is_a_422(api, user):
     response = api.get("/api/v1/jobs/export.csv?from=2026-01-01&to=2026-06-01")
     assert response.status_code == HTTPStatus.UNPROCESSABLE_ENTITY
