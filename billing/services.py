@@ -54,7 +54,11 @@ def wallet_ensure(*, user_id: int) -> None:
 
 
 def wallet_balance(*, user_id: int) -> int:
-    return Wallet.objects.filter(user_id=user_id).values_list("balance", flat=True).first() or 0
+    # On every authenticated response (X-Credit-Balance): one indexed lookup without ORM overhead.
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT balance FROM {WALLET_TABLE} WHERE user_id = %s", [user_id])  # noqa: S608
+        row = cursor.fetchone()
+    return int(row[0]) if row else 0
 
 
 def month_start(now: datetime | None = None) -> datetime:
