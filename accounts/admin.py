@@ -4,7 +4,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from accounts.models import ApiKey, Plan, User
-from accounts.services import apikey_forget_user, apikey_revoke
+from accounts.services import apikey_forget_plan, apikey_forget_user, apikey_revoke
 
 
 @admin.register(Plan)
@@ -18,8 +18,7 @@ class PlanAdmin(admin.ModelAdmin):
 
     def save_model(self, request: HttpRequest, obj: Plan, form, change: bool) -> None:
         super().save_model(request, obj, form, change)
-        for user in obj.users.all().only("pk"):
-            apikey_forget_user(user=user)
+        apikey_forget_plan(plan=obj)
 
 
 @admin.register(User)

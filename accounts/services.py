@@ -175,6 +175,12 @@ def apikey_forget_user(*, user: User) -> None:
     apikey_cache_forget(list(hashes))
 
 
+def apikey_forget_plan(*, plan: Plan) -> None:
+    """Drop cached identities of every account on a plan staff just edited (one query, one cache call)."""
+    hashes = ApiKeySecret.objects.filter(api_key__user__plan=plan).values_list("key_hash", flat=True)
+    apikey_cache_forget(list(hashes))
+
+
 _last_marked: dict[str, float] = {}  # key id -> monotonic time this process last asked the shared cache
 
 

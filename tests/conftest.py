@@ -31,6 +31,8 @@ def _missing(item: pytest.Item) -> str | None:
         return f"needs Chromium at {CHROMIUM} (apt-get install chromium)"
     if item.get_closest_marker("espeak") and not shutil.which("espeak-ng"):
         return "needs espeak-ng (apt-get install espeak-ng)"
+    if item.get_closest_marker("openssl") and not shutil.which("openssl"):
+        return "needs the openssl command (apt-get install openssl)"
     if item.get_closest_marker("worker") and not shutil.which("celery", path=os.path.dirname(os.sys.executable)):
         return "needs the celery command in the virtualenv"
     return None

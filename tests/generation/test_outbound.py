@@ -3,7 +3,6 @@
 import contextlib
 import io
 import itertools
-import shutil
 import socket
 import ssl
 import struct
@@ -403,8 +402,6 @@ def test_the_connection_goes_to_the_checked_address_with_the_original_host_heade
 # --- TLS: certificates are checked against the URL's host name, not the pinned address --------------------
 @pytest.fixture(scope="module")
 def certificate(tmp_path_factory) -> Path:
-    if shutil.which("openssl") is None:
-        pytest.skip("needs the openssl command to make a test certificate")
     folder = tmp_path_factory.mktemp("tls")
     command = ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
     command += ["-days", "2", "-subj", "/CN=pinned.test", "-addext", "subjectAltName=DNS:pinned.test"]
@@ -426,6 +423,7 @@ def tls_server(settings, dns, monkeypatch, certificate) -> Iterator[LoopbackServ
         yield loopback
 
 
+@pytest.mark.openssl
 def test_an_https_fetch_verifies_the_certificate_for_the_url_host(tls_server):
     png = make_png()
     tls_server.routes["/image.png"] = Route(body=png, content_type="image/png")
@@ -433,6 +431,7 @@ def test_an_https_fetch_verifies_the_certificate_for_the_url_host(tls_server):
     assert tls_server.seen == [("/image.png", f"pinned.test:{tls_server.port}")]
 
 
+@pytest.mark.openssl
 def test_an_https_fetch_from_a_host_the_certificate_does_not_name_fails(tls_server):
     tls_server.routes["/image.png"] = Route(body=make_png(), content_type="image/png")
     with pytest.raises(FetchFailed, match="could not be fetched"):
