@@ -4,19 +4,23 @@ Every API view uses these through REST_FRAMEWORK's defaults. The authenticated k
 are noted on the Django request so ApiRequestMiddleware can attach the response headers in one place.
 """
 
+import functools
 import ipaddress
 import re
+from collections.abc import Callable
+from dataclasses import replace
 
 from django.conf import settings
 from django.http import HttpRequest
 from django.utils import timezone
+from django.utils.module_loading import import_string
 from rest_framework import authentication, exceptions, permissions, throttling
 from rest_framework.request import Request
 
 from accounts.models import User
-from accounts.ratelimit import ratelimit_hit
-from accounts.selectors import KeyIdentity, apikey_identity
-from accounts.services import apikey_mark_used
+from accounts.ratelimit import RateWindow, ratelimit_hit
+from accounts.selectors import CachedKey, KeyIdentity, apikey_cached, apikey_load, apikey_version
+from accounts.services import apikey_hash, apikey_mark_used, apikey_version_key
 from flixly_site.errors import Forbidden, Unauthorized
 
 KEY_PATTERN = re.compile(r"^flx_(live|test)_[0-9a-f]{40}$")
@@ -52,28 +56,69 @@ def _refuse_dead_key(identity: KeyIdentity, user: User) -> None:
         raise Unauthorized("This account is disabled.")
 
 
+@functools.cache
+def _read_key_makers(paths: tuple[tuple[str, str], ...]) -> tuple[tuple[str, Callable[[int], str]], ...]:
+    return tuple((name, import_string(path)) for name, path in paths)
+
+
+def _shared_reads(user_id: int) -> dict[str, str]:
+    # Other apps name keys to read with the rate-limit count (billing: the mirrored balance), by settings.
+    makers = _read_key_makers(tuple(settings.FLIXLY_API_REQUEST_READS.items()))
+    return {name: make_key(user_id) for name, make_key in makers}
+
+
+def count_request(request: HttpRequest, user: User, *, extra_reads: tuple[str, ...] = ()) -> RateWindow:
+    """Count the request against the account's plan and read the shared keys it needs: one round trip."""
+    names = _shared_reads(user.pk)
+    window = ratelimit_hit(
+        bucket=f"user:{user.pk}", limit=user.plan.requests_per_minute, reads=(*extra_reads, *names.values())
+    )
+    request.flixly_rate = window
+    request.flixly_reads = {name: window.reads[key] for name, key in names.items()}
+    return window
+
+
+def _bearer_token(header: str) -> str:
+    scheme, _, token = header.strip().partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not KEY_PATTERN.match(token):
+        raise Unauthorized("Malformed Authorization header: expected 'Bearer flx_live_<40 hex characters>'.")
+    return token
+
+
+def _refuse(entry: CachedKey, ip: str | None) -> KeyIdentity:
+    if entry.identity is None:
+        raise Unauthorized("Unknown API key.")
+    _refuse_dead_key(entry.identity, entry.user)
+    if not _ip_allowed(ip, entry.identity.allowed_ips):
+        raise Forbidden("This API key is not allowed from your IP address.")
+    return entry.identity
+
+
 class ApiKeyAuthentication(authentication.BaseAuthentication):
-    """Authorization: Bearer flx_live_<40 hex> (or flx_test_)."""
+    """Authorization: Bearer flx_live_<40 hex> (or flx_test_).
+
+    A warm request costs one shared-store round trip and no SQL: the rate-limit count also reads the
+    key's version, and only a changed version (revoke, roll, plan edit) reads the key again.
+    """
 
     def authenticate(self, request: Request) -> tuple[User, KeyIdentity] | None:
         header = request.META.get("HTTP_AUTHORIZATION")
         if header is None:
             return None  # no key: the session may still authenticate the request
-        scheme, _, token = header.strip().partition(" ")
-        token = token.strip()
-        if scheme.lower() != "bearer" or not KEY_PATTERN.match(token):
-            raise Unauthorized("Malformed Authorization header: expected 'Bearer flx_live_<40 hex characters>'.")
-        found = apikey_identity(raw=token)
-        if found is None:
-            raise Unauthorized("Unknown API key.")
-        identity, user = found
-        _refuse_dead_key(identity, user)
-        ip = client_ip(request._request)
-        if not _ip_allowed(ip, identity.allowed_ips):
-            raise Forbidden("This API key is not allowed from your IP address.")
+        key_hash = apikey_hash(_bearer_token(header))
+        django_request, ip = request._request, client_ip(request._request)
+        entry = apikey_cached(key_hash) or apikey_load(key_hash, version=apikey_version(key_hash))
+        _refuse(entry, ip)  # a dead key is refused before it counts against the account's limit
+        version_key = apikey_version_key(key_hash)
+        window = count_request(django_request, entry.user, extra_reads=(version_key,))
+        if window.reads[version_key] != entry.version:  # changed since this process cached it: read again
+            entry = apikey_load(key_hash, version=window.reads[version_key])
+            _refuse(entry, ip)
+            django_request.flixly_rate = replace(window, limit=entry.user.plan.requests_per_minute)
+        identity, user = entry.identity, entry.owner()
         apikey_mark_used(key_id=identity.key_id, ip=ip)
-        request._request.flixly_user = user
-        request._request.flixly_key = identity
+        django_request.flixly_user, django_request.flixly_key = user, identity
         return user, identity
 
     def authenticate_header(self, request: Request) -> str:
@@ -104,14 +149,19 @@ class HasScope(permissions.BasePermission):
 
 
 class PlanRateThrottle(throttling.BaseThrottle):
-    """Requests per minute from the account's plan, counted per account across all its keys."""
+    """Requests per minute from the account's plan, counted per account across all its keys and sessions.
+
+    An API key's request was already counted by ApiKeyAuthentication, in the round trip that checked
+    the key; a session's is counted here.
+    """
 
     def allow_request(self, request: Request, view) -> bool:
-        user = request.user
-        if not (user and user.is_authenticated):
-            return True
-        window = ratelimit_hit(bucket=f"user:{user.pk}", limit=user.plan.requests_per_minute)
-        request._request.flixly_rate = window
+        window = getattr(request._request, "flixly_rate", None)
+        if window is None:
+            user = request.user
+            if not (user and user.is_authenticated):
+                return True
+            window = count_request(request._request, user)
         self.retry_after = window.reset
         return window.allowed
 

@@ -2,57 +2,69 @@
 
 Algorithm: a fixed one-minute window aligned to the clock (key = account + minute number).
 Each request increments the window's counter; a request whose count exceeds the plan's limit is
-refused until the window ends. On Redis the increment and its expiry go in one MULTI/EXEC
-pipeline: atomic, one round trip, shared by every web process. Without Redis the default cache
-(in-process, locked) does the same for a single process.
+refused until the window ends. On Redis one Lua script increments the counter, sets its expiry on
+the window's first request and reads the few keys the caller asks for (the API key's version, the
+cached balance): atomic, one round trip, shared by every web process. Without Redis the default
+cache (in-process, locked) does the same for a single process.
 """
 
-import functools
 import time
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 import redis
-from django.conf import settings
 from django.core.cache import cache
 
 from flixly_site.errors import RateLimited, ServiceUnavailable
+from flixly_site.shared import LuaScript, redis_client
 
 WINDOW_SECONDS = 60
+
+_COUNT_AND_READ = LuaScript("""
+local count = redis.call('INCR', KEYS[1])
+if count == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+local reply = {count}
+for i = 2, #KEYS do reply[i] = redis.call('GET', KEYS[i]) end
+return reply
+""")
 
 
 @dataclass(frozen=True)
 class RateWindow:
+    count: int  # requests in this window so far, this one included
     limit: int
-    remaining: int
     reset: int  # whole seconds until the window ends
-    allowed: bool
+    reads: dict[str, Any] = field(default_factory=dict)  # the values of the keys read with the count
+
+    @property
+    def remaining(self) -> int:
+        return max(0, self.limit - self.count)
+
+    @property
+    def allowed(self) -> bool:
+        return self.count <= self.limit
 
 
-@functools.cache
-def _redis_client(url: str) -> redis.Redis:
-    return redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
-
-
-def _increment(key: str) -> int:
-    if not settings.REDIS_URL:
+def _count_and_read(key: str, reads: Sequence[str]) -> tuple[int, list[Any]]:
+    if redis_client() is None:
         cache.add(key, 0, WINDOW_SECONDS + 1)
-        return cache.incr(key)
-    pipe = _redis_client(settings.REDIS_URL).pipeline(transaction=True)
-    pipe.incr(key)
-    pipe.expire(key, WINDOW_SECONDS + 1)
+        values = cache.get_many(reads)
+        return cache.incr(key), [values.get(k) for k in reads]
     try:
-        count, _ = pipe.execute()
+        count, *values = _COUNT_AND_READ(keys=[key, *reads], args=[WINDOW_SECONDS + 1])
     except redis.RedisError:
         raise ServiceUnavailable("The rate limiter is unavailable; nothing was charged. Try again shortly.") from None
-    return int(count)
+    return int(count), values
 
 
-def ratelimit_hit(*, bucket: str, limit: int, now: float | None = None) -> RateWindow:
+def ratelimit_hit(*, bucket: str, limit: int, now: float | None = None, reads: Sequence[str] = ()) -> RateWindow:
+    """Count one request in the bucket's current window; also read `reads` from the shared store."""
     now = time.time() if now is None else now
     window = int(now // WINDOW_SECONDS)
     reset = max(1, WINDOW_SECONDS - int(now % WINDOW_SECONDS))
-    count = _increment(f"rl:{bucket}:{window}")
-    return RateWindow(limit=limit, remaining=max(0, limit - count), reset=reset, allowed=count <= limit)
+    count, values = _count_and_read(f"rl:{bucket}:{window}", reads)
+    return RateWindow(count=count, limit=limit, reset=reset, reads=dict(zip(reads, values, strict=True)))
 
 
 PARALLEL_RETRY_AFTER = 5  # seconds: a typical short job frees a slot by then

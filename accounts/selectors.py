@@ -1,21 +1,31 @@
-"""Reads for accounts: API key identities (cached) and key listings."""
+"""Reads for accounts: API key identities (cached in each process) and key listings.
 
+Identities are cached in the process that read them, with the key's version from the shared store.
+Every authenticated request reads that version in the same round trip as its rate-limit count
+(accounts.auth); revoke, roll and account changes bump it (accounts.services.apikey_cache_forget),
+so a changed key is read again from the database on its next request, in every process.
+"""
+
+import copy
+import time
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from django.core.cache import cache
 from django.db.models import QuerySet
 
 from accounts.models import ApiKey, ApiKeySecret, KeyMode, User
-from accounts.services import apikey_cache_key, apikey_hash, parse_uuid
+from accounts.services import apikey_version_key, parse_uuid
+from flixly_site.shared import redis_client
 
 IDENTITY_CACHE_SECONDS = 60  # bounds staleness of anything not invalidated explicitly
-UNKNOWN = "unknown"
+MAX_CACHED_IDENTITIES = 50_000  # a flood of made-up keys cannot grow a process without bound
 
 
 @dataclass(frozen=True)
 class KeyIdentity:
-    """What the auth layer needs to know about the key behind a request; cached by secret hash."""
+    """What the auth layer needs to know about the key behind a request."""
 
     key_id: str
     mode: str
@@ -31,6 +41,21 @@ class KeyIdentity:
     @property
     def is_test(self) -> bool:
         return self.mode == KeyMode.TEST
+
+
+@dataclass(frozen=True)
+class CachedKey:
+    identity: KeyIdentity | None  # None: no key has this hash
+    user: User | None
+    version: Any  # the key's version in the shared store when it was read from the database
+    fresh_until: float  # time.monotonic()
+
+    def owner(self) -> User:
+        # A copy per request: views may cache related objects on it, and threads share this entry.
+        return copy.copy(self.user)
+
+
+_cached: dict[str, CachedKey] = {}
 
 
 def _identity_from(secret: ApiKeySecret) -> KeyIdentity:
@@ -49,21 +74,39 @@ def _identity_from(secret: ApiKeySecret) -> KeyIdentity:
     )
 
 
-def apikey_identity(*, raw: str) -> tuple[KeyIdentity, User] | None:
-    """The identity and owner of a raw key: one query on a cold cache, none on a warm one."""
-    key_hash = apikey_hash(raw)
-    cached = cache.get(apikey_cache_key(key_hash))
-    if cached == UNKNOWN:
-        return None
-    if cached is not None:
-        return cached
+def apikey_cached(key_hash: str) -> CachedKey | None:
+    entry = _cached.get(key_hash)
+    return entry if entry is not None and entry.fresh_until > time.monotonic() else None
+
+
+def apikey_version(key_hash: str) -> Any:
+    client = redis_client()
+    key = apikey_version_key(key_hash)
+    return client.get(key) if client is not None else cache.get(key)
+
+
+def apikey_load(key_hash: str, *, version: Any) -> CachedKey:
+    """Read a key from the database (one query) and cache it with `version`, read *before* this call:
+    a change committed meanwhile bumps the version after its commit, so the next request reloads."""
     secret = ApiKeySecret.objects.select_related("api_key__user__plan").filter(key_hash=key_hash).first()
-    if secret is None:
-        cache.set(apikey_cache_key(key_hash), UNKNOWN, IDENTITY_CACHE_SECONDS)
-        return None
-    found = (_identity_from(secret), secret.api_key.user)
-    cache.set(apikey_cache_key(key_hash), found, IDENTITY_CACHE_SECONDS)
-    return found
+    entry = CachedKey(
+        identity=_identity_from(secret) if secret else None,
+        user=secret.api_key.user if secret else None,
+        version=version,
+        fresh_until=time.monotonic() + IDENTITY_CACHE_SECONDS,
+    )
+    if len(_cached) >= MAX_CACHED_IDENTITIES:
+        _cached.clear()
+    _cached[key_hash] = entry
+    return entry
+
+
+def apikey_drop_cached(key_hashes: list[str] | None = None) -> None:
+    """Forget cached identities in this process (all of them without arguments)."""
+    if key_hashes is None:
+        _cached.clear()
+    for key_hash in key_hashes or ():
+        _cached.pop(key_hash, None)
 
 
 def apikey_list(*, user: User) -> QuerySet[ApiKey]:

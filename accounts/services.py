@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from accounts.models import DEFAULT_SCOPES, ApiKey, ApiKeySecret, KeyMode, Plan, Scope, User
 from flixly_site.errors import NotFound, ValidationFailed
+from flixly_site.shared import redis_client
 
 logger = logging.getLogger("flixly.keys")
 
@@ -40,8 +41,8 @@ def apikey_hash(raw: str) -> str:
     return hmac.new(settings.FLIXLY_KEY_PEPPER.encode(), raw.encode(), hashlib.sha256).hexdigest()
 
 
-def apikey_cache_key(key_hash: str) -> str:
-    return f"apikey:{key_hash}"
+def apikey_version_key(key_hash: str) -> str:
+    return f"apikey-v:{key_hash}"
 
 
 def _new_secret(mode: str) -> str:
@@ -147,7 +148,7 @@ def apikey_roll(*, user: User, key_id, grace_hours: int = 0) -> IssuedKey:
         api_key.rolled_at = now
         api_key.save(update_fields=["prefix", "last_four", "rolled_at"])
         ApiKeySecret.objects.create(api_key=api_key, key_hash=apikey_hash(raw))
-        transaction.on_commit(lambda: apikey_cache_forget(old_hashes))
+        apikey_cache_forget(old_hashes)
     logger.info("api key rolled id=%s key=%s grace_hours=%s", api_key.id, api_key.masked, grace_hours)
     return IssuedKey(api_key=api_key, raw=raw)
 
@@ -160,13 +161,32 @@ def apikey_revoke(*, user: User, key_id) -> ApiKey:
             api_key.revoked_at = timezone.now()
             api_key.save(update_fields=["revoked_at"])
             hashes = list(api_key.secrets.values_list("key_hash", flat=True))
-            transaction.on_commit(lambda: apikey_cache_forget(hashes))
+            apikey_cache_forget(hashes)
             logger.info("api key revoked id=%s key=%s", api_key.id, api_key.masked)
     return api_key
 
 
+VERSION_KEEP_SECONDS = 24 * 3600  # far longer than a process caches an identity
+
+
 def apikey_cache_forget(key_hashes: list[str]) -> None:
-    cache.delete_many([apikey_cache_key(h) for h in key_hashes])
+    """Once the current transaction commits, bump the keys' versions: every process then reads them
+    again from the database on their next request (a bump before the commit could cache old rows)."""
+    transaction.on_commit(lambda: _bump_versions(key_hashes))
+
+
+def _bump_versions(key_hashes: list[str]) -> None:
+    client = redis_client()
+    if client is None:
+        for key in map(apikey_version_key, key_hashes):
+            cache.add(key, 0, VERSION_KEEP_SECONDS)
+            cache.incr(key)
+        return
+    pipe = client.pipeline(transaction=False)
+    for key in map(apikey_version_key, key_hashes):
+        pipe.incr(key)
+        pipe.expire(key, VERSION_KEEP_SECONDS)
+    pipe.execute()
 
 
 def apikey_forget_user(*, user: User) -> None:

@@ -84,6 +84,9 @@ MIDDLEWARE = [
 
 # Callables (request, response) that add headers to authenticated API responses.
 FLIXLY_API_RESPONSE_HOOKS: list[str] = []
+# Shared-store keys read in the same round trip as each API request's rate-limit count:
+# name -> callable(user_id) -> key; the values reach the hooks as request.flixly_reads[name].
+FLIXLY_API_REQUEST_READS: dict[str, str] = {}
 
 ROOT_URLCONF = "flixly_site.urls"
 WSGI_APPLICATION = "flixly_site.wsgi.application"
@@ -326,3 +329,4 @@ STRIPE_SECRET_KEY = env_str("STRIPE_SECRET_KEY")
 STRIPE_WEBHOOK_SECRET = env_str("STRIPE_WEBHOOK_SECRET")
 STRIPE_API_BASE = env_str("STRIPE_API_BASE").rstrip("/")
 FLIXLY_API_RESPONSE_HOOKS = ["billing.hooks.credit_balance_header"]
+FLIXLY_API_REQUEST_READS = {"balance": "billing.balance_cache.balance_key"}

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q
+from django.db.models import F
 from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerError
 
@@ -25,7 +25,7 @@ from generation.catalog import provider_for, route_for
 from generation.models import ACTIVE_STATUSES, Job, JobEvent, JobStatus
 from generation.outputs import input_store, local_copy, outputs_delete, outputs_store
 from generation.providers.base import GenerationRequest
-from generation.selectors import job_get
+from generation.selectors import job_get, jobs_active_or_keyed
 from generation.validation import ValidRequest
 
 logger = logging.getLogger("flixly.jobs")
@@ -164,20 +164,9 @@ def _charge(user: User, identity: KeyIdentity | None, job: Job, request: ValidRe
     return entry.balance_after
 
 
-def _active_or_same_key(job: Job) -> Q:
-    condition = Q(status__in=ACTIVE_STATUSES)
-    if job.idempotency_key:
-        condition |= Q(idempotency_key=job.idempotency_key)
-    return condition
-
-
 def _check_parallel(user: User, job: Job) -> None:
     # Runs after the account's row lock: concurrent submits of one account count one after another.
-    rows = list(
-        Job.objects.filter(user=user)
-        .filter(_active_or_same_key(job))
-        .values_list("id", "status", "idempotency_key")[:100]
-    )
+    rows = jobs_active_or_keyed(user_id=user.pk, idempotency_key=job.idempotency_key)
     for job_id, _, key in rows:
         if job.idempotency_key and key == job.idempotency_key:
             raise _Replay(job_id)

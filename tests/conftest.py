@@ -79,9 +79,13 @@ def stripe_fake(settings):
 
 @pytest.fixture(autouse=True)
 def _clean_cache():
+    from accounts.selectors import apikey_drop_cached
+
     cache.clear()
+    apikey_drop_cached()
     yield
     cache.clear()
+    apikey_drop_cached()
 
 
 @pytest.fixture(scope="session")

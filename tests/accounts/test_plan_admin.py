@@ -7,7 +7,9 @@ from accounts.models import Plan
 pytestmark = pytest.mark.django_db
 
 
-def test_editing_a_plan_applies_to_cached_keys_at_once(client, user, staff_user, raw_key):
+def test_editing_a_plan_applies_to_cached_keys_at_once(
+    client, user, staff_user, raw_key, django_capture_on_commit_callbacks
+):
     staff_user.is_superuser = True
     staff_user.save()
     headers = {"Authorization": f"Bearer {raw_key}"}
@@ -24,6 +26,7 @@ def test_editing_a_plan_applies_to_cached_keys_at_once(client, user, staff_user,
         "stripe_price_id": "",
         "sort_order": 0,
     }
-    assert client.post(f"/admin/accounts/plan/{plan.pk}/change/", form).status_code == HTTPStatus.FOUND
+    with django_capture_on_commit_callbacks(execute=True):  # the admin's transaction commits
+        assert client.post(f"/admin/accounts/plan/{plan.pk}/change/", form).status_code == HTTPStatus.FOUND
     client.logout()
     assert client.get("/api/v1/keys", headers=headers)["X-RateLimit-Limit"] == "25"

@@ -1,0 +1,133 @@
+"""The per-process identity cache, its versions in the shared store, and the balance mirrored for the header."""
+
+from http import HTTPStatus
+
+import pytest
+from django.db import transaction
+from django.urls import include, path
+from django.utils import timezone
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.models import ApiKey
+from accounts.services import apikey_cache_forget, apikey_hash
+from billing.balance_cache import balance_key, balance_parse, balance_store
+from billing.services import wallet_adjust, wallet_debit
+from flixly_site.shared import LuaScript, redis_client
+
+
+class PingApi(APIView):
+    def get(self, request: Request) -> Response:
+        return Response({"data": {"pong": True}})  # no queries of its own
+
+
+urlpatterns = [path("api/v1/ping", PingApi.as_view()), path("", include("flixly_site.urls"))]
+pytestmark = [pytest.mark.django_db, pytest.mark.urls(__name__)]
+
+
+def get_ping(client, key: str):
+    return client.get("/api/v1/ping", headers={"Authorization": f"Bearer {key}"})
+
+
+def test_a_key_revoked_in_another_process_is_refused_on_its_next_request(
+    client, raw_key, django_capture_on_commit_callbacks
+):
+    assert get_ping(client, raw_key).status_code == HTTPStatus.OK  # now cached in this process
+    # Another process revokes: the row changes and the version is bumped, nothing here is told.
+    ApiKey.objects.update(revoked_at=timezone.now())
+    assert get_ping(client, raw_key).status_code == HTTPStatus.OK  # this process has not seen it yet
+    with django_capture_on_commit_callbacks(execute=True):
+        apikey_cache_forget([apikey_hash(raw_key)])
+    response = get_ping(client, raw_key)
+    assert response.status_code == HTTPStatus.UNAUTHORIZED
+    assert "revoked" in response.json()["error"]["message"]
+
+
+def test_a_version_bump_waits_for_the_commit(raw_key, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        apikey_cache_forget([apikey_hash(raw_key)])
+    assert len(callbacks) == 1  # a bump before the commit could let another process cache the old row
+
+
+def test_a_revoked_key_does_not_use_up_the_account_limit(api, user, django_capture_on_commit_callbacks):
+    assert api.get("/api/v1/keys").status_code == HTTPStatus.OK
+    with django_capture_on_commit_callbacks(execute=True):
+        from accounts.services import apikey_revoke
+
+        apikey_revoke(user=user, key_id=ApiKey.objects.get().id)
+    for _ in range(15):
+        assert api.get("/api/v1/keys").status_code == HTTPStatus.UNAUTHORIZED
+    session = api
+    session.defaults.pop("HTTP_AUTHORIZATION")
+    session.force_login(user)
+    # Counted: the first request, the one that found the key revoked, and this one.
+    assert session.get("/api/v1/keys")["X-RateLimit-Remaining"] == "7"
+
+
+@pytest.mark.redis
+def test_a_warm_keyed_request_runs_no_sql_with_redis(
+    client, raw_key, django_assert_num_queries, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        get_ping(client, raw_key)  # caches the identity and mirrors the balance
+    with django_assert_num_queries(0):
+        response = get_ping(client, raw_key)
+    assert response.status_code == HTTPStatus.OK
+    assert response["X-Credit-Balance"] == "0"
+
+
+@pytest.mark.redis
+def test_the_balance_header_follows_a_debit_made_elsewhere(
+    client, user, raw_key, django_assert_num_queries, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        wallet_adjust(user_id=user.pk, amount=100, reason="test")
+    get_ping(client, raw_key)
+    with django_capture_on_commit_callbacks(execute=True):  # a worker's debit commits
+        wallet_debit(user_id=user.pk, amount=30, idempotency_key="debit:elsewhere")
+    with django_assert_num_queries(0):
+        assert get_ping(client, raw_key)["X-Credit-Balance"] == "70"
+
+
+@pytest.mark.redis
+def test_the_mirror_keeps_the_newest_balance_whatever_the_write_order():
+    balance_store(7, balance=50, version=3)
+    balance_store(7, balance=80, version=2)  # an older write that arrives late
+    assert balance_parse(redis_client().get(balance_key(7))) == 50
+
+
+@pytest.mark.redis
+def test_a_rolled_back_debit_leaves_the_mirror_alone(user, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        wallet_adjust(user_id=user.pk, amount=100, reason="test")
+
+    @transaction.atomic
+    def submit_that_fails() -> None:
+        wallet_debit(user_id=user.pk, amount=30, idempotency_key="debit:rolled-back")
+        raise RuntimeError("the job insert failed")
+
+    with django_capture_on_commit_callbacks(execute=True), pytest.raises(RuntimeError):
+        submit_that_fails()
+    assert balance_parse(redis_client().get(balance_key(user.pk))) == 100
+
+
+@pytest.mark.redis
+def test_scripts_survive_a_redis_that_forgot_them_or_dropped_the_connection():
+    script = LuaScript("return redis.call('INCR', KEYS[1])")
+    client = redis_client()
+    client.delete("test:script")
+    assert script(keys=["test:script"]) == 1
+    client.script_flush()
+    assert script(keys=["test:script"]) == 2  # NOSCRIPT: sent whole
+    client.client_kill_filter(_type="normal", skipme=True)
+    assert script(keys=["test:script"]) == 3  # the dropped connection is replaced
+
+
+@pytest.mark.redis
+def test_a_redis_outage_is_a_503_and_not_a_crash(client, raw_key, settings):
+    get_ping(client, raw_key)
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens there
+    response = get_ping(client, raw_key)
+    assert response.status_code == HTTPStatus.SERVICE_UNAVAILABLE
+    assert response.json()["error"]["code"] == "service_unavailable"
