@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from billing.balance_cache import balance_store_on_commit
 from billing.models import BillingAlert, EntryKind, LedgerEntry, Wallet
+from flixly_site.db import insert_row
 from flixly_site.errors import ApplicationError
 
 logger = logging.getLogger("flixly.billing")
@@ -106,7 +107,7 @@ def wallet_debit(
     if monthly_cap is not None and api_key_id is not None:
         _check_key_cap(api_key_id, monthly_cap, amount)
     balance, alerted = moved
-    entry = LedgerEntry.objects.create(
+    entry = LedgerEntry(
         user_id=user_id,
         amount=-amount,
         kind=EntryKind.DEBIT,
@@ -118,6 +119,7 @@ def wallet_debit(
         api_key_id=api_key_id,
         reason=reason,
     )
+    insert_row(entry)  # on every submit: without the ORM's per-row statement compiling
     if balance < settings.FLIXLY_LOW_BALANCE_THRESHOLD and not alerted:
         _arm_low_balance_email(user_id, balance)
     return entry

@@ -15,6 +15,7 @@ api_v1 = [
 ]
 
 urlpatterns = [
+    path("api/v1/", include(api_v1)),  # first: every API call then resolves without trying the pages
     path("", views.home, name="home"),
     path("dashboard/", views.dashboard, name="dashboard"),
     path("docs/", views.docs, name="docs"),
@@ -23,12 +24,11 @@ urlpatterns = [
     path("", include("billing.urls")),
     path("", include("generation.urls")),
     path("admin/", admin.site.urls),
-    path("api/v1/", include(api_v1)),
     path("api/docs", SpectacularRedocView.as_view(url_name="api-schema"), name="api-docs"),
 ]
 
 if settings.FLIXLY_BENCH_ENDPOINTS:
-    urlpatterns.append(path("bench/", include("bench.urls")))
+    urlpatterns.insert(1, path("bench/", include("bench.urls")))
 
 handler400 = "flixly_site.errors.handler400"
 handler403 = "flixly_site.errors.handler403"

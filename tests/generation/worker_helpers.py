@@ -35,6 +35,7 @@ from urllib.parse import quote, urlencode
 
 from django.conf import settings
 from django.db import connection
+from kombu import pools as kombu_pools
 
 from flixly_site.celery import app
 
@@ -115,6 +116,9 @@ def celery_conf(**overrides) -> Iterator[None]:
     changes = app.conf.changes
     saved = {name: changes.get(name, _MISSING) for name in overrides}
     pools = app._pool, app.amqp._producer_pool
+    # kombu also keeps process-wide pools per broker: the ones made for the override go with it, or a
+    # later test on the same URL would be handed a pool closed below ("Acquire on closed pool").
+    shared_before = [(group, set(group.keys())) for group in (kombu_pools.connections, kombu_pools.producers)]
     app.conf.update(overrides)
     app._pool = app.amqp._producer_pool = None
     try:
@@ -122,6 +126,9 @@ def celery_conf(**overrides) -> Iterator[None]:
     finally:
         if app._pool is not None:
             app._pool.force_close_all()
+        for group, keys in shared_before:
+            for key in set(group.keys()) - keys:
+                group.pop(key).force_close_all()
         for name, value in saved.items():
             if value is _MISSING:
                 changes.pop(name, None)
