@@ -44,7 +44,7 @@ def _ip_allowed(ip: str | None, cidrs: tuple[str, ...]) -> bool:
     return any(address in ipaddress.ip_network(cidr) for cidr in cidrs)
 
 
-def _refuse_dead_key(identity: KeyIdentity, user: User) -> None:
+def _refuse_dead_key(identity: KeyIdentity) -> None:
     now = timezone.now()
     if identity.revoked:
         raise Unauthorized("This API key has been revoked.")
@@ -52,8 +52,6 @@ def _refuse_dead_key(identity: KeyIdentity, user: User) -> None:
         raise Unauthorized("This API key was rolled and its old secret no longer works; use the new key.")
     if identity.expires_at <= now:
         raise Unauthorized("This API key has expired; create or roll a key under Settings -> API Keys.")
-    if not user.is_active:
-        raise Unauthorized("This account is disabled.")
 
 
 @functools.cache
@@ -86,10 +84,12 @@ def _bearer_token(header: str) -> str:
     return token
 
 
-def _refuse(entry: CachedKey, ip: str | None) -> KeyIdentity:
+def _refuse_for_good(entry: CachedKey, ip: str | None) -> KeyIdentity:
+    """Refusals no later change can undo (a key's allowed IPs are fixed when it is made): checked
+    before the request counts against the account's limit."""
     if entry.identity is None:
         raise Unauthorized("Unknown API key.")
-    _refuse_dead_key(entry.identity, entry.user)
+    _refuse_dead_key(entry.identity)
     if not _ip_allowed(ip, entry.identity.allowed_ips):
         raise Forbidden("This API key is not allowed from your IP address.")
     return entry.identity
@@ -109,13 +109,15 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         key_hash = apikey_hash(_bearer_token(header))
         django_request, ip = request._request, client_ip(request._request)
         entry = apikey_cached(key_hash) or apikey_load(key_hash, version=apikey_version(key_hash))
-        _refuse(entry, ip)  # a dead key is refused before it counts against the account's limit
+        _refuse_for_good(entry, ip)
         version_key = apikey_version_key(key_hash)
         window = count_request(django_request, entry.user, extra_reads=(version_key,))
         if window.reads[version_key] != entry.version:  # changed since this process cached it: read again
             entry = apikey_load(key_hash, version=window.reads[version_key])
-            _refuse(entry, ip)
+            _refuse_for_good(entry, ip)
             django_request.flixly_rate = replace(window, limit=entry.user.plan.requests_per_minute)
+        if not entry.user.is_active:  # after the version check: reactivating applies at once too
+            raise Unauthorized("This account is disabled.")
         identity, user = entry.identity, entry.owner()
         apikey_mark_used(key_id=identity.key_id, ip=ip)
         django_request.flixly_user, django_request.flixly_key = user, identity

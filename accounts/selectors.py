@@ -12,11 +12,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import redis
 from django.core.cache import cache
 from django.db.models import QuerySet
 
 from accounts.models import ApiKey, ApiKeySecret, KeyMode, User
 from accounts.services import apikey_version_key, parse_uuid
+from flixly_site.errors import ServiceUnavailable
 from flixly_site.shared import redis_client
 
 IDENTITY_CACHE_SECONDS = 60  # bounds staleness of anything not invalidated explicitly
@@ -82,7 +84,14 @@ def apikey_cached(key_hash: str) -> CachedKey | None:
 def apikey_version(key_hash: str) -> Any:
     client = redis_client()
     key = apikey_version_key(key_hash)
-    return client.get(key) if client is not None else cache.get(key)
+    if client is None:
+        return cache.get(key)
+    try:
+        return client.get(key)
+    except redis.RedisError:
+        raise ServiceUnavailable(
+            "API keys cannot be checked right now; nothing was charged. Try again shortly."
+        ) from None
 
 
 def apikey_load(key_hash: str, *, version: Any) -> CachedKey:

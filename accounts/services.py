@@ -10,6 +10,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
+import redis
 from django.conf import settings
 from django.core.cache import cache
 from django.core.mail import send_mail
@@ -176,17 +177,27 @@ def apikey_cache_forget(key_hashes: list[str]) -> None:
 
 
 def _bump_versions(key_hashes: list[str]) -> None:
+    # A fresh random value, never a counter: a counter that restarts (expiry, a Redis restart) could
+    # come back to the very value a process cached and hide the change from it.
     client = redis_client()
+    versions = {apikey_version_key(h): uuid.uuid4().hex for h in key_hashes}
     if client is None:
-        for key in map(apikey_version_key, key_hashes):
-            cache.add(key, 0, VERSION_KEEP_SECONDS)
-            cache.incr(key)
+        cache.set_many(versions, VERSION_KEEP_SECONDS)
         return
-    pipe = client.pipeline(transaction=False)
-    for key in map(apikey_version_key, key_hashes):
-        pipe.incr(key)
-        pipe.expire(key, VERSION_KEEP_SECONDS)
-    pipe.execute()
+    for attempt in range(3):
+        try:
+            pipe = client.pipeline(transaction=False)
+            for key, version in versions.items():
+                pipe.set(key, version, ex=VERSION_KEEP_SECONDS)
+            pipe.execute()
+            return
+        except redis.RedisError as error:
+            failure = error
+            time.sleep(0.1 * (attempt + 1))
+    # The change is committed: processes that cached these keys notice within IDENTITY_CACHE_SECONDS.
+    logger.error(
+        "could not publish API key changes to Redis (%s): cached copies expire within a minute", type(failure).__name__
+    )
 
 
 def apikey_forget_user(*, user: User) -> None:

@@ -9,7 +9,7 @@ class Wallet(models.Model):
     user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, primary_key=True)
     balance = models.BigIntegerField(default=0)
     # +1 on every balance change: orders the balances mirrored in Redis (billing.balance_cache).
-    version = models.BigIntegerField(default=0, editable=False)
+    version = models.BigIntegerField(default=0, db_default=0, editable=False)
     low_balance_alerted = models.BooleanField(default=False, help_text="Set when the low-balance e-mail went out.")
     stripe_customer_id = models.CharField(max_length=100, blank=True, db_index=True)
     stripe_subscription_id = models.CharField(max_length=100, blank=True)

@@ -25,6 +25,10 @@ class Channel(kombu_redis.Channel):
             self._publish_client = self._create_client()
         yield self._publish_client
 
+    def _disconnect_pools(self) -> None:
+        self._publish_client = None  # it wraps the pool kombu drops here (on close and after a fork)
+        super()._disconnect_pools()
+
 
 class Transport(kombu_redis.Transport):
     Channel = Channel

@@ -11,7 +11,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.models import ApiKey
-from accounts.services import apikey_cache_forget, apikey_hash
+from accounts.services import apikey_cache_forget, apikey_hash, apikey_version_key
 from billing.balance_cache import balance_key, balance_parse, balance_store
 from billing.services import wallet_adjust, wallet_debit
 from flixly_site.shared import LuaScript, redis_client
@@ -131,3 +131,64 @@ def test_a_redis_outage_is_a_503_and_not_a_crash(client, raw_key, settings):
     response = get_ping(client, raw_key)
     assert response.status_code == HTTPStatus.SERVICE_UNAVAILABLE
     assert response.json()["error"]["code"] == "service_unavailable"
+
+
+def test_reactivating_an_account_applies_at_once(client, user, raw_key, django_capture_on_commit_callbacks):
+    from accounts.services import apikey_forget_user
+
+    assert get_ping(client, raw_key).status_code == HTTPStatus.OK
+    for active, status in ((False, HTTPStatus.UNAUTHORIZED), (True, HTTPStatus.OK)):
+        user.is_active = active
+        user.save()
+        with django_capture_on_commit_callbacks(execute=True):
+            apikey_forget_user(user=user)
+        assert get_ping(client, raw_key).status_code == status
+
+
+def test_a_version_lost_from_the_store_still_shows_the_next_change(client, raw_key, django_capture_on_commit_callbacks):
+    from django.core.cache import cache
+
+    key_hash = apikey_hash(raw_key)
+    with django_capture_on_commit_callbacks(execute=True):
+        apikey_cache_forget([key_hash])
+    assert get_ping(client, raw_key).status_code == HTTPStatus.OK  # cached with that version
+    # Expired, evicted, or a restarted store:
+    store = redis_client() or cache
+    store.delete(apikey_version_key(key_hash))
+    ApiKey.objects.update(revoked_at=timezone.now())
+    with django_capture_on_commit_callbacks(execute=True):
+        apikey_cache_forget([key_hash])  # a counter would be back at its old value; a token never is
+    assert get_ping(client, raw_key).status_code == HTTPStatus.UNAUTHORIZED
+
+
+def test_the_balance_header_of_a_request_that_may_move_money_comes_from_the_database(rf, user):
+    from billing.hooks import credit_balance_header
+
+    wallet_adjust(user_id=user.pk, amount=40, reason="test")
+    for method, expected in (("get", "999"), ("post", "40")):  # a cancel's refund happens after auth
+        request = getattr(rf, method)("/api/v1/jobs/x/cancel")
+        request.flixly_user, request.flixly_reads = user, {"balance": b"1:999"}
+        response = Response()
+        credit_balance_header(request, response)
+        assert response["X-Credit-Balance"] == expected
+
+
+@pytest.mark.redis
+def test_a_cold_key_during_a_redis_outage_is_a_503(client, raw_key, settings):
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens there
+    response = get_ping(client, raw_key)
+    assert response.status_code == HTTPStatus.SERVICE_UNAVAILABLE
+    assert response.json()["error"]["code"] == "service_unavailable"
+
+
+@pytest.mark.redis
+def test_a_revoke_during_a_redis_outage_still_succeeds_and_says_so_in_the_log(
+    user, raw_key, settings, caplog, django_capture_on_commit_callbacks
+):
+    from accounts.services import apikey_revoke
+
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"
+    with django_capture_on_commit_callbacks(execute=True):
+        revoked = apikey_revoke(user=user, key_id=ApiKey.objects.get().id)
+    assert revoked.revoked_at is not None
+    assert "could not publish API key changes" in caplog.text
