@@ -95,6 +95,15 @@ def _refuse_for_good(entry: CachedKey, ip: str | None) -> KeyIdentity:
     return entry.identity
 
 
+def _reload(request: HttpRequest, key_hash: str, version: object, ip: str | None) -> CachedKey:
+    """The key changed since this process cached it (revoke, roll, plan or account edit): read it again,
+    and take the rate limit from its plan as it is now."""
+    entry = apikey_load(key_hash, version=version)
+    _refuse_for_good(entry, ip)
+    request.flixly_rate = replace(request.flixly_rate, limit=entry.user.plan.requests_per_minute)
+    return entry
+
+
 class ApiKeyAuthentication(authentication.BaseAuthentication):
     """Authorization: Bearer flx_live_<40 hex> (or flx_test_).
 
@@ -112,10 +121,8 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         _refuse_for_good(entry, ip)
         version_key = apikey_version_key(key_hash)
         window = count_request(django_request, entry.user, extra_reads=(version_key,))
-        if window.reads[version_key] != entry.version:  # changed since this process cached it: read again
-            entry = apikey_load(key_hash, version=window.reads[version_key])
-            _refuse_for_good(entry, ip)
-            django_request.flixly_rate = replace(window, limit=entry.user.plan.requests_per_minute)
+        if window.reads[version_key] != entry.version:
+            entry = _reload(django_request, key_hash, window.reads[version_key], ip)
         if not entry.user.is_active:  # after the version check: reactivating applies at once too
             raise Unauthorized("This account is disabled.")
         identity, user = entry.identity, entry.owner()
