@@ -110,12 +110,9 @@ def apikey_load(key_hash: str, *, version: Any) -> CachedKey:
     return entry
 
 
-def apikey_drop_cached(key_hashes: list[str] | None = None) -> None:
-    """Forget cached identities in this process (all of them without arguments)."""
-    if key_hashes is None:
-        _cached.clear()
-    for key_hash in key_hashes or ():
-        _cached.pop(key_hash, None)
+def apikey_drop_cached() -> None:
+    """Forget every identity this process cached (tests start from a clean slate)."""
+    _cached.clear()
 
 
 def apikey_list(*, user: User) -> QuerySet[ApiKey]:
