@@ -47,7 +47,8 @@ def balance_store(user_id: int, balance: int, version: int) -> None:
 
 
 def balance_store_on_commit(user_id: int, balance: int, version: int) -> None:
-    transaction.on_commit(lambda: balance_store(user_id, balance, version))
+    if redis_client() is not None:  # without Redis nothing is mirrored: no callback for every request
+        transaction.on_commit(lambda: balance_store(user_id, balance, version))
 
 
 def balance_parse(raw: Any) -> int | None:

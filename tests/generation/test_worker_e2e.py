@@ -184,6 +184,16 @@ def reap_after_deadlines() -> dict[str, int]:
 # --- 1 and 2: a job end to end ------------------------------------------------------------------------------
 
 
+def render_short_video(api, workers) -> dict:
+    """Submit SHORT_VIDEO, wait for it and check the MP4 it made; the submitted job's data."""
+    video = submit(api, SHORT_VIDEO)
+    done = wait_finished(api, video["jobId"], workers)
+    assert done["status"] == "completed", done
+    assert done["outputs"][0]["durationSeconds"] == pytest.approx(2.0, abs=0.1)
+    assert_mp4(download(api, done["outputUrl"]), (854, 480), 2.0)
+    return video
+
+
 @WORKER
 def test_filesystem_broker_worker_renders_an_image_and_a_video(api, customer, workers):
     assert app.conf.broker_url.startswith("filesystem"), "the SQLite pass runs on the embedded broker"
@@ -195,11 +205,7 @@ def test_filesystem_broker_worker_renders_an_image_and_a_video(api, customer, wo
     assert done["outputs"][0]["contentType"] == "image/png"
     assert_png(download(api, done["outputUrl"]), (512, 384))
 
-    video = submit(api, SHORT_VIDEO)
-    done = wait_finished(api, video["jobId"], workers)
-    assert done["status"] == "completed", done
-    assert done["outputs"][0]["durationSeconds"] == pytest.approx(2.0, abs=0.1)
-    assert_mp4(download(api, done["outputUrl"]), (854, 480), 2.0)
+    video = render_short_video(api, workers)
 
     charged = image["creditsCharged"] + video["creditsCharged"]
     assert charged > 0
@@ -216,10 +222,7 @@ def test_redis_broker_worker_renders_a_video_on_postgresql(api, customer, worker
     assert app.conf.broker_url.startswith("redis"), "the PostgreSQL pass runs on Redis"
     workers.start()
 
-    video = submit(api, SHORT_VIDEO)
-    done = wait_finished(api, video["jobId"], workers)
-    assert done["status"] == "completed", done
-    assert_mp4(download(api, done["outputUrl"]), (854, 480), 2.0)
+    video = render_short_video(api, workers)
     assert wallet_balance(user_id=customer.pk) == FUNDS - video["creditsCharged"]
     assert ledger(video["jobId"]) == {EntryKind.DEBIT: [-video["creditsCharged"]]}
 
