@@ -26,6 +26,7 @@ from generation.catalog import provider_for, route_for
 from generation.models import ACTIVE_STATUSES, Job, JobEvent, JobStatus
 from generation.outputs import input_store, local_copy, outputs_delete, outputs_store
 from generation.providers.base import GenerationRequest
+from generation.queue import publish_run_job
 from generation.selectors import job_get, jobs_active_or_keyed
 from generation.validation import ValidRequest
 
@@ -176,17 +177,9 @@ def _check_parallel(user: User, job: Job) -> None:
 
 
 def _publish(job: Job) -> None:
-    from generation.tasks import run_job
-
     timeout = job.model.timeout_seconds
     try:
-        run_job.apply_async(
-            args=[str(job.id)],
-            soft_time_limit=timeout,
-            time_limit=timeout + 30,
-            retry=True,
-            retry_policy={"max_retries": 1, "interval_start": 0, "interval_step": 0.5, "interval_max": 0.5},
-        )
+        publish_run_job(str(job.id), soft=timeout, hard=timeout + 30)
     except (BrokerError, OSError, ConnectionError) as error:
         logger.error("broker unavailable at submit: %s", type(error).__name__)
         raise ServiceUnavailable("The job queue is unavailable; nothing was charged. Try again shortly.") from None

@@ -1,0 +1,77 @@
+"""Publishing run_job: Celery's task message (protocol 2), built here and handed to the broker's channel.
+
+Every submit publishes one run_job message. apply_async spent about 0.5 ms of CPU on each (option and
+route lookups, message assembly, kombu's publish wrappers): a sixth of a submit. The message only differs
+by the job's id and its time limits, so it is built here as Celery builds it (tests compare the two
+field by field) and given to the channel of a pooled producer, with kombu's reconnect-and-retry.
+Eager mode (tests) still goes through apply_async, which runs the task inline.
+"""
+
+import json
+import os
+import socket
+import uuid
+from functools import cache
+
+from kombu.transport.virtual import Channel as VirtualChannel
+
+from flixly_site.celery import app
+
+QUEUE = "celery"  # Celery's default queue: the one the workers consume
+EMBED = {"callbacks": None, "errbacks": None, "chain": None, "chord": None}
+RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.5, "interval_max": 0.5}
+
+
+@cache
+def _origin(pid: int) -> str:
+    return f"gen{pid}@{socket.gethostname()}"  # as Celery names the publishing process
+
+
+def task_message(channel: VirtualChannel, task: str, args: list, *, soft: int, hard: int, ignore_result: bool) -> dict:
+    """The message apply_async would publish for `task(*args)` with these time limits."""
+    task_id = str(uuid.uuid4())
+    headers = {
+        "lang": "py",
+        "task": task,
+        "id": task_id,
+        "shadow": None,
+        "eta": None,
+        "expires": None,
+        "group": None,
+        "group_index": None,
+        "retries": 0,
+        "timelimit": [hard, soft],
+        "root_id": task_id,
+        "parent_id": None,
+        "argsrepr": repr(args),
+        "kwargsrepr": "{}",
+        "origin": _origin(os.getpid()),
+        "ignore_result": ignore_result,
+        "replaced_task_nesting": 0,
+        "stamped_headers": None,
+        "stamps": {},
+    }
+    properties = {"correlation_id": task_id, "reply_to": app.thread_oid, "delivery_mode": 2}
+    body = json.dumps([args, {}, EMBED])
+    return channel.prepare_message(
+        body, 0, content_type="application/json", content_encoding="utf-8", headers=headers, properties=properties
+    )
+
+
+def publish_run_job(job_id: str, *, soft: int, hard: int) -> None:
+    """Queue generation.tasks.run_job(job_id); broker errors propagate after one reconnect-and-retry."""
+    from generation.tasks import run_job
+
+    if app.conf.task_always_eager:
+        run_job.apply_async(args=[job_id], soft_time_limit=soft, time_limit=hard)
+        return
+    with app.producer_or_acquire() as producer:
+
+        def put() -> None:
+            channel = producer.channel
+            message = task_message(
+                channel, run_job.name, [job_id], soft=soft, hard=hard, ignore_result=run_job.ignore_result
+            )
+            channel.basic_publish(message, exchange="", routing_key=QUEUE)
+
+        producer.connection.ensure(producer, put, **RETRY_POLICY)()

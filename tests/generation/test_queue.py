@@ -1,0 +1,66 @@
+"""generation.queue publishes the run_job message Celery itself would, and the worker side reads it back."""
+
+import base64
+import json
+
+import pytest
+from kombu.transport.memory import Channel as MemoryChannel
+
+from generation.queue import QUEUE, publish_run_job
+from generation.tasks import run_job
+
+pytestmark = pytest.mark.django_db
+
+JOB_ID = "5f0c3a52-3d8e-4d47-9a51-0d8d2b8d4a11"
+PER_MESSAGE = ("id", "root_id")  # fresh for every message: compared for shape, not value
+
+
+def _drain() -> list[dict]:
+    queue = MemoryChannel.queues.get(QUEUE)
+    messages = []
+    while queue is not None and not queue.empty():
+        messages.append(queue.get_nowait())
+    return messages
+
+
+def _comparable(message: dict) -> dict:
+    message = json.loads(json.dumps(message))
+    headers, properties = message["headers"], message["properties"]
+    assert headers["id"] == headers["root_id"] == properties["correlation_id"]
+    for name in PER_MESSAGE:
+        headers[name] = "<task id>"
+    properties["correlation_id"] = properties["delivery_tag"] = "<per message>"
+    message["body"] = json.loads(base64.b64decode(message["body"]))
+    return message
+
+
+def test_the_message_is_the_one_apply_async_publishes(no_worker):
+    _drain()
+    run_job.apply_async(args=[JOB_ID], soft_time_limit=180, time_limit=210)
+    publish_run_job(JOB_ID, soft=180, hard=210)
+
+    celerys, ours = _drain()
+
+    assert _comparable(ours) == _comparable(celerys)
+    assert ours["headers"]["timelimit"] == [210, 180]
+    assert json.loads(base64.b64decode(ours["body"]))[0] == [JOB_ID]
+
+
+def test_every_message_has_its_own_task_id(no_worker):
+    _drain()
+    publish_run_job(JOB_ID, soft=10, hard=40)
+    publish_run_job(JOB_ID, soft=10, hard=40)
+
+    first, second = _drain()
+
+    assert first["headers"]["id"] != second["headers"]["id"]
+    assert first["properties"]["delivery_tag"] != second["properties"]["delivery_tag"]
+
+
+def test_eager_mode_runs_the_task_inline(monkeypatch):
+    ran = []
+    monkeypatch.setattr(run_job, "run", lambda job_id: ran.append(job_id))
+
+    publish_run_job(JOB_ID, soft=10, hard=40)
+
+    assert ran == [JOB_ID]
