@@ -3,7 +3,8 @@
 Every submit publishes one run_job message. apply_async spent about 0.5 ms of CPU on each (option and
 route lookups, message assembly, kombu's publish wrappers): a sixth of a submit. The message only differs
 by the job's id and its time limits, so it is built here as Celery builds it (tests compare the two
-field by field) and given to the channel of a pooled producer, with kombu's reconnect-and-retry.
+field by field) and given to the channel of a pooled producer as kombu's Producer gives it, with the
+same queue declaration and reconnect-and-retry.
 Eager mode (tests) still goes through apply_async, which runs the task inline.
 """
 
@@ -12,12 +13,12 @@ import os
 import socket
 import uuid
 from functools import cache
+from typing import Any
 
-from kombu.transport.virtual import Channel as VirtualChannel
+from kombu.transport.base import StdChannel
 
 from flixly_site.celery import app
 
-QUEUE = "celery"  # Celery's default queue: the one the workers consume
 EMBED = {"callbacks": None, "errbacks": None, "chain": None, "chord": None}
 RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.5, "interval_max": 0.5}
 
@@ -27,8 +28,8 @@ def _origin(pid: int) -> str:
     return f"gen{pid}@{socket.gethostname()}"  # as Celery names the publishing process
 
 
-def task_message(channel: VirtualChannel, task: str, args: list, *, soft: int, hard: int, ignore_result: bool) -> dict:
-    """The message apply_async would publish for `task(*args)` with these time limits."""
+def task_message(channel: StdChannel, task: str, args: list, *, soft: int, hard: int, ignore_result: bool) -> Any:
+    """The message apply_async would publish for `task(*args)` with these time limits, in the channel's form."""
     task_id = str(uuid.uuid4())
     headers = {
         "lang": "py",
@@ -52,7 +53,7 @@ def task_message(channel: VirtualChannel, task: str, args: list, *, soft: int, h
         "stamps": {},
     }
     properties = {"correlation_id": task_id, "reply_to": app.thread_oid, "delivery_mode": 2}
-    body = json.dumps([args, {}, EMBED])
+    body = json.dumps([args, {}, EMBED]).encode()
     return channel.prepare_message(
         body, 0, content_type="application/json", content_encoding="utf-8", headers=headers, properties=properties
     )
@@ -65,13 +66,14 @@ def publish_run_job(job_id: str, *, soft: int, hard: int) -> None:
     if app.conf.task_always_eager:
         run_job.apply_async(args=[job_id], soft_time_limit=soft, time_limit=hard)
         return
+    queue = app.amqp.default_queue  # the queue the workers consume, published to by name as apply_async does
     with app.producer_or_acquire() as producer:
 
-        def put() -> None:
-            channel = producer.channel
+        def put() -> None:  # reads the channel at call time: a retry runs on a revived one
+            producer.maybe_declare(queue)  # once per connection, as apply_async does
             message = task_message(
-                channel, run_job.name, [job_id], soft=soft, hard=hard, ignore_result=run_job.ignore_result
+                producer.channel, run_job.name, [job_id], soft=soft, hard=hard, ignore_result=run_job.ignore_result
             )
-            channel.basic_publish(message, exchange="", routing_key=QUEUE)
+            producer.channel.basic_publish(message, exchange="", routing_key=queue.name)
 
         producer.connection.ensure(producer, put, **RETRY_POLICY)()

@@ -6,7 +6,7 @@ import json
 import pytest
 from kombu.transport.memory import Channel as MemoryChannel
 
-from generation.queue import QUEUE, publish_run_job
+from generation.queue import publish_run_job
 from generation.tasks import run_job
 
 pytestmark = pytest.mark.django_db
@@ -16,7 +16,7 @@ PER_MESSAGE = ("id", "root_id")  # fresh for every message: compared for shape, 
 
 
 def _drain() -> list[dict]:
-    queue = MemoryChannel.queues.get(QUEUE)
+    queue = MemoryChannel.queues.get("celery")  # Celery's default queue, which the workers consume
     messages = []
     while queue is not None and not queue.empty():
         messages.append(queue.get_nowait())
