@@ -78,3 +78,28 @@ def test_a_bad_boolean_stops_startup_with_its_name():
     result = run_manage("check", env={"DJANGO_DEBUG": "maybe", "FLIXLY_VAR_DIR": "var/test-deploy"})
     assert result.returncode != 0
     assert "DJANGO_DEBUG" in result.stderr
+
+
+def _database_options(**extra: str) -> str:
+    code = "from django.conf import settings; print(sorted(settings.DATABASES['default']['OPTIONS'].items()))"
+    result = run_manage("shell", "-c", code, env={**PRODUCTION_ENV, **extra})
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_postgresql_prepares_statements_run_often_unless_turned_off_for_a_pooler():
+    assert "('prepare_threshold', 5)" in _database_options()
+    assert "prepare_threshold" not in _database_options(DATABASE_PREPARED_STATEMENTS="false")
+    assert "('server_side_binding', True)" in _database_options(DATABASE_PREPARED_STATEMENTS="false")
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+def test_the_postgresql_connection_prepares_a_statement_after_five_runs():
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        for _ in range(6):
+            cursor.execute("SELECT %s::int + 1", [41])
+        cursor.execute("SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE %s", ["SELECT $1::int + 1%"])
+        assert cursor.fetchone()[0] == 1
