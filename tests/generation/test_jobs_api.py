@@ -9,6 +9,7 @@ from django.utils import timezone
 from billing.models import EntryKind, LedgerEntry
 from billing.services import wallet_balance
 from generation.models import Job, JobStatus
+from generation.selectors import EXPORT_CHUNK_BYTES
 from tests.factories import UserFactory
 from tests.generation.conftest import generate
 
@@ -128,6 +129,32 @@ def test_the_postgresql_export_streams_with_copy_in_the_same_format(api, user):
     assert rows[1][1].endswith("Z")
     assert len(rows[1][1]) == len("2026-11-23T11:11:15.779690Z")
     assert rows[1][7:10] == ["3", "0", "true"]
+
+
+def export_in_chunks(api, user) -> list[bytes]:
+    Job.objects.bulk_create(
+        Job(user=user, model_id="local-image", type="TEXT_TO_IMAGE", route="local", status=JobStatus.COMPLETED)
+        for _ in range(1500)
+    )
+    today = timezone.now().date()
+    response = api.get(f"/api/v1/jobs/export.csv?from={today - timedelta(days=1)}&to={today}")
+    return list(response.streaming_content)
+
+
+def assert_written_in_large_chunks(chunks: list[bytes]) -> None:
+    rows = list(csv.reader(io.StringIO(b"".join(chunks).decode())))
+    assert len(rows) == 1 + 1500
+    assert 2 <= len(chunks) <= 1 + len(b"".join(chunks)) // EXPORT_CHUNK_BYTES  # not one write per row
+    assert all(len(chunk) >= EXPORT_CHUNK_BYTES for chunk in chunks[:-1])
+
+
+def test_the_export_is_sent_in_large_chunks_not_row_by_row(api, user):
+    assert_written_in_large_chunks(export_in_chunks(api, user))
+
+
+@pytest.mark.postgres
+def test_the_postgresql_export_is_sent_in_large_chunks_not_row_by_row(api, user):
+    assert_written_in_large_chunks(export_in_chunks(api, user))
 
 
 def test_an_export_window_over_90_days_is_a_422(api, user):
