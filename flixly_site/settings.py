@@ -112,7 +112,7 @@ if DATABASE_URL:
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)}
     # Parameters travel apart from the SQL (no quoting into the text), and a statement run five times
     # on a connection is prepared, so PostgreSQL stops parsing and planning it on every request.
-    # Django leaves preparing off for transaction-mode poolers (PgBouncer before 1.21): set
+    # Django leaves preparing off for transaction-mode poolers (PgBouncer before 1.22): set
     # DATABASE_PREPARED_STATEMENTS=false behind one.
     if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         options = DATABASES["default"].setdefault("OPTIONS", {})

@@ -5,7 +5,8 @@ route lookups, message assembly, kombu's publish wrappers): a sixth of a submit.
 by the job's id and its time limits, so it is built here as Celery builds it (tests compare the two
 field by field) and given to the channel of a pooled producer as kombu's Producer gives it, with the
 same queue declaration and reconnect-and-retry.
-Eager mode (tests) still goes through apply_async, which runs the task inline.
+Eager mode (tests) still goes through apply_async, which runs the task inline. The message goes to
+Celery's default queue: Flixly configures no task_routes, and no publish signal handlers.
 """
 
 import json
@@ -76,4 +77,7 @@ def publish_run_job(job_id: str, *, soft: int, hard: int) -> None:
             )
             producer.channel.basic_publish(message, exchange="", routing_key=queue.name)
 
+        # As kombu's Producer.publish(retry=True) does: opening the channel then follows the same short
+        # policy instead of kombu's default reconnect schedule (seconds per submit while the broker is down).
+        producer.connection.transport_options.update(RETRY_POLICY)
         producer.connection.ensure(producer, put, **RETRY_POLICY)()

@@ -2,6 +2,7 @@
 
 import base64
 import json
+import time
 
 import pytest
 from kombu.transport.memory import Channel as MemoryChannel
@@ -64,3 +65,18 @@ def test_eager_mode_runs_the_task_inline(monkeypatch):
     publish_run_job(JOB_ID, soft=10, hard=40)
 
     assert ran == [JOB_ID]
+
+
+def test_a_broker_that_is_down_fails_the_publish_at_once(settings):
+    from kombu.exceptions import OperationalError
+
+    from tests.generation.worker_helpers import celery_conf
+
+    with celery_conf(broker_url="redis://127.0.0.1:9/0", task_always_eager=False):
+        started = time.monotonic()
+        with pytest.raises(OperationalError):
+            publish_run_job(JOB_ID, soft=10, hard=40)
+        with pytest.raises(OperationalError):  # and again: no connection attempt was left half-made
+            publish_run_job(JOB_ID, soft=10, hard=40)
+    # One quick retry each (the policy's 0.5 s at most), not kombu's default reconnect schedule.
+    assert time.monotonic() - started < 3
