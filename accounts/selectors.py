@@ -6,7 +6,6 @@ Every authenticated request reads that version in the same round trip as its rat
 so a changed key is read again from the database on its next request, in every process.
 """
 
-import copy
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -14,7 +13,8 @@ from typing import Any
 
 import redis
 from django.core.cache import cache
-from django.db.models import QuerySet
+from django.db.models import Model, QuerySet
+from django.db.models.base import ModelState
 
 from accounts.models import ApiKey, ApiKeySecret, KeyMode, User
 from accounts.services import apikey_version_key, parse_uuid
@@ -54,7 +54,20 @@ class CachedKey:
 
     def owner(self) -> User:
         # A copy per request: views may cache related objects on it, and threads share this entry.
-        return copy.copy(self.user)
+        return shallow_copy(self.user)
+
+
+def shallow_copy(instance: Model) -> Model:
+    """What copy.copy makes of a model instance (its own state and related-object cache, the same field
+    values), built directly: copy.copy's pickling detour cost a tenth of a keyed request's CPU."""
+    clone = instance.__class__.__new__(instance.__class__)
+    clone.__dict__.update(instance.__dict__)
+    state = ModelState.__new__(ModelState)
+    state.__dict__.update(instance._state.__dict__)
+    state.__dict__.pop("peers", None)  # as ModelState.__getstate__: peers belong to the original's queryset
+    state.fields_cache = dict(instance._state.fields_cache)
+    clone._state = state
+    return clone
 
 
 _cached: dict[str, CachedKey] = {}

@@ -1,6 +1,5 @@
 """Writes for accounts: API keys and plans. Views, API views, commands and tasks call these."""
 
-import hashlib
 import hmac
 import ipaddress
 import logging
@@ -39,7 +38,7 @@ class IssuedKey:
 
 
 def apikey_hash(raw: str) -> str:
-    return hmac.new(settings.FLIXLY_KEY_PEPPER.encode(), raw.encode(), hashlib.sha256).hexdigest()
+    return hmac.digest(settings.FLIXLY_KEY_PEPPER.encode(), raw.encode(), "sha256").hex()
 
 
 def apikey_version_key(key_hash: str) -> str:

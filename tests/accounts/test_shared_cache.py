@@ -11,7 +11,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.models import ApiKey
-from accounts.services import apikey_cache_forget, apikey_hash, apikey_version_key
+from accounts.selectors import apikey_load, shallow_copy
+from accounts.services import apikey_cache_forget, apikey_create, apikey_hash, apikey_version_key
 from billing.balance_cache import balance_key, balance_parse, balance_store
 from billing.services import wallet_adjust, wallet_debit
 from flixly_site.shared import LuaScript, redis_client
@@ -192,3 +193,15 @@ def test_a_revoke_during_a_redis_outage_still_succeeds_and_says_so_in_the_log(
         revoked = apikey_revoke(user=user, key_id=ApiKey.objects.get().id)
     assert revoked.revoked_at is not None
     assert "could not publish API key changes" in caplog.text
+
+
+def test_each_request_gets_its_own_copy_of_the_cached_account(user):
+
+    entry = apikey_load(apikey_hash(apikey_create(user=user, name="copy").raw), version=None)
+    first, second = entry.owner(), entry.owner()
+    assert first is not entry.user and first is not second
+    assert (first.pk, first.email, first.plan) == (entry.user.pk, entry.user.email, entry.user.plan)
+    first.email, first._state.fields_cache["wallet"] = "changed@example.com", object()
+    assert entry.user.email == user.email and "wallet" not in entry.user._state.fields_cache
+    assert "wallet" not in second._state.fields_cache
+    assert shallow_copy(first)._state.db == first._state.db and not shallow_copy(first)._state.adding
