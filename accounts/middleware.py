@@ -1,8 +1,10 @@
 """Attach the authenticated-response headers and log every API request, in one place."""
 
 import logging
+import math
 import time
 from collections.abc import Callable
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
@@ -14,6 +16,11 @@ from flixly_site.errors import is_api_path
 logger = logging.getLogger("flixly.api")
 
 ResponseHook = Callable[[HttpRequest, HttpResponse], None]
+
+
+def days_left(expires_at: datetime) -> int:
+    """Whole days until `expires_at`, a started day counted: a new 90-day key says 90, and 0 means expired."""
+    return max(0, math.ceil((expires_at - timezone.now()) / timedelta(days=1)))
 
 
 class ApiRequestMiddleware:
@@ -42,7 +49,7 @@ class ApiRequestMiddleware:
                 response["Retry-After"] = str(window.reset)
         key = getattr(request, "flixly_key", None)
         if key is not None:
-            response["X-Token-Expires"] = str(max(0, (key.expires_at - timezone.now()).days))
+            response["X-Token-Expires"] = str(days_left(key.expires_at))
         for hook in self.hooks:
             hook(request, response)
 

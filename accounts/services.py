@@ -17,6 +17,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.template.loader import render_to_string
 from django.utils import timezone
+from django.utils.module_loading import import_string
 
 from accounts.models import DEFAULT_SCOPES, ApiKey, ApiKeySecret, KeyMode, Plan, Scope, User
 from flixly_site.errors import NotFound, ValidationFailed
@@ -76,6 +77,18 @@ def _clean_ips(allowed_ips: list[str] | None) -> list[str]:
     return cleaned
 
 
+def _clean_models(allowed_models: list[str] | None) -> list[str]:
+    models = sorted({m.strip() for m in allowed_models or [] if m.strip()})
+    # The catalog belongs to generation, which plugs its check in through settings.
+    check = settings.FLIXLY_UNKNOWN_MODEL_IDS
+    unknown = import_string(check)(models) if models and check else []
+    if unknown:
+        raise ValidationFailed(
+            details={"allowedModels": [f"No model {m!r} in the catalog; see GET /api/v1/models." for m in unknown]}
+        )
+    return models
+
+
 def _clean_expiry(expires_in_days: int | None) -> int:
     days = DEFAULT_EXPIRY_DAYS if expires_in_days is None else expires_in_days
     if not 1 <= days <= MAX_EXPIRY_DAYS:
@@ -109,7 +122,7 @@ def apikey_create(
             expires_at=timezone.now() + timedelta(days=_clean_expiry(expires_in_days)),
             monthly_credit_cap=monthly_credit_cap,
             allowed_ips=_clean_ips(allowed_ips),
-            allowed_models=sorted(set(allowed_models or [])),
+            allowed_models=_clean_models(allowed_models),
         )
         ApiKeySecret.objects.create(api_key=api_key, key_hash=apikey_hash(raw))
     logger.info("api key created id=%s key=%s user=%s", api_key.id, api_key.masked, user.pk)

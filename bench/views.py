@@ -36,9 +36,9 @@ WHERE k.revoked_at IS NULL
 """
 DEBIT_SQL = "UPDATE billing_wallet SET balance = balance - %s WHERE user_id = %s AND balance >= %s RETURNING balance"
 LEDGER_SQL = """
-INSERT INTO billing_ledgerentry (user_id, amount, kind, balance_after, idempotency_key, reference_type,
+INSERT INTO billing_ledgerentry (public_id, user_id, amount, kind, balance_after, idempotency_key, reference_type,
     reference_id, category, api_key_id, reason, created_at)
-VALUES (%s, %s, 'debit', %s, %s, 'job', %s, 'images', %s, 'bench', %s)
+VALUES (%s, %s, %s, 'debit', %s, %s, 'job', %s, 'images', %s, 'bench', %s)
 """
 JOB_SQL = """
 INSERT INTO generation_job (id, user_id, api_key_id, is_test, model_id, type, params, status, cancel_requested,
@@ -106,7 +106,7 @@ def _charge_and_create(account: Account, model_id: str, job_type: str, prompt: s
         row = cursor.fetchone()
         if row is None:
             return None
-        ledger = [account.user_id, -price, row[0], f"debit:{job_id}", str(job_id), account.key_id, now]
+        ledger = [uuid.uuid4(), account.user_id, -price, row[0], f"debit:{job_id}", str(job_id), account.key_id, now]
         cursor.execute(LEDGER_SQL, ledger)
         params = json.dumps({"prompt": prompt})
         cursor.execute(JOB_SQL, [job_id, account.user_id, account.key_id, model_id, job_type, params, price, now, now])

@@ -1,3 +1,5 @@
+import uuid
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -40,6 +42,9 @@ class EntryKind(models.TextChoices):
 class LedgerEntry(models.Model):
     """One credit movement. Append-only: rows are never updated or deleted; corrections are new rows."""
 
+    # The id the API shows (the contract's ids are UUIDs); the integer key stays the table's own, for
+    # its compact indexes. Random: no index needed, as nothing is looked up by it.
+    public_id = models.UUIDField(default=uuid.uuid4, editable=False)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="ledger_entries")
     amount = models.BigIntegerField(help_text="Positive adds credits, negative takes them.")
     kind = models.CharField(max_length=20, choices=EntryKind.choices)

@@ -17,6 +17,7 @@ from rest_framework.response import Response
 logger = logging.getLogger("flixly.errors")
 
 API_PREFIXES = ("/api/", "/openai/")
+API_ROOTS = ("/api", "/openai")
 
 
 class ApplicationError(Exception):
@@ -85,7 +86,7 @@ def error_json(code: str, status: int, message: str, details: Any = None) -> Jso
 
 
 def is_api_path(path: str) -> bool:
-    return path.startswith(API_PREFIXES)
+    return path.startswith(API_PREFIXES) or path in API_ROOTS
 
 
 def _flatten_messages(detail: Any) -> list[str]:

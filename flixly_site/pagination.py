@@ -7,10 +7,12 @@ arrive and deep pages cost the same as the first (an index range scan, no OFFSET
 import base64
 import json
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from django.db.models import Q, QuerySet
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db.models import Field, Q, QuerySet
+from django.utils import timezone
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -25,15 +27,22 @@ def _encode(row: Any, time_field: str) -> str:
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
-def _decode(cursor: str) -> tuple[datetime, str]:
+def _decode(cursor: str, pk_field: Field) -> tuple[datetime, Any]:
+    """The (time, primary key) a cursor holds, checked as this list's own types: a cursor made up or
+    taken from another list is a 422, never a database error."""
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
-        when, pk = json.loads(base64.urlsafe_b64decode(padded.encode()))
-        return datetime.fromisoformat(when), pk
-    except (ValueError, TypeError, json.JSONDecodeError):
+        when, raw_pk = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        moment = datetime.fromisoformat(when)
+        if not isinstance(raw_pk, str):  # _encode writes every key as a string
+            raise TypeError("not a primary key")
+        pk = pk_field.to_python(raw_pk)
+        pk_field.run_validators(pk)  # integers within the column's range
+    except (ValueError, TypeError, DjangoValidationError):
         raise ValidationFailed(
             "The cursor is not valid.", details={"cursor": ["Not a cursor from this API."]}
         ) from None
+    return (moment if timezone.is_aware(moment) else timezone.make_aware(moment, UTC)), pk
 
 
 def page_limit(request: Request) -> int:
@@ -50,7 +59,7 @@ def keyset_page(
 ) -> tuple[list, str | None]:
     queryset = queryset.order_by(f"-{time_field}", "-pk")
     if cursor:
-        when, pk = _decode(cursor)
+        when, pk = _decode(cursor, queryset.model._meta.pk)
         # The plain `<=` bound lets the database range-scan its (time, id) index; the OR picks the exact rows.
         queryset = queryset.filter(**{f"{time_field}__lte": when}).filter(
             Q(**{f"{time_field}__lt": when}) | Q(**{time_field: when, "pk__lt": pk})

@@ -87,6 +87,8 @@ FLIXLY_API_RESPONSE_HOOKS: list[str] = []
 # Shared-store keys read in the same round trip as each API request's rate-limit count:
 # name -> callable(user_id) -> key; the values reach the hooks as request.flixly_reads[name].
 FLIXLY_API_REQUEST_READS: dict[str, str] = {}
+# Callable(ids) -> the ids no catalog model has: checks a key's model allowlist.
+FLIXLY_UNKNOWN_MODEL_IDS: str | None = None
 
 ROOT_URLCONF = "flixly_site.urls"
 WSGI_APPLICATION = "flixly_site.wsgi.application"
@@ -240,7 +242,7 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_CLASSES": ["accounts.auth.PlanRateThrottle"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": [
-        "rest_framework.parsers.JSONParser",
+        "flixly_site.parsers.JSONParser",
         "rest_framework.parsers.MultiPartParser",
         "rest_framework.parsers.FormParser",
     ],
@@ -318,6 +320,7 @@ CELERY_TIMEZONE = "UTC"
 # Upstream providers: a model whose provider is not configured runs on the local engine when
 # FLIXLY_LOCAL_FALLBACK is on (the default in development), else it is unavailable (503).
 FLIXLY_LOCAL_FALLBACK = env_bool("FLIXLY_LOCAL_FALLBACK", DEBUG)
+FLIXLY_UNKNOWN_MODEL_IDS = "generation.catalog.catalog_unknown_ids"
 OPENAI_BASE_URL = env_str("OPENAI_BASE_URL").rstrip("/")
 OPENAI_API_KEY = env_str("OPENAI_API_KEY")
 REPLICATE_API_TOKEN = env_str("REPLICATE_API_TOKEN")

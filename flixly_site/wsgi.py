@@ -1,16 +1,11 @@
-"""
-WSGI config for flixly_site project.
-
-It exposes the WSGI callable as a module-level variable named ``application``.
-
-For more information on this file, see
-https://docs.djangoproject.com/en/6.1/howto/deployment/wsgi/
-"""
+"""The WSGI application gunicorn serves: Django, with chunked request bodies made readable."""
 
 import os
 
 from django.core.wsgi import get_wsgi_application
 
+from flixly_site.chunked import ChunkedBodies
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "flixly_site.settings")
 
-application = get_wsgi_application()
+application = ChunkedBodies(get_wsgi_application())

@@ -70,6 +70,12 @@ def catalog_get(model_id: str) -> AiModel | None:
     return catalog_models().get(model_id)
 
 
+def catalog_unknown_ids(ids: list[str]) -> list[str]:
+    """The ids no catalog model has, enabled or not (a key's allowlist may name a model staff disabled)."""
+    known = set(AiModel.objects.filter(id__in=ids).values_list("id", flat=True))
+    return [model_id for model_id in ids if model_id not in known]
+
+
 def route_for(model: AiModel, *, is_test: bool) -> str | None:
     """Where a job on this model runs now, or None when it cannot run on this server."""
     if is_test or model.route == Route.LOCAL:

@@ -34,11 +34,14 @@ EXPORT_COLUMNS = [
 
 def parse_when(value: str, field: str, *, end_of_day: bool = False) -> datetime:
     """An ISO date or date-time (UTC when no offset is given)."""
-    parsed = parse_datetime(value) if "T" in value or " " in value else None
+    try:
+        parsed = parse_datetime(value) if "T" in value or " " in value else None
+        day = parse_date(value) if parsed is None and len(value) == 10 else None
+    except ValueError:  # well formed but impossible, such as month 13 or hour 25
+        parsed = day = None
     if parsed is None:
-        day = parse_date(value) if len(value) == 10 else None
         if day is None:
-            raise ValidationFailed(details={field: [f"'{value}' is not an ISO 8601 date or date-time."]})
+            raise ValidationFailed(details={field: [f"'{value}' is not a valid ISO 8601 date or date-time."]})
         parsed = datetime.combine(day, datetime.max.time() if end_of_day else datetime.min.time())
     return parsed if timezone.is_aware(parsed) else timezone.make_aware(parsed, timezone.UTC)
 
@@ -75,11 +78,13 @@ def job_get(*, user: User, job_id) -> Job:
 
 
 def export_window(params: dict[str, str]) -> tuple[datetime, datetime]:
-    end = parse_when(params["to"], "to", end_of_day=True) if params.get("to") else timezone.now()
-    start = parse_when(params["from"], "from") if params.get("from") else end - timedelta(days=30)
+    to = params.get("to")
+    until = parse_when(to, "to") if to else timezone.now()  # the window's length counts from `to` as written
+    end = parse_when(to, "to", end_of_day=True) if to else until  # a date-only `to` includes that whole day
+    start = parse_when(params["from"], "from") if params.get("from") else until - timedelta(days=30)
     if start > end:
         raise ValidationFailed(details={"from": ["`from` must be before `to`."]})
-    if end - start > timedelta(days=EXPORT_MAX_DAYS, seconds=1):
+    if until - start > timedelta(days=EXPORT_MAX_DAYS):
         raise ValidationFailed(details={"to": [f"The window can be at most {EXPORT_MAX_DAYS} days."]})
     return start, end
 

@@ -1,6 +1,7 @@
 """Checks a generate request against the catalog: every bad field is named in one 422."""
 
 import io
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -91,13 +92,31 @@ def _messages(detail: Any) -> list[str]:
     return [str(m) for m in detail] if isinstance(detail, list) else [str(detail)]
 
 
-def _shape(data: dict) -> dict:
-    """GenerateInput's field rules, applied field by field (what Serializer.is_valid does, minus the copies)."""
+def _json_type_error(field: serializers.Field, value: Any) -> str | None:
+    """DRF turns 123 into "123" and "512" into 512; a JSON body must send each field as its own type."""
+    if value is None or isinstance(field, serializers.ListField):
+        return None  # DRF's own checks name these
+    if isinstance(field, serializers.IntegerField):
+        ok, kind = isinstance(value, int) and not isinstance(value, bool), "an integer"
+    elif isinstance(field, serializers.FloatField):
+        ok, kind = isinstance(value, int | float) and not isinstance(value, bool), "a number"
+    else:
+        ok, kind = isinstance(value, str), "a string"
+    return None if ok else f"Must be {kind}, not {type(value).__name__} ({json.dumps(value)[:40]})."
+
+
+def _shape(data: dict, *, json_types: bool) -> dict:
+    """GenerateInput's field rules, applied field by field (what Serializer.is_valid does, minus the copies).
+    With json_types (a JSON body) each field must also arrive as its own type; form fields are all text."""
     shaped: dict[str, Any] = {}
     errors: dict[str, list[str]] = {}
     for name, field in FIELDS.items():
+        value = data.get(name, empty)
+        if json_types and value is not empty and (wrong := _json_type_error(field, value)):
+            errors[name] = [wrong]
+            continue
         try:
-            shaped[name] = field.run_validation(data.get(name, empty))
+            shaped[name] = field.run_validation(value)
         except SkipField:
             pass  # optional and absent
         except serializers.ValidationError as error:
@@ -179,8 +198,8 @@ def _image_input(job_type: str, data: dict, has_upload: bool, errors: dict) -> s
     return url
 
 
-def validate_generate(data: dict, *, has_upload: bool = False) -> ValidRequest:
-    shaped = _shape(data)
+def validate_generate(data: dict, *, has_upload: bool = False, json_types: bool = False) -> ValidRequest:
+    shaped = _shape(data, json_types=json_types)
     model = catalog_get(shaped["model"])
     if model is None:
         raise ValidationFailed(details={"model": [f"Unknown model '{shaped['model']}'. See GET /api/v1/models."]})

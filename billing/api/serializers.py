@@ -2,7 +2,7 @@ from rest_framework import serializers
 
 
 class LedgerEntryOutput(serializers.Serializer):
-    id = serializers.IntegerField()
+    id = serializers.UUIDField(source="public_id")
     amount = serializers.IntegerField()
     kind = serializers.CharField()
     balanceAfter = serializers.IntegerField(source="balance_after")

@@ -4,18 +4,20 @@ import time
 from django.conf import settings
 from django.http import StreamingHttpResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework.parsers import JSONParser, MultiPartParser
+from rest_framework.parsers import MultiPartParser
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from billing.services import wallet_balance
 from flixly_site.errors import NotFound, PayloadTooLarge, ValidationFailed
 from flixly_site.pagination import paginated_response
+from flixly_site.parsers import JSONParser
 from generation.api.serializers import GenerateInput, JobSchema, ModelSchema, job_data, job_summary, model_data
 from generation.catalog import catalog_get, catalog_models, route_for
 from generation.models import FINISHED_STATUSES, Job
-from generation.outbound import OutboundError, TooLarge, fetch_image
+from generation.outbound import OutboundError, TooLarge, check_url, fetch_image
 from generation.selectors import export_csv, export_window, job_get, jobs_for
 from generation.services import job_cancel, job_submit, request_fingerprint
 from generation.validation import upload_read, validate_generate
@@ -32,7 +34,8 @@ class ModelListApi(APIView):
     @extend_schema(operation_id="models_list", responses=ModelSchema(many=True))
     def get(self, request: Request) -> Response:
         models = catalog_models().values()
-        return Response({"data": [model_data(m, available=route_for(m, is_test=False) is not None) for m in models]})
+        data = [model_data(m, available=route_for(m, is_test=False) is not None) for m in models]
+        return Response({"data": data, "nextCursor": None})  # the contract's list shape; the catalog is one page
 
 
 class ModelDetailApi(APIView):
@@ -55,9 +58,20 @@ def _fetch_input(url: str) -> bytes:
         raise ValidationFailed(details={"imageUrl": [str(error)]}) from None
 
 
+def _check_input_url(url: str) -> None:
+    try:
+        check_url(url, label="imageUrl")
+    except OutboundError as error:
+        raise ValidationFailed(details={"imageUrl": [str(error)]}) from None
+
+
+def _is_json(request: Request) -> bool:
+    return not hasattr(request.data, "dict")  # a multipart body is a QueryDict of text fields
+
+
 def _plain_data(request: Request) -> dict:
-    if hasattr(request.data, "dict"):  # multipart QueryDict: one value per field
-        return request.data.dict()
+    if not _is_json(request):
+        return request.data.dict()  # one value per field
     if not isinstance(request.data, dict):
         raise ValidationFailed("The body must be a JSON object.", details={"body": ["Expected a JSON object."]})
     return dict(request.data)
@@ -89,8 +103,10 @@ class GenerateApi(APIView):
     def post(self, request: Request) -> Response:
         data = _plain_data(request)
         upload = upload_read(request.FILES.get("image"))
-        valid = validate_generate(data, has_upload=upload is not None)
+        valid = validate_generate(data, has_upload=upload is not None, json_types=_is_json(request))
         if request.query_params.get("dryRun", "").lower() in ("1", "true", "yes"):
+            if valid.image_url:
+                _check_input_url(valid.image_url)  # the checks a submit makes before fetching, without fetching
             return Response({"data": self._quote(request, valid)})
         image = _fetch_input(valid.image_url) if valid.image_url else upload
         idempotency_key = self._idempotency_key(request)
@@ -104,7 +120,10 @@ class GenerateApi(APIView):
         )
         if submitted.balance is not None:
             request._request.flixly_balance = submitted.balance
-        return self._answer(request, submitted.job)
+        response = self._answer(request, submitted.job)
+        if not submitted.created:
+            response["Idempotent-Replayed"] = "true"  # Stripe's name for it: this is the first request's job
+        return response
 
     @staticmethod
     def _idempotency_key(request: Request) -> str | None:
@@ -116,22 +135,24 @@ class GenerateApi(APIView):
     @staticmethod
     def _quote(request: Request, valid) -> dict:
         is_test = getattr(request.auth, "is_test", False)
+        price = 0 if is_test else valid.price
         return {
             "dryRun": True,
             "valid": True,
             "model": valid.model.id,
             "type": valid.type,
             "params": valid.params,
-            "creditsCharged": 0 if is_test else valid.price,
+            "creditsCharged": price,
             "available": route_for(valid.model, is_test=is_test) is not None,
+            "sufficientCredits": price == 0 or wallet_balance(user_id=request.user.pk) >= price,
         }
 
     @staticmethod
     def _answer(request: Request, job: Job) -> Response:
+        # 200 with the full job only for a client that asked to wait; otherwise the 202 summary, also
+        # when a replayed Idempotency-Key names a job that has finished since.
         wait = _wait_seconds(request)
-        if wait:
-            job = _wait_for(job, wait)
-        if job.status in FINISHED_STATUSES:
+        if wait and _wait_for(job, wait).status in FINISHED_STATUSES:
             return Response({"data": job_data(job)}, status=200)
         response = Response({"data": job_summary(job)}, status=202)
         response["Location"] = f"/api/v1/jobs/{job.id}"

@@ -12,6 +12,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.models import ApiKey, Scope
+from accounts.selectors import apikey_drop_cached
 from accounts.services import apikey_revoke, apikey_roll
 from tests.factories import UserFactory
 
@@ -168,8 +169,18 @@ def test_headers_on_an_authenticated_response(client, raw_key):
     assert response["X-RateLimit-Limit"] == "10"
     assert response["X-RateLimit-Remaining"] == "9"
     assert 1 <= int(response["X-RateLimit-Reset"]) <= 60
-    assert response["X-Token-Expires"] in ("89", "90")
+    assert response["X-Token-Expires"] == "90"
     assert response["X-Request-Id"]
+
+
+@pytest.mark.parametrize(
+    ("left", "header"), [(timedelta(days=1), "1"), (timedelta(hours=36), "2"), (timedelta(hours=1), "1")]
+)
+def test_the_token_expiry_header_counts_a_started_day(client, user, make_key, left, header):
+    key = make_key(user, expires_in_days=1)
+    ApiKey.objects.update(expires_at=timezone.now() + left)
+    apikey_drop_cached()
+    assert get_ping(client, key)["X-Token-Expires"] == header
 
 
 def test_a_session_response_has_no_token_expiry_header(client, user):

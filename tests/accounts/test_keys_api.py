@@ -5,6 +5,7 @@ import pytest
 from django.utils import timezone
 
 from accounts.models import DEFAULT_SCOPES, ApiKey
+from generation.models import AiModel
 
 pytestmark = pytest.mark.django_db
 
@@ -44,6 +45,7 @@ def test_a_test_mode_key_has_the_test_prefix(api):
         ({"scopes": ["everything"]}, "scopes"),
         ({"scopes": []}, "scopes"),
         ({"allowedIps": ["not-an-ip"]}, "allowedIps"),
+        ({"allowedModels": ["no-such-model"]}, "allowedModels"),
         ({"monthlyCreditCap": -5}, "monthlyCreditCap"),
         ({"name": ""}, "name"),
     ],
@@ -52,6 +54,16 @@ def test_bad_key_settings_are_a_validation_error_naming_the_field(api, body, fie
     response = create(api, **body)
     assert response.status_code == HTTPStatus.UNPROCESSABLE_ENTITY
     assert field in response.json()["error"]["details"]
+
+
+def test_a_model_allowlist_takes_catalog_ids_even_of_disabled_models(api):
+    AiModel.objects.create(id="flux-dev", name="FLUX.1 dev", types=["TEXT_TO_IMAGE"], credits=3, route="local")
+    AiModel.objects.create(id="old-model", name="Old", types=["TEXT_TO_IMAGE"], credits=3, route="local", enabled=False)
+    response = create(api, allowedModels=["old-model", "flux-dev", "flux-dev"])
+    assert response.status_code == HTTPStatus.CREATED
+    assert response.json()["data"]["allowedModels"] == ["flux-dev", "old-model"]
+    error = create(api, allowedModels=["flux-dev", "nope"]).json()["error"]
+    assert error["details"]["allowedModels"] == ["No model 'nope' in the catalog; see GET /api/v1/models."]
 
 
 def test_the_listing_shows_usage_and_status(api):

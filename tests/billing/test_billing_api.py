@@ -1,3 +1,4 @@
+import uuid
 from http import HTTPStatus
 
 import pytest
@@ -39,6 +40,8 @@ def test_the_ledger_lists_credit_movements_newest_first(api, user):
     assert [e["amount"] for e in body["data"]] == [-12, 100]
     assert body["data"][0]["balanceAfter"] == 88
     assert body["nextCursor"] is None
+    ids = [e["id"] for e in body["data"]]
+    assert len(set(ids)) == 2 and all(str(uuid.UUID(i)) == i for i in ids)  # the contract's ids are UUIDs
 
 
 def test_every_authenticated_response_carries_the_credit_balance(api, user):

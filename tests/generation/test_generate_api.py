@@ -54,6 +54,59 @@ def test_a_dry_run_quotes_without_charging(api, funded):
     assert not Job.objects.exists()
 
 
+@pytest.mark.parametrize("url", ["https://169.254.169.254/x.png", "http://127.0.0.1/x.png", "https://10.0.0.7/x.png"])
+def test_a_dry_run_refuses_an_image_url_the_submit_would_refuse(api, funded, url):
+    body = {"model": "flux-kontext-max", "type": "IMAGE_TO_IMAGE", "prompt": "x", "imageUrl": url}
+    for path in ("/api/v1/generate?dryRun=true", "/api/v1/generate"):
+        response = api.post(path, body, content_type="application/json")
+        assert response.status_code == HTTPStatus.UNPROCESSABLE_ENTITY, path
+        assert "imageUrl" in response.json()["error"]["details"]
+    assert wallet_balance(user_id=funded.pk) == 100
+
+
+def test_a_dry_run_says_whether_the_balance_covers_the_price(api, user):
+    from billing.services import wallet_adjust
+
+    quote = api.post(
+        "/api/v1/generate?dryRun=true",
+        {"model": "flux-dev", "type": "TEXT_TO_IMAGE", "prompt": "x"},
+        content_type="application/json",
+    ).json()["data"]
+    assert (quote["valid"], quote["sufficientCredits"]) == (True, False)
+    wallet_adjust(user_id=user.pk, amount=quote["creditsCharged"], reason="funds")
+    quote = api.post(
+        "/api/v1/generate?dryRun=true",
+        {"model": "flux-dev", "type": "TEXT_TO_IMAGE", "prompt": "x"},
+        content_type="application/json",
+    ).json()["data"]
+    assert quote["sufficientCredits"] is True
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("prompt", 123),
+        ("prompt", ["a"]),
+        ("width", "512"),
+        ("width", 512.5),
+        ("seed", True),
+        ("model", 7),
+        ("duration", "5"),
+        ("style", {"a": 1}),
+    ],
+)
+def test_a_json_field_of_the_wrong_type_is_a_422_not_coerced(api, funded, field, value):
+    response = generate(api, {"model": "flux-dev", "type": "TEXT_TO_IMAGE", field: value})
+    assert response.status_code == HTTPStatus.UNPROCESSABLE_ENTITY
+    assert list(response.json()["error"]["details"]) == [field]
+    assert wallet_balance(user_id=funded.pk) == 100
+
+
+def test_json_numbers_may_be_written_either_way_where_the_field_takes_fractions(api, funded):
+    body = {"model": "kokoro", "type": "TEXT_TO_SPEECH", "prompt": "hello", "speed": 1}
+    assert api.post("/api/v1/generate?dryRun=true", body, content_type="application/json").status_code == 200
+
+
 def test_insufficient_credits_is_402_naming_the_price(api, user):
     response = generate(api)
     assert response.status_code == HTTPStatus.PAYMENT_REQUIRED
@@ -120,6 +173,17 @@ def test_the_same_idempotency_key_and_body_returns_the_first_job_and_charges_onc
     assert again.json()["data"]["jobId"] == first["jobId"]
     assert Job.objects.count() == 1
     assert wallet_balance(user_id=funded.pk) == 99
+
+
+def test_a_replay_answers_like_the_first_request_even_after_the_job_finished(api, funded):
+    first = generate(api, **{"Idempotency-Key": "abc-123"})  # eager: the job finishes inline
+    assert Job.objects.get().status == JobStatus.COMPLETED
+    again = generate(api, **{"Idempotency-Key": "abc-123"})
+    assert (first.status_code, again.status_code) == (HTTPStatus.ACCEPTED, HTTPStatus.ACCEPTED)
+    assert again.json()["data"]["jobId"] == first.json()["data"]["jobId"]
+    assert again["Idempotent-Replayed"] == "true" and "Idempotent-Replayed" not in first
+    waited = generate(api, **{"Idempotency-Key": "abc-123", "Prefer": "wait=5"})
+    assert waited.status_code == HTTPStatus.OK and waited.json()["data"]["outputUrl"]
 
 
 def test_the_same_idempotency_key_with_another_body_is_a_409(api, funded, no_worker):

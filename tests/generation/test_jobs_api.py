@@ -163,6 +163,38 @@ def test_an_export_window_over_90_days_is_a_422(api, user):
     assert "to" in response.json()["error"]["details"]
 
 
+def test_an_export_of_exactly_90_days_by_date_is_accepted_and_includes_its_last_day(api, user):
+    last_day = timezone.now().replace(hour=12) - timedelta(days=1)
+    make_jobs(user, 1, created_at=last_day)  # created_at is set on insert: move it after
+    Job.objects.filter(user=user).update(created_at=last_day)
+    first, last = (last_day - timedelta(days=90)).date(), last_day.date()
+    response = api.get(f"/api/v1/jobs/export.csv?from={first}&to={last}")
+    assert response.status_code == HTTPStatus.OK
+    assert len(list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))) == 2
+    one_more = (last_day - timedelta(days=91)).date()
+    assert api.get(f"/api/v1/jobs/export.csv?from={one_more}&to={last}").status_code == 422
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "createdAfter=2026-13-45",
+        "createdBefore=2026-11-23T25:00:00Z",
+        "createdAfter=2026-02-30",
+    ],
+)
+def test_an_impossible_date_filter_is_a_422_naming_the_field(api, user, query):
+    response = api.get(f"/api/v1/jobs?{query}")
+    assert response.status_code == HTTPStatus.UNPROCESSABLE_ENTITY
+    assert set(response.json()["error"]["details"]) == {query.split("=")[0]}
+
+
+def test_an_impossible_export_date_is_a_422(api, user):
+    response = api.get("/api/v1/jobs/export.csv?from=2026-02-30&to=2026-03-01")
+    assert response.status_code == HTTPStatus.UNPROCESSABLE_ENTITY
+    assert "from" in response.json()["error"]["details"]
+
+
 def test_an_export_with_from_after_to_is_a_422(api, user):
     assert api.get("/api/v1/jobs/export.csv?from=2026-05-01&to=2026-04-01").status_code == 422
 
@@ -188,8 +220,10 @@ def test_a_tampered_output_url_is_refused(client, api, funded):
 
 
 def test_the_models_api_lists_the_catalog(client, db):
-    models = client.get("/api/v1/models").json()["data"]
+    listing = client.get("/api/v1/models").json()
+    models = listing["data"]
     assert len(models) >= 50
+    assert listing["nextCursor"] is None
     seedance = client.get("/api/v1/models/seedance-2.0").json()["data"]
     assert seedance["credits"] == 12
     assert seedance["pricing"]["byResolution"]["720p"]

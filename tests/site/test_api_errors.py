@@ -1,3 +1,6 @@
+import base64
+import io
+import json
 from http import HTTPStatus
 
 import pytest
@@ -55,6 +58,11 @@ def test_unknown_openai_path_is_a_json_404(client):
     assert_error_shape(client.get("/openai/v1/nope"), HTTPStatus.NOT_FOUND, "not_found")
 
 
+@pytest.mark.parametrize("path", ["/api", "/openai"])
+def test_the_bare_api_roots_are_json_404s(client, path):
+    assert_error_shape(client.get(path), HTTPStatus.NOT_FOUND, "not_found")
+
+
 def test_unknown_page_outside_the_api_stays_html(client):
     response = client.get("/no-such-page/")
     assert response.status_code == HTTPStatus.NOT_FOUND
@@ -70,6 +78,72 @@ def test_malformed_json_is_a_validation_error(client):
     response = client.post("/api/v1/echo", data="{not json", content_type="application/json")
     error = assert_error_shape(response, HTTPStatus.UNPROCESSABLE_ENTITY, "validation_error")
     assert "body" in error["details"]
+
+
+@pytest.mark.parametrize("body", ["[" * 200_000, '{"a":' * 100_000])
+def test_json_nested_too_deep_is_a_validation_error_not_a_crash(client, body):
+    response = client.post("/api/v1/echo", data=body, content_type="application/json")
+    error = assert_error_shape(response, HTTPStatus.UNPROCESSABLE_ENTITY, "validation_error")
+    assert "body" in error["details"]
+
+
+def _cursor(*values) -> str:
+    return base64.urlsafe_b64encode(json.dumps(list(values)).encode()).decode().rstrip("=")
+
+
+@pytest.mark.parametrize("path", ["/api/v1/jobs", "/api/v1/keys", "/api/v1/credits/ledger"])
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        _cursor("2026-11-23T17:43:09+00:00", "abc"),
+        _cursor("2026-11-23T17:43:09+00:00", None),
+        _cursor("2026-11-23T17:43:09+00:00", 10**30),
+        _cursor("2026-11-23T17:43:09+00:00", str(10**30)),
+        _cursor("2026-11-23T17:43:09+00:00", str(-(10**30))),
+        _cursor("2026-11-23T17:43:09+00:00", True),
+        _cursor("2026-11-23T17:43:09+00:00", [1]),
+        _cursor(12, 1),
+        _cursor("2026-13-45T00:00:00", 1),
+        "not-a-cursor",
+    ],
+)
+def test_a_made_up_cursor_is_a_422_on_every_list(api, path, cursor):
+    error = assert_error_shape(api.get(f"{path}?cursor={cursor}"), HTTPStatus.UNPROCESSABLE_ENTITY, "validation_error")
+    assert "cursor" in error["details"]
+
+
+def call_wsgi(body: bytes, *, terminated: bool = True) -> tuple[str, bytes]:
+    """POST /api/v1/echo through the WSGI application gunicorn serves, as a chunked body."""
+    from flixly_site.wsgi import application
+
+    environ = {
+        "REQUEST_METHOD": "POST",
+        "PATH_INFO": "/api/v1/echo",
+        "SERVER_NAME": "127.0.0.1",
+        "SERVER_PORT": "80",
+        "REMOTE_ADDR": "127.0.0.1",
+        "CONTENT_TYPE": "application/json",
+        "HTTP_TRANSFER_ENCODING": "chunked",
+        "wsgi.input": io.BytesIO(body),
+        "wsgi.input_terminated": terminated,
+        "wsgi.url_scheme": "http",
+    }
+    statuses = []
+    content = b"".join(application(environ, lambda status, headers, exc_info=None: statuses.append(status)))
+    return statuses[0], content
+
+
+def test_a_chunked_json_body_is_read():
+    status, content = call_wsgi(b'{"model": "flux-dev"}')
+    assert status.startswith("200")
+    assert json.loads(content) == {"data": {"model": "flux-dev"}}
+
+
+def test_a_chunked_body_over_the_limit_is_a_413(settings):
+    settings.FLIXLY_MAX_BODY_BYTES = 1024
+    status, content = call_wsgi(b'{"a": "' + b"x" * 2000 + b'"}')
+    assert status.startswith("413")
+    assert json.loads(content)["error"]["code"] == "payload_too_large"
 
 
 def test_well_formed_json_passes_through(client):
