@@ -18,7 +18,7 @@ from rest_framework import authentication, exceptions, permissions, throttling
 from rest_framework.request import Request
 
 from accounts.models import User
-from accounts.ratelimit import RateWindow, ratelimit_hit
+from accounts.ratelimit import RateWindow, account_bucket, ratelimit_hit
 from accounts.selectors import CachedKey, KeyIdentity, apikey_cached, apikey_load, apikey_version
 from accounts.services import apikey_hash, apikey_mark_used, apikey_version_key
 from flixly_site.errors import Forbidden, Unauthorized
@@ -69,7 +69,7 @@ def count_request(request: HttpRequest, user: User, *, extra_reads: tuple[str, .
     """Count the request against the account's plan and read the shared keys it needs: one round trip."""
     names = _shared_reads(user.pk)
     window = ratelimit_hit(
-        bucket=f"user:{user.pk}", limit=user.plan.requests_per_minute, reads=(*extra_reads, *names.values())
+        bucket=account_bucket(user.pk), limit=user.plan.requests_per_minute, reads=(*extra_reads, *names.values())
     )
     request.flixly_rate = window
     request.flixly_reads = {name: window.reads[key] for name, key in names.items()}
@@ -138,10 +138,10 @@ class SessionAuthentication(authentication.SessionAuthentication):
     """The dashboard's logged-in session (CSRF enforced on unsafe methods) reaches the same endpoints."""
 
     def authenticate(self, request: Request) -> tuple[User, None] | None:
-        result = super().authenticate(request)
-        if result is not None:
-            request._request.flixly_user = result[0]
-        return result
+        user = getattr(request._request, "user", None)
+        if user is not None and user.is_active:
+            request._request.flixly_user = user  # before the CSRF check: its 403 carries the headers too
+        return super().authenticate(request)
 
 
 class HasScope(permissions.BasePermission):

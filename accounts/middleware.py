@@ -11,7 +11,8 @@ from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
-from flixly_site.errors import is_api_path
+from accounts.ratelimit import RateWindow, account_bucket, ratelimit_peek
+from flixly_site.errors import ServiceUnavailable, is_api_path
 
 logger = logging.getLogger("flixly.api")
 
@@ -21,6 +22,16 @@ ResponseHook = Callable[[HttpRequest, HttpResponse], None]
 def days_left(expires_at: datetime) -> int:
     """Whole days until `expires_at`, a started day counted: a new 90-day key says 90, and 0 means expired."""
     return max(0, math.ceil((expires_at - timezone.now()) / timedelta(days=1)))
+
+
+def _uncounted_window(user) -> RateWindow | None:
+    # Refused before the throttle counted it (a session's CSRF failure): the window as it stands.
+    if not user.is_authenticated:
+        return None
+    try:
+        return ratelimit_peek(bucket=account_bucket(user.pk), limit=user.plan.requests_per_minute)
+    except ServiceUnavailable:
+        return None  # an error response already; it goes out without these headers
 
 
 class ApiRequestMiddleware:
@@ -40,7 +51,7 @@ class ApiRequestMiddleware:
         return response
 
     def _attach_headers(self, request: HttpRequest, response: HttpResponse) -> None:
-        window = getattr(request, "flixly_rate", None)
+        window = getattr(request, "flixly_rate", None) or _uncounted_window(request.flixly_user)
         if window is not None:
             response["X-RateLimit-Limit"] = str(window.limit)
             response["X-RateLimit-Remaining"] = str(window.remaining)

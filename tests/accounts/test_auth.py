@@ -159,9 +159,13 @@ def test_a_session_post_without_csrf_is_refused(user):
 
     csrf_client = Client(enforce_csrf_checks=True)
     csrf_client.force_login(user)
+    csrf_client.get("/api/v1/keys")  # one counted request in this window
     response = csrf_client.post("/api/v1/keys", {"name": "x"}, content_type="application/json")
     assert response.status_code == HTTPStatus.FORBIDDEN
     assert response.json()["error"]["code"] == "forbidden"
+    # An authenticated response all the same: the headers, with the refused request not counted.
+    assert (response["X-RateLimit-Limit"], response["X-RateLimit-Remaining"]) == ("10", "9")
+    assert response["X-Credit-Balance"] == "0" and "X-Token-Expires" not in response
 
 
 def test_headers_on_an_authenticated_response(client, raw_key):
