@@ -3,7 +3,8 @@ import re
 from django import forms
 
 from accounts.models import DEFAULT_SCOPES, KeyMode, Scope
-from accounts.services import DEFAULT_EXPIRY_DAYS, MAX_EXPIRY_DAYS, MAX_GRACE_HOURS
+from accounts.services import DEFAULT_EXPIRY_DAYS, MAX_EXPIRY_DAYS, MAX_GRACE_HOURS, MAX_MONTHLY_CREDIT_CAP
+from flixly_site.forms import SubmitOnceField
 
 
 def _split(value: str) -> list[str]:
@@ -11,6 +12,7 @@ def _split(value: str) -> list[str]:
 
 
 class ApiKeyCreateForm(forms.Form):
+    once = SubmitOnceField()
     name = forms.CharField(max_length=100, widget=forms.TextInput(attrs={"placeholder": "e.g. Production server"}))
     mode = forms.ChoiceField(
         choices=KeyMode.choices,
@@ -25,7 +27,11 @@ class ApiKeyCreateForm(forms.Form):
         label="Expires in (days)", min_value=1, max_value=MAX_EXPIRY_DAYS, initial=DEFAULT_EXPIRY_DAYS
     )
     monthly_credit_cap = forms.IntegerField(
-        label="Monthly credit cap", min_value=1, required=False, help_text="Optional. Empty means no cap."
+        label="Monthly credit cap",
+        min_value=1,
+        max_value=MAX_MONTHLY_CREDIT_CAP,
+        required=False,
+        help_text="Optional. Empty means no cap.",
     )
     allowed_ips = forms.CharField(
         label="Allowed IPs", required=False, help_text="Optional CIDRs, comma separated. Empty allows any address."
@@ -42,6 +48,7 @@ class ApiKeyCreateForm(forms.Form):
 
 
 class ApiKeyRollForm(forms.Form):
+    once = SubmitOnceField()
     grace_hours = forms.IntegerField(
         label="Keep the old secret working for (hours)",
         min_value=0,

@@ -27,6 +27,7 @@ logger = logging.getLogger("flixly.keys")
 
 DEFAULT_EXPIRY_DAYS = 90
 MAX_EXPIRY_DAYS = 365
+MAX_MONTHLY_CREDIT_CAP = 1_000_000_000  # within the column's 32-bit range, and more than any account spends
 MAX_GRACE_HOURS = 24
 VISIBLE_PREFIX_CHARS = 4  # hex characters shown after flx_live_ / flx_test_
 LAST_USED_WRITE_INTERVAL = 60  # seconds: last_used_at is written at most once a minute per key
@@ -77,6 +78,14 @@ def _clean_ips(allowed_ips: list[str] | None) -> list[str]:
     return cleaned
 
 
+def _clean_cap(monthly_credit_cap: int | None) -> int | None:
+    if monthly_credit_cap is not None and not 1 <= monthly_credit_cap <= MAX_MONTHLY_CREDIT_CAP:
+        raise ValidationFailed(
+            details={"monthlyCreditCap": [f"Must be between 1 and {MAX_MONTHLY_CREDIT_CAP:,} credits, or empty."]}
+        )
+    return monthly_credit_cap
+
+
 def _clean_models(allowed_models: list[str] | None) -> list[str]:
     models = sorted({m.strip() for m in allowed_models or [] if m.strip()})
     # The catalog belongs to generation, which plugs its check in through settings.
@@ -120,7 +129,7 @@ def apikey_create(
             last_four=last_four,
             scopes=_clean_scopes(scopes),
             expires_at=timezone.now() + timedelta(days=_clean_expiry(expires_in_days)),
-            monthly_credit_cap=monthly_credit_cap,
+            monthly_credit_cap=_clean_cap(monthly_credit_cap),
             allowed_ips=_clean_ips(allowed_ips),
             allowed_models=_clean_models(allowed_models),
         )

@@ -2,6 +2,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils.cache import add_never_cache_headers
 from django.views.decorators.http import require_http_methods
 
 from accounts.api.serializers import apikey_status
@@ -10,6 +11,7 @@ from accounts.models import ApiKey
 from accounts.selectors import apikey_get, apikey_list
 from accounts.services import IssuedKey, apikey_create, apikey_revoke, apikey_roll
 from flixly_site.errors import ApplicationError
+from flixly_site.forms import form_token_spend
 
 
 def _keys_page(request: HttpRequest, form: ApiKeyCreateForm) -> HttpResponse:
@@ -18,7 +20,21 @@ def _keys_page(request: HttpRequest, form: ApiKeyCreateForm) -> HttpResponse:
 
 
 def _show_secret(request: HttpRequest, issued: IssuedKey, action: str) -> HttpResponse:
-    return render(request, "accounts/key_secret.html", {"nav": "keys", "issued": issued, "action": action})
+    response = render(request, "accounts/key_secret.html", {"nav": "keys", "issued": issued, "action": action})
+    add_never_cache_headers(response)  # Back or a shared cache must never bring the secret back
+    return response
+
+
+def _sent_twice(request: HttpRequest, form) -> HttpResponse | None:
+    """A form that was already sent (reload, Back and submit, double click): nothing is done again."""
+    if form_token_spend(form.cleaned_data["once"]):
+        return None
+    messages.info(
+        request,
+        "That form was already sent, so nothing was done again. A key's secret is shown once: "
+        "if you did not copy it, roll the key.",
+    )
+    return redirect("api-keys")
 
 
 def _owned_or_404(request: HttpRequest, key_id) -> ApiKey:
@@ -33,13 +49,20 @@ def _owned_or_404(request: HttpRequest, key_id) -> ApiKey:
 def api_keys(request: HttpRequest) -> HttpResponse:
     form = ApiKeyCreateForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
+        if resent := _sent_twice(request, form):
+            return resent
+        settings = {name: value for name, value in form.cleaned_data.items() if name != "once"}
         try:
-            issued = apikey_create(user=request.user, **form.cleaned_data)
+            issued = apikey_create(user=request.user, **settings)
         except ApplicationError as error:
-            form.add_error(None, "; ".join(m for msgs in (error.details or {}).values() for m in msgs) or error.message)
+            _form_error(form, error)
         else:
             return _show_secret(request, issued, "created")
     return _keys_page(request, form)
+
+
+def _form_error(form, error: ApplicationError) -> None:
+    form.add_error(None, "; ".join(m for msgs in (error.details or {}).values() for m in msgs) or error.message)
 
 
 @login_required
@@ -48,8 +71,14 @@ def api_key_roll(request: HttpRequest, key_id) -> HttpResponse:
     api_key = _owned_or_404(request, key_id)
     form = ApiKeyRollForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        issued = apikey_roll(user=request.user, key_id=api_key.id, grace_hours=form.cleaned_data["grace_hours"])
-        return _show_secret(request, issued, "rolled")
+        if resent := _sent_twice(request, form):
+            return resent
+        try:
+            issued = apikey_roll(user=request.user, key_id=api_key.id, grace_hours=form.cleaned_data["grace_hours"])
+        except ApplicationError as error:  # revoked meanwhile (a stale tab)
+            _form_error(form, error)
+        else:
+            return _show_secret(request, issued, "rolled")
     return render(request, "accounts/key_roll.html", {"nav": "keys", "api_key": api_key, "form": form})
 
 

@@ -2,7 +2,7 @@ from django.utils import timezone
 from rest_framework import serializers
 
 from accounts.models import ApiKey, KeyMode, Scope
-from accounts.services import MAX_EXPIRY_DAYS, MAX_GRACE_HOURS
+from accounts.services import MAX_EXPIRY_DAYS, MAX_GRACE_HOURS, MAX_MONTHLY_CREDIT_CAP
 
 
 def apikey_status(api_key: ApiKey) -> str:
@@ -46,7 +46,9 @@ class ApiKeyCreateInput(serializers.Serializer):
         child=serializers.ChoiceField(choices=Scope.values), required=False, allow_empty=False
     )
     expiresInDays = serializers.IntegerField(min_value=1, max_value=MAX_EXPIRY_DAYS, required=False)
-    monthlyCreditCap = serializers.IntegerField(min_value=1, required=False, allow_null=True)
+    monthlyCreditCap = serializers.IntegerField(
+        min_value=1, max_value=MAX_MONTHLY_CREDIT_CAP, required=False, allow_null=True
+    )
     allowedIps = serializers.ListField(child=serializers.CharField(max_length=64), required=False, max_length=50)
     allowedModels = serializers.ListField(child=serializers.CharField(max_length=100), required=False, max_length=200)
 

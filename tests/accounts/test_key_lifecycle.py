@@ -61,9 +61,10 @@ def test_keys_page_creates_a_key_and_shows_it_once(client, user):
     client.force_login(user)
     response = client.post(
         "/settings/api-keys/",
-        {"name": "Laptop", "mode": "live", "scopes": ["generate", "jobs:read"], "expires_in_days": 30},
+        {"name": "Laptop", "mode": "live", "scopes": ["generate", "jobs:read"], "expires_in_days": 30, "once": "t1"},
     )
     assert response.status_code == HTTPStatus.OK
+    assert "no-store" in response["Cache-Control"]
     raw = response.context["issued"].raw
     assert raw.encode() in response.content
     listing = client.get("/settings/api-keys/")
@@ -75,7 +76,14 @@ def test_keys_page_shows_a_bad_cidr_as_a_form_error(client, user):
     client.force_login(user)
     response = client.post(
         "/settings/api-keys/",
-        {"name": "x", "mode": "live", "scopes": ["generate"], "expires_in_days": 30, "allowed_ips": "nope"},
+        {
+            "name": "x",
+            "mode": "live",
+            "scopes": ["generate"],
+            "expires_in_days": 30,
+            "allowed_ips": "nope",
+            "once": "t",
+        },
     )
     assert b"is not an IP address" in response.content
     assert not ApiKey.objects.exists()
@@ -85,7 +93,7 @@ def test_keys_page_rolls_and_revokes(client, user, make_key):
     make_key(user)
     api_key = ApiKey.objects.get()
     client.force_login(user)
-    rolled = client.post(f"/settings/api-keys/{api_key.id}/roll/", {"grace_hours": 2})
+    rolled = client.post(f"/settings/api-keys/{api_key.id}/roll/", {"grace_hours": 2, "once": "t1"})
     assert rolled.context["issued"].raw.startswith("flx_live_")
     client.post(f"/settings/api-keys/{api_key.id}/revoke/")
     assert ApiKey.objects.get().revoked_at is not None
@@ -98,3 +106,49 @@ def test_keys_pages_of_another_account_are_not_found(client, user, make_key):
     key_id = ApiKey.objects.get().id
     assert client.get(f"/settings/api-keys/{key_id}/roll/").status_code == HTTPStatus.NOT_FOUND
     assert client.post(f"/settings/api-keys/{key_id}/revoke/").status_code == HTTPStatus.NOT_FOUND
+
+
+CREATE = {"name": "Main key", "mode": "live", "scopes": ["generate"], "expires_in_days": 30, "once": "t1"}
+
+
+def test_a_create_form_sent_twice_makes_one_key(client, user):
+    client.force_login(user)
+    assert client.post("/settings/api-keys/", CREATE).status_code == HTTPStatus.OK
+    again = client.post("/settings/api-keys/", CREATE, follow=True)  # the browser's reload
+    assert ApiKey.objects.count() == 1
+    assert b"already sent" in again.content
+
+
+def test_a_roll_form_sent_twice_rolls_once_and_the_copied_secret_keeps_working(client, user, make_key):
+    make_key(user)
+    api_key = ApiKey.objects.get()
+    client.force_login(user)
+    raw = client.post(f"/settings/api-keys/{api_key.id}/roll/", {"grace_hours": 0, "once": "r1"}).context["issued"].raw
+    client.post(f"/settings/api-keys/{api_key.id}/roll/", {"grace_hours": 0, "once": "r1"})
+    response = client.get("/api/v1/keys", headers={"Authorization": f"Bearer {raw}"})
+    assert response.status_code in (HTTPStatus.OK, HTTPStatus.FORBIDDEN)  # authenticated: the scope decides
+    assert response.json().get("error", {}).get("code") != "unauthorized"
+
+
+def test_a_form_without_its_token_asks_for_a_reload(client, user):
+    client.force_login(user)
+    response = client.post("/settings/api-keys/", {**CREATE, "once": ""})
+    assert b"reload the page" in response.content
+    assert not ApiKey.objects.exists()
+
+
+def test_rolling_a_key_revoked_in_another_tab_is_a_form_error(client, user, make_key):
+    make_key(user)
+    api_key = ApiKey.objects.get()
+    client.force_login(user)
+    client.post(f"/settings/api-keys/{api_key.id}/revoke/")
+    response = client.post(f"/settings/api-keys/{api_key.id}/roll/", {"grace_hours": 0, "once": "r2"})
+    assert response.status_code == HTTPStatus.OK
+    assert b"This key is revoked." in response.content
+
+
+def test_a_monthly_cap_past_the_column_is_a_form_error_not_a_crash(client, user):
+    client.force_login(user)
+    response = client.post("/settings/api-keys/", {**CREATE, "monthly_credit_cap": 9223372036854775808})
+    assert response.status_code == HTTPStatus.OK
+    assert not ApiKey.objects.exists()

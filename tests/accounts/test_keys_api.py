@@ -47,6 +47,7 @@ def test_a_test_mode_key_has_the_test_prefix(api):
         ({"allowedIps": ["not-an-ip"]}, "allowedIps"),
         ({"allowedModels": ["no-such-model"]}, "allowedModels"),
         ({"monthlyCreditCap": -5}, "monthlyCreditCap"),
+        ({"monthlyCreditCap": 2**31}, "monthlyCreditCap"),
         ({"name": ""}, "name"),
     ],
 )
