@@ -33,6 +33,7 @@ MAX_URL_LENGTH = 4096
 MAX_IMAGE_BYTES = 5 * 1024 * 1024
 # Well under Pillow's own warning threshold (~89 MP); a 50 MP input is already far beyond any model's input size.
 MAX_IMAGE_PIXELS = 50_000_000
+READABLE_FORMATS = "send a PNG, JPEG, WebP or GIF"
 DEFAULT_PORTS = {"https": 443, "http": 80}
 SHARED_ADDRESS_SPACE = ipaddress.IPv4Network("100.64.0.0/10")  # carrier-grade NAT: inside someone's network
 METADATA_ADDRESSES = frozenset(
@@ -285,15 +286,21 @@ def _sni(resolved: ResolvedUrl) -> dict[str, str]:
 def fetch_image(url: str, *, max_bytes: int = MAX_IMAGE_BYTES, label: str = "imageUrl") -> bytes:
     """Fetch `url` and return its bytes if they are an image of at most MAX_IMAGE_PIXELS pixels."""
     content = fetch_bytes(url, max_bytes=max_bytes, label=label).content
+    check_image(content, label=label)
+    return content
+
+
+def check_image(content: bytes, *, label: str) -> None:
+    """Raise NotAnImage unless `content` is a readable image of at most MAX_IMAGE_PIXELS pixels: a small
+    file can declare a huge canvas, which a worker would then decode in full."""
     try:
         pixels = _verified_pixel_count(content)
     except Image.DecompressionBombError:
         pixels = MAX_IMAGE_PIXELS + 1  # Pillow's own, higher limit tripped, so ours certainly did
     except Exception as exc:  # Pillow reports corrupt input with many types: OSError, SyntaxError, struct.error...
-        raise NotAnImage(f"{label} is not a readable image.") from exc
+        raise NotAnImage(f"{label} is not a readable image: {READABLE_FORMATS}.") from exc
     if pixels > MAX_IMAGE_PIXELS:
         raise NotAnImage(f"{label} has too many pixels (the limit is {MAX_IMAGE_PIXELS // 1_000_000} megapixels).")
-    return content
 
 
 def _verified_pixel_count(content: bytes) -> int:

@@ -1,18 +1,17 @@
 """Checks a generate request against the catalog: every bad field is named in one 422."""
 
-import io
 import json
 from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from PIL import Image, UnidentifiedImageError
 from rest_framework import serializers
 from rest_framework.fields import SkipField, empty
 
 from flixly_site.errors import PayloadTooLarge, ValidationFailed
 from generation.catalog import catalog_get
 from generation.models import AiModel
+from generation.outbound import NotAnImage, check_image
 from generation.pricing import price_for
 from generation.providers.base import JOB_TYPES
 
@@ -220,12 +219,9 @@ def validate_generate(data: dict, *, has_upload: bool = False, json_types: bool 
 
 def require_image(content: bytes, field: str) -> None:
     try:
-        with Image.open(io.BytesIO(content)) as image:
-            image.verify()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
-        raise ValidationFailed(
-            details={field: ["The file is not an image we can read (PNG, JPEG, WebP, GIF)."]}
-        ) from None
+        check_image(content, label="The file")
+    except NotAnImage as error:
+        raise ValidationFailed(details={field: [str(error)]}) from None
 
 
 def upload_read(upload) -> bytes | None:

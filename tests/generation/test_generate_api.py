@@ -313,6 +313,32 @@ def test_an_upload_that_is_not_an_image_is_a_422(api, funded):
     assert "image" in response.json()["error"]["details"]
 
 
+def png_declaring(width: int, height: int) -> bytes:
+    """A small PNG whose header declares a huge canvas (what a decompression bomb looks like)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    idat = zlib.compress(b"\x00" * 1024)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+
+
+@pytest.mark.parametrize("side", [12_000, 20_000, 100_000])
+def test_an_upload_declaring_too_many_pixels_is_a_422_not_a_crash(api, funded, side):
+    import io
+
+    bomb = io.BytesIO(png_declaring(side, side))
+    bomb.name = "bomb.png"
+    body = {"model": "local-image-edit", "type": "IMAGE_TO_IMAGE", "prompt": "x", "image": bomb}
+    response = api.post("/api/v1/generate", body)
+    assert response.status_code == HTTPStatus.UNPROCESSABLE_ENTITY
+    assert "too many pixels" in response.json()["error"]["details"]["image"][0]
+    assert wallet_balance(user_id=funded.pk) == 100
+
+
 def test_an_upload_over_5_mb_is_a_413(api, funded, settings):
     import io
 

@@ -148,7 +148,7 @@ def test_an_upload_that_is_not_an_image_is_refused_by_the_field(signed_in):
 
     response = post_generate(signed_in, model="local-image-edit", type="IMAGE_TO_IMAGE", image=upload)
 
-    assert "The file is not an image we can read" in response.content.decode()
+    assert "The file is not a readable image" in response.content.decode()
     assert not Job.objects.exists()
 
 
