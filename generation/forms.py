@@ -6,6 +6,7 @@ from typing import Any
 from django import forms
 
 from flixly_site.errors import ApplicationError
+from flixly_site.forms import SubmitOnceField
 from generation.models import AiModel, JobStatus
 from generation.providers.base import JOB_TYPES
 from generation.validation import upload_read
@@ -60,6 +61,8 @@ def _decimal(label: str, help_text: str = "", **attrs: Any) -> forms.FloatField:
 
 
 class GenerateForm(forms.Form):
+    # The submit's Idempotency-Key: the same form sent twice (a double click, two tabs racing) is one job.
+    once = SubmitOnceField(required=False)
     model = forms.ChoiceField(label="Model")
     type = forms.ChoiceField(label="What to make", choices=TYPE_CHOICES)
     prompt = forms.CharField(
@@ -107,7 +110,7 @@ class GenerateForm(forms.Form):
         return {
             API_NAMES.get(name, name): value
             for name, value in self.cleaned_data.items()
-            if name != "image" and value not in (None, "")
+            if name not in ("image", "once") and value not in (None, "")
         }
 
     def add_api_errors(self, details: dict[str, list[str]]) -> None:

@@ -23,7 +23,7 @@ from generation.forms import TYPE_LABELS, GenerateForm, JobFilterForm
 from generation.models import ACTIVE_STATUSES, AiModel, Job, JobStatus
 from generation.outputs import output_name_from_token
 from generation.selectors import job_get, jobs_for
-from generation.services import job_cancel, job_submit, request_fingerprint
+from generation.services import IdempotencyConflict, Submitted, job_cancel, job_submit, request_fingerprint
 from generation.validation import NEEDS_IMAGE, VISUAL, ValidRequest, validate_generate
 
 JOBS_PER_PAGE = 25
@@ -72,11 +72,17 @@ def _validate(form: GenerateForm) -> ValidRequest:
     return validate_generate(form.api_data(), has_upload=form.cleaned_data.get("image") is not None)
 
 
-def _submit(request: HttpRequest, form: GenerateForm, valid: ValidRequest) -> Job:
+def _submit(request: HttpRequest, form: GenerateForm, valid: ValidRequest) -> Submitted:
     data, image = form.api_data(), form.cleaned_data.get("image")
-    fingerprint = request_fingerprint(data, image)
-    submitted = job_submit(user=request.user, identity=None, request=valid, fingerprint=fingerprint, image=image)
-    return submitted.job
+    once = form.cleaned_data.get("once")
+    return job_submit(
+        user=request.user,
+        identity=None,
+        request=valid,
+        idempotency_key=f"form:{once}" if once else None,
+        fingerprint=request_fingerprint(data, image),
+        image=image,
+    )
 
 
 def _playground(
@@ -92,13 +98,15 @@ def _playground(
     return render(request, "generation/generate.html", context)
 
 
-def _process(request: HttpRequest, form: GenerateForm) -> tuple[Job | None, int | None]:
+def _process(request: HttpRequest, form: GenerateForm) -> tuple[Submitted | None, int | None]:
     """Submit the job, or only price it when the user asked for a quote; errors land on the form."""
     try:
         valid = _validate(form)
         if request.POST.get("intent") == "quote":
             return None, valid.price
         return _submit(request, form, valid), None
+    except IdempotencyConflict:
+        form.add_error(None, "This form was already sent with other settings. Reload the page to generate again.")
     except ValidationFailed as error:
         form.add_api_errors(error.details or {"__all__": [error.message]})
     except ApplicationError as error:
@@ -115,15 +123,17 @@ def generate(request: HttpRequest) -> HttpResponse:
     form = GenerateForm(
         request.POST or None, request.FILES or None, models=models, available=available, initial=initial
     )
-    job, price = _process(request, form) if form.is_bound and form.is_valid() else (None, None)
-    if job is not None:
-        messages.success(request, _submitted_message(job))
-        return redirect("job-detail", job_id=job.pk)
+    submitted, price = _process(request, form) if form.is_bound and form.is_valid() else (None, None)
+    if submitted is not None:
+        messages.success(request, _submitted_message(submitted))
+        return redirect("job-detail", job_id=submitted.job.pk)
     return _playground(request, form, models, available, price)
 
 
-def _submitted_message(job: Job) -> str:
-    credits = f"{job.credits_charged} credit{'s' if job.credits_charged != 1 else ''}"
+def _submitted_message(submitted: Submitted) -> str:
+    if not submitted.created:
+        return "This form was already sent, so nothing more was charged: here is its job."
+    credits = f"{submitted.job.credits_charged} credit{'s' if submitted.job.credits_charged != 1 else ''}"
     return f"Job submitted: {credits} charged. Failed jobs are refunded automatically."
 
 

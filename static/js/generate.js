@@ -92,7 +92,7 @@
   function quoteBody() {
     const body = new FormData();
     for (const el of form.elements) {
-      if (!el.name || el.disabled || el.name === "csrfmiddlewaretoken" || el.name === "intent") continue;
+      if (!el.name || el.disabled || el.name === "csrfmiddlewaretoken" || el.name === "intent" || el.name === "once") continue;
       if (el.type === "file") {
         if (el.files.length) body.append(el.name, el.files[0]);
       } else if (el.value.trim() !== "") {

@@ -5,6 +5,7 @@ import re
 from http import HTTPStatus
 
 import pytest
+from django.contrib.messages import get_messages
 from django.db import transaction
 from django.test import Client
 from PIL import Image
@@ -303,6 +304,32 @@ def test_an_unknown_filter_value_is_ignored_with_a_note(signed_in):
     assert 'id="id_status_error"' in response.content.decode()
 
 
+def test_the_same_generate_form_sent_twice_is_one_job_charged_once(signed_in, funded):
+    before = wallet_balance(user_id=funded.pk)
+    first = post_generate(signed_in, once="form-1")
+    again = post_generate(signed_in, once="form-1")  # a double click, or two tabs racing
+    assert Job.objects.count() == 1
+    assert first["Location"] == again["Location"]
+    assert wallet_balance(user_id=funded.pk) == before - Job.objects.get().credits_charged
+    assert "already sent" in str(list(get_messages(again.wsgi_request))[-1])
+
+
+def test_a_form_sent_again_with_other_settings_asks_for_a_reload(signed_in, funded):
+    post_generate(signed_in, once="form-2")
+    response = post_generate(signed_in, once="form-2", prompt="Something else entirely")
+    assert response.status_code == HTTPStatus.OK
+    assert "Reload the page to generate again" in response.content.decode()
+    assert Job.objects.count() == 1
+
+
+def test_each_render_of_the_generate_form_has_its_own_token(signed_in):
+    tokens = {
+        re.search(r'name="once" value="([^"]+)"', signed_in.get("/generate/").content.decode()).group(1)
+        for _ in range(2)
+    }
+    assert len(tokens) == 2
+
+
 def test_the_jobs_list_pages_25_at_a_time(signed_in, funded):
     for _ in range(30):
         Job.objects.create(user=funded, model_id="local-image", type="TEXT_TO_IMAGE", route="local")
@@ -314,6 +341,7 @@ def test_the_jobs_list_pages_25_at_a_time(signed_in, funded):
     assert len(detail_links(first)) == 25
     assert len(detail_links(second)) == 5
     assert not detail_links(first) & detail_links(second)
+    assert 'href="?">Newest' in second.content.decode()  # the last page links back to the first
 
 
 def test_a_broken_cursor_shows_the_newest_jobs(signed_in):
