@@ -59,6 +59,7 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # the API docs page's Redoc, served from here rather than a CDN
     "allauth",
     "allauth.account",
     "accounts",
@@ -257,6 +258,7 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "SCHEMA_PATH_PREFIX": r"/api/v1",
     "COMPONENT_SPLIT_REQUEST": True,
+    "REDOC_DIST": "SIDECAR",
 }
 
 # Celery: the filesystem broker under var/ needs no server; production sets CELERY_BROKER_URL.

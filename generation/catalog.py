@@ -66,6 +66,11 @@ def catalog_models() -> dict[str, AiModel]:
     return _cache["models"]
 
 
+def catalog_every_model() -> dict[str, AiModel]:
+    """Every model, disabled ones too: a user's older jobs may name one."""
+    return {m.id: m for m in AiModel.objects.order_by("name")}
+
+
 def catalog_get(model_id: str) -> AiModel | None:
     return catalog_models().get(model_id)
 

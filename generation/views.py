@@ -18,7 +18,7 @@ from billing.services import wallet_balance
 from flixly_site.errors import ApplicationError, NotFound, ValidationFailed
 from flixly_site.pagination import keyset_page
 from generation.api.serializers import job_data
-from generation.catalog import catalog_models, route_for
+from generation.catalog import catalog_every_model, catalog_models, route_for
 from generation.forms import TYPE_LABELS, GenerateForm, JobFilterForm
 from generation.models import ACTIVE_STATUSES, AiModel, Job, JobStatus
 from generation.outputs import output_name_from_token
@@ -165,8 +165,7 @@ def _query(request: HttpRequest, **changes: str | None) -> str:
 def jobs(request: HttpRequest) -> HttpResponse:
     if job_id := parse_uuid(request.GET.get("job", "")):  # links from the billing page's credit history
         return redirect("job-detail", job_id=job_id)
-    models = catalog_models()
-    form = JobFilterForm(request.GET or None, models=models)
+    form = JobFilterForm(request.GET or None, models=catalog_every_model())
     filters = form.filters()
     rows, next_cursor = _jobs_page(request, jobs_for(user=request.user, filters=filters).select_related("model"))
     context = {

@@ -30,6 +30,8 @@ def test_sign_up_sends_a_verification_link(client):
     sign_up(client)
     assert len(mail.outbox) == 1
     assert "/accounts/confirm-email/" in mail.outbox[0].body
+    assert mail.outbox[0].body.startswith("Hello from Flixly!")  # the product, not the request's host
+    assert mail.outbox[0].subject.startswith("[Flixly] ")
 
 
 def test_login_before_verification_is_held_at_the_verification_page(client, django_user_model):

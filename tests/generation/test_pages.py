@@ -330,6 +330,16 @@ def test_each_render_of_the_generate_form_has_its_own_token(signed_in):
     assert len(tokens) == 2
 
 
+def test_jobs_of_a_model_staff_disabled_can_still_be_filtered(signed_in, funded):
+    from generation.models import AiModel
+
+    Job.objects.create(user=funded, model_id="local-image", type="TEXT_TO_IMAGE", route="local")
+    AiModel.objects.filter(id="local-image").update(enabled=False)
+    response = signed_in.get("/jobs/?model=local-image")
+    assert 'id="id_model_error"' not in response.content.decode()
+    assert len(detail_links(response)) == 1
+
+
 def test_the_jobs_list_pages_25_at_a_time(signed_in, funded):
     for _ in range(30):
         Job.objects.create(user=funded, model_id="local-image", type="TEXT_TO_IMAGE", route="local")

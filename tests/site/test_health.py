@@ -1,7 +1,9 @@
+import re
 from http import HTTPStatus
 from unittest import mock
 
 import pytest
+from django.contrib.staticfiles import finders
 from django.db.utils import OperationalError
 
 from flixly_site.celery import app as celery_app
@@ -50,3 +52,11 @@ def test_health_checks_real_postgres_and_redis(client, settings):
     assert settings.CELERY_BROKER_URL.startswith("redis://")
     response = client.get("/api/v1/health")
     assert response.json()["data"] == {"status": "ok", "database": "ok", "broker": "ok"}
+
+
+def test_the_api_docs_page_loads_redoc_from_this_server_not_a_cdn(client):
+    page = client.get("/api/docs").content.decode()
+    script = re.search(r'<script src="([^"]*redoc[^"]*)"', page).group(1)
+    assert script.startswith("/static/")
+    assert finders.find(script.removeprefix("/static/"))  # shipped with the app: served by WhiteNoise
+    assert client.get("/api/v1/schema").status_code == 200
