@@ -8,8 +8,9 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from billing.models import BillingAlert, CreditPack, LedgerEntry, StripeEvent, Wallet
-from billing.services import wallet_adjust
+from billing.services import amount_check, wallet_adjust
 from billing.stripe_events import stripe_event_process
+from flixly_site.errors import ValidationFailed
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -70,10 +71,14 @@ class WalletAdmin(ReadOnlyAdmin):
         wallet = get_object_or_404(Wallet.objects.select_related("user"), pk=pk)
         form = AdjustForm(request.POST or None)
         if request.method == "POST" and form.is_valid():
-            entry = wallet_adjust(user_id=wallet.user_id, staff_user_id=request.user.pk, **form.cleaned_data)
-            moved = entry.amount if entry else 0
-            messages.success(request, f"{moved:+d} credits for {wallet.user}.")
-            return redirect("admin:billing_wallet_change", pk)
+            try:
+                entry = wallet_adjust(user_id=wallet.user_id, staff_user_id=request.user.pk, **form.cleaned_data)
+            except ValidationFailed as error:
+                form.add_error("amount", error.message)
+            else:
+                moved = entry.amount if entry else 0
+                messages.success(request, f"{moved:+d} credits for {wallet.user}.")
+                return redirect("admin:billing_wallet_change", pk)
         context = {**self.admin_site.each_context(request), "wallet": wallet, "form": form, "title": "Grant or adjust"}
         return render(request, "admin/billing/wallet_adjust.html", context)
 
@@ -86,8 +91,19 @@ class LedgerEntryAdmin(ReadOnlyAdmin):
     date_hierarchy = "created_at"
 
 
+class CreditPackForm(forms.ModelForm):
+    def clean_credits(self) -> int:
+        # Checked here, not at checkout: a pack the wallet would refuse could be paid for but never granted.
+        try:
+            amount_check(amount=self.cleaned_data["credits"])
+        except ValidationFailed as error:
+            raise forms.ValidationError(error.message) from None
+        return self.cleaned_data["credits"]
+
+
 @admin.register(CreditPack)
 class CreditPackAdmin(admin.ModelAdmin):
+    form = CreditPackForm
     list_display = ("name", "credits", "price_cents", "currency", "stripe_price_id", "active", "sort_order")
     list_editable = ("active", "sort_order")
 

@@ -17,11 +17,17 @@ from django.utils import timezone
 from billing.balance_cache import balance_store_on_commit
 from billing.models import BillingAlert, EntryKind, LedgerEntry, Wallet
 from flixly_site.db import insert_row
-from flixly_site.errors import ApplicationError
+from flixly_site.errors import ApplicationError, ValidationFailed
 
 logger = logging.getLogger("flixly.billing")
 
 WALLET_TABLE = Wallet._meta.db_table
+
+# One grant, take, price or refund: nothing real comes near a trillion credits, so more is a typo. It
+# also keeps every amount and bound passed to the database far inside 64-bit integers.
+MAX_CREDITS_PER_MOVEMENT = 10**12
+# The balance columns are PostgreSQL bigint (SQLite's integers are as wide).
+MAX_BALANCE = 2**63 - 1
 
 
 class InsufficientCredits(ApplicationError):
@@ -39,19 +45,39 @@ class CreditCapReached(ApplicationError):
     code, status = "insufficient_credits", 402
 
 
+def _refuse_amount(message: str) -> ValidationFailed:
+    return ValidationFailed(message, details={"amount": [message]})
+
+
+def amount_check(*, amount: int) -> None:
+    """Refuse, before any query, a movement (either way) bigger than MAX_CREDITS_PER_MOVEMENT."""
+    if abs(amount) > MAX_CREDITS_PER_MOVEMENT:
+        raise _refuse_amount(f"An amount can be at most {MAX_CREDITS_PER_MOVEMENT:,} credits.")
+
+
 def _move(user_id: int, delta: int) -> tuple[int, bool] | None:
-    """Add delta to the balance unless that would go below zero; return (balance, low_balance_alerted)."""
+    """Add delta unless the balance would leave 0..MAX_BALANCE; return (balance, low_balance_alerted)."""
+    # Bounds on the old balance, not on balance + delta: PostgreSQL may compute that sum first, and
+    # past bigint it is an error rather than a row left alone.
+    lowest, highest = max(0, -delta), MAX_BALANCE - max(0, delta)
     with connection.cursor() as cursor:
         cursor.execute(
             f"UPDATE {WALLET_TABLE} SET balance = balance + %s, version = version + 1, updated_at = %s "  # noqa: S608
-            "WHERE user_id = %s AND balance + %s >= 0 RETURNING balance, low_balance_alerted, version",
-            [delta, timezone.now(), user_id, delta],
+            "WHERE user_id = %s AND balance BETWEEN %s AND %s RETURNING balance, low_balance_alerted, version",
+            [delta, timezone.now(), user_id, lowest, highest],
         )
         row = cursor.fetchone()
     if row is None:
         return None
     balance_store_on_commit(user_id, int(row[0]), int(row[2]))
     return int(row[0]), bool(row[1])
+
+
+def _add(user_id: int, amount: int) -> tuple[int, bool]:
+    moved = _move(user_id, amount)
+    if moved is None:  # the wallet exists and the amount is positive: only the top can refuse it
+        raise _refuse_amount(f"This would take the balance past its maximum of {MAX_BALANCE:,} credits.")
+    return moved
 
 
 def wallet_ensure(*, user_id: int) -> None:
@@ -101,6 +127,7 @@ def wallet_debit(
     """Take `amount` credits in the caller's transaction, or raise InsufficientCredits naming the price."""
     if amount <= 0:
         raise ValueError("A debit takes a positive amount.")
+    amount_check(amount=amount)
     moved = _move(user_id, -amount)
     if moved is None:
         raise InsufficientCredits.for_price(amount, wallet_balance(user_id=user_id))
@@ -149,10 +176,11 @@ def wallet_credit(
     """Add credits once per idempotency key; None when that key was already used."""
     if amount <= 0:
         raise ValueError("A credit adds a positive amount.")
+    amount_check(amount=amount)
     wallet_ensure(user_id=user_id)
     try:
         with transaction.atomic():
-            balance, alerted = _move(user_id, amount)
+            balance, alerted = _add(user_id, amount)
             entry = LedgerEntry.objects.create(
                 user_id=user_id,
                 amount=amount,
@@ -208,6 +236,7 @@ def wallet_take(
     staff_user_id: int | None = None,
 ) -> tuple[LedgerEntry | None, int]:
     """Take up to `amount` without going below zero; return the entry and the shortfall not taken."""
+    amount_check(amount=amount)
     with transaction.atomic():
         wallet, _ = Wallet.objects.select_for_update().get_or_create(user_id=user_id)
         if LedgerEntry.objects.filter(user_id=user_id, idempotency_key=idempotency_key).exists():

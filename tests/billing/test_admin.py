@@ -2,10 +2,18 @@ from http import HTTPStatus
 
 import pytest
 
-from billing.models import LedgerEntry, Wallet
-from billing.services import wallet_adjust, wallet_balance
+from billing.models import CreditPack, LedgerEntry, Wallet
+from billing.services import MAX_BALANCE, MAX_CREDITS_PER_MOVEMENT, wallet_adjust, wallet_balance
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def admin_client(client, staff_user):
+    staff_user.is_superuser = True
+    staff_user.save()
+    client.force_login(staff_user)
+    return client
 
 
 def test_staff_grant_writes_a_ledger_row_with_their_name_and_reason(client, user, staff_user):
@@ -38,3 +46,31 @@ def test_non_staff_cannot_adjust(client, user):
     response = client.post(f"/admin/billing/wallet/{user.pk}/adjust/", {"amount": 25, "reason": "x"})
     assert response.status_code == HTTPStatus.FOUND
     assert wallet_balance(user_id=user.pk) == 0
+
+
+@pytest.mark.parametrize("amount", ["99999999999999999999", "9223372036854775807", "-99999999999999999999"])
+def test_a_grant_above_the_maximum_is_a_form_error_not_a_500(admin_client, user, amount):
+    wallet_adjust(user_id=user.pk, amount=10, reason="start")
+    response = admin_client.post(f"/admin/billing/wallet/{user.pk}/adjust/", {"amount": amount, "reason": "Typo"})
+    assert response.status_code == HTTPStatus.OK
+    refused = f"An amount can be at most {MAX_CREDITS_PER_MOVEMENT:,} credits."
+    assert response.context["form"].errors["amount"] == [refused]
+    assert wallet_balance(user_id=user.pk) == 10
+    assert LedgerEntry.objects.filter(user=user).count() == 1
+
+
+def test_a_grant_past_the_largest_balance_is_a_form_error_not_a_500(admin_client, user):
+    wallet_adjust(user_id=user.pk, amount=10, reason="start")
+    Wallet.objects.filter(user=user).update(balance=MAX_BALANCE - 5)
+    response = admin_client.post(f"/admin/billing/wallet/{user.pk}/adjust/", {"amount": 6, "reason": "Goodwill"})
+    assert response.status_code == HTTPStatus.OK
+    assert "past its maximum" in response.context["form"].errors["amount"][0]
+    assert wallet_balance(user_id=user.pk) == MAX_BALANCE - 5
+
+
+def test_a_credit_pack_above_the_maximum_is_a_form_error(admin_client):
+    pack = {"name": "Huge", "credits": MAX_CREDITS_PER_MOVEMENT + 1, "price_cents": 500, "currency": "usd"}
+    response = admin_client.post("/admin/billing/creditpack/add/", {**pack, "active": "on", "sort_order": 0})
+    assert response.status_code == HTTPStatus.OK
+    assert response.context["adminform"].form.errors["credits"]
+    assert not CreditPack.objects.exists()

@@ -8,6 +8,8 @@ from django.utils import timezone
 
 from billing.models import EntryKind, LedgerEntry, Wallet
 from billing.services import (
+    MAX_BALANCE,
+    MAX_CREDITS_PER_MOVEMENT,
     CreditCapReached,
     InsufficientCredits,
     wallet_adjust,
@@ -17,6 +19,7 @@ from billing.services import (
     wallet_refund,
     wallet_signup_bonus,
 )
+from flixly_site.errors import ValidationFailed
 
 pytestmark = pytest.mark.django_db
 
@@ -132,3 +135,34 @@ def test_the_cap_resets_each_month(funded):
     debit(funded, 50, key="a", api_key_id=key, monthly_cap=50)
     with time_machine.travel(timezone.now() + timedelta(days=32)):
         debit(funded, 10, key="b", api_key_id=key, monthly_cap=50)
+
+
+@pytest.mark.parametrize("amount", [MAX_CREDITS_PER_MOVEMENT + 1, -(MAX_CREDITS_PER_MOVEMENT + 1), 10**20])
+def test_an_adjustment_above_the_maximum_is_refused_naming_the_amount(funded, amount):
+    with pytest.raises(ValidationFailed) as refused:
+        wallet_adjust(user_id=funded.pk, amount=amount, reason="typo")
+    assert list(refused.value.details) == ["amount"]
+    assert wallet_balance(user_id=funded.pk) == 100
+    assert LedgerEntry.objects.filter(user=funded).count() == 1
+
+
+def test_a_debit_above_the_maximum_is_refused_naming_the_amount(funded):
+    with pytest.raises(ValidationFailed) as refused:
+        debit(funded, 10**20)
+    assert list(refused.value.details) == ["amount"]
+    assert wallet_balance(user_id=funded.pk) == 100
+
+
+def test_a_credit_past_the_largest_balance_is_refused_and_changes_nothing(funded):
+    Wallet.objects.filter(user=funded).update(balance=MAX_BALANCE - 5)
+    with pytest.raises(ValidationFailed) as refused:
+        wallet_credit(user_id=funded.pk, amount=6, kind=EntryKind.PURCHASE, idempotency_key="checkout:cs_big")
+    assert list(refused.value.details) == ["amount"]
+    assert wallet_balance(user_id=funded.pk) == MAX_BALANCE - 5
+    assert not LedgerEntry.objects.filter(idempotency_key="checkout:cs_big").exists()
+
+
+def test_a_credit_up_to_the_largest_balance_lands(funded):
+    Wallet.objects.filter(user=funded).update(balance=MAX_BALANCE - 5)
+    entry = wallet_credit(user_id=funded.pk, amount=5, kind=EntryKind.PURCHASE, idempotency_key="checkout:cs_top")
+    assert entry.balance_after == wallet_balance(user_id=funded.pk) == MAX_BALANCE

@@ -5,7 +5,7 @@ from django.db import transaction
 from accounts.models import DEFAULT_SCOPES, KeyMode, Scope, User
 from accounts.services import apikey_create
 from billing.services import wallet_adjust, wallet_ensure
-from flixly_site.errors import ApplicationError
+from flixly_site.errors import ApplicationError, ValidationFailed
 
 
 class Command(BaseCommand):
@@ -49,4 +49,7 @@ class Command(BaseCommand):
             raise CommandError("--credits cannot be negative.")
         wallet_ensure(user_id=user.pk)
         if credits:
-            wallet_adjust(user_id=user.pk, amount=credits, reason="Granted by create_api_key")
+            try:
+                wallet_adjust(user_id=user.pk, amount=credits, reason="Granted by create_api_key")
+            except ValidationFailed as error:  # raised inside handle's transaction: no account is left behind
+                raise CommandError(f"--credits: {error.message}") from None

@@ -2,6 +2,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from accounts.models import User
 from billing.services import wallet_adjust, wallet_balance
+from flixly_site.errors import ValidationFailed
 
 
 class Command(BaseCommand):
@@ -18,6 +19,9 @@ class Command(BaseCommand):
             raise CommandError(f"No account with e-mail {options['email']}.")
         if options["amount"] == 0 or not options["reason"].strip():
             raise CommandError("--amount must be non-zero and --reason must not be empty.")
-        entry = wallet_adjust(user_id=user.pk, amount=options["amount"], reason=options["reason"].strip())
+        try:
+            entry = wallet_adjust(user_id=user.pk, amount=options["amount"], reason=options["reason"].strip())
+        except ValidationFailed as error:
+            raise CommandError(f"--amount: {error.message}") from None
         moved = entry.amount if entry else 0
         self.stdout.write(f"{moved:+d} credits for {user.email}; balance {wallet_balance(user_id=user.pk)}.")

@@ -1,0 +1,23 @@
+import pytest
+from django.core.management import CommandError, call_command
+
+from accounts.models import User
+from billing.models import LedgerEntry
+from billing.services import MAX_CREDITS_PER_MOVEMENT, wallet_adjust, wallet_balance
+
+pytestmark = pytest.mark.django_db
+
+
+def test_grant_credits_above_the_maximum_is_a_command_error_not_a_traceback(user):
+    wallet_adjust(user_id=user.pk, amount=10, reason="start")
+    with pytest.raises(CommandError, match=f"at most {MAX_CREDITS_PER_MOVEMENT:,} credits"):
+        call_command("grant_credits", "--email", user.email, "--amount", "99999999999999999999", "--reason", "Typo")
+    assert wallet_balance(user_id=user.pk) == 10
+    assert LedgerEntry.objects.filter(user=user).count() == 1
+
+
+def test_create_api_key_with_too_many_credits_creates_nothing(settings):
+    settings.FLIXLY_SIGNUP_BONUS = 0
+    with pytest.raises(CommandError, match=f"at most {MAX_CREDITS_PER_MOVEMENT:,} credits"):
+        call_command("create_api_key", "--email", "cli@example.com", "--create-user", "--credits", str(10**20))
+    assert not User.objects.filter(email="cli@example.com").exists()
