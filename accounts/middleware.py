@@ -25,7 +25,7 @@ def days_left(expires_at: datetime) -> int:
 
 
 def _uncounted_window(user) -> RateWindow | None:
-    # Refused before the throttle counted it (a session's CSRF failure): the window as it stands.
+    # A session's CSRF failure: the window as it stands, without counting the refused request.
     if not user.is_authenticated:
         return None
     try:
@@ -51,7 +51,9 @@ class ApiRequestMiddleware:
         return response
 
     def _attach_headers(self, request: HttpRequest, response: HttpResponse) -> None:
-        window = getattr(request, "flixly_rate", None) or _uncounted_window(request.flixly_user)
+        window = getattr(request, "flixly_rate", None)
+        if window is None and response.status_code == 403:  # refused before the throttle counted it
+            window = _uncounted_window(request.flixly_user)
         if window is not None:
             response["X-RateLimit-Limit"] = str(window.limit)
             response["X-RateLimit-Remaining"] = str(window.remaining)

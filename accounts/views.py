@@ -11,7 +11,7 @@ from accounts.models import ApiKey
 from accounts.selectors import apikey_get, apikey_list
 from accounts.services import IssuedKey, apikey_create, apikey_revoke, apikey_roll
 from flixly_site.errors import ApplicationError
-from flixly_site.forms import form_token_spend
+from flixly_site.forms import form_token_renew, form_token_spend
 
 
 def _keys_page(request: HttpRequest, form: ApiKeyCreateForm) -> HttpResponse:
@@ -27,7 +27,7 @@ def _show_secret(request: HttpRequest, issued: IssuedKey, action: str) -> HttpRe
 
 def _sent_twice(request: HttpRequest, form) -> HttpResponse | None:
     """A form that was already sent (reload, Back and submit, double click): nothing is done again."""
-    if form_token_spend(form.cleaned_data["once"]):
+    if form_token_spend(form.cleaned_data["once"], user_id=request.user.pk):
         return None
     messages.info(
         request,
@@ -63,6 +63,7 @@ def api_keys(request: HttpRequest) -> HttpResponse:
 
 def _form_error(form, error: ApplicationError) -> None:
     form.add_error(None, "; ".join(m for msgs in (error.details or {}).values() for m in msgs) or error.message)
+    form_token_renew(form)
 
 
 @login_required

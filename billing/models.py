@@ -3,6 +3,7 @@ import uuid
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import UUID4
 
 
 class Wallet(models.Model):
@@ -44,7 +45,7 @@ class LedgerEntry(models.Model):
 
     # The id the API shows (the contract's ids are UUIDs); the integer key stays the table's own, for
     # its compact indexes. Random: no index needed, as nothing is looked up by it.
-    public_id = models.UUIDField(default=uuid.uuid4, editable=False)
+    public_id = models.UUIDField(default=uuid.uuid4, db_default=UUID4(), editable=False)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="ledger_entries")
     amount = models.BigIntegerField(help_text="Positive adds credits, negative takes them.")
     kind = models.CharField(max_length=20, choices=EntryKind.choices)

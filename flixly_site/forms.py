@@ -1,9 +1,12 @@
 """Form pieces shared by the dashboard's apps."""
 
+import logging
 import secrets
 
 from django import forms
 from django.core.cache import cache
+
+logger = logging.getLogger("flixly.forms")
 
 FORM_TOKEN_SECONDS = 24 * 3600
 
@@ -15,12 +18,26 @@ class SubmitOnceField(forms.CharField):
     widget = forms.HiddenInput
 
     def __init__(self, **kwargs):
-        kwargs.setdefault("initial", lambda: secrets.token_urlsafe(18))
+        kwargs.setdefault("initial", new_form_token)
         kwargs.setdefault("max_length", 64)
         kwargs.setdefault("error_messages", {"required": "This form has expired: reload the page and try again."})
         super().__init__(**kwargs)
 
 
-def form_token_spend(token: str) -> bool:
-    """True the first time `token` is spent; False for a form that was already sent."""
-    return cache.add(f"form-token:{token}", 1, FORM_TOKEN_SECONDS)
+def new_form_token() -> str:
+    return secrets.token_urlsafe(18)
+
+
+def form_token_renew(form: forms.Form) -> None:
+    """A bound form shown again after an error gets a fresh token: the corrected form is a new send."""
+    form.data = form.data.copy()
+    form.data["once"] = new_form_token()
+
+
+def form_token_spend(token: str, *, user_id: int) -> bool:
+    """True the first time this user sends `token`; False for a form that was already sent."""
+    try:
+        return cache.add(f"form-token:{user_id}:{token}", 1, FORM_TOKEN_SECONDS)
+    except Exception:  # the cache is down: this guard is a convenience, the page itself must still work
+        logger.warning("form token not checked: the cache is unavailable", exc_info=True)
+        return True

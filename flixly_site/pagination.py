@@ -22,6 +22,15 @@ DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
 
 
+def in_utc(moment: datetime) -> datetime | None:
+    """`moment` in UTC (naive means UTC), or None when that falls outside the years 1-9999: the database
+    adapters would fail on it (e.g. 0001-01-01T00:00+05:00)."""
+    try:
+        return (moment if timezone.is_aware(moment) else timezone.make_aware(moment, UTC)).astimezone(UTC)
+    except OverflowError:
+        return None
+
+
 def _encode(row: Any, time_field: str) -> str:
     raw = json.dumps([getattr(row, time_field).isoformat(), str(row.pk)])
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
@@ -42,7 +51,9 @@ def _decode(cursor: str, pk_field: Field) -> tuple[datetime, Any]:
         raise ValidationFailed(
             "The cursor is not valid.", details={"cursor": ["Not a cursor from this API."]}
         ) from None
-    return (moment if timezone.is_aware(moment) else timezone.make_aware(moment, UTC)), pk
+    if (moment := in_utc(moment)) is None:
+        raise ValidationFailed("The cursor is not valid.", details={"cursor": ["Not a cursor from this API."]})
+    return moment, pk
 
 
 def page_limit(request: Request) -> int:

@@ -12,6 +12,7 @@ from psycopg import sql
 
 from accounts.models import User
 from flixly_site.errors import NotFound, ValidationFailed
+from flixly_site.pagination import in_utc
 from generation.models import ACTIVE_STATUSES, Job, JobStatus
 from generation.providers.base import JOB_TYPES
 
@@ -39,11 +40,12 @@ def parse_when(value: str, field: str, *, end_of_day: bool = False) -> datetime:
         day = parse_date(value) if parsed is None and len(value) == 10 else None
     except ValueError:  # well formed but impossible, such as month 13 or hour 25
         parsed = day = None
-    if parsed is None:
-        if day is None:
-            raise ValidationFailed(details={field: [f"'{value}' is not a valid ISO 8601 date or date-time."]})
+    if parsed is None and day is not None:
         parsed = datetime.combine(day, datetime.max.time() if end_of_day else datetime.min.time())
-    return parsed if timezone.is_aware(parsed) else timezone.make_aware(parsed, timezone.UTC)
+    moment = in_utc(parsed) if parsed is not None else None
+    if moment is None:
+        raise ValidationFailed(details={field: [f"'{value}' is not a valid ISO 8601 date or date-time."]})
+    return moment
 
 
 def _choice(value: str | None, choices, field: str) -> str | None:

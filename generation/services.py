@@ -61,7 +61,8 @@ def request_fingerprint(data: dict, image: bytes | None) -> str:
     return hashlib.sha256(body + hashlib.sha256(image or b"").digest()).hexdigest()
 
 
-def _refuse_disallowed(identity: KeyIdentity | None, request: ValidRequest) -> None:
+def job_refuse_disallowed(identity: KeyIdentity | None, request: ValidRequest) -> None:
+    """A key limited to other models may not submit (or quote) this one."""
     if identity is not None and identity.allowed_models and request.model.id not in identity.allowed_models:
         raise Forbidden(f"This API key may not use {request.model.id}.")
 
@@ -90,7 +91,7 @@ def job_submit(
     image: bytes | None = None,
 ) -> Submitted:
     """Charge, create and enqueue a job in one transaction; a replayed Idempotency-Key returns the first job."""
-    _refuse_disallowed(identity, request)
+    job_refuse_disallowed(identity, request)
     is_test = identity is not None and identity.is_test
     route = route_for(request.model, is_test=is_test)
     if route is None:

@@ -1,6 +1,5 @@
 """Checks a generate request against the catalog: every bad field is named in one 422."""
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -91,17 +90,28 @@ def _messages(detail: Any) -> list[str]:
     return [str(m) for m in detail] if isinstance(detail, list) else [str(detail)]
 
 
+JSON_TYPE_NAMES = {
+    str: "a string",
+    int: "a number",
+    float: "a number",
+    bool: "true/false",
+    list: "a list",
+    dict: "an object",
+}
+
+
 def _json_type_error(field: serializers.Field, value: Any) -> str | None:
     """DRF turns 123 into "123" and "512" into 512; a JSON body must send each field as its own type."""
     if value is None or isinstance(field, serializers.ListField):
         return None  # DRF's own checks name these
-    if isinstance(field, serializers.IntegerField):
-        ok, kind = isinstance(value, int) and not isinstance(value, bool), "an integer"
+    is_number = isinstance(value, int | float) and not isinstance(value, bool)
+    if isinstance(field, serializers.IntegerField):  # 512.0 is fine, as DRF takes it
+        ok, kind = is_number and float(value).is_integer(), "an integer"
     elif isinstance(field, serializers.FloatField):
-        ok, kind = isinstance(value, int | float) and not isinstance(value, bool), "a number"
+        ok, kind = is_number, "a number"
     else:
         ok, kind = isinstance(value, str), "a string"
-    return None if ok else f"Must be {kind}, not {type(value).__name__} ({json.dumps(value)[:40]})."
+    return None if ok else f"Must be {kind}, not {JSON_TYPE_NAMES.get(type(value), 'that')}."
 
 
 def _shape(data: dict, *, json_types: bool) -> dict:

@@ -16,6 +16,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from accounts.services import parse_uuid
 from billing.services import wallet_balance
 from flixly_site.errors import ApplicationError, NotFound, ValidationFailed
+from flixly_site.forms import form_token_renew
 from flixly_site.pagination import keyset_page
 from generation.api.serializers import job_data
 from generation.catalog import catalog_every_model, catalog_models, route_for
@@ -106,7 +107,8 @@ def _process(request: HttpRequest, form: GenerateForm) -> tuple[Submitted | None
             return None, valid.price
         return _submit(request, form, valid), None
     except IdempotencyConflict:
-        form.add_error(None, "This form was already sent with other settings. Reload the page to generate again.")
+        form.add_error(None, "This form was already used for another job. Press Generate again to start a new one.")
+        form_token_renew(form)
     except ValidationFailed as error:
         form.add_api_errors(error.details or {"__all__": [error.message]})
     except ApplicationError as error:

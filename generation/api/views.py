@@ -10,6 +10,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.selectors import KeyIdentity
 from billing.services import wallet_balance
 from flixly_site.errors import NotFound, PayloadTooLarge, ValidationFailed
 from flixly_site.pagination import paginated_response
@@ -19,7 +20,7 @@ from generation.catalog import catalog_get, catalog_models, route_for
 from generation.models import FINISHED_STATUSES, Job
 from generation.outbound import OutboundError, TooLarge, check_url, fetch_image
 from generation.selectors import export_csv, export_window, job_get, jobs_for
-from generation.services import job_cancel, job_submit, request_fingerprint
+from generation.services import job_cancel, job_refuse_disallowed, job_submit, request_fingerprint
 from generation.validation import upload_read, validate_generate
 
 PREFER_WAIT = re.compile(r"(?:^|[\s,;])wait\s*=\s*(\d+)")
@@ -105,6 +106,7 @@ class GenerateApi(APIView):
         upload = upload_read(request.FILES.get("image"))
         valid = validate_generate(data, has_upload=upload is not None, json_types=_is_json(request))
         if request.query_params.get("dryRun", "").lower() in ("1", "true", "yes"):
+            job_refuse_disallowed(request.auth if isinstance(request.auth, KeyIdentity) else None, valid)
             if valid.image_url:
                 _check_input_url(valid.image_url)  # the checks a submit makes before fetching, without fetching
             return Response({"data": self._quote(request, valid)})

@@ -1,3 +1,4 @@
+import re
 from datetime import timedelta
 from http import HTTPStatus
 
@@ -152,3 +153,33 @@ def test_a_monthly_cap_past_the_column_is_a_form_error_not_a_crash(client, user)
     response = client.post("/settings/api-keys/", {**CREATE, "monthly_credit_cap": 9223372036854775808})
     assert response.status_code == HTTPStatus.OK
     assert not ApiKey.objects.exists()
+
+
+def test_a_key_form_corrected_after_an_error_creates_the_key(client, user):
+    client.force_login(user)
+    refused = client.post("/settings/api-keys/", {**CREATE, "allowed_ips": "nope"})
+    assert b"is not an IP address" in refused.content
+    fresh = re.search(r'name="once" value="([^"]+)"', refused.content.decode()).group(1)
+    assert fresh != CREATE["once"]
+    created = client.post("/settings/api-keys/", {**CREATE, "once": fresh})
+    assert created.status_code == HTTPStatus.OK and ApiKey.objects.count() == 1
+
+
+def test_form_tokens_are_per_account(client, user, django_user_model):
+    other = django_user_model.objects.create_user(email="bob@example.com", password="x")
+    for account in (user, other):
+        client.force_login(account)
+        assert client.post("/settings/api-keys/", CREATE).status_code == HTTPStatus.OK
+    assert ApiKey.objects.count() == 2
+
+
+def test_the_key_page_still_works_when_the_cache_is_down(client, user, monkeypatch):
+    from django.core.cache import cache
+
+    def down(*args, **kwargs):
+        raise ConnectionError("cache down")
+
+    monkeypatch.setattr(cache, "add", down)
+    client.force_login(user)
+    assert client.post("/settings/api-keys/", CREATE).status_code == HTTPStatus.OK
+    assert ApiKey.objects.count() == 1

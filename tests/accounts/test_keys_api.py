@@ -58,8 +58,9 @@ def test_bad_key_settings_are_a_validation_error_naming_the_field(api, body, fie
 
 
 def test_a_model_allowlist_takes_catalog_ids_even_of_disabled_models(api):
-    AiModel.objects.create(id="flux-dev", name="FLUX.1 dev", types=["TEXT_TO_IMAGE"], credits=3, route="local")
-    AiModel.objects.create(id="old-model", name="Old", types=["TEXT_TO_IMAGE"], credits=3, route="local", enabled=False)
+    for model_id, enabled in (("flux-dev", True), ("old-model", False)):  # the catalog may be loaded already
+        fields = {"name": model_id, "types": ["TEXT_TO_IMAGE"], "credits": 3, "route": "local", "enabled": enabled}
+        AiModel.objects.update_or_create(id=model_id, defaults=fields)
     response = create(api, allowedModels=["old-model", "flux-dev", "flux-dev"])
     assert response.status_code == HTTPStatus.CREATED
     assert response.json()["data"]["allowedModels"] == ["flux-dev", "old-model"]

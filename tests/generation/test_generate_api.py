@@ -228,6 +228,14 @@ def test_a_key_limited_to_other_models_is_forbidden(client, funded, make_key):
     key = make_key(funded, allowed_models=["flux-dev"])
     response = generate(client, Authorization=f"Bearer {key}")
     assert response.status_code == HTTPStatus.FORBIDDEN
+    body = {"model": "local-image", "type": "TEXT_TO_IMAGE", "prompt": "x"}
+    quote = client.post(
+        "/api/v1/generate?dryRun=true",
+        body,
+        content_type="application/json",
+        headers={"Authorization": f"Bearer {key}"},
+    )
+    assert quote.status_code == HTTPStatus.FORBIDDEN  # a quote does not promise what the submit refuses
 
 
 def test_a_key_without_the_generate_scope_is_forbidden(client, funded, make_key):

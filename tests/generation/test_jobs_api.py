@@ -181,6 +181,8 @@ def test_an_export_of_exactly_90_days_by_date_is_accepted_and_includes_its_last_
         "createdAfter=2026-13-45",
         "createdBefore=2026-11-23T25:00:00Z",
         "createdAfter=2026-02-30",
+        "createdAfter=0001-01-01T00:00:00%2B05:00",
+        "createdBefore=9999-12-31T23:00:00-05:00",
     ],
 )
 def test_an_impossible_date_filter_is_a_422_naming_the_field(api, user, query):

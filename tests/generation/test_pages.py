@@ -318,8 +318,13 @@ def test_a_form_sent_again_with_other_settings_asks_for_a_reload(signed_in, fund
     post_generate(signed_in, once="form-2")
     response = post_generate(signed_in, once="form-2", prompt="Something else entirely")
     assert response.status_code == HTTPStatus.OK
-    assert "Reload the page to generate again" in response.content.decode()
+    page = response.content.decode()
+    assert "Press Generate again to start a new one" in page
     assert Job.objects.count() == 1
+    fresh = re.search(r'name="once" value="([^"]+)"', page).group(1)
+    assert fresh != "form-2"  # so pressing Generate again makes the new job
+    assert post_generate(signed_in, once=fresh, prompt="Something else entirely").status_code == HTTPStatus.FOUND
+    assert Job.objects.count() == 2
 
 
 def test_each_render_of_the_generate_form_has_its_own_token(signed_in):

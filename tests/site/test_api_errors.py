@@ -104,6 +104,8 @@ def _cursor(*values) -> str:
         _cursor("2026-11-23T17:43:09+00:00", [1]),
         _cursor(12, 1),
         _cursor("2026-13-45T00:00:00", 1),
+        _cursor("0001-01-01T00:00:00+05:00", "1"),
+        _cursor("9999-12-31T23:00:00-05:00", "1"),
         "not-a-cursor",
     ],
 )
@@ -137,6 +139,13 @@ def test_a_chunked_json_body_is_read():
     status, content = call_wsgi(b'{"model": "flux-dev"}')
     assert status.startswith("200")
     assert json.loads(content) == {"data": {"model": "flux-dev"}}
+
+
+def test_a_body_the_server_did_not_mark_as_ended_is_left_alone():
+    # Without wsgi.input_terminated reading to the end could block forever: the body stays unread.
+    status, content = call_wsgi(b'{"model": "flux-dev"}', terminated=False)
+    assert status.startswith("200")
+    assert json.loads(content) == {"data": {}}
 
 
 def test_a_chunked_body_over_the_limit_is_a_413(settings):
