@@ -9,7 +9,7 @@ from flixly_site.errors import ApplicationError
 from flixly_site.forms import SubmitOnceField
 from generation.models import AiModel, JobStatus
 from generation.providers.base import JOB_TYPES
-from generation.validation import upload_read
+from generation.validation import NEEDS_IMAGE, upload_read
 
 TYPE_LABELS = {
     "TEXT_TO_IMAGE": "Text to image",
@@ -104,6 +104,12 @@ class GenerateForm(forms.Form):
             return upload_read(self.cleaned_data.get("image") or None)
         except ApplicationError as error:
             raise forms.ValidationError((error.details or {}).get("image") or error.message) from None
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        if cleaned.get("type") in NEEDS_IMAGE and not cleaned.get("image") and "image" not in self.errors:
+            self.add_error("image", "This kind of job starts from an image: choose one.")  # the page has no imageUrl
+        return cleaned
 
     def api_data(self) -> dict[str, Any]:
         """The body the API takes (camelCase names) from the fields that were filled in."""

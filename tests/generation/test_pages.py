@@ -345,6 +345,14 @@ def test_jobs_of_a_model_staff_disabled_can_still_be_filtered(signed_in, funded)
     assert len(detail_links(response)) == 1
 
 
+def test_an_image_job_without_an_image_says_so_in_the_pages_words(signed_in, funded):
+    response = post_generate(signed_in, model="local-image-edit", type="IMAGE_TO_IMAGE")
+    page = response.content.decode()
+    assert "This kind of job starts from an image: choose one." in page
+    assert "imageUrl" not in page.split("<form", 1)[1].split("</form>", 1)[0]
+    assert not Job.objects.exists()
+
+
 def test_the_jobs_list_pages_25_at_a_time(signed_in, funded):
     for _ in range(30):
         Job.objects.create(user=funded, model_id="local-image", type="TEXT_TO_IMAGE", route="local")
