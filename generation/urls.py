@@ -5,6 +5,7 @@ from generation import views
 urlpatterns = [
     path("generate/", views.generate, name="generate"),
     path("jobs/", views.jobs, name="jobs"),
+    path("jobs/export/", views.jobs_export, name="jobs-export"),
     path("jobs/<uuid:job_id>/", views.job_detail, name="job-detail"),
     path("jobs/<uuid:job_id>/cancel/", views.cancel_job, name="job-cancel"),
     path("outputs/<str:token>/<str:filename>", views.output_file, name="job-output"),

@@ -2,8 +2,10 @@
 
 import mimetypes
 import uuid
+from datetime import timedelta
 from pathlib import PurePosixPath
 from typing import Any
+from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -11,6 +13,8 @@ from django.core.files.storage import default_storage
 from django.db.models import QuerySet
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.services import parse_uuid
@@ -23,7 +27,7 @@ from generation.catalog import catalog_every_model, catalog_models, route_for
 from generation.forms import TYPE_LABELS, GenerateForm, JobFilterForm
 from generation.models import ACTIVE_STATUSES, AiModel, Job, JobStatus
 from generation.outputs import output_name_from_token
-from generation.selectors import job_get, jobs_for
+from generation.selectors import export_window, job_get, jobs_for
 from generation.services import IdempotencyConflict, Submitted, job_cancel, job_submit, request_fingerprint
 from generation.validation import NEEDS_IMAGE, VISUAL, ValidRequest, validate_generate
 
@@ -177,8 +181,23 @@ def jobs(request: HttpRequest) -> HttpResponse:
         "rows": [(job, TYPE_LABELS.get(job.type, job.type)) for job in rows],
         "next_query": _query(request, cursor=next_cursor) if next_cursor else None,
         "first_query": _query(request, cursor=None) if request.GET.get("cursor") else None,
+        "export_to": timezone.now().date(),
+        "export_from": timezone.now().date() - timedelta(days=30),
     }
     return render(request, "generation/jobs.html", context)
+
+
+@login_required
+def jobs_export(request: HttpRequest) -> HttpResponse:
+    """The page's export form: a window the API would refuse comes back as a message on the jobs page;
+    a good one goes to the API's CSV export, which this session may call."""
+    params = {name: request.GET[name] for name in ("from", "to") if request.GET.get(name)}
+    try:
+        export_window(params)
+    except ValidationFailed as error:
+        messages.error(request, " ".join(m for msgs in (error.details or {}).values() for m in msgs) or error.message)
+        return redirect("jobs")
+    return redirect(f"{reverse('api-v1-jobs-export')}?{urlencode(params)}")
 
 
 # --- One job --------------------------------------------------------------------------------------

@@ -1,13 +1,16 @@
 """The dashboard's Generate, Jobs and job pages: server-rendered over the same services as the API."""
 
+import csv
 import io
 import re
+from datetime import timedelta
 from http import HTTPStatus
 
 import pytest
 from django.contrib.messages import get_messages
 from django.db import transaction
 from django.test import Client
+from django.utils import timezone
 from PIL import Image
 
 from billing.models import EntryKind, LedgerEntry
@@ -351,6 +354,23 @@ def test_an_image_job_without_an_image_says_so_in_the_pages_words(signed_in, fun
     assert "This kind of job starts from an image: choose one." in page
     assert "imageUrl" not in page.split("<form", 1)[1].split("</form>", 1)[0]
     assert not Job.objects.exists()
+
+
+def test_the_jobs_page_exports_the_chosen_dates(signed_in, funded):
+    Job.objects.create(user=funded, model_id="local-image", type="TEXT_TO_IMAGE", route="local")
+    page = signed_in.get("/jobs/").content.decode()
+    assert 'action="/jobs/export/"' in page and 'name="from"' in page
+    today = timezone.now().date()
+    response = signed_in.get(f"/jobs/export/?from={today - timedelta(days=7)}&to={today}", follow=True)
+    assert response["Content-Type"].startswith("text/csv")
+    rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert len(rows) == 2  # the header and the job
+
+
+def test_an_export_window_the_api_refuses_comes_back_as_a_message(signed_in):
+    response = signed_in.get("/jobs/export/?from=2026-01-01&to=2026-06-01", follow=True)
+    assert response.redirect_chain[-1][0] == "/jobs/"
+    assert "at most 90 days" in response.content.decode()
 
 
 def test_the_jobs_list_pages_25_at_a_time(signed_in, funded):
