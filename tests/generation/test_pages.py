@@ -274,7 +274,7 @@ def test_the_jobs_list_shows_the_users_jobs_newest_first(signed_in):
 
     assert html.index(second) < html.index(first)
     assert '<span class="badge completed">Completed</span>' in html
-    assert 'href="/api/v1/jobs/export.csv"' in html
+    assert 'action="/jobs/export/"' in html  # the CSV export form
 
 
 def test_the_jobs_list_filters_by_status(signed_in, funded):
