@@ -13,8 +13,9 @@ from typing import Any
 
 import redis
 from django.core.cache import cache
-from django.db.models import Model, QuerySet
+from django.db.models import Max, Model, Q, QuerySet
 from django.db.models.base import ModelState
+from django.utils import timezone
 
 from accounts.models import ApiKey, ApiKeySecret, KeyMode, User
 from accounts.services import apikey_version_key, parse_uuid
@@ -130,6 +131,12 @@ def apikey_drop_cached() -> None:
 
 def apikey_list(*, user: User) -> QuerySet[ApiKey]:
     return ApiKey.objects.filter(user=user).order_by("-created_at", "-id")
+
+
+def apikey_list_for_page(*, user: User) -> QuerySet[ApiKey]:
+    """The keys page's list: also until when a rolled key's old secret still works (`grace_until`)."""
+    in_grace = Q(secrets__valid_until__gt=timezone.now())
+    return apikey_list(user=user).annotate(grace_until=Max("secrets__valid_until", filter=in_grace))
 
 
 def apikey_get(*, user: User, key_id) -> ApiKey | None:

@@ -8,14 +8,14 @@ from django.views.decorators.http import require_http_methods
 from accounts.api.serializers import apikey_status
 from accounts.forms import ApiKeyCreateForm, ApiKeyRollForm
 from accounts.models import ApiKey
-from accounts.selectors import apikey_get, apikey_list
+from accounts.selectors import apikey_get, apikey_list_for_page
 from accounts.services import IssuedKey, apikey_create, apikey_revoke, apikey_roll
 from flixly_site.errors import ApplicationError
 from flixly_site.forms import form_token_renew, form_token_spend
 
 
 def _keys_page(request: HttpRequest, form: ApiKeyCreateForm) -> HttpResponse:
-    keys = [(key, apikey_status(key)) for key in apikey_list(user=request.user)]
+    keys = [(key, apikey_status(key)) for key in apikey_list_for_page(user=request.user)]
     return render(request, "accounts/api_keys.html", {"nav": "keys", "keys": keys, "form": form})
 
 

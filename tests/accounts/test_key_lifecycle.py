@@ -183,3 +183,14 @@ def test_the_key_page_still_works_when_the_cache_is_down(client, user, monkeypat
     client.force_login(user)
     assert client.post("/settings/api-keys/", CREATE).status_code == HTTPStatus.OK
     assert ApiKey.objects.count() == 1
+
+
+def test_the_keys_page_shows_a_grace_period_and_a_keys_limits(client, user, make_key):
+    make_key(user, monthly_credit_cap=500, allowed_ips=["10.0.0.0/8"])
+    api_key = ApiKey.objects.get()
+    client.force_login(user)
+    client.post(f"/settings/api-keys/{api_key.id}/roll/", {"grace_hours": 2, "once": "g1"})
+    page = client.get("/settings/api-keys/").content.decode()
+    assert "the old secret works until" in page
+    assert "Cap: 500 credits a month" in page and "Only from 10.0.0.0/8" in page
+    assert len(re.findall(r"<tr>", page)) == 2  # the header and one key: the secrets do not multiply rows
