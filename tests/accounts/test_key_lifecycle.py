@@ -15,6 +15,14 @@ from accounts.services import apikey_send_expiry_reminders
 pytestmark = pytest.mark.django_db
 
 
+@pytest.fixture
+def own_key(client, user, make_key) -> ApiKey:
+    """A key of `user`, who is logged in to the dashboard."""
+    make_key(user)
+    client.force_login(user)
+    return ApiKey.objects.get()
+
+
 def test_an_expiry_reminder_is_sent_once_a_week_before(user, make_key):
     make_key(user, expires_in_days=30)
     with time_machine.travel(timezone.now() + timedelta(days=24)):
@@ -90,10 +98,8 @@ def test_keys_page_shows_a_bad_cidr_as_a_form_error(client, user):
     assert not ApiKey.objects.exists()
 
 
-def test_keys_page_rolls_and_revokes(client, user, make_key):
-    make_key(user)
-    api_key = ApiKey.objects.get()
-    client.force_login(user)
+def test_keys_page_rolls_and_revokes(client, user, own_key):
+    api_key = own_key
     rolled = client.post(f"/settings/api-keys/{api_key.id}/roll/", {"grace_hours": 2, "once": "t1"})
     assert rolled.context["issued"].raw.startswith("flx_live_")
     client.post(f"/settings/api-keys/{api_key.id}/revoke/")
@@ -120,10 +126,8 @@ def test_a_create_form_sent_twice_makes_one_key(client, user):
     assert b"already sent" in again.content
 
 
-def test_a_roll_form_sent_twice_rolls_once_and_the_copied_secret_keeps_working(client, user, make_key):
-    make_key(user)
-    api_key = ApiKey.objects.get()
-    client.force_login(user)
+def test_a_roll_form_sent_twice_rolls_once_and_the_copied_secret_keeps_working(client, user, own_key):
+    api_key = own_key
     raw = client.post(f"/settings/api-keys/{api_key.id}/roll/", {"grace_hours": 0, "once": "r1"}).context["issued"].raw
     client.post(f"/settings/api-keys/{api_key.id}/roll/", {"grace_hours": 0, "once": "r1"})
     response = client.get("/api/v1/keys", headers={"Authorization": f"Bearer {raw}"})
@@ -138,10 +142,8 @@ def test_a_form_without_its_token_asks_for_a_reload(client, user):
     assert not ApiKey.objects.exists()
 
 
-def test_rolling_a_key_revoked_in_another_tab_is_a_form_error(client, user, make_key):
-    make_key(user)
-    api_key = ApiKey.objects.get()
-    client.force_login(user)
+def test_rolling_a_key_revoked_in_another_tab_is_a_form_error(client, user, own_key):
+    api_key = own_key
     client.post(f"/settings/api-keys/{api_key.id}/revoke/")
     response = client.post(f"/settings/api-keys/{api_key.id}/roll/", {"grace_hours": 0, "once": "r2"})
     assert response.status_code == HTTPStatus.OK
