@@ -62,7 +62,7 @@ def api_keys(request: HttpRequest) -> HttpResponse:
 
 
 def _form_error(form, error: ApplicationError) -> None:
-    form.add_error(None, "; ".join(m for msgs in (error.details or {}).values() for m in msgs) or error.message)
+    form.add_error(None, error.as_text())
     form_token_renew(form)
 
 

@@ -33,6 +33,10 @@ class ApplicationError(Exception):
         self.headers = headers or {}
         super().__init__(self.message)
 
+    def as_text(self) -> str:
+        """Every message in `details` (or the main one) as one line, for pages that show the error."""
+        return " ".join(m for messages in (self.details or {}).values() for m in messages) or self.message
+
 
 class Unauthorized(ApplicationError):
     code, status, default_message = "unauthorized", HTTPStatus.UNAUTHORIZED, "Authentication required."

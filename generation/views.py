@@ -195,7 +195,7 @@ def jobs_export(request: HttpRequest) -> HttpResponse:
     try:
         export_window(params)
     except ValidationFailed as error:
-        messages.error(request, " ".join(m for msgs in (error.details or {}).values() for m in msgs) or error.message)
+        messages.error(request, error.as_text())
         return redirect("jobs")
     return redirect(f"{reverse('api-v1-jobs-export')}?{urlencode(params)}")
 
