@@ -52,6 +52,15 @@ def test_following_the_link_verifies_and_opens_the_dashboard(client):
     assert b"new@example.com" in response.content
 
 
+def test_a_link_followed_again_after_confirming_says_to_log_in(client):
+    sign_up(client)
+    link = confirmation_link(mail.outbox[0])
+    client.post(link)
+    client.logout()
+    page = client.get(link).content.decode()
+    assert "has already been used" in page and 'href="/accounts/login/"' in page
+
+
 def test_verified_user_logs_in_with_email_and_password(client, django_user_model):
     user = django_user_model.objects.create_user(email="v@example.com", password=PASSWORD)
     EmailAddress.objects.create(user=user, email=user.email, verified=True, primary=True)
