@@ -45,9 +45,6 @@ class IdempotencyConflict(Conflict):
 class _Replay(Exception):
     """Raised inside the submit transaction to undo the debit when the key names an existing job."""
 
-    def __init__(self, job_id: uuid.UUID):
-        self.job_id = job_id
-
 
 @dataclass(frozen=True)
 class Submitted:
@@ -116,12 +113,10 @@ def job_submit(
         job.input_file = input_store(user_id=user.pk, job_id=str(job.id), content=image)
     try:
         balance = _charge_and_enqueue(user, identity, job, request)
-    except _Replay as replay:
+    except (_Replay, IntegrityError):
         _forget_input(job)
-        return Submitted(Job.objects.get(pk=replay.job_id), False, None)
-    except IntegrityError:
-        _forget_input(job)
-        # A concurrent request with the same Idempotency-Key won the race: answer with its job.
+        # A concurrent request with the same Idempotency-Key won the race (seen under the account's lock,
+        # or by the unique index): its job, if the body is the same, else 409.
         return Submitted(_existing_for_key(user, idempotency_key, fingerprint) or _raise_conflict(), False, None)
     except Exception:
         _forget_input(job)
@@ -170,9 +165,8 @@ def _charge(user: User, identity: KeyIdentity | None, job: Job, request: ValidRe
 def _check_parallel(user: User, job: Job) -> None:
     # Runs after the account's row lock: concurrent submits of one account count one after another.
     rows = jobs_active_or_keyed(user_id=user.pk, idempotency_key=job.idempotency_key)
-    for job_id, _, key in rows:
-        if job.idempotency_key and key == job.idempotency_key:
-            raise _Replay(job_id)
+    if job.idempotency_key and any(key == job.idempotency_key for _, _, key in rows):
+        raise _Replay()
     active = sum(1 for _, status, _ in rows if status in ACTIVE_STATUSES)
     parallel_tasks_check(plan_limit=user.plan.parallel_tasks, active=active)
 

@@ -1,0 +1,49 @@
+"""Submits racing each other on real PostgreSQL: one job and one charge per Idempotency-Key."""
+
+import json
+from http import HTTPStatus
+
+import pytest
+from django.test import Client
+
+from billing.models import LedgerEntry
+from billing.services import wallet_balance
+from generation.models import Job
+from tests.billing.test_concurrency import run_concurrently
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+BODY = json.dumps({"model": "local-image", "type": "TEXT_TO_IMAGE", "prompt": "A cat in a top hat"})
+
+
+@pytest.fixture(autouse=True)
+def roomy_plan(funded):
+    funded.__class__.objects.filter(pk=funded.pk).update(plan_id="pro-plus")  # 200 requests a minute
+
+
+def submit(raw_key: str, key: str, body: str = BODY) -> tuple[int, str | None]:
+    response = Client().post(
+        "/api/v1/generate",
+        body,
+        content_type="application/json",
+        headers={"Authorization": f"Bearer {raw_key}", "Idempotency-Key": key},
+    )
+    return response.status_code, response.json().get("data", {}).get("jobId")
+
+
+def test_twenty_racing_submits_with_one_idempotency_key_make_one_job_charged_once(funded, raw_key, no_worker):
+    results = run_concurrently(lambda _: submit(raw_key, "race-1"), 20)
+    assert {status for status, _ in results} == {HTTPStatus.ACCEPTED}
+    assert len({job_id for _, job_id in results}) == 1
+    job = Job.objects.get()
+    assert LedgerEntry.objects.filter(user=funded, amount__lt=0).count() == 1
+    assert wallet_balance(user_id=funded.pk) == 100 - job.credits_charged
+
+
+def test_racing_submits_with_one_key_and_other_bodies_charge_once_and_the_rest_are_409(funded, raw_key, no_worker):
+    bodies = [json.dumps({**json.loads(BODY), "prompt": f"prompt {index}"}) for index in range(10)]
+    results = run_concurrently(lambda index: submit(raw_key, "race-2", bodies[index]), 10, workers=10)
+    statuses = sorted(status for status, _ in results)
+    assert statuses == [HTTPStatus.ACCEPTED] + [HTTPStatus.CONFLICT] * 9
+    assert Job.objects.count() == 1
+    assert wallet_balance(user_id=funded.pk) == 100 - Job.objects.get().credits_charged
