@@ -5,6 +5,7 @@ import math
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from urllib.parse import quote
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
@@ -15,6 +16,7 @@ from accounts.ratelimit import RateWindow, account_bucket, ratelimit_peek
 from flixly_site.errors import ServiceUnavailable, is_api_path
 
 logger = logging.getLogger("flixly.api")
+LOGGED_PATH_SAFE = "/:@!$&'()*+,;=-._~"  # RFC 3986 path characters stay readable; the rest is %-encoded
 
 ResponseHook = Callable[[HttpRequest, HttpResponse], None]
 
@@ -76,7 +78,7 @@ class ApiRequestMiddleware:
             user.pk if user is not None else "-",
             key.masked if key is not None else ("session" if user is not None else "-"),
             request.method,
-            request.path,
+            quote(request.path, safe=LOGGED_PATH_SAFE),  # a decoded %0a would forge a log line
             response.status_code,
             (time.perf_counter() - started) * 1000,
         )

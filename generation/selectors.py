@@ -83,7 +83,10 @@ def export_window(params: dict[str, str]) -> tuple[datetime, datetime]:
     to = params.get("to")
     until = parse_when(to, "to") if to else timezone.now()  # the window's length counts from `to` as written
     end = parse_when(to, "to", end_of_day=True) if to else until  # a date-only `to` includes that whole day
-    start = parse_when(params["from"], "from") if params.get("from") else until - timedelta(days=30)
+    try:
+        start = parse_when(params["from"], "from") if params.get("from") else until - timedelta(days=30)
+    except OverflowError:  # `to` in year 1: no 30 days before it
+        raise ValidationFailed(details={"to": ["Must be a date after 0001-01-31."]}) from None
     if start > end:
         raise ValidationFailed(details={"from": ["`from` must be before `to`."]})
     if until - start > timedelta(days=EXPORT_MAX_DAYS):

@@ -59,6 +59,19 @@ def _fetch_input(url: str) -> bytes:
         raise ValidationFailed(details={"imageUrl": [str(error)]}) from None
 
 
+DRY_RUN_VALUES = {"": True, "true": True, "1": True, "yes": True, "on": True, "false": False, "0": False, "no": False}
+
+
+def _dry_run(request: Request) -> bool:
+    # A value we cannot read must not turn a quote into a paid job.
+    raw = request.query_params.get("dryRun")
+    if raw is None:
+        return False
+    if raw.strip().lower() not in DRY_RUN_VALUES:
+        raise ValidationFailed(details={"dryRun": ["Use dryRun=true for a quote, or leave it out to submit."]})
+    return DRY_RUN_VALUES[raw.strip().lower()]
+
+
 def _check_input_url(url: str) -> None:
     try:
         check_url(url, label="imageUrl")
@@ -105,7 +118,7 @@ class GenerateApi(APIView):
         data = _plain_data(request)
         upload = upload_read(request.FILES.get("image"))
         valid = validate_generate(data, has_upload=upload is not None, json_types=_is_json(request))
-        if request.query_params.get("dryRun", "").lower() in ("1", "true", "yes"):
+        if _dry_run(request):
             job_refuse_disallowed(request.auth if isinstance(request.auth, KeyIdentity) else None, valid)
             if valid.image_url:
                 _check_input_url(valid.image_url)  # the checks a submit makes before fetching, without fetching

@@ -194,6 +194,21 @@ def test_a_session_response_has_no_token_expiry_header(client, user):
     assert response["X-RateLimit-Limit"] == "10"
 
 
+def test_a_path_cannot_forge_a_log_line(client, caplog):
+    caplog.set_level(logging.INFO, logger="flixly.api")
+    client.get("/api/v1/nope%0aFORGED%20line%00")
+    (line,) = [r.getMessage() for r in caplog.records if r.name == "flixly.api"]
+    assert "\n" not in line and "\x00" not in line
+    assert "path=/api/v1/nope%0AFORGED%20line%00 " in line
+
+
+def test_the_access_log_format_leaves_out_basic_auth_users_and_query_strings():
+    import runpy
+
+    fmt = runpy.run_path("gunicorn.conf.py")["access_log_format"]
+    assert "%(u)s" not in fmt and "%(q)s" not in fmt and "%(r)s" not in fmt and "%(U)s" in fmt
+
+
 def test_raw_keys_never_reach_the_logs(client, user, make_key, caplog):
     caplog.set_level(logging.DEBUG)
     key = make_key(user, scopes=list(Scope.values))

@@ -136,3 +136,20 @@ def test_a_key_without_keys_manage_cannot_manage_keys(client, user, make_key):
     key = make_key(user)  # default scopes exclude keys:manage
     response = client.get("/api/v1/keys", headers={"Authorization": f"Bearer {key}"})
     assert response.status_code == HTTPStatus.FORBIDDEN
+
+
+def test_a_test_key_manages_only_test_keys(client, user, make_key):
+    from accounts.models import Scope
+
+    test_key = make_key(user, mode="test", scopes=list(Scope.values))
+    test_key_id = ApiKey.objects.get(mode="test").id
+    make_key(user)
+    live = ApiKey.objects.get(mode="live")
+    client.defaults["HTTP_AUTHORIZATION"] = f"Bearer {test_key}"
+    assert create(client, mode="live").status_code == HTTPStatus.FORBIDDEN
+    assert create(client, mode="test").status_code == HTTPStatus.CREATED
+    roll = client.post(f"/api/v1/keys/{live.id}/roll", {}, content_type="application/json")
+    assert roll.status_code == HTTPStatus.FORBIDDEN
+    assert client.delete(f"/api/v1/keys/{live.id}").status_code == HTTPStatus.FORBIDDEN
+    assert ApiKey.objects.get(id=live.id).revoked_at is None
+    assert client.delete(f"/api/v1/keys/{test_key_id}").status_code == HTTPStatus.OK  # itself: a test key

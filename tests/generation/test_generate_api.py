@@ -107,6 +107,26 @@ def test_json_numbers_may_be_written_either_way_where_the_field_takes_fractions(
     assert api.post("/api/v1/generate?dryRun=true", body, content_type="application/json").status_code == 200
 
 
+@pytest.mark.parametrize("value", ["maybe", "t", "2"])
+def test_a_dry_run_value_that_cannot_be_read_is_a_422_and_charges_nothing(api, funded, value):
+    response = api.post(
+        f"/api/v1/generate?dryRun={value}",
+        {"model": "local-image", "type": "TEXT_TO_IMAGE", "prompt": "x"},
+        content_type="application/json",
+    )
+    assert response.status_code == HTTPStatus.UNPROCESSABLE_ENTITY
+    assert "dryRun" in response.json()["error"]["details"]
+    assert wallet_balance(user_id=funded.pk) == 100 and not Job.objects.exists()
+
+
+@pytest.mark.parametrize(("value", "quote"), [("", True), ("on", True), ("TRUE", True), ("false", False)])
+def test_dry_run_spellings(api, funded, no_worker, value, quote):
+    body = {"model": "local-image", "type": "TEXT_TO_IMAGE", "prompt": "x"}
+    response = api.post(f"/api/v1/generate?dryRun={value}", body, content_type="application/json")
+    assert response.status_code == (HTTPStatus.OK if quote else HTTPStatus.ACCEPTED)
+    assert Job.objects.exists() is not quote
+
+
 def test_insufficient_credits_is_402_naming_the_price(api, user):
     response = generate(api)
     assert response.status_code == HTTPStatus.PAYMENT_REQUIRED
@@ -184,6 +204,15 @@ def test_a_replay_answers_like_the_first_request_even_after_the_job_finished(api
     assert again["Idempotent-Replayed"] == "true" and "Idempotent-Replayed" not in first
     waited = generate(api, **{"Idempotency-Key": "abc-123", "Prefer": "wait=5"})
     assert waited.status_code == HTTPStatus.OK and waited.json()["data"]["outputUrl"]
+
+
+def test_a_live_key_never_gets_the_job_a_test_key_made_with_the_same_idempotency_key(client, funded, make_key):
+    test_key, live_key = make_key(funded, mode="test"), make_key(funded)
+    first = generate(client, **{"Idempotency-Key": "k-1", "Authorization": f"Bearer {test_key}"})
+    assert first.status_code == HTTPStatus.ACCEPTED
+    again = generate(client, **{"Idempotency-Key": "k-1", "Authorization": f"Bearer {live_key}"})
+    assert again.status_code == HTTPStatus.CONFLICT
+    assert Job.objects.count() == 1 and wallet_balance(user_id=funded.pk) == 100
 
 
 def test_the_same_idempotency_key_with_another_body_is_a_409(api, funded, no_worker):

@@ -191,6 +191,12 @@ def test_an_impossible_date_filter_is_a_422_naming_the_field(api, user, query):
     assert set(response.json()["error"]["details"]) == {query.split("=")[0]}
 
 
+def test_an_export_to_the_first_days_of_year_one_is_a_422(api, user):
+    response = api.get("/api/v1/jobs/export.csv?to=0001-01-01")
+    assert response.status_code == HTTPStatus.UNPROCESSABLE_ENTITY
+    assert "to" in response.json()["error"]["details"]
+
+
 def test_an_impossible_export_date_is_a_422(api, user):
     response = api.get("/api/v1/jobs/export.csv?from=2026-02-30&to=2026-03-01")
     assert response.status_code == HTTPStatus.UNPROCESSABLE_ENTITY
