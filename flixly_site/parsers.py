@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from rest_framework import parsers
+from rest_framework import parsers, serializers
 from rest_framework.exceptions import ParseError
 
 
@@ -15,3 +15,47 @@ class JSONParser(parsers.JSONParser):
             return super().parse(stream, media_type, parser_context)
         except RecursionError:
             raise ParseError("JSON parse error - the body is nested too deeply.") from None
+
+
+JSON_TYPE_NAMES = {
+    str: "a string",
+    int: "a number",
+    float: "a number",
+    bool: "true/false",
+    list: "a list",
+    dict: "an object",
+}
+
+
+def json_type_error(field: serializers.Field, value: Any) -> str | None:
+    """DRF turns 123 into "123" and "512" into 512; a JSON body must send each field as its own type."""
+    if value is None:
+        return None  # DRF's own checks name these (required, allow_null)
+    if isinstance(field, serializers.ListField):
+        if not isinstance(value, list):
+            return f"Must be a list, not {JSON_TYPE_NAMES.get(type(value), 'that')}."
+        return next((error for item in value if (error := json_type_error(field.child, item))), None)
+    if isinstance(field, serializers.DictField):
+        return None if isinstance(value, dict) else "Must be an object."
+    is_number = isinstance(value, int | float) and not isinstance(value, bool)
+    if isinstance(field, serializers.IntegerField):  # 512.0 is fine, as DRF takes it
+        ok, kind = is_number and float(value).is_integer(), "an integer"
+    elif isinstance(field, serializers.FloatField):
+        ok, kind = is_number, "a number"
+    else:
+        ok, kind = isinstance(value, str), "a string"
+    return None if ok else f"Must be {kind}, not {JSON_TYPE_NAMES.get(type(value), 'that')}."
+
+
+class StrictJSONSerializer(serializers.Serializer):
+    """An input serializer for JSON bodies: every field known, each sent as its own type."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, dict) and not hasattr(data, "getlist"):  # JSON, not a form's QueryDict
+            errors = {name: [f"Unknown field '{name}'."] for name in data if name not in self.fields}
+            for name, field in self.fields.items():
+                if name in data and (wrong := json_type_error(field, data[name])):
+                    errors[name] = [wrong]
+            if errors:
+                raise serializers.ValidationError(errors)
+        return super().to_internal_value(data)

@@ -8,6 +8,7 @@ from rest_framework import serializers
 from rest_framework.fields import SkipField, empty
 
 from flixly_site.errors import PayloadTooLarge, ValidationFailed
+from flixly_site.parsers import json_type_error
 from generation.catalog import catalog_get
 from generation.models import AiModel
 from generation.outbound import NotAnImage, check_image
@@ -90,30 +91,6 @@ def _messages(detail: Any) -> list[str]:
     return [str(m) for m in detail] if isinstance(detail, list) else [str(detail)]
 
 
-JSON_TYPE_NAMES = {
-    str: "a string",
-    int: "a number",
-    float: "a number",
-    bool: "true/false",
-    list: "a list",
-    dict: "an object",
-}
-
-
-def _json_type_error(field: serializers.Field, value: Any) -> str | None:
-    """DRF turns 123 into "123" and "512" into 512; a JSON body must send each field as its own type."""
-    if value is None or isinstance(field, serializers.ListField):
-        return None  # DRF's own checks name these
-    is_number = isinstance(value, int | float) and not isinstance(value, bool)
-    if isinstance(field, serializers.IntegerField):  # 512.0 is fine, as DRF takes it
-        ok, kind = is_number and float(value).is_integer(), "an integer"
-    elif isinstance(field, serializers.FloatField):
-        ok, kind = is_number, "a number"
-    else:
-        ok, kind = isinstance(value, str), "a string"
-    return None if ok else f"Must be {kind}, not {JSON_TYPE_NAMES.get(type(value), 'that')}."
-
-
 def _shape(data: dict, *, json_types: bool) -> dict:
     """GenerateInput's field rules, applied field by field (what Serializer.is_valid does, minus the copies).
     With json_types (a JSON body) each field must also arrive as its own type; form fields are all text."""
@@ -121,7 +98,7 @@ def _shape(data: dict, *, json_types: bool) -> dict:
     errors: dict[str, list[str]] = {}
     for name, field in FIELDS.items():
         value = data.get(name, empty)
-        if json_types and value is not empty and (wrong := _json_type_error(field, value)):
+        if json_types and value is not empty and (wrong := json_type_error(field, value)):
             errors[name] = [wrong]
             continue
         try:

@@ -3,6 +3,7 @@ from rest_framework import serializers
 
 from accounts.models import ApiKey, KeyMode, Scope
 from accounts.services import MAX_EXPIRY_DAYS, MAX_GRACE_HOURS, MAX_MONTHLY_CREDIT_CAP
+from flixly_site.parsers import StrictJSONSerializer
 
 
 def apikey_status(api_key: ApiKey) -> str:
@@ -39,7 +40,7 @@ class IssuedKeyOutput(ApiKeyOutput):
     key = serializers.CharField(help_text="The secret. Shown only in this response: store it now.")
 
 
-class ApiKeyCreateInput(serializers.Serializer):
+class ApiKeyCreateInput(StrictJSONSerializer):
     name = serializers.CharField(max_length=100)
     mode = serializers.ChoiceField(choices=KeyMode.values, default=KeyMode.LIVE)
     scopes = serializers.ListField(
@@ -53,5 +54,5 @@ class ApiKeyCreateInput(serializers.Serializer):
     allowedModels = serializers.ListField(child=serializers.CharField(max_length=100), required=False, max_length=200)
 
 
-class ApiKeyRollInput(serializers.Serializer):
+class ApiKeyRollInput(StrictJSONSerializer):
     graceHours = serializers.IntegerField(min_value=0, max_value=MAX_GRACE_HOURS, default=0)

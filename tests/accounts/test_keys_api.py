@@ -46,6 +46,12 @@ def test_a_test_mode_key_has_the_test_prefix(api):
         ({"scopes": []}, "scopes"),
         ({"allowedIps": ["not-an-ip"]}, "allowedIps"),
         ({"allowedModels": ["no-such-model"]}, "allowedModels"),
+        ({"name": 123}, "name"),
+        ({"expiresInDays": "30"}, "expiresInDays"),
+        ({"monthlyCreditCap": "100"}, "monthlyCreditCap"),
+        ({"allowedModels": [1]}, "allowedModels"),
+        ({"scopes": "generate"}, "scopes"),
+        ({"bogus": 1}, "bogus"),
         ({"monthlyCreditCap": -5}, "monthlyCreditCap"),
         ({"monthlyCreditCap": 2**31}, "monthlyCreditCap"),
         ({"name": ""}, "name"),
@@ -153,3 +159,11 @@ def test_a_test_key_manages_only_test_keys(client, user, make_key):
     assert client.delete(f"/api/v1/keys/{live.id}").status_code == HTTPStatus.FORBIDDEN
     assert ApiKey.objects.get(id=live.id).revoked_at is None
     assert client.delete(f"/api/v1/keys/{test_key_id}").status_code == HTTPStatus.OK  # itself: a test key
+
+
+@pytest.mark.parametrize("body", [{"graceHours": "2"}, {"graceHours": True}, {"grace": 2}])
+def test_a_roll_body_of_the_wrong_shape_is_a_422(api, body):
+    key_id = create(api).json()["data"]["id"]
+    response = api.post(f"/api/v1/keys/{key_id}/roll", body, content_type="application/json")
+    assert response.status_code == HTTPStatus.UNPROCESSABLE_ENTITY
+    assert ApiKey.objects.get(id=key_id).rolled_at is None
