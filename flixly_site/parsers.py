@@ -17,6 +17,8 @@ class JSONParser(parsers.JSONParser):
             raise ParseError("JSON parse error - the body is nested too deeply.") from None
 
 
+MAX_JSON_INTEGER = 2**63  # past any column and any float conversion we make
+
 JSON_TYPE_NAMES = {
     str: "a string",
     int: "a number",
@@ -25,6 +27,11 @@ JSON_TYPE_NAMES = {
     list: "a list",
     dict: "an object",
 }
+
+
+def is_json_object(data: Any) -> bool:
+    """A parsed JSON object, not a form's or multipart body's QueryDict (whose fields are all text)."""
+    return isinstance(data, dict) and not hasattr(data, "getlist")
 
 
 def json_type_error(field: serializers.Field, value: Any) -> str | None:
@@ -38,12 +45,16 @@ def json_type_error(field: serializers.Field, value: Any) -> str | None:
     if isinstance(field, serializers.DictField):
         return None if isinstance(value, dict) else "Must be an object."
     is_number = isinstance(value, int | float) and not isinstance(value, bool)
+    if is_number and isinstance(value, int) and abs(value) > MAX_JSON_INTEGER:
+        return "Out of range."  # DRF would overflow converting it
     if isinstance(field, serializers.IntegerField):  # 512.0 is fine, as DRF takes it
-        ok, kind = is_number and float(value).is_integer(), "an integer"
+        ok, kind = is_number and (isinstance(value, int) or value.is_integer()), "an integer"
     elif isinstance(field, serializers.FloatField):
         ok, kind = is_number, "a number"
-    else:
+    elif isinstance(field, serializers.CharField | serializers.ChoiceField):
         ok, kind = isinstance(value, str), "a string"
+    else:
+        return None  # other field types check their own input
     return None if ok else f"Must be {kind}, not {JSON_TYPE_NAMES.get(type(value), 'that')}."
 
 
@@ -51,7 +62,7 @@ class StrictJSONSerializer(serializers.Serializer):
     """An input serializer for JSON bodies: every field known, each sent as its own type."""
 
     def to_internal_value(self, data: Any) -> Any:
-        if isinstance(data, dict) and not hasattr(data, "getlist"):  # JSON, not a form's QueryDict
+        if is_json_object(data):
             errors = {name: [f"Unknown field '{name}'."] for name in data if name not in self.fields}
             for name, field in self.fields.items():
                 if name in data and (wrong := json_type_error(field, data[name])):

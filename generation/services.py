@@ -19,7 +19,7 @@ from kombu.exceptions import OperationalError as BrokerError
 from accounts.models import User
 from accounts.ratelimit import parallel_tasks_check
 from accounts.selectors import KeyIdentity
-from billing.services import wallet_debit, wallet_refund
+from billing.services import CreditCapReached, InsufficientCredits, wallet_debit, wallet_refund
 from flixly_site.db import insert_row
 from flixly_site.errors import Conflict, Forbidden, ServiceUnavailable
 from generation.catalog import provider_for, route_for
@@ -64,7 +64,7 @@ def job_refuse_disallowed(identity: KeyIdentity | None, request: ValidRequest) -
         raise Forbidden(f"This API key may not use {request.model.id}.")
 
 
-def _existing_for_key(user: User, key: str | None, fingerprint: str) -> Job | None:
+def _existing_for_key(user: User, key: str | None, fingerprint: str, is_test: bool) -> Job | None:
     if not key:
         return None
     job = Job.objects.filter(user=user, idempotency_key=key).first()
@@ -73,7 +73,7 @@ def _existing_for_key(user: User, key: str | None, fingerprint: str) -> Job | No
     if job.created_at < timezone.now() - IDEMPOTENCY_WINDOW:
         Job.objects.filter(pk=job.pk).update(idempotency_key=None)  # past 24 h the key is free again
         return None
-    if job.request_hash != fingerprint:
+    if job.request_hash != fingerprint or job.is_test != is_test:  # test and live never replay each other
         raise IdempotencyConflict(
             "This Idempotency-Key was used with a different request (another body, or a key of the other mode)."
         )
@@ -92,12 +92,10 @@ def job_submit(
     """Charge, create and enqueue a job in one transaction; a replayed Idempotency-Key returns the first job."""
     job_refuse_disallowed(identity, request)
     is_test = identity is not None and identity.is_test
-    if is_test:  # a test key's request is never the replay of a live one with the same body, nor the reverse
-        fingerprint = hashlib.sha256(f"test:{fingerprint}".encode()).hexdigest()
     route = route_for(request.model, is_test=is_test)
     if route is None:
         raise ServiceUnavailable(f"{request.model.id} is not available on this server right now; nothing was charged.")
-    existing = _existing_for_key(user, idempotency_key, fingerprint)
+    existing = _existing_for_key(user, idempotency_key, fingerprint, is_test)
     if existing is not None:
         return Submitted(existing, False, None)
     job = Job(
@@ -117,11 +115,9 @@ def job_submit(
         job.input_file = input_store(user_id=user.pk, job_id=str(job.id), content=image)
     try:
         balance = _charge_and_enqueue(user, identity, job, request)
-    except (_Replay, IntegrityError):
+    except (_Replay, IntegrityError, InsufficientCredits, CreditCapReached) as error:
         _forget_input(job)
-        # A concurrent request with the same Idempotency-Key won the race (seen under the account's lock,
-        # or by the unique index): its job, if the body is the same, else 409.
-        return Submitted(_existing_for_key(user, idempotency_key, fingerprint) or _raise_conflict(), False, None)
+        return Submitted(_job_of_the_race(user, idempotency_key, fingerprint, is_test, error), False, None)
     except Exception:
         _forget_input(job)
         raise
@@ -133,8 +129,16 @@ def _forget_input(job: Job) -> None:
         default_storage.delete(job.input_file)
 
 
-def _raise_conflict() -> Job:
-    raise IdempotencyConflict("This Idempotency-Key is in use by a request that is still being processed.")
+def _job_of_the_race(user: User, key: str | None, fingerprint: str, is_test: bool, error: Exception) -> Job:
+    """A charge that failed because a concurrent request with the same Idempotency-Key got there first
+    (its job seen under the account's lock or by the unique index, or the credits it took): that job, or a
+    409 for another body. Without a key, or with no such job, the failure stands."""
+    existing = _existing_for_key(user, key, fingerprint, is_test) if key else None
+    if existing is not None:
+        return existing
+    if key and isinstance(error, _Replay | IntegrityError):
+        raise IdempotencyConflict("This Idempotency-Key is in use by a request that is still being processed.")
+    raise error
 
 
 def _charge_and_enqueue(user: User, identity: KeyIdentity | None, job: Job, request: ValidRequest) -> int | None:

@@ -14,7 +14,7 @@ from accounts.selectors import KeyIdentity
 from billing.services import wallet_balance
 from flixly_site.errors import NotFound, PayloadTooLarge, ValidationFailed
 from flixly_site.pagination import paginated_response
-from flixly_site.parsers import JSONParser
+from flixly_site.parsers import JSONParser, is_json_object
 from generation.api.serializers import GenerateInput, JobSchema, ModelSchema, job_data, job_summary, model_data
 from generation.catalog import catalog_get, catalog_models, route_for
 from generation.models import FINISHED_STATUSES, Job
@@ -59,7 +59,10 @@ def _fetch_input(url: str) -> bytes:
         raise ValidationFailed(details={"imageUrl": [str(error)]}) from None
 
 
-DRY_RUN_VALUES = {"": True, "true": True, "1": True, "yes": True, "on": True, "false": False, "0": False, "no": False}
+DRY_RUN_VALUES = {
+    **dict.fromkeys(("", "true", "1", "yes", "on"), True),
+    **dict.fromkeys(("false", "0", "no", "off"), False),
+}
 
 
 def _dry_run(request: Request) -> bool:
@@ -79,13 +82,9 @@ def _check_input_url(url: str) -> None:
         raise ValidationFailed(details={"imageUrl": [str(error)]}) from None
 
 
-def _is_json(request: Request) -> bool:
-    return not hasattr(request.data, "dict")  # a multipart body is a QueryDict of text fields
-
-
 def _plain_data(request: Request) -> dict:
-    if not _is_json(request):
-        return request.data.dict()  # one value per field
+    if hasattr(request.data, "dict"):
+        return request.data.dict()  # a multipart QueryDict: one value per field
     if not isinstance(request.data, dict):
         raise ValidationFailed("The body must be a JSON object.", details={"body": ["Expected a JSON object."]})
     return dict(request.data)
@@ -117,7 +116,7 @@ class GenerateApi(APIView):
     def post(self, request: Request) -> Response:
         data = _plain_data(request)
         upload = upload_read(request.FILES.get("image"))
-        valid = validate_generate(data, has_upload=upload is not None, json_types=_is_json(request))
+        valid = validate_generate(data, has_upload=upload is not None, json_types=is_json_object(request.data))
         if _dry_run(request):
             job_refuse_disallowed(request.auth if isinstance(request.auth, KeyIdentity) else None, valid)
             if valid.image_url:

@@ -202,11 +202,31 @@ def test_a_path_cannot_forge_a_log_line(client, caplog):
     assert "path=/api/v1/nope%0AFORGED%20line%00 " in line
 
 
-def test_the_access_log_format_leaves_out_basic_auth_users_and_query_strings():
+def test_the_access_log_keeps_secrets_out_and_cannot_be_forged():
     import runpy
+    from datetime import timedelta as elapsed
+    from types import SimpleNamespace
 
-    fmt = runpy.run_path("gunicorn.conf.py")["access_log_format"]
-    assert "%(u)s" not in fmt and "%(q)s" not in fmt and "%(r)s" not in fmt and "%(U)s" in fmt
+    from gunicorn.config import Config
+
+    conf = runpy.run_path("gunicorn.conf.py")
+    config = Config()
+    config.set("logger_class", conf["logger_class"])
+    environ = {
+        "REQUEST_METHOD": "GET",
+        "RAW_URI": "/api/v1/x%0aFORGED?api_key=flx_live_secret",
+        "PATH_INFO": "/api/v1/x\nFORGED",
+        "QUERY_STRING": "api_key=flx_live_secret",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "REMOTE_ADDR": "127.0.0.1",
+        "HTTP_AUTHORIZATION": "Basic Zmx4X2xpdmVfc2VjcmV0Og==",  # flx_live_secret:
+    }
+    atoms = conf["logger_class"](config).atoms(
+        SimpleNamespace(status="401", sent=10, headers=[]), [], environ, elapsed(0)
+    )
+    line = conf["access_log_format"] % atoms
+    assert "\n" not in line and "/api/v1/x%0AFORGED" in line
+    assert "flx_live_secret" not in line
 
 
 def test_raw_keys_never_reach_the_logs(client, user, make_key, caplog):

@@ -52,6 +52,7 @@ def test_a_test_mode_key_has_the_test_prefix(api):
         ({"allowedModels": [1]}, "allowedModels"),
         ({"scopes": "generate"}, "scopes"),
         ({"bogus": 1}, "bogus"),
+        ({"expiresInDays": 10**400}, "expiresInDays"),
         ({"monthlyCreditCap": -5}, "monthlyCreditCap"),
         ({"monthlyCreditCap": 2**31}, "monthlyCreditCap"),
         ({"name": ""}, "name"),

@@ -17,8 +17,8 @@ BODY = json.dumps({"model": "local-image", "type": "TEXT_TO_IMAGE", "prompt": "A
 
 
 @pytest.fixture(autouse=True)
-def roomy_plan(funded):
-    funded.__class__.objects.filter(pk=funded.pk).update(plan_id="pro-plus")  # 200 requests a minute
+def roomy_plan(user):
+    user.__class__.objects.filter(pk=user.pk).update(plan_id="pro-plus")  # 200 requests a minute
 
 
 def submit(raw_key: str, key: str, body: str = BODY) -> tuple[int, str | None]:
@@ -47,3 +47,23 @@ def test_racing_submits_with_one_key_and_other_bodies_charge_once_and_the_rest_a
     assert statuses == [HTTPStatus.ACCEPTED] + [HTTPStatus.CONFLICT] * 9
     assert Job.objects.count() == 1
     assert wallet_balance(user_id=funded.pk) == 100 - Job.objects.get().credits_charged
+
+
+def test_racing_retries_of_a_submit_that_took_the_last_credits_all_get_its_job(user, raw_key, no_worker):
+    from billing.services import wallet_adjust
+
+    quote = (
+        Client()
+        .post(
+            "/api/v1/generate?dryRun=true",
+            BODY,
+            content_type="application/json",
+            headers={"Authorization": f"Bearer {raw_key}"},
+        )
+        .json()["data"]
+    )
+    wallet_adjust(user_id=user.pk, amount=quote["creditsCharged"], reason="exactly one job")
+    results = run_concurrently(lambda _: submit(raw_key, "race-3"), 10, workers=10)
+    assert {status for status, _ in results} == {HTTPStatus.ACCEPTED}  # never 402 for the job that was made
+    assert len({job_id for _, job_id in results}) == 1
+    assert wallet_balance(user_id=user.pk) == 0 and Job.objects.count() == 1

@@ -119,7 +119,9 @@ def test_a_dry_run_value_that_cannot_be_read_is_a_422_and_charges_nothing(api, f
     assert wallet_balance(user_id=funded.pk) == 100 and not Job.objects.exists()
 
 
-@pytest.mark.parametrize(("value", "quote"), [("", True), ("on", True), ("TRUE", True), ("false", False)])
+@pytest.mark.parametrize(
+    ("value", "quote"), [("", True), ("on", True), ("TRUE", True), ("false", False), ("off", False)]
+)
 def test_dry_run_spellings(api, funded, no_worker, value, quote):
     body = {"model": "local-image", "type": "TEXT_TO_IMAGE", "prompt": "x"}
     response = api.post(f"/api/v1/generate?dryRun={value}", body, content_type="application/json")
@@ -213,6 +215,10 @@ def test_a_live_key_never_gets_the_job_a_test_key_made_with_the_same_idempotency
     again = generate(client, **{"Idempotency-Key": "k-1", "Authorization": f"Bearer {live_key}"})
     assert again.status_code == HTTPStatus.CONFLICT
     assert Job.objects.count() == 1 and wallet_balance(user_id=funded.pk) == 100
+    live_first = generate(client, **{"Idempotency-Key": "k-2", "Authorization": f"Bearer {live_key}"})
+    assert live_first.status_code == HTTPStatus.ACCEPTED
+    test_again = generate(client, **{"Idempotency-Key": "k-2", "Authorization": f"Bearer {test_key}"})
+    assert test_again.status_code == HTTPStatus.CONFLICT
 
 
 def test_the_same_idempotency_key_with_another_body_is_a_409(api, funded, no_worker):
