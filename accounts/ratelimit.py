@@ -63,26 +63,29 @@ def account_bucket(user_id: int) -> str:
     return f"user:{user_id}"
 
 
+def _window(bucket: str, now: float | None) -> tuple[str, int]:
+    """The counter key of the bucket's current window, and the whole seconds until that window ends."""
+    now = time.time() if now is None else now
+    return f"rl:{bucket}:{int(now // WINDOW_SECONDS)}", max(1, WINDOW_SECONDS - int(now % WINDOW_SECONDS))
+
+
 def ratelimit_hit(*, bucket: str, limit: int, now: float | None = None, reads: Sequence[str] = ()) -> RateWindow:
     """Count one request in the bucket's current window; also read `reads` from the shared store."""
-    now = time.time() if now is None else now
-    window = int(now // WINDOW_SECONDS)
-    reset = max(1, WINDOW_SECONDS - int(now % WINDOW_SECONDS))
-    count, values = _count_and_read(f"rl:{bucket}:{window}", reads)
+    key, reset = _window(bucket, now)
+    count, values = _count_and_read(key, reads)
     return RateWindow(count=count, limit=limit, reset=reset, reads=dict(zip(reads, values, strict=True)))
 
 
 def ratelimit_peek(*, bucket: str, limit: int, now: float | None = None) -> RateWindow:
     """The bucket's current window without counting a request: for the headers of a response refused
     before its request was counted (a session's failed CSRF check)."""
-    now = time.time() if now is None else now
-    key = f"rl:{bucket}:{int(now // WINDOW_SECONDS)}"
+    key, reset = _window(bucket, now)
     client = redis_client()
     try:
         count = cache.get(key) if client is None else client.get(key)
     except redis.RedisError:
         raise ServiceUnavailable("The rate limiter is unavailable. Try again shortly.") from None
-    return RateWindow(count=int(count or 0), limit=limit, reset=max(1, WINDOW_SECONDS - int(now % WINDOW_SECONDS)))
+    return RateWindow(count=int(count or 0), limit=limit, reset=reset)
 
 
 PARALLEL_RETRY_AFTER = 5  # seconds: a typical short job frees a slot by then
