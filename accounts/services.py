@@ -20,7 +20,7 @@ from django.utils import timezone
 from django.utils.module_loading import import_string
 
 from accounts.models import DEFAULT_SCOPES, ApiKey, ApiKeySecret, KeyMode, Plan, Scope, User
-from flixly_site.errors import NotFound, ValidationFailed
+from flixly_site.errors import Forbidden, NotFound, ValidationFailed
 from flixly_site.shared import redis_client
 
 logger = logging.getLogger("flixly.keys")
@@ -115,9 +115,12 @@ def apikey_create(
     monthly_credit_cap: int | None = None,
     allowed_ips: list[str] | None = None,
     allowed_models: list[str] | None = None,
+    test_keys_only: bool = False,
 ) -> IssuedKey:
+    """A new key. `test_keys_only` when a test key asks: it may not mint keys that spend real credits."""
     if mode not in KeyMode.values:
         raise ValidationFailed(details={"mode": [f"Must be one of {KeyMode.values}."]})
+    _refuse_live(mode, test_keys_only)
     raw = _new_secret(mode)
     prefix, last_four = _visible_parts(raw)
     with transaction.atomic():
@@ -145,20 +148,26 @@ def parse_uuid(value) -> uuid.UUID | None:
         return None
 
 
-def _owned_key(user: User, key_id) -> ApiKey:
+def _refuse_live(mode: str, test_keys_only: bool) -> None:
+    if test_keys_only and mode != KeyMode.TEST:
+        raise Forbidden("A test key can only create, roll or revoke test keys.")
+
+
+def _owned_key(user: User, key_id, test_keys_only: bool) -> ApiKey:
     # Another account's key is "not found", never "forbidden": ids do not leak.
     api_key = ApiKey.objects.select_for_update().filter(id=parse_uuid(key_id), user=user).first()
     if api_key is None or parse_uuid(key_id) is None:
         raise NotFound("No API key with that id.")
+    _refuse_live(api_key.mode, test_keys_only)
     return api_key
 
 
-def apikey_roll(*, user: User, key_id, grace_hours: int = 0) -> IssuedKey:
+def apikey_roll(*, user: User, key_id, grace_hours: int = 0, test_keys_only: bool = False) -> IssuedKey:
     if not 0 <= grace_hours <= MAX_GRACE_HOURS:
         raise ValidationFailed(details={"graceHours": [f"Must be between 0 and {MAX_GRACE_HOURS}."]})
     now = timezone.now()
     with transaction.atomic():
-        api_key = _owned_key(user, key_id)
+        api_key = _owned_key(user, key_id, test_keys_only)
         if api_key.revoked_at:
             raise ValidationFailed("A revoked key cannot be rolled.", details={"id": ["This key is revoked."]})
         grace_end = now + timedelta(hours=grace_hours)
@@ -175,10 +184,10 @@ def apikey_roll(*, user: User, key_id, grace_hours: int = 0) -> IssuedKey:
     return IssuedKey(api_key=api_key, raw=raw)
 
 
-def apikey_revoke(*, user: User, key_id) -> ApiKey:
+def apikey_revoke(*, user: User, key_id, test_keys_only: bool = False) -> ApiKey:
     """Revocation is final and immediate; revoking twice is a no-op."""
     with transaction.atomic():
-        api_key = _owned_key(user, key_id)
+        api_key = _owned_key(user, key_id, test_keys_only)
         if api_key.revoked_at is None:
             api_key.revoked_at = timezone.now()
             api_key.save(update_fields=["revoked_at"])

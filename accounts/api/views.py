@@ -5,24 +5,14 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.api.serializers import ApiKeyCreateInput, ApiKeyOutput, ApiKeyRollInput, IssuedKeyOutput
-from accounts.models import KeyMode
-from accounts.selectors import KeyIdentity, apikey_get, apikey_list
+from accounts.selectors import KeyIdentity, apikey_list
 from accounts.services import IssuedKey, apikey_create, apikey_revoke, apikey_roll
-from flixly_site.errors import Forbidden, NotFound
 from flixly_site.pagination import paginated_response
 
 
-def _refuse_live_for_a_test_key(request: Request, mode: str) -> None:
+def _as_test_key(request: Request) -> bool:
     # A test key is for trying things out: it must not mint or change keys that spend real credits.
-    if isinstance(request.auth, KeyIdentity) and request.auth.is_test and mode != KeyMode.TEST:
-        raise Forbidden("A test key can only create, roll or revoke test keys.")
-
-
-def _target_mode(request: Request, key_id: str) -> str:
-    api_key = apikey_get(user=request.user, key_id=key_id)
-    if api_key is None:
-        raise NotFound("No API key with that id.")
-    return api_key.mode
+    return isinstance(request.auth, KeyIdentity) and request.auth.is_test
 
 
 def issued_key_data(issued: IssuedKey) -> dict:
@@ -41,7 +31,6 @@ class ApiKeyListCreateApi(APIView):
         payload = ApiKeyCreateInput(data=request.data)
         payload.is_valid(raise_exception=True)
         data = payload.validated_data
-        _refuse_live_for_a_test_key(request, data["mode"])
         issued = apikey_create(
             user=request.user,
             name=data["name"],
@@ -51,6 +40,7 @@ class ApiKeyListCreateApi(APIView):
             monthly_credit_cap=data.get("monthlyCreditCap"),
             allowed_ips=data.get("allowedIps"),
             allowed_models=data.get("allowedModels"),
+            test_keys_only=_as_test_key(request),
         )
         return Response({"data": issued_key_data(issued)}, status=status.HTTP_201_CREATED)
 
@@ -62,8 +52,12 @@ class ApiKeyRollApi(APIView):
     def post(self, request: Request, key_id: str) -> Response:
         payload = ApiKeyRollInput(data=request.data)
         payload.is_valid(raise_exception=True)
-        _refuse_live_for_a_test_key(request, _target_mode(request, key_id))
-        issued = apikey_roll(user=request.user, key_id=key_id, grace_hours=payload.validated_data["graceHours"])
+        issued = apikey_roll(
+            user=request.user,
+            key_id=key_id,
+            grace_hours=payload.validated_data["graceHours"],
+            test_keys_only=_as_test_key(request),
+        )
         return Response({"data": issued_key_data(issued)})
 
 
@@ -72,6 +66,5 @@ class ApiKeyRevokeApi(APIView):
 
     @extend_schema(operation_id="keys_revoke", responses=ApiKeyOutput)
     def delete(self, request: Request, key_id: str) -> Response:
-        _refuse_live_for_a_test_key(request, _target_mode(request, key_id))
-        api_key = apikey_revoke(user=request.user, key_id=key_id)
+        api_key = apikey_revoke(user=request.user, key_id=key_id, test_keys_only=_as_test_key(request))
         return Response({"data": ApiKeyOutput(api_key).data})
