@@ -42,17 +42,15 @@ def _decode(cursor: str, pk_field: Field) -> tuple[datetime, Any]:
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         when, raw_pk = json.loads(base64.urlsafe_b64decode(padded.encode()))
-        moment = datetime.fromisoformat(when)
-        if not isinstance(raw_pk, str):  # _encode writes every key as a string
-            raise TypeError("not a primary key")
+        moment = in_utc(datetime.fromisoformat(when))
+        if moment is None or not isinstance(raw_pk, str):  # _encode writes every key as a string
+            raise ValueError("not a cursor")
         pk = pk_field.to_python(raw_pk)
         pk_field.run_validators(pk)  # integers within the column's range
     except (ValueError, TypeError, DjangoValidationError):
         raise ValidationFailed(
             "The cursor is not valid.", details={"cursor": ["Not a cursor from this API."]}
         ) from None
-    if (moment := in_utc(moment)) is None:
-        raise ValidationFailed("The cursor is not valid.", details={"cursor": ["Not a cursor from this API."]})
     return moment, pk
 
 

@@ -67,12 +67,10 @@ DRY_RUN_VALUES = {
 
 def _dry_run(request: Request) -> bool:
     # A value we cannot read must not turn a quote into a paid job.
-    raw = request.query_params.get("dryRun")
-    if raw is None:
-        return False
-    if raw.strip().lower() not in DRY_RUN_VALUES:
+    value = DRY_RUN_VALUES.get(request.query_params.get("dryRun", "false").strip().lower())
+    if value is None:
         raise ValidationFailed(details={"dryRun": ["Use dryRun=true for a quote, or leave it out to submit."]})
-    return DRY_RUN_VALUES[raw.strip().lower()]
+    return value
 
 
 def _check_input_url(url: str) -> None:
