@@ -81,11 +81,11 @@ def _check_input_url(url: str) -> None:
 
 
 def _plain_data(request: Request) -> dict:
+    if is_json_object(request.data):
+        return dict(request.data)
     if hasattr(request.data, "dict"):
         return request.data.dict()  # a multipart QueryDict: one value per field
-    if not isinstance(request.data, dict):
-        raise ValidationFailed("The body must be a JSON object.", details={"body": ["Expected a JSON object."]})
-    return dict(request.data)
+    raise ValidationFailed("The body must be a JSON object.", details={"body": ["Expected a JSON object."]})
 
 
 def _wait_seconds(request: Request) -> int:
