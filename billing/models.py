@@ -46,7 +46,10 @@ class LedgerEntry(models.Model):
     # The id the API shows (the contract's ids are UUIDs); the integer key stays the table's own, for
     # its compact indexes. Random: no index needed, as nothing is looked up by it.
     public_id = models.UUIDField(default=uuid.uuid4, db_default=UUID4(), editable=False)
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="ledger_entries")
+    # No index of its own: ledger_user_recent and ledger_idempotency_per_user start with it.
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="ledger_entries", db_index=False
+    )
     amount = models.BigIntegerField(help_text="Positive adds credits, negative takes them.")
     kind = models.CharField(max_length=20, choices=EntryKind.choices)
     balance_after = models.BigIntegerField()

@@ -53,10 +53,12 @@ FINISHED_STATUSES = (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELED)
 
 class Job(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="jobs")
+    # No index of its own for either key: the indexes below start with the user, and the model's needs
+    # no LIKE index. Every job changes status two or three times, and each change writes every index.
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="jobs", db_index=False)
     api_key_id = models.UUIDField(null=True, blank=True)
     is_test = models.BooleanField(default=False, help_text="Submitted with a test key: free, local engine.")
-    model = models.ForeignKey(AiModel, on_delete=models.PROTECT, related_name="jobs")
+    model = models.ForeignKey(AiModel, on_delete=models.PROTECT, related_name="jobs", db_index=False)
     type = models.CharField(max_length=20)
     params = models.JSONField(default=dict)
     status = models.CharField(max_length=10, choices=JobStatus.choices, default=JobStatus.QUEUED)
@@ -97,6 +99,10 @@ class Job(models.Model):
             models.Index(fields=["user", "-created_at", "-id"], name="job_user_recent"),
             models.Index(fields=["user", "status"], name="job_user_status"),
             models.Index(fields=["status", "enqueued_at"], name="job_status_enqueued"),
+            models.Index(fields=["model"], name="job_model"),
+            # The parallel-task check on every submit: only unfinished jobs, so it stays small however
+            # many jobs an account has finished.
+            models.Index(fields=["user"], condition=Q(status__in=ACTIVE_STATUSES), name="job_user_active"),
         ]
 
     def __str__(self) -> str:
