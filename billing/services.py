@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from billing.balance_cache import balance_store_on_commit
 from billing.models import BillingAlert, EntryKind, LedgerEntry, Wallet
-from flixly_site.db import insert_row
+from flixly_site.db import insert_rows
 from flixly_site.errors import ApplicationError, ValidationFailed
 
 logger = logging.getLogger("flixly.billing")
@@ -146,7 +146,7 @@ def wallet_debit(
         api_key_id=api_key_id,
         reason=reason,
     )
-    insert_row(entry)  # on every submit: without the ORM's per-row statement compiling
+    insert_rows(entry)  # on every submit: without the ORM's per-row statement compiling
     if balance < settings.FLIXLY_LOW_BALANCE_THRESHOLD and not alerted:
         _arm_low_balance_email(user_id, balance)
     return entry

@@ -20,7 +20,7 @@ from accounts.models import User
 from accounts.ratelimit import parallel_tasks_check
 from accounts.selectors import KeyIdentity
 from billing.services import CreditCapReached, InsufficientCredits, wallet_debit, wallet_refund
-from flixly_site.db import insert_row
+from flixly_site.db import insert_rows
 from flixly_site.errors import Conflict, Forbidden, ServiceUnavailable
 from generation.catalog import provider_for, route_for
 from generation.models import ACTIVE_STATUSES, Job, JobEvent, JobStatus
@@ -146,8 +146,7 @@ def _charge_and_enqueue(user: User, identity: KeyIdentity | None, job: Job, requ
         balance = _charge(user, identity, job, request)
         _check_parallel(user, job)
         job.enqueued_at = timezone.now()
-        insert_row(job)
-        insert_row(JobEvent(job=job, kind="created", data={"creditsCharged": job.credits_charged}))
+        insert_rows(job, JobEvent(job=job, kind="created", data={"creditsCharged": job.credits_charged}))
         _publish(job)  # last: a broker that is down rolls everything back, so nothing is charged
     return balance
 

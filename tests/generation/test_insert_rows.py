@@ -1,11 +1,12 @@
-"""flixly_site.db.insert_row stores exactly what Model.save(force_insert=True) stores (both database passes)."""
+"""flixly_site.db.insert_rows stores exactly what Model.save(force_insert=True) stores (both database passes)."""
 
 import uuid
 
 import pytest
+from django.db import IntegrityError, transaction
 
 from billing.models import EntryKind, LedgerEntry
-from flixly_site.db import insert_row
+from flixly_site.db import insert_rows
 from generation.models import AiModel, Job, JobEvent
 
 # Each test runs in both passes: on SQLite, and on PostgreSQL in the pass that selects the postgres marker.
@@ -43,7 +44,7 @@ def stored(model, pk) -> dict:
 def test_a_job_row_matches_what_save_writes(user, db_pass):
     by_save, by_insert = new_job(user), new_job(user, idempotency_key="key-2")
     by_save.save(force_insert=True)
-    insert_row(by_insert)
+    insert_rows(by_insert)
     assert by_insert.created_at is not None and not by_insert._state.adding
     assert stored(Job, by_insert.pk) == stored(Job, by_save.pk)
     assert Job.objects.get(pk=by_insert.pk).params == by_insert.params
@@ -51,10 +52,37 @@ def test_a_job_row_matches_what_save_writes(user, db_pass):
 
 def test_auto_primary_keys_come_back_like_save(user, db_pass):
     job = new_job(user)
-    insert_row(job)
+    insert_rows(job)
     event = JobEvent(job=job, kind="created", data={"creditsCharged": 3})
-    insert_row(event)
+    insert_rows(event)
     entry = LedgerEntry(user_id=user.pk, amount=-3, kind=EntryKind.DEBIT, balance_after=7, idempotency_key="d:1")
-    insert_row(entry)
+    insert_rows(entry)
     assert JobEvent.objects.get(pk=event.pk).data == {"creditsCharged": 3}
     assert LedgerEntry.objects.get(pk=entry.pk).balance_after == 7
+
+
+def test_several_rows_in_one_call_are_all_stored_with_their_keys(user, db_pass):
+    job = new_job(user)
+    event = JobEvent(job=job, kind="created", data={"creditsCharged": 3})
+    insert_rows(job, event)
+    assert Job.objects.get(pk=job.pk).credits_charged == 3
+    assert JobEvent.objects.get(pk=event.pk).job_id == job.pk
+
+
+def test_a_unique_violation_in_a_batch_is_djangos_integrity_error_and_nothing_of_it_stays(user, db_pass):
+    insert_rows(new_job(user, idempotency_key="taken"))
+    job = new_job(user, idempotency_key="taken")
+    with pytest.raises(IntegrityError), transaction.atomic():
+        insert_rows(job, JobEvent(job=job, kind="created"))
+    assert Job.objects.filter(idempotency_key="taken").count() == 1
+    assert not JobEvent.objects.exists()
+
+
+def test_the_connection_works_normally_after_a_failed_batch(user, db_pass):
+    insert_rows(new_job(user, idempotency_key="taken"))
+    job = new_job(user, idempotency_key="taken")
+    with pytest.raises(IntegrityError), transaction.atomic():
+        insert_rows(job, JobEvent(job=job, kind="created"))
+    other = new_job(user, idempotency_key="free")
+    insert_rows(other, JobEvent(job=other, kind="created"))
+    assert Job.objects.filter(pk=other.pk).exists()
