@@ -7,12 +7,13 @@ import time
 import pytest
 from kombu.transport.memory import Channel as MemoryChannel
 
-from generation.queue import publish_run_job
+from generation.queue import channel_message, publish_run_job, redis_entry, task_message
 from generation.tasks import run_job
 
 pytestmark = pytest.mark.django_db
 
 JOB_ID = "5f0c3a52-3d8e-4d47-9a51-0d8d2b8d4a11"
+TEST_QUEUE = "flixly-test-queue"  # not Celery's: no worker of another test reads it
 PER_MESSAGE = ("id", "root_id")  # fresh for every message: compared for shape, not value
 
 
@@ -80,3 +81,24 @@ def test_a_broker_that_is_down_fails_the_publish_at_once(settings):
             publish_run_job(JOB_ID, soft=10, hard=40)
     # One quick retry each (the policy's 0.5 s at most), not kombu's default reconnect schedule.
     assert time.monotonic() - started < 3
+
+
+@pytest.mark.redis
+def test_on_redis_the_list_entry_is_what_kombus_own_redis_channel_writes(settings):
+    import kombu
+    import redis
+
+    def parts() -> tuple[bytes, dict, dict]:  # one set each: kombu's channel changes the properties it is given
+        return task_message(run_job.name, [JOB_ID], soft=180, hard=210, ignore_result=run_job.ignore_result)
+
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    client.delete(TEST_QUEUE)
+    with kombu.Connection(settings.REDIS_URL) as connection:
+        channel = connection.default_channel
+        channel.basic_publish(channel_message(channel, *parts()), exchange="", routing_key=TEST_QUEUE)
+    client.lpush(TEST_QUEUE, redis_entry(TEST_QUEUE, *parts()))
+    ours, kombus = (json.loads(raw) for raw in client.lrange(TEST_QUEUE, 0, -1))  # LPUSH: newest first
+    client.delete(TEST_QUEUE)
+
+    assert _comparable(ours) == _comparable(kombus)
+    assert ours["properties"]["delivery_info"] == {"exchange": "", "routing_key": TEST_QUEUE}
