@@ -6,12 +6,13 @@ through each field's own pre_save and get_db_prep_save, so defaults, auto_now_ad
 stored exactly as save() would store them, on PostgreSQL and SQLite alike. Signals are not sent:
 use it only for models without save() overrides or signal receivers.
 
-Several rows go to PostgreSQL in one round trip (psycopg's pipeline mode): a statement's error, such as
-a unique violation, is then raised when the last of them is sent, still as Django's own exception.
+Several rows, and a query to read after them, go to PostgreSQL in one round trip (psycopg's pipeline
+mode): a statement's error, such as a unique violation, is then raised once all of them are sent, still
+as Django's own exception, and nothing after the failed statement runs.
 """
 
 import functools
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 
 from django.db import connection, models
@@ -30,13 +31,18 @@ def _statement(model: type[models.Model], vendor: str) -> tuple[str, tuple[model
     return sql, fields, auto_pk.column if auto_pk else None
 
 
-def insert_rows(*instances: models.Model) -> None:
-    """INSERT each instance as a new row and set its auto primary key, as save(force_insert=True) would."""
+def insert_rows(*instances: models.Model, then_read: tuple[str, Sequence] | None = None) -> list[tuple]:
+    """INSERT each instance as a new row and set its auto primary key, as save(force_insert=True) would;
+    then run the query `then_read` (SQL, parameters), if given, and return its rows."""
     with ExitStack() as cursors:
-        with _one_round_trip(len(instances)):
+        with _one_round_trip(len(instances) + (then_read is not None)):
             sent = [_send(instance, cursors.enter_context(connection.cursor())) for instance in instances]
+            if then_read is not None:
+                reader = cursors.enter_context(connection.cursor())
+                reader.execute(*then_read)
         for instance, cursor in zip(instances, sent, strict=True):
             _finish(instance, cursor)
+        return reader.fetchall() if then_read is not None else []
 
 
 @contextmanager

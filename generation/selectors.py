@@ -171,19 +171,12 @@ class _Echo:
 
 
 # The statuses as literals, so the planner matches the partial index job_user_active even in a generic plan.
-ACTIVE_SQL = "SELECT id, status, idempotency_key FROM {} WHERE user_id = %s AND status IN ({})".format(  # noqa: S608
+ACTIVE_COUNT_SQL = "SELECT count(*) FROM {} WHERE user_id = %s AND status IN ({})".format(  # noqa: S608
     JOB_TABLE, ", ".join(f"'{status}'" for status in ACTIVE_STATUSES)
 )
-KEYED_SQL = f"SELECT id, status, idempotency_key FROM {JOB_TABLE} WHERE user_id = %s AND idempotency_key = %s"  # noqa: S608
 
 
-def jobs_active_or_keyed(*, user_id: int, idempotency_key: str | None) -> list[tuple[str, str, str | None]]:
-    """(id, status, idempotency key) of the account's queued and running jobs, and of its job with this
-    Idempotency-Key. On every submit, so in SQL (the ORM's query building cost more than the query) and
-    one index lookup per part: an OR of the two conditions let the planner walk all of the account's jobs."""
-    with connection.cursor() as cursor:
-        if idempotency_key is None:
-            cursor.execute(ACTIVE_SQL, [user_id])
-        else:
-            cursor.execute(f"{ACTIVE_SQL} UNION {KEYED_SQL}", [user_id, user_id, idempotency_key])
-        return cursor.fetchall()
+def jobs_active_count_query(*, user_id: int) -> tuple[str, list]:
+    """The query (SQL, parameters) counting the account's queued and running jobs: on every submit, so
+    in SQL (the ORM's query building cost more than the query), answered from a small partial index."""
+    return ACTIVE_COUNT_SQL, [user_id]

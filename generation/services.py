@@ -27,7 +27,7 @@ from generation.models import ACTIVE_STATUSES, Job, JobEvent, JobStatus
 from generation.outputs import input_store, local_copy, outputs_delete, outputs_store
 from generation.providers.base import GenerationRequest
 from generation.queue import publish_run_job
-from generation.selectors import job_get, jobs_active_or_keyed
+from generation.selectors import job_get, jobs_active_count_query
 from generation.validation import ValidRequest
 
 logger = logging.getLogger("flixly.jobs")
@@ -40,10 +40,6 @@ MAX_ATTEMPTS = 2  # a job whose worker vanished is retried once, then failed and
 
 class IdempotencyConflict(Conflict):
     code = "idempotency_conflict"
-
-
-class _Replay(Exception):
-    """Raised inside the submit transaction to undo the debit when the key names an existing job."""
 
 
 @dataclass(frozen=True)
@@ -115,7 +111,7 @@ def job_submit(
         job.input_file = input_store(user_id=user.pk, job_id=str(job.id), content=image)
     try:
         balance = _charge_and_enqueue(user, identity, job, request)
-    except (_Replay, IntegrityError, InsufficientCredits, CreditCapReached) as error:
+    except (IntegrityError, InsufficientCredits, CreditCapReached) as error:
         _forget_input(job)
         return Submitted(_job_of_the_race(user, idempotency_key, fingerprint, is_test, error), False, None)
     except Exception:
@@ -131,12 +127,12 @@ def _forget_input(job: Job) -> None:
 
 def _job_of_the_race(user: User, key: str | None, fingerprint: str, is_test: bool, error: Exception) -> Job:
     """A charge that failed because a concurrent request with the same Idempotency-Key got there first
-    (its job seen under the account's lock or by the unique index, or the credits it took): that job, or a
-    409 for another body. Without a key, or with no such job, the failure stands."""
+    (its job met by the unique index, or the credits it took): that job, or a 409 for another body.
+    Without a key, or with no such job, the failure stands."""
     existing = _existing_for_key(user, key, fingerprint, is_test) if key else None
     if existing is not None:
         return existing
-    if key and isinstance(error, _Replay | IntegrityError):
+    if key and isinstance(error, IntegrityError):
         raise IdempotencyConflict("This Idempotency-Key is in use by a request that is still being processed.")
     raise error
 
@@ -144,9 +140,12 @@ def _job_of_the_race(user: User, key: str | None, fingerprint: str, is_test: boo
 def _charge_and_enqueue(user: User, identity: KeyIdentity | None, job: Job, request: ValidRequest) -> int | None:
     with transaction.atomic():
         balance = _charge(user, identity, job, request)
-        _check_parallel(user, job)
         job.enqueued_at = timezone.now()
-        insert_rows(job, JobEvent(job=job, kind="created", data={"creditsCharged": job.credits_charged}))
+        created = JobEvent(job=job, kind="created", data={"creditsCharged": job.credits_charged})
+        # After the account's lock, so concurrent submits of one account count one after another; the
+        # count includes this job, and a refusal rolls it back with the charge.
+        [(active,)] = insert_rows(job, created, then_read=jobs_active_count_query(user_id=user.pk))
+        parallel_tasks_check(plan_limit=user.plan.parallel_tasks, active=active - 1)
         _publish(job)  # last: a broker that is down rolls everything back, so nothing is charged
     return balance
 
@@ -167,15 +166,6 @@ def _charge(user: User, identity: KeyIdentity | None, job: Job, request: ValidRe
         reason=f"{request.model.name} ({request.type})",
     )
     return entry.balance_after
-
-
-def _check_parallel(user: User, job: Job) -> None:
-    # Runs after the account's row lock: concurrent submits of one account count one after another.
-    rows = jobs_active_or_keyed(user_id=user.pk, idempotency_key=job.idempotency_key)
-    if job.idempotency_key and any(key == job.idempotency_key for _, _, key in rows):
-        raise _Replay()
-    active = sum(1 for _, status, _ in rows if status in ACTIVE_STATUSES)
-    parallel_tasks_check(plan_limit=user.plan.parallel_tasks, active=active)
 
 
 def _publish(job: Job) -> None:

@@ -67,3 +67,18 @@ def test_racing_retries_of_a_submit_that_took_the_last_credits_all_get_its_job(u
     assert {status for status, _ in results} == {HTTPStatus.ACCEPTED}  # never 402 for the job that was made
     assert len({job_id for _, job_id in results}) == 1
     assert wallet_balance(user_id=user.pk) == 0 and Job.objects.count() == 1
+
+
+def test_racing_submits_past_the_parallel_task_limit_start_exactly_the_limit_and_charge_only_those(
+    funded, raw_key, no_worker
+):
+    from accounts.models import Plan
+
+    Plan.objects.filter(slug="pro-plus").update(parallel_tasks=3)
+    results = run_concurrently(lambda index: submit(raw_key, f"limit-{index}"), 12, workers=12)
+    statuses = sorted(status for status, _ in results)
+    assert statuses == [HTTPStatus.ACCEPTED] * 3 + [HTTPStatus.TOO_MANY_REQUESTS] * 9
+    jobs = Job.objects.all()
+    assert len(jobs) == 3
+    assert wallet_balance(user_id=funded.pk) == 100 - sum(job.credits_charged for job in jobs)
+    assert LedgerEntry.objects.filter(user=funded, amount__lt=0).count() == 3

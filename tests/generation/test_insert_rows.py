@@ -86,3 +86,9 @@ def test_the_connection_works_normally_after_a_failed_batch(user, db_pass):
     other = new_job(user, idempotency_key="free")
     insert_rows(other, JobEvent(job=other, kind="created"))
     assert Job.objects.filter(pk=other.pk).exists()
+
+
+def test_a_query_read_after_the_rows_sees_them(user, db_pass):
+    job = new_job(user)
+    rows = insert_rows(job, then_read=("SELECT count(*) FROM generation_job WHERE user_id = %s", [user.pk]))
+    assert rows == [(1,)]
