@@ -45,15 +45,23 @@ def redis_command(url: str, *command: Any) -> Any:
     """Run one command on this thread's connection; once more on a new connection if the server went
     away (a restart): a command then may land twice, so use it where that is harmless."""
     try:
-        return _send(url, command)
+        return _round_trip(url, command)
     except redis.ConnectionError:
-        return _send(url, command)
+        return _round_trip(url, command)
 
 
-def _send(url: str, command: tuple) -> Any:
+def _round_trip(url: str, command: tuple) -> Any:
     conn = thread_connection(url)
-    conn.send_command(*command)
-    return conn.read_response()
+    try:
+        conn.send_command(*command)
+        return conn.read_response()
+    except redis.ResponseError:
+        raise  # the server answered: the connection is in step
+    except BaseException:
+        # Interrupted between sending and reading (a timeout, a worker's shutdown): a reply may still be
+        # on its way, and the next command on this connection would read it as its own.
+        conn.disconnect()
+        raise
 
 
 class LuaScript:
@@ -64,18 +72,9 @@ class LuaScript:
         self.sha = hashlib.sha1(source.encode()).hexdigest()  # noqa: S324 (Redis names scripts by SHA-1)
 
     def __call__(self, keys: Sequence[str], args: Sequence[Any] = ()) -> Any:
+        # Retried once on a new connection like any redis_command: a count may then land twice, which a
+        # restarted Redis, having lost its counters, more than makes up for.
         try:
-            return self._run(keys, args)
-        except redis.ConnectionError:
-            # Once more, on a new connection: the server went away (a restart). A count may then land
-            # twice, which a restarted Redis, having lost its counters, more than makes up for.
-            return self._run(keys, args)
-
-    def _run(self, keys: Sequence[str], args: Sequence[Any]) -> Any:
-        conn = thread_connection(settings.REDIS_URL)
-        conn.send_command("EVALSHA", self.sha, len(keys), *keys, *args)
-        try:
-            return conn.read_response()
+            return redis_command(settings.REDIS_URL, "EVALSHA", self.sha, len(keys), *keys, *args)
         except NoScriptError:
-            conn.send_command("EVAL", self.source, len(keys), *keys, *args)
-            return conn.read_response()
+            return redis_command(settings.REDIS_URL, "EVAL", self.source, len(keys), *keys, *args)

@@ -3,7 +3,7 @@
 Every submit publishes one run_job message. apply_async spent about 0.5 ms of CPU on each (option and
 route lookups, message assembly, kombu's publish wrappers): a sixth of a submit. The message only differs
 by the job's id and its time limits, so it is built here as Celery builds it (tests compare the two
-field by field). On Redis, the production broker, it is pushed onto the queue's list as kombu's Redis
+field by field). On plain Redis, the production broker, it is pushed onto the queue's list as kombu's Redis
 channel stores it (tests compare that too), with one LPUSH on the thread's own connection: kombu's
 producer pool and publish wrappers cost as much again as the message. Other brokers (the embedded
 filesystem one) get it through the channel of a pooled producer, as kombu's Producer gives it, with the
@@ -98,7 +98,9 @@ def publish_run_job(job_id: str, *, soft: int, hard: int) -> None:
     parts = task_message(run_job.name, [job_id], soft=soft, hard=hard, ignore_result=run_job.ignore_result)
     queue = app.amqp.default_queue  # the queue the workers consume, published to by name as apply_async does
     url = app.conf.broker_write_url  # where Celery itself publishes (the broker URL unless set apart)
-    if url.startswith(("redis://", "rediss://")) and ";" not in url:  # one server, not a failover list
+    # One plain Redis server only: redis-py reads TLS options (rediss://) otherwise than kombu does, and
+    # a failover list (";") is kombu's to walk.
+    if url.startswith("redis://") and ";" not in url:
         _push_to_redis(url, queue.name, parts)
     else:
         _publish_on_channel(queue, parts)
@@ -109,7 +111,7 @@ def _push_to_redis(url: str, queue: str, parts: tuple[bytes, dict, dict]) -> Non
     try:
         redis_command(url, "LPUSH", queue, redis_entry(queue, *parts))
     except redis.RedisError as error:
-        raise OperationalError(f"broker unavailable: {type(error).__name__}") from None
+        raise OperationalError(f"broker unavailable: {type(error).__name__}") from error
 
 
 def _publish_on_channel(queue: Queue, parts: tuple[bytes, dict, dict]) -> None:

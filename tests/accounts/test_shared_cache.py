@@ -15,7 +15,7 @@ from accounts.selectors import apikey_load, shallow_copy
 from accounts.services import apikey_cache_forget, apikey_create, apikey_hash, apikey_version_key
 from billing.balance_cache import balance_key, balance_parse, balance_store
 from billing.services import wallet_adjust, wallet_debit
-from flixly_site.shared import LuaScript, redis_client
+from flixly_site.shared import LuaScript, redis_client, redis_command, thread_connection
 
 
 class PingApi(APIView):
@@ -123,6 +123,22 @@ def test_scripts_survive_a_redis_that_forgot_them_or_dropped_the_connection():
     assert script(keys=["test:script"]) == 2  # NOSCRIPT: sent whole
     client.client_kill_filter(_type="normal", skipme=True)
     assert script(keys=["test:script"]) == 3  # the dropped connection is replaced
+
+
+@pytest.mark.redis
+def test_a_command_interrupted_before_its_reply_does_not_hand_that_reply_to_the_next(settings, monkeypatch):
+    class Interrupted(BaseException):  # as a worker's time limit or shutdown would interrupt it
+        pass
+
+    client = redis_client()
+    client.set("test:a", "first")
+    client.set("test:b", "second")
+    conn = thread_connection(settings.REDIS_URL)
+    monkeypatch.setattr(conn, "read_response", lambda *a, **k: (_ for _ in ()).throw(Interrupted()))
+    with pytest.raises(Interrupted):
+        redis_command(settings.REDIS_URL, "GET", "test:a")
+    monkeypatch.undo()
+    assert redis_command(settings.REDIS_URL, "GET", "test:b") == b"second"
 
 
 @pytest.mark.redis
