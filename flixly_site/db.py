@@ -7,8 +7,9 @@ stored exactly as save() would store them, on PostgreSQL and SQLite alike. Signa
 use it only for models without save() overrides or signal receivers.
 
 Several rows, and a query to read after them, go to PostgreSQL in one round trip (psycopg's pipeline
-mode): a statement's error, such as a unique violation, is then raised once all of them are sent, still
-as Django's own exception, and nothing after the failed statement runs.
+mode). A statement's error, such as a unique violation, still reaches the caller as Django's own
+exception, nothing after the failed statement runs, and the caller's transaction or savepoint rolls back
+as usual; psycopg then logs "error ignored terminating Pipeline" at WARNING, which is expected.
 """
 
 import functools
@@ -36,11 +37,11 @@ def insert_rows(*instances: models.Model, then_read: tuple[str, Sequence] | None
     then run the query `then_read` (SQL, parameters), if given, and return its rows."""
     with ExitStack() as cursors:
         with _one_round_trip(len(instances) + (then_read is not None)):
-            sent = [_send(instance, cursors.enter_context(connection.cursor())) for instance in instances]
+            sent = [(instance, _send(instance, cursors.enter_context(connection.cursor()))) for instance in instances]
             if then_read is not None:
                 reader = cursors.enter_context(connection.cursor())
                 reader.execute(*then_read)
-        for instance, cursor in zip(instances, sent, strict=True):
+        for instance, cursor in sent:
             _finish(instance, cursor)
         return reader.fetchall() if then_read is not None else []
 
@@ -56,17 +57,19 @@ def _one_round_trip(statements: int) -> Iterator[None]:
         yield
 
 
-def _send(instance: models.Model, cursor: CursorWrapper) -> CursorWrapper:
+def _send(instance: models.Model, cursor: CursorWrapper) -> CursorWrapper | None:
+    """Send the row's INSERT; the cursor to read its new key from, if the database makes the key."""
     sql, fields, returning = _statement(type(instance), connection.vendor)
     values = [field.get_db_prep_save(field.pre_save(instance, True), connection) for field in fields]
-    if returning is not None:
-        sql = f"{sql} RETURNING {connection.ops.quote_name(returning)}"
-    cursor.execute(sql, values)
+    if returning is None:
+        cursor.execute(sql, values)
+        return None
+    cursor.execute(f"{sql} RETURNING {connection.ops.quote_name(returning)}", values)
     return cursor
 
 
-def _finish(instance: models.Model, cursor: CursorWrapper) -> None:
-    if _statement(type(instance), connection.vendor)[2] is not None:
-        setattr(instance, instance._meta.pk.attname, cursor.fetchone()[0])
+def _finish(instance: models.Model, key_cursor: CursorWrapper | None) -> None:
+    if key_cursor is not None:
+        setattr(instance, instance._meta.pk.attname, key_cursor.fetchone()[0])
     instance._state.adding = False
     instance._state.db = connection.alias
