@@ -84,6 +84,13 @@ def wallet_ensure(*, user_id: int) -> None:
     Wallet.objects.get_or_create(user_id=user_id)
 
 
+def wallet_lock(*, user_id: int) -> None:
+    """Hold the account's wallet row (made if missing) until the transaction ends, as every debit does:
+    whatever an account's requests check under it (their count of running jobs), they check one after
+    another, charged or free."""
+    Wallet.objects.select_for_update().get_or_create(user_id=user_id)
+
+
 def wallet_balance(*, user_id: int) -> int:
     """The balance from the database (one indexed lookup, no ORM overhead); mirrored for the header."""
     with connection.cursor() as cursor:

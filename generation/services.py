@@ -19,7 +19,7 @@ from kombu.exceptions import OperationalError as BrokerError
 from accounts.models import User
 from accounts.ratelimit import parallel_tasks_check
 from accounts.selectors import KeyIdentity
-from billing.services import CreditCapReached, InsufficientCredits, wallet_debit, wallet_refund
+from billing.services import CreditCapReached, InsufficientCredits, wallet_debit, wallet_lock, wallet_refund
 from flixly_site.db import insert_rows
 from flixly_site.errors import Conflict, Forbidden, ServiceUnavailable
 from generation.catalog import provider_for, route_for
@@ -142,8 +142,8 @@ def _charge_and_enqueue(user: User, identity: KeyIdentity | None, job: Job, requ
         balance = _charge(user, identity, job, request)
         job.enqueued_at = timezone.now()
         created = JobEvent(job=job, kind="created", data={"creditsCharged": job.credits_charged})
-        # After the account's lock, so concurrent submits of one account count one after another; the
-        # count includes this job, and a refusal rolls it back with the charge.
+        # After the account's wallet lock (_charge), so concurrent submits of one account count one after
+        # another; the count includes this job, and a refusal rolls it back with the charge.
         [(active,)] = insert_rows(job, created, then_read=jobs_active_count_query(user_id=user.pk))
         parallel_tasks_check(plan_limit=user.plan.parallel_tasks, active=active - 1)
         _publish(job)  # last: a broker that is down rolls everything back, so nothing is charged
@@ -152,8 +152,9 @@ def _charge_and_enqueue(user: User, identity: KeyIdentity | None, job: Job, requ
 
 def _charge(user: User, identity: KeyIdentity | None, job: Job, request: ValidRequest) -> int | None:
     if job.credits_charged == 0:
-        # Free (test-mode) jobs still take the account's lock so the parallel-task count is exact.
-        User.objects.select_for_update().filter(pk=user.pk).values_list("pk").first()
+        # Free (test-mode) jobs take the lock a debit takes, so the parallel-task count stays exact
+        # across test and live submits.
+        wallet_lock(user_id=user.pk)
         return None
     entry = wallet_debit(
         user_id=user.pk,

@@ -82,3 +82,17 @@ def test_racing_submits_past_the_parallel_task_limit_start_exactly_the_limit_and
     assert len(jobs) == 3
     assert wallet_balance(user_id=funded.pk) == 100 - sum(job.credits_charged for job in jobs)
     assert LedgerEntry.objects.filter(user=funded, amount__lt=0).count() == 3
+
+
+def test_test_mode_and_live_submits_racing_share_one_parallel_task_limit(funded, raw_key, make_key, no_worker):
+    from accounts.models import KeyMode, Plan, Scope
+
+    Plan.objects.filter(slug="pro-plus").update(parallel_tasks=3)
+    test_key = make_key(funded, mode=KeyMode.TEST, scopes=list(Scope.values))
+    results = run_concurrently(
+        lambda index: submit(raw_key if index % 2 else test_key, f"mixed-{index}"), 12, workers=12
+    )
+    assert sorted(status for status, _ in results) == [HTTPStatus.ACCEPTED] * 3 + [HTTPStatus.TOO_MANY_REQUESTS] * 9
+    assert Job.objects.count() == 3
+    live_jobs = Job.objects.filter(is_test=False)
+    assert wallet_balance(user_id=funded.pk) == 100 - sum(job.credits_charged for job in live_jobs)

@@ -248,6 +248,9 @@ def test_a_submission_over_the_parallel_task_limit_is_a_429(api, funded, no_work
     assert response.json()["error"]["code"] == "rate_limit_exceeded"
     assert response["Retry-After"]
     assert wallet_balance(user_id=funded.pk) == 99
+    # The refused job was written, counted and rolled back with its charge: nothing of it stays.
+    assert Job.objects.count() == 1 and JobEvent.objects.count() == 1
+    assert LedgerEntry.objects.filter(user=funded, amount__lt=0).count() == 1
 
 
 def test_a_test_mode_key_is_free_and_runs_locally(client, funded, make_key):
