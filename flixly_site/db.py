@@ -9,15 +9,24 @@ use it only for models without save() overrides or signal receivers.
 Several rows, and a query to read after them, go to PostgreSQL in one round trip (psycopg's pipeline
 mode). A statement's error, such as a unique violation, still reaches the caller as Django's own
 exception, nothing after the failed statement runs, and the caller's transaction or savepoint rolls back
-as usual; psycopg then logs "error ignored terminating Pipeline" at WARNING, which is expected.
+as usual. psycopg may then also log the pipeline it could not close cleanly ("error ignored
+terminating"), which says nothing the exception does not: PipelineExitNoise drops that line.
 """
 
 import functools
+import logging
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 
 from django.db import connection, models
 from django.db.backends.utils import CursorWrapper
+
+
+class PipelineExitNoise(logging.Filter):
+    """For the psycopg logger: drops the warning about a pipeline closed after one of its statements failed."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("error ignored terminating")
 
 
 @functools.cache

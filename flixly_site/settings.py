@@ -299,8 +299,9 @@ LOGGING = {
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"pipeline_exit": {"()": "flixly_site.db.PipelineExitNoise"}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"django.request": {"level": "ERROR"}},
+    "loggers": {"django.request": {"level": "ERROR"}, "psycopg": {"filters": ["pipeline_exit"]}},
 }
 
 # Reuse a worker's database connection across tasks instead of reconnecting for each job.

@@ -64,10 +64,7 @@ def _existing_for_key(user: User, key: str | None, fingerprint: str, is_test: bo
     if not key:
         return None
     job = Job.objects.filter(user=user, idempotency_key=key).first()
-    if job is None:
-        return None
-    if job.created_at < timezone.now() - IDEMPOTENCY_WINDOW:
-        Job.objects.filter(pk=job.pk).update(idempotency_key=None)  # past 24 h the key is free again
+    if job is None or job.created_at < timezone.now() - IDEMPOTENCY_WINDOW:
         return None
     if job.request_hash != fingerprint or job.is_test != is_test:  # test and live never replay each other
         raise IdempotencyConflict(
@@ -85,15 +82,16 @@ def job_submit(
     fingerprint: str = "",
     image: bytes | None = None,
 ) -> Submitted:
-    """Charge, create and enqueue a job in one transaction; a replayed Idempotency-Key returns the first job."""
+    """Charge, create and enqueue a job in one transaction; a replayed Idempotency-Key returns the first job.
+
+    A replay is found by the job's unique (account, key) index, which refuses the new row: the charge and
+    the row roll back, and the first job is looked up only then. The first submit of a key, by far the
+    common case, so pays no lookup of its own."""
     job_refuse_disallowed(identity, request)
     is_test = identity is not None and identity.is_test
     route = route_for(request.model, is_test=is_test)
     if route is None:
         raise ServiceUnavailable(f"{request.model.id} is not available on this server right now; nothing was charged.")
-    existing = _existing_for_key(user, idempotency_key, fingerprint, is_test)
-    if existing is not None:
-        return Submitted(existing, False, None)
     job = Job(
         id=uuid.uuid4(),
         user=user,
@@ -110,7 +108,7 @@ def job_submit(
     if image is not None:
         job.input_file = input_store(user_id=user.pk, job_id=str(job.id), content=image)
     try:
-        balance = _charge_and_enqueue(user, identity, job, request)
+        balance = _charge_and_enqueue_new_key(user, identity, job, request)
     except (IntegrityError, InsufficientCredits, CreditCapReached) as error:
         _forget_input(job)
         return Submitted(_job_of_the_race(user, idempotency_key, fingerprint, is_test, error), False, None)
@@ -125,10 +123,27 @@ def _forget_input(job: Job) -> None:
         default_storage.delete(job.input_file)
 
 
+def _charge_and_enqueue_new_key(
+    user: User, identity: KeyIdentity | None, job: Job, request: ValidRequest
+) -> int | None:
+    try:
+        return _charge_and_enqueue(user, identity, job, request)
+    except IntegrityError:
+        if not (job.idempotency_key and _free_expired_key(user, job.idempotency_key)):
+            raise
+    return _charge_and_enqueue(user, identity, job, request)  # the key's first job was past 24 h: once more
+
+
+def _free_expired_key(user: User, key: str) -> bool:
+    """Past 24 h an Idempotency-Key is free again: take it off the job that had it."""
+    expired = Job.objects.filter(user=user, idempotency_key=key, created_at__lt=timezone.now() - IDEMPOTENCY_WINDOW)
+    return expired.update(idempotency_key=None) > 0
+
+
 def _job_of_the_race(user: User, key: str | None, fingerprint: str, is_test: bool, error: Exception) -> Job:
-    """A charge that failed because a concurrent request with the same Idempotency-Key got there first
-    (its job met by the unique index, or the credits it took): that job, or a 409 for another body.
-    Without a key, or with no such job, the failure stands."""
+    """A charge that failed because the Idempotency-Key names a job already (met by the unique index, a
+    replay that found the credits spent, or a concurrent request that got there first): that job, or a
+    409 for another body. Without a key, or with no such job, the failure stands."""
     existing = _existing_for_key(user, key, fingerprint, is_test) if key else None
     if existing is not None:
         return existing

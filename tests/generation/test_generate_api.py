@@ -241,6 +241,19 @@ def test_an_idempotency_key_is_free_again_after_24_hours(api, funded, no_worker)
     assert Job.objects.count() == 2
 
 
+def test_a_replay_gets_its_job_even_with_no_credits_left_and_the_parallel_limit_reached(api, user, no_worker):
+    from billing.services import wallet_adjust
+
+    wallet_adjust(user_id=user.pk, amount=1, reason="one job")
+    first = generate(api, **{"Idempotency-Key": "last-one"})
+    assert first.status_code == HTTPStatus.ACCEPTED and wallet_balance(user_id=user.pk) == 0  # free plan: 1 at a time
+    again = generate(api, **{"Idempotency-Key": "last-one"})
+    assert again.status_code == HTTPStatus.ACCEPTED and again["Idempotent-Replayed"] == "true"
+    assert again.json()["data"]["jobId"] == first.json()["data"]["jobId"]
+    assert Job.objects.count() == 1 and JobEvent.objects.count() == 1
+    assert LedgerEntry.objects.filter(user=user, amount__lt=0).count() == 1 and wallet_balance(user_id=user.pk) == 0
+
+
 def test_a_submission_over_the_parallel_task_limit_is_a_429(api, funded, no_worker):
     assert generate(api).status_code == HTTPStatus.ACCEPTED
     response = generate(api)

@@ -92,3 +92,19 @@ def test_a_query_read_after_the_rows_sees_them(user, db_pass):
     job = new_job(user)
     rows = insert_rows(job, then_read=("SELECT count(*) FROM generation_job WHERE user_id = %s", [user.pk]))
     assert rows == [(1,)]
+
+
+def test_psycopgs_warning_about_closing_a_failed_pipeline_is_dropped_and_nothing_else(db_pass):
+    import logging
+
+    psycopg_logger = logging.getLogger("psycopg")
+    kept = []
+    handler = logging.Handler()
+    handler.emit = kept.append
+    psycopg_logger.addHandler(handler)
+    try:
+        psycopg_logger.warning("error ignored terminating %r: %s", "<Pipeline>", "pipeline aborted")
+        psycopg_logger.warning("something else")
+    finally:
+        psycopg_logger.removeHandler(handler)
+    assert [record.getMessage() for record in kept] == ["something else"]

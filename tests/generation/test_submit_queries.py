@@ -2,6 +2,7 @@
 has finished (PostgreSQL, in the generic plan a prepared statement ends up with)."""
 
 import json
+import logging
 
 import psycopg
 import pytest
@@ -52,3 +53,18 @@ def test_it_counts_the_queued_and_running_jobs(busy_account):
     with connection.cursor() as cursor:
         cursor.execute(*jobs_active_count_query(user_id=busy_account.pk))
         assert cursor.fetchone() == (3,)
+
+
+def test_replays_on_postgresql_log_no_warning_from_psycopg(funded, raw_key, no_worker, caplog):
+    from django.test import Client
+
+    def submit():
+        body = {"model": "local-image", "type": "TEXT_TO_IMAGE", "prompt": "A cat"}
+        headers = {"Authorization": f"Bearer {raw_key}", "Idempotency-Key": "once"}
+        return Client().post("/api/v1/generate", body, content_type="application/json", headers=headers)
+
+    first = submit()
+    with caplog.at_level(logging.WARNING, logger="psycopg"):
+        replays = [submit() for _ in range(5)]
+    assert {again.json()["data"]["jobId"] for again in replays} == {first.json()["data"]["jobId"]}
+    assert [record.getMessage() for record in caplog.records if record.name.startswith("psycopg")] == []
