@@ -33,6 +33,7 @@ from generation.validation import ValidRequest
 logger = logging.getLogger("flixly.jobs")
 
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
+KEY_CONSTRAINT = "job_idempotency_per_user"  # Job's unique (account, Idempotency-Key)
 GENERIC_FAILURE = "The generation failed. Your credits were refunded."
 QUEUED_REQUEUE_AFTER = timedelta(minutes=2)
 MAX_ATTEMPTS = 2  # a job whose worker vanished is retried once, then failed and refunded
@@ -111,6 +112,8 @@ def job_submit(
         balance = _charge_and_enqueue_new_key(user, identity, job, request)
     except (IntegrityError, InsufficientCredits, CreditCapReached) as error:
         _forget_input(job)
+        if isinstance(error, IntegrityError) and not _key_taken(error):
+            raise  # another rule of the database broke: an error to see, not a replay
         return Submitted(_job_of_the_race(user, idempotency_key, fingerprint, is_test, error), False, None)
     except Exception:
         _forget_input(job)
@@ -119,8 +122,20 @@ def job_submit(
 
 
 def _forget_input(job: Job) -> None:
-    if job.input_file:
+    if not job.input_file:
+        return
+    try:
         default_storage.delete(job.input_file)
+    except Exception:  # any storage backend's error: a stray file must not fail the answer
+        logger.warning("input file of unsubmitted job %s not deleted", job.id, exc_info=True)
+
+
+def _key_taken(error: IntegrityError) -> bool:
+    """Whether the refused row was a job whose Idempotency-Key the account had used already."""
+    diag = getattr(error.__cause__, "diag", None)
+    if diag is not None:  # PostgreSQL names the constraint
+        return diag.constraint_name == KEY_CONSTRAINT
+    return f"{Job._meta.db_table}.idempotency_key" in str(error)  # SQLite names the columns
 
 
 def _charge_and_enqueue_new_key(
@@ -128,16 +143,18 @@ def _charge_and_enqueue_new_key(
 ) -> int | None:
     try:
         return _charge_and_enqueue(user, identity, job, request)
-    except IntegrityError:
-        if not (job.idempotency_key and _free_expired_key(user, job.idempotency_key)):
+    except IntegrityError as error:
+        if not (_key_taken(error) and _key_free_again(user, job.idempotency_key)):
             raise
-    return _charge_and_enqueue(user, identity, job, request)  # the key's first job was past 24 h: once more
+    return _charge_and_enqueue(user, identity, job, request)  # once more, with the key free
 
 
-def _free_expired_key(user: User, key: str) -> bool:
-    """Past 24 h an Idempotency-Key is free again: take it off the job that had it."""
-    expired = Job.objects.filter(user=user, idempotency_key=key, created_at__lt=timezone.now() - IDEMPOTENCY_WINDOW)
-    return expired.update(idempotency_key=None) > 0
+def _key_free_again(user: User, key: str) -> bool:
+    """Whether the key may name a new job now: its job was past 24 h (the key is taken off it here), or no
+    job holds it any more (a concurrent request freed it, or rolled back)."""
+    holders = Job.objects.filter(user=user, idempotency_key=key)
+    expired = holders.filter(created_at__lt=timezone.now() - IDEMPOTENCY_WINDOW).update(idempotency_key=None)
+    return expired > 0 or not holders.exists()
 
 
 def _job_of_the_race(user: User, key: str | None, fingerprint: str, is_test: bool, error: Exception) -> Job:

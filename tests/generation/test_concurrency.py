@@ -96,3 +96,18 @@ def test_test_mode_and_live_submits_racing_share_one_parallel_task_limit(funded,
     assert Job.objects.count() == 3
     live_jobs = Job.objects.filter(is_test=False)
     assert wallet_balance(user_id=funded.pk) == 100 - sum(job.credits_charged for job in live_jobs)
+
+
+def test_racing_submits_on_a_key_past_its_24_hours_all_get_one_new_job_charged_once(funded, raw_key, no_worker):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    status, old_id = submit(raw_key, "day-old")
+    assert status == HTTPStatus.ACCEPTED
+    Job.objects.filter(pk=old_id).update(status="completed", created_at=timezone.now() - timedelta(hours=25))
+    results = run_concurrently(lambda _: submit(raw_key, "day-old"), 10, workers=10)
+    assert {status for status, _ in results} == {HTTPStatus.ACCEPTED}
+    new_ids = {job_id for _, job_id in results}
+    assert len(new_ids) == 1 and old_id not in new_ids
+    assert LedgerEntry.objects.filter(user=funded, amount__lt=0).count() == 2

@@ -2,8 +2,10 @@
 
 import uuid
 
+import psycopg
 import pytest
 from django.db import IntegrityError, transaction
+from psycopg.errors import PipelineAborted
 
 from billing.models import EntryKind, LedgerEntry
 from flixly_site.db import insert_rows
@@ -103,8 +105,25 @@ def test_psycopgs_warning_about_closing_a_failed_pipeline_is_dropped_and_nothing
     handler.emit = kept.append
     psycopg_logger.addHandler(handler)
     try:
-        psycopg_logger.warning("error ignored terminating %r: %s", "<Pipeline>", "pipeline aborted")
+        aborted = psycopg.Pipeline.__new__(psycopg.Pipeline)  # only its type matters here
+        psycopg_logger.warning("error ignored terminating %r: %s", aborted, PipelineAborted("pipeline aborted"))
+        psycopg_logger.warning("error ignored terminating %s: %s", "<Copy>", "connection lost")
         psycopg_logger.warning("something else")
     finally:
         psycopg_logger.removeHandler(handler)
-    assert [record.getMessage() for record in kept] == ["something else"]
+    assert [record.getMessage() for record in kept] == [
+        "error ignored terminating <Copy>: connection lost",
+        "something else",
+    ]
+
+
+def test_only_a_reused_idempotency_key_counts_as_a_replay(user, db_pass):
+    from generation.services import _key_taken
+
+    insert_rows(new_job(user, idempotency_key="taken"))
+    with pytest.raises(IntegrityError) as reused, transaction.atomic():
+        insert_rows(new_job(user, idempotency_key="taken"))
+    with pytest.raises(IntegrityError) as other_rule, transaction.atomic():
+        insert_rows(new_job(user, idempotency_key="fresh", credits_charged=1, credits_refunded=2))
+    assert _key_taken(reused.value)
+    assert not _key_taken(other_rule.value)
