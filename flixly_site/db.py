@@ -20,13 +20,17 @@ from contextlib import ExitStack, contextmanager
 
 from django.db import connection, models
 from django.db.backends.utils import CursorWrapper
+from psycopg import Pipeline
+from psycopg.errors import PipelineAborted
 
 
 class PipelineExitNoise(logging.Filter):
-    """For the psycopg logger: drops the warning about a pipeline closed after one of its statements failed."""
+    """For the psycopg logger: drops its note that a pipeline closed as aborted after one of its statements
+    failed (that failure is the exception the caller gets); every other record passes."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not record.getMessage().startswith("error ignored terminating")
+        args = record.args if isinstance(record.args, tuple) else ()
+        return not (len(args) == 2 and isinstance(args[0], Pipeline) and isinstance(args[1], PipelineAborted))
 
 
 @functools.cache
