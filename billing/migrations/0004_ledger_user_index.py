@@ -38,7 +38,11 @@ class Migration(migrations.Migration):
                         "postgresql": [f"DROP INDEX CONCURRENTLY IF EXISTS {OLD}"],
                         "sqlite": [f"DROP INDEX IF EXISTS {OLD}"],
                     },
-                    backwards={"postgresql": [CREATE_OLD.format("CONCURRENTLY")], "sqlite": [CREATE_OLD.format("")]},
+                    backwards={
+                        # An invalid index left by an interrupted build is dropped first: IF NOT EXISTS would keep it.
+                        "postgresql": [f"DROP INDEX CONCURRENTLY IF EXISTS {OLD}", CREATE_OLD.format("CONCURRENTLY")],
+                        "sqlite": [CREATE_OLD.format("")],
+                    },
                 )
             ],
         )

@@ -22,6 +22,11 @@ def drop(names, concurrently: bool) -> list[str]:
     return [f"DROP INDEX {'CONCURRENTLY ' if concurrently else ''}IF EXISTS {name}" for name in names]
 
 
+def rebuilt(name: str, create: str) -> list[str]:
+    """A concurrent build left invalid by an interrupted run is dropped first: IF NOT EXISTS would keep it."""
+    return [*drop([name], concurrently=True), create]
+
+
 class Migration(migrations.Migration):
     """The job's user and model lose their own indexes (the composite ones start with the user; the
     model's needs no LIKE index), and unfinished jobs get a small partial index for the parallel-task
@@ -71,17 +76,17 @@ class Migration(migrations.Migration):
                 index_sql(
                     forwards={
                         "postgresql": [
-                            ACTIVE.format("CONCURRENTLY"),
-                            MODEL.format("CONCURRENTLY"),
+                            *rebuilt("job_user_active", ACTIVE.format("CONCURRENTLY")),
+                            *rebuilt("job_model", MODEL.format("CONCURRENTLY")),
                             *drop((*OLD_NAMES, "generation_job_model_id_e68b26be_like"), concurrently=True),
                         ],
                         "sqlite": [ACTIVE.format(""), MODEL.format(""), *drop(OLD_NAMES, concurrently=False)],
                     },
                     backwards={
                         "postgresql": [
-                            OLD_USER.format("CONCURRENTLY"),
-                            OLD_MODEL.format("CONCURRENTLY"),
-                            OLD_LIKE,
+                            *rebuilt(OLD_NAMES[0], OLD_USER.format("CONCURRENTLY")),
+                            *rebuilt(OLD_NAMES[1], OLD_MODEL.format("CONCURRENTLY")),
+                            *rebuilt("generation_job_model_id_e68b26be_like", OLD_LIKE),
                             *drop(NEW_NAMES, concurrently=True),
                         ],
                         "sqlite": [OLD_USER.format(""), OLD_MODEL.format(""), *drop(NEW_NAMES, concurrently=False)],
