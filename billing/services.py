@@ -84,11 +84,12 @@ def wallet_ensure(*, user_id: int) -> None:
     Wallet.objects.get_or_create(user_id=user_id)
 
 
-def wallet_lock(*, user_id: int) -> None:
-    """Hold the account's wallet row (made if missing) until the transaction ends, as every debit does:
-    whatever an account's requests check under it (their count of running jobs), they check one after
-    another, charged or free."""
-    Wallet.objects.select_for_update().get_or_create(user_id=user_id)
+def wallet_lock(*, user_id: int) -> Wallet:
+    """The account's wallet (made if missing), its row held until the transaction ends, as every debit
+    holds it: whatever an account's requests check under it (their count of running jobs, a take's
+    balance), they check one after another, charged or free."""
+    wallet, _ = Wallet.objects.select_for_update().get_or_create(user_id=user_id)
+    return wallet
 
 
 def wallet_balance(*, user_id: int) -> int:
@@ -245,7 +246,7 @@ def wallet_take(
     """Take up to `amount` without going below zero; return the entry and the shortfall not taken."""
     amount_check(amount=amount)
     with transaction.atomic():
-        wallet, _ = Wallet.objects.select_for_update().get_or_create(user_id=user_id)
+        wallet = wallet_lock(user_id=user_id)
         if LedgerEntry.objects.filter(user_id=user_id, idempotency_key=idempotency_key).exists():
             return None, 0
         taken = min(wallet.balance, amount)

@@ -161,7 +161,7 @@ def _job_of_the_race(user: User, key: str | None, fingerprint: str, is_test: boo
     """A charge that failed because the Idempotency-Key names a job already (met by the unique index, a
     replay that found the credits spent, or a concurrent request that got there first): that job, or a
     409 for another body. Without a key, or with no such job, the failure stands."""
-    existing = _existing_for_key(user, key, fingerprint, is_test) if key else None
+    existing = _existing_for_key(user, key, fingerprint, is_test)
     if existing is not None:
         return existing
     if key and isinstance(error, IntegrityError):
