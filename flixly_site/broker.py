@@ -1,8 +1,10 @@
 """Celery's Redis transport, with one Redis client per channel instead of a new one per message.
 
 kombu's Redis channel builds a redis-py client (a fresh connection-pool wrapper) for every message
-it publishes; with redis-py 8 that was about a twentieth of a job submit's CPU. The client is only a
-handle on the channel's own connection pool and is safe to share, so the channel keeps one.
+it publishes; with redis-py 8 that was about a twentieth of a job submit's CPU. (Submits on plain
+redis:// now push their message themselves, generation/queue.py; every other message comes through
+here.) The client is only a handle on the channel's own connection pool and is safe to share, so the
+channel keeps one.
 Selected by CELERY_BROKER_TRANSPORT when the broker is Redis.
 """
 
