@@ -7,21 +7,24 @@ refund, a Stripe grant or a sign-up bonus lands at most once however often it is
 
 import logging
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Sum
+from django.db.transaction import TransactionManagementError
 from django.utils import timezone
 
 from billing.balance_cache import balance_store_on_commit
 from billing.models import BillingAlert, EntryKind, LedgerEntry, Wallet
-from flixly_site.db import insert_rows
+from flixly_site.db import InsertFrom, Query, Statement, run_together
 from flixly_site.errors import ApplicationError, ValidationFailed
 
 logger = logging.getLogger("flixly.billing")
 
 WALLET_TABLE = Wallet._meta.db_table
+LEDGER_TABLE = LedgerEntry._meta.db_table
 
 # One grant, take, price or refund: nothing real comes near a trillion credits, so more is a typo. It
 # also keeps every amount and bound passed to the database far inside 64-bit integers.
@@ -55,22 +58,32 @@ def amount_check(*, amount: int) -> None:
         raise _refuse_amount(f"An amount can be at most {MAX_CREDITS_PER_MOVEMENT:,} credits.")
 
 
-def _move(user_id: int, delta: int) -> tuple[int, bool] | None:
-    """Add delta unless the balance would leave 0..MAX_BALANCE; return (balance, low_balance_alerted)."""
+def _move_query(user_id: int, delta: int) -> Query:
+    """The conditional UPDATE adding delta unless the balance would leave 0..MAX_BALANCE; it returns
+    (balance, low_balance_alerted, version), or no row."""
     # Bounds on the old balance, not on balance + delta: PostgreSQL may compute that sum first, and
     # past bigint it is an error rather than a row left alone.
     lowest, highest = max(0, -delta), MAX_BALANCE - max(0, delta)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {WALLET_TABLE} SET balance = balance + %s, version = version + 1, updated_at = %s "  # noqa: S608
-            "WHERE user_id = %s AND balance BETWEEN %s AND %s RETURNING balance, low_balance_alerted, version",
-            [delta, timezone.now(), user_id, lowest, highest],
-        )
-        row = cursor.fetchone()
-    if row is None:
+    sql = (
+        f"UPDATE {WALLET_TABLE} SET balance = balance + %s, version = version + 1, updated_at = %s "  # noqa: S608
+        "WHERE user_id = %s AND balance BETWEEN %s AND %s RETURNING balance, low_balance_alerted, version"
+    )
+    return sql, [delta, timezone.now(), user_id, lowest, highest]
+
+
+def _moved(user_id: int, rows: list[tuple]) -> tuple[int, bool] | None:
+    """(balance, low_balance_alerted) from _move_query's rows, the new balance mirrored once committed."""
+    if not rows:
         return None
-    balance_store_on_commit(user_id, int(row[0]), int(row[2]))
-    return int(row[0]), bool(row[1])
+    balance, alerted, version = rows[0]
+    balance_store_on_commit(user_id, int(balance), int(version))
+    return int(balance), bool(alerted)
+
+
+def _move(user_id: int, delta: int) -> tuple[int, bool] | None:
+    """Add delta unless the balance would leave 0..MAX_BALANCE; return (balance, low_balance_alerted)."""
+    [rows] = run_together(_move_query(user_id, delta))
+    return _moved(user_id, rows)
 
 
 def _add(user_id: int, amount: int) -> tuple[int, bool]:
@@ -107,20 +120,59 @@ def month_start(now: datetime | None = None) -> datetime:
     return now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
 
 
-def _check_key_cap(api_key_id: uuid.UUID | str, cap: int, amount: int) -> None:
-    # Runs after the wallet row is locked by the debit, so concurrent debits of one account queue here.
-    net = LedgerEntry.objects.filter(
-        api_key_id=api_key_id, created_at__gte=month_start(), kind__in=[EntryKind.DEBIT, EntryKind.REFUND]
-    ).aggregate(total=Sum("amount"))["total"]
-    spent = -(net or 0)
-    if spent + amount > cap:
-        raise CreditCapReached(
-            f"This API key's monthly credit cap of {cap} would be exceeded ({spent} used this month).",
-            details={"monthlyCreditCap": cap, "usedThisMonth": spent, "price": amount},
-        )
+def _key_spend_query(api_key_id: uuid.UUID | str) -> Query:
+    """What the key spent this month, net of refunds (as a negative sum, or 0)."""
+    sql = (
+        f"SELECT COALESCE(SUM(amount), 0) FROM {LEDGER_TABLE} "  # noqa: S608
+        f"WHERE api_key_id = %s AND created_at >= %s AND kind IN ('{EntryKind.DEBIT}', '{EntryKind.REFUND}')"
+    )
+    prep = [LedgerEntry._meta.get_field(name).get_db_prep_value for name in ("api_key_id", "created_at")]
+    return sql, [prep[0](api_key_id, connection), prep[1](month_start(), connection)]
 
 
-def wallet_debit(
+@dataclass
+class Debit:
+    """A debit as statements for the caller to run with its own in one round trip (flixly_site.db.run_together),
+    inside its transaction; settle() then reads their rows and refuses the debit or completes it.
+
+    The statements: the wallet's conditional UPDATE (which locks the row, so concurrent debits of one
+    account queue there), the key's spend this month when it has a cap (read after that lock), and the
+    ledger row, which takes balance_after from the updated wallet."""
+
+    user_id: int
+    amount: int
+    entry: LedgerEntry
+    monthly_cap: int | None
+    statements: tuple[Statement, ...]
+
+    def settle(self, rows: list[list[tuple]]) -> LedgerEntry:
+        """Raise InsufficientCredits or CreditCapReached (the caller's transaction then rolls back what the
+        statements wrote), or return the ledger entry."""
+        if not connection.in_atomic_block:
+            raise TransactionManagementError("A debit's statements run inside transaction.atomic().")
+        moved = _moved(self.user_id, rows[0])
+        if moved is None:
+            refusal = InsufficientCredits.for_price(self.amount, wallet_balance(user_id=self.user_id))
+            transaction.set_rollback(True)  # the ledger row went in with the statements; it must not stay
+            raise refusal
+        if self.monthly_cap is not None:
+            [(net,)] = rows[1]
+            self._within_cap(-int(net))
+        balance, alerted = moved
+        if balance < settings.FLIXLY_LOW_BALANCE_THRESHOLD and not alerted:
+            _arm_low_balance_email(self.user_id, balance)
+        return self.entry
+
+    def _within_cap(self, spent: int) -> None:
+        if spent + self.amount > self.monthly_cap:
+            transaction.set_rollback(True)
+            raise CreditCapReached(
+                f"This API key's monthly credit cap of {self.monthly_cap} would be exceeded ({spent} used this month).",
+                details={"monthlyCreditCap": self.monthly_cap, "usedThisMonth": spent, "price": self.amount},
+            )
+
+
+def debit_prepare(
     *,
     user_id: int,
     amount: int,
@@ -131,22 +183,16 @@ def wallet_debit(
     api_key_id: uuid.UUID | str | None = None,
     monthly_cap: int | None = None,
     reason: str = "",
-) -> LedgerEntry:
-    """Take `amount` credits in the caller's transaction, or raise InsufficientCredits naming the price."""
+) -> Debit:
+    """A debit of `amount` credits to run with the caller's statements; see Debit."""
     if amount <= 0:
         raise ValueError("A debit takes a positive amount.")
     amount_check(amount=amount)
-    moved = _move(user_id, -amount)
-    if moved is None:
-        raise InsufficientCredits.for_price(amount, wallet_balance(user_id=user_id))
-    if monthly_cap is not None and api_key_id is not None:
-        _check_key_cap(api_key_id, monthly_cap, amount)
-    balance, alerted = moved
     entry = LedgerEntry(
         user_id=user_id,
         amount=-amount,
         kind=EntryKind.DEBIT,
-        balance_after=balance,
+        balance_after=0,  # set from the wallet row by the INSERT
         idempotency_key=idempotency_key,
         reference_type=reference_type,
         reference_id=reference_id,
@@ -154,10 +200,18 @@ def wallet_debit(
         api_key_id=api_key_id,
         reason=reason,
     )
-    insert_rows(entry)  # on every submit: without the ORM's per-row statement compiling
-    if balance < settings.FLIXLY_LOW_BALANCE_THRESHOLD and not alerted:
-        _arm_low_balance_email(user_id, balance)
-    return entry
+    cap = monthly_cap if api_key_id is not None else None
+    spend = (_key_spend_query(api_key_id),) if cap is not None else ()
+    wallet_row = (f"FROM {WALLET_TABLE} WHERE user_id = %s", [user_id])
+    ledger_row = InsertFrom(entry, wallet_row, {"balance_after": "balance"})
+    return Debit(user_id, amount, entry, cap, (_move_query(user_id, -amount), *spend, ledger_row))
+
+
+def wallet_debit(**debit: Any) -> LedgerEntry:
+    """Take credits (the arguments of debit_prepare), or raise InsufficientCredits naming the price."""
+    prepared = debit_prepare(**debit)
+    with transaction.atomic():  # a savepoint in the caller's transaction: a refusal leaves it usable
+        return prepared.settle(run_together(*prepared.statements))
 
 
 def _arm_low_balance_email(user_id: int, balance: int) -> None:

@@ -19,8 +19,8 @@ from kombu.exceptions import OperationalError as BrokerError
 from accounts.models import User
 from accounts.ratelimit import parallel_tasks_check
 from accounts.selectors import KeyIdentity
-from billing.services import CreditCapReached, InsufficientCredits, wallet_debit, wallet_lock, wallet_refund
-from flixly_site.db import insert_rows
+from billing.services import CreditCapReached, Debit, InsufficientCredits, debit_prepare, wallet_lock, wallet_refund
+from flixly_site.db import run_together
 from flixly_site.errors import Conflict, Forbidden, ServiceUnavailable
 from generation.catalog import provider_for, route_for
 from generation.models import ACTIVE_STATUSES, Job, JobEvent, JobStatus
@@ -170,26 +170,30 @@ def _job_of_the_race(user: User, key: str | None, fingerprint: str, is_test: boo
 
 
 def _charge_and_enqueue(user: User, identity: KeyIdentity | None, job: Job, request: ValidRequest) -> int | None:
+    debit = _debit(identity, job, request)
+    job.enqueued_at = timezone.now()
+    created = JobEvent(job=job, kind="created", data={"creditsCharged": job.credits_charged})
     with transaction.atomic():
-        balance = _charge(user, identity, job, request)
-        job.enqueued_at = timezone.now()
-        created = JobEvent(job=job, kind="created", data={"creditsCharged": job.credits_charged})
-        # After the account's wallet lock (_charge), so concurrent submits of one account count one after
-        # another; the count includes this job, and a refusal rolls it back with the charge.
-        [(active,)] = insert_rows(job, created, then_read=jobs_active_count_query(user_id=user.pk))
-        parallel_tasks_check(plan_limit=user.plan.parallel_tasks, active=active - 1)
+        if debit is None:
+            # Free (test-mode) jobs take the lock a debit takes, so the parallel-task count stays exact
+            # across test and live submits.
+            wallet_lock(user_id=user.pk)
+        # One round trip: the debit's statements lock the wallet row first, so concurrent submits of one
+        # account count one after another; the count includes this job, and a refusal rolls it back with
+        # the charge.
+        charge = debit.statements if debit else ()
+        *charged, _, _, active = run_together(*charge, job, created, jobs_active_count_query(user_id=user.pk))
+        balance = debit.settle(charged).balance_after if debit else None
+        parallel_tasks_check(plan_limit=user.plan.parallel_tasks, active=active[0][0] - 1)
         _publish(job)  # last: a broker that is down rolls everything back, so nothing is charged
     return balance
 
 
-def _charge(user: User, identity: KeyIdentity | None, job: Job, request: ValidRequest) -> int | None:
+def _debit(identity: KeyIdentity | None, job: Job, request: ValidRequest) -> Debit | None:
     if job.credits_charged == 0:
-        # Free (test-mode) jobs take the lock a debit takes, so the parallel-task count stays exact
-        # across test and live submits.
-        wallet_lock(user_id=user.pk)
         return None
-    entry = wallet_debit(
-        user_id=user.pk,
+    return debit_prepare(
+        user_id=job.user_id,
         amount=job.credits_charged,
         idempotency_key=f"debit:{job.id}",
         reference_id=str(job.id),
@@ -198,7 +202,6 @@ def _charge(user: User, identity: KeyIdentity | None, job: Job, request: ValidRe
         monthly_cap=identity.monthly_credit_cap if identity else None,
         reason=f"{request.model.name} ({request.type})",
     )
-    return entry.balance_after
 
 
 def _publish(job: Job) -> None:

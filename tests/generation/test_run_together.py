@@ -1,4 +1,5 @@
-"""flixly_site.db.insert_rows stores exactly what Model.save(force_insert=True) stores (both database passes)."""
+"""flixly_site.db.run_together: rows stored exactly as Model.save(force_insert=True) stores them, statements run
+in order in one batch, errors as Django's (both database passes)."""
 
 import uuid
 
@@ -7,8 +8,8 @@ import pytest
 from django.db import IntegrityError, transaction
 from psycopg.errors import PipelineAborted
 
-from billing.models import EntryKind, LedgerEntry
-from flixly_site.db import insert_rows
+from billing.models import EntryKind, LedgerEntry, Wallet
+from flixly_site.db import InsertFrom, run_together
 from generation.models import AiModel, Job, JobEvent
 
 # Each test runs in both passes: on SQLite, and on PostgreSQL in the pass that selects the postgres marker.
@@ -46,7 +47,7 @@ def stored(model, pk) -> dict:
 def test_a_job_row_matches_what_save_writes(user, db_pass):
     by_save, by_insert = new_job(user), new_job(user, idempotency_key="key-2")
     by_save.save(force_insert=True)
-    insert_rows(by_insert)
+    run_together(by_insert)
     assert by_insert.created_at is not None and not by_insert._state.adding
     assert stored(Job, by_insert.pk) == stored(Job, by_save.pk)
     assert Job.objects.get(pk=by_insert.pk).params == by_insert.params
@@ -54,11 +55,11 @@ def test_a_job_row_matches_what_save_writes(user, db_pass):
 
 def test_auto_primary_keys_come_back_like_save(user, db_pass):
     job = new_job(user)
-    insert_rows(job)
+    run_together(job)
     event = JobEvent(job=job, kind="created", data={"creditsCharged": 3})
-    insert_rows(event)
+    run_together(event)
     entry = LedgerEntry(user_id=user.pk, amount=-3, kind=EntryKind.DEBIT, balance_after=7, idempotency_key="d:1")
-    insert_rows(entry)
+    run_together(entry)
     assert JobEvent.objects.get(pk=event.pk).data == {"creditsCharged": 3}
     assert LedgerEntry.objects.get(pk=entry.pk).balance_after == 7
 
@@ -66,34 +67,53 @@ def test_auto_primary_keys_come_back_like_save(user, db_pass):
 def test_several_rows_in_one_call_are_all_stored_with_their_keys(user, db_pass):
     job = new_job(user)
     event = JobEvent(job=job, kind="created", data={"creditsCharged": 3})
-    insert_rows(job, event)
+    run_together(job, event)
     assert Job.objects.get(pk=job.pk).credits_charged == 3
     assert JobEvent.objects.get(pk=event.pk).job_id == job.pk
 
 
 def test_a_unique_violation_in_a_batch_is_djangos_integrity_error_and_nothing_of_it_stays(user, db_pass):
-    insert_rows(new_job(user, idempotency_key="taken"))
+    run_together(new_job(user, idempotency_key="taken"))
     job = new_job(user, idempotency_key="taken")
     with pytest.raises(IntegrityError), transaction.atomic():
-        insert_rows(job, JobEvent(job=job, kind="created"))
+        run_together(job, JobEvent(job=job, kind="created"))
     assert Job.objects.filter(idempotency_key="taken").count() == 1
     assert not JobEvent.objects.exists()
 
 
 def test_the_connection_works_normally_after_a_failed_batch(user, db_pass):
-    insert_rows(new_job(user, idempotency_key="taken"))
+    run_together(new_job(user, idempotency_key="taken"))
     job = new_job(user, idempotency_key="taken")
     with pytest.raises(IntegrityError), transaction.atomic():
-        insert_rows(job, JobEvent(job=job, kind="created"))
+        run_together(job, JobEvent(job=job, kind="created"))
     other = new_job(user, idempotency_key="free")
-    insert_rows(other, JobEvent(job=other, kind="created"))
+    run_together(other, JobEvent(job=other, kind="created"))
     assert Job.objects.filter(pk=other.pk).exists()
 
 
-def test_a_query_read_after_the_rows_sees_them(user, db_pass):
+def test_each_statement_sees_the_ones_before_it_and_returns_its_rows(user, db_pass):
     job = new_job(user)
-    rows = insert_rows(job, then_read=("SELECT count(*) FROM generation_job WHERE user_id = %s", [user.pk]))
-    assert rows == [(1,)]
+    count = ("SELECT count(*) FROM generation_job WHERE user_id = %s", [user.pk])
+    rows = run_together(count, job, JobEvent(job=job, kind="created"), count)
+    assert rows[0] == [(0,)] and rows[1] == [] and rows[3] == [(1,)]
+    assert rows[2] == [(JobEvent.objects.get().pk,)]
+
+
+def test_an_insert_from_takes_its_computed_columns_from_the_source_row(user, db_pass):
+    Wallet.objects.update_or_create(user=user, defaults={"balance": 41})
+    entry = LedgerEntry(user_id=user.pk, amount=-1, kind=EntryKind.DEBIT, balance_after=0, idempotency_key="d:2")
+    source = ("FROM billing_wallet WHERE user_id = %s", [user.pk])
+    [rows] = run_together(InsertFrom(entry, source, {"balance_after": "balance"}))
+    assert rows == [(entry.pk, 41)] and entry.balance_after == 41 and not entry._state.adding
+    assert LedgerEntry.objects.get(pk=entry.pk).balance_after == 41
+
+
+def test_an_insert_from_a_source_that_finds_nothing_inserts_nothing(user, db_pass):
+    entry = LedgerEntry(user_id=user.pk, amount=-1, kind=EntryKind.DEBIT, balance_after=0, idempotency_key="d:3")
+    source = ("FROM billing_wallet WHERE user_id = %s", [-1])
+    assert run_together(InsertFrom(entry, source, {"balance_after": "balance"})) == [[]]
+    assert entry.pk is None and entry._state.adding
+    assert not LedgerEntry.objects.filter(idempotency_key="d:3").exists()
 
 
 def test_psycopgs_warning_about_closing_a_failed_pipeline_is_dropped_and_nothing_else(db_pass):
@@ -120,10 +140,10 @@ def test_psycopgs_warning_about_closing_a_failed_pipeline_is_dropped_and_nothing
 def test_only_a_reused_idempotency_key_counts_as_a_replay(user, db_pass):
     from generation.services import _key_taken
 
-    insert_rows(new_job(user, idempotency_key="taken"))
+    run_together(new_job(user, idempotency_key="taken"))
     with pytest.raises(IntegrityError) as reused, transaction.atomic():
-        insert_rows(new_job(user, idempotency_key="taken"))
+        run_together(new_job(user, idempotency_key="taken"))
     with pytest.raises(IntegrityError) as other_rule, transaction.atomic():
-        insert_rows(new_job(user, idempotency_key="fresh", credits_charged=1, credits_refunded=2))
+        run_together(new_job(user, idempotency_key="fresh", credits_charged=1, credits_refunded=2))
     assert _key_taken(reused.value)
     assert not _key_taken(other_rule.value)
