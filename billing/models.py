@@ -14,6 +14,9 @@ class Wallet(models.Model):
     # +1 on every balance change: orders the balances mirrored in Redis (billing.balance_cache).
     version = models.BigIntegerField(default=0, db_default=0, editable=False)
     low_balance_alerted = models.BooleanField(default=False, help_text="Set when the low-balance e-mail went out.")
+    # The public id of the ledger entry that last changed the balance, set by the change itself: a debit
+    # writes its ledger row in the same round trip as its UPDATE, and only where that UPDATE landed.
+    last_entry = models.CharField(max_length=36, blank=True, default="", db_default="", editable=False)
     stripe_customer_id = models.CharField(max_length=100, blank=True, db_index=True)
     stripe_subscription_id = models.CharField(max_length=100, blank=True)
     subscription_status = models.CharField(max_length=30, blank=True)

@@ -9,7 +9,6 @@ import logging
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
@@ -58,17 +57,19 @@ def amount_check(*, amount: int) -> None:
         raise _refuse_amount(f"An amount can be at most {MAX_CREDITS_PER_MOVEMENT:,} credits.")
 
 
-def _move_query(user_id: int, delta: int) -> Query:
-    """The conditional UPDATE adding delta unless the balance would leave 0..MAX_BALANCE; it returns
-    (balance, low_balance_alerted, version), or no row."""
+def _move_query(user_id: int, delta: int, entry_id: uuid.UUID) -> Query:
+    """The conditional UPDATE adding delta unless the balance would leave 0..MAX_BALANCE, marking the wallet
+    with the public id of the change's ledger entry; it returns (balance, low_balance_alerted, version),
+    or no row."""
     # Bounds on the old balance, not on balance + delta: PostgreSQL may compute that sum first, and
     # past bigint it is an error rather than a row left alone.
     lowest, highest = max(0, -delta), MAX_BALANCE - max(0, delta)
     sql = (
-        f"UPDATE {WALLET_TABLE} SET balance = balance + %s, version = version + 1, updated_at = %s "  # noqa: S608
-        "WHERE user_id = %s AND balance BETWEEN %s AND %s RETURNING balance, low_balance_alerted, version"
+        f"UPDATE {WALLET_TABLE} SET balance = balance + %s, version = version + 1, updated_at = %s, "  # noqa: S608
+        "last_entry = %s WHERE user_id = %s AND balance BETWEEN %s AND %s "
+        "RETURNING balance, low_balance_alerted, version"
     )
-    return sql, [delta, timezone.now(), user_id, lowest, highest]
+    return sql, [delta, timezone.now(), str(entry_id), user_id, lowest, highest]
 
 
 def _moved(user_id: int, rows: list[tuple]) -> tuple[int, bool] | None:
@@ -80,14 +81,14 @@ def _moved(user_id: int, rows: list[tuple]) -> tuple[int, bool] | None:
     return int(balance), bool(alerted)
 
 
-def _move(user_id: int, delta: int) -> tuple[int, bool] | None:
+def _move(user_id: int, delta: int, entry_id: uuid.UUID) -> tuple[int, bool] | None:
     """Add delta unless the balance would leave 0..MAX_BALANCE; return (balance, low_balance_alerted)."""
-    [rows] = run_together(_move_query(user_id, delta))
+    [rows] = run_together(_move_query(user_id, delta, entry_id))
     return _moved(user_id, rows)
 
 
-def _add(user_id: int, amount: int) -> tuple[int, bool]:
-    moved = _move(user_id, amount)
+def _add(user_id: int, amount: int, entry_id: uuid.UUID) -> tuple[int, bool]:
+    moved = _move(user_id, amount, entry_id)
     if moved is None:  # the wallet exists and the amount is positive: only the top can refuse it
         raise _refuse_amount(f"This would take the balance past its maximum of {MAX_BALANCE:,} credits.")
     return moved
@@ -130,14 +131,14 @@ def _key_spend_query(api_key_id: uuid.UUID | str) -> Query:
     return sql, [prep[0](api_key_id, connection), prep[1](month_start(), connection)]
 
 
-@dataclass
+@dataclass(frozen=True)
 class Debit:
-    """A debit as statements for the caller to run with its own in one round trip (flixly_site.db.run_together),
-    inside its transaction; settle() then reads their rows and refuses the debit or completes it.
+    """A debit, to run with statements of the caller's in one round trip inside its transaction.
 
-    The statements: the wallet's conditional UPDATE (which locks the row, so concurrent debits of one
-    account queue there), the key's spend this month when it has a cap (read after that lock), and the
-    ledger row, which takes balance_after from the updated wallet."""
+    Its statements: the wallet's conditional UPDATE, which locks the row (concurrent debits of one
+    account queue there) and marks it with the new ledger entry's public id; the key's spend this month
+    when it has a cap, read after that lock; and the ledger row, taken from the wallet row only if it
+    carries that mark, so it has the new balance and is not written at all when the UPDATE refused."""
 
     user_id: int
     amount: int
@@ -145,26 +146,30 @@ class Debit:
     monthly_cap: int | None
     statements: tuple[Statement, ...]
 
-    def settle(self, rows: list[list[tuple]]) -> LedgerEntry:
-        """Raise InsufficientCredits or CreditCapReached (the caller's transaction then rolls back what the
-        statements wrote), or return the ledger entry."""
-        if not connection.in_atomic_block:
-            raise TransactionManagementError("A debit's statements run inside transaction.atomic().")
+    def run(self, *more: Statement) -> list[list[tuple]]:
+        """Run the debit's statements, then `more` (flixly_site.db.run_together), and return the rows of
+        `more`; raise InsufficientCredits or CreditCapReached instead when the debit is refused."""
+        if not connection.in_atomic_block:  # before any write: the UPDATE and its ledger row commit together
+            raise TransactionManagementError("A debit runs inside transaction.atomic().")
+        rows = run_together(*self.statements, *more)
+        self._settle(rows[: len(self.statements)])
+        return rows[len(self.statements) :]
+
+    def _settle(self, rows: list[list[tuple]]) -> None:
         moved = _moved(self.user_id, rows[0])
-        if moved is None:
-            refusal = InsufficientCredits.for_price(self.amount, wallet_balance(user_id=self.user_id))
-            transaction.set_rollback(True)  # the ledger row went in with the statements; it must not stay
-            raise refusal
+        if moved is None:  # nothing was written
+            raise InsufficientCredits.for_price(self.amount, wallet_balance(user_id=self.user_id))
         if self.monthly_cap is not None:
             [(net,)] = rows[1]
-            self._within_cap(-int(net))
+            self._refuse_past_cap(spent=-int(net))
         balance, alerted = moved
         if balance < settings.FLIXLY_LOW_BALANCE_THRESHOLD and not alerted:
             _arm_low_balance_email(self.user_id, balance)
-        return self.entry
 
-    def _within_cap(self, spent: int) -> None:
+    def _refuse_past_cap(self, *, spent: int) -> None:
         if spent + self.amount > self.monthly_cap:
+            # The debit and its ledger row are written by now: the caller's whole transaction is undone,
+            # even if the caller catches this.
             transaction.set_rollback(True)
             raise CreditCapReached(
                 f"This API key's monthly credit cap of {self.monthly_cap} would be exceeded ({spent} used this month).",
@@ -184,7 +189,8 @@ def debit_prepare(
     monthly_cap: int | None = None,
     reason: str = "",
 ) -> Debit:
-    """A debit of `amount` credits to run with the caller's statements; see Debit."""
+    """A debit of `amount` credits from the account's wallet, with the ledger row `idempotency_key` names
+    (unique per account); run it with Debit.run()."""
     if amount <= 0:
         raise ValueError("A debit takes a positive amount.")
     amount_check(amount=amount)
@@ -192,7 +198,7 @@ def debit_prepare(
         user_id=user_id,
         amount=-amount,
         kind=EntryKind.DEBIT,
-        balance_after=0,  # set from the wallet row by the INSERT
+        balance_after=0,  # the INSERT takes it from the wallet row
         idempotency_key=idempotency_key,
         reference_type=reference_type,
         reference_id=reference_id,
@@ -202,16 +208,9 @@ def debit_prepare(
     )
     cap = monthly_cap if api_key_id is not None else None
     spend = (_key_spend_query(api_key_id),) if cap is not None else ()
-    wallet_row = (f"FROM {WALLET_TABLE} WHERE user_id = %s", [user_id])
-    ledger_row = InsertFrom(entry, wallet_row, {"balance_after": "balance"})
-    return Debit(user_id, amount, entry, cap, (_move_query(user_id, -amount), *spend, ledger_row))
-
-
-def wallet_debit(**debit: Any) -> LedgerEntry:
-    """Take credits (the arguments of debit_prepare), or raise InsufficientCredits naming the price."""
-    prepared = debit_prepare(**debit)
-    with transaction.atomic():  # a savepoint in the caller's transaction: a refusal leaves it usable
-        return prepared.settle(run_together(*prepared.statements))
+    marked_wallet = (f"FROM {WALLET_TABLE} WHERE user_id = %s AND last_entry = %s", [user_id, str(entry.public_id)])
+    ledger_row = InsertFrom(entry, marked_wallet, {"balance_after": "balance"})
+    return Debit(user_id, amount, entry, cap, (_move_query(user_id, -amount, entry.public_id), *spend, ledger_row))
 
 
 def _arm_low_balance_email(user_id: int, balance: int) -> None:
@@ -242,8 +241,10 @@ def wallet_credit(
     wallet_ensure(user_id=user_id)
     try:
         with transaction.atomic():
-            balance, alerted = _add(user_id, amount)
+            entry_id = uuid.uuid4()
+            balance, alerted = _add(user_id, amount, entry_id)
             entry = LedgerEntry.objects.create(
+                public_id=entry_id,
                 user_id=user_id,
                 amount=amount,
                 kind=kind,
@@ -306,8 +307,10 @@ def wallet_take(
         taken = min(wallet.balance, amount)
         if taken == 0:
             return None, amount
-        balance, _ = _move(user_id, -taken)
+        entry_id = uuid.uuid4()
+        balance, _ = _move(user_id, -taken, entry_id)
         entry = LedgerEntry.objects.create(
+            public_id=entry_id,
             user_id=user_id,
             amount=-taken,
             kind=kind,

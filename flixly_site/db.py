@@ -40,10 +40,11 @@ class PipelineExitNoise(logging.Filter):
 
 @dataclass(frozen=True)
 class InsertFrom:
-    """INSERT the instance's row once for each row `source` (SQL from FROM on, and its parameters) finds,
-    with the columns in `computed` (attribute name -> SQL expression over the source) taken from there:
-    a ledger row whose balance_after is the balance its debit just wrote, say. No row is inserted when the
-    source finds none. Once run, the instance holds the computed values and its new key."""
+    """INSERT the instance's row if `source` (SQL from FROM on, with %s parameters and no literal values:
+    its text is part of a cache key) finds a row, with the columns in `computed` (attribute name -> SQL
+    expression over the source) taken from that row: a ledger row whose balance_after is the balance its
+    debit just wrote, say. The source finds at most one row; when it finds none, nothing is inserted.
+    Once run, the instance holds the computed values and its new key."""
 
     instance: models.Model
     source: Query
@@ -54,7 +55,11 @@ Statement = models.Model | InsertFrom | Query
 
 
 @functools.cache
-def _insert_sql(model: type[models.Model], vendor: str, computed: tuple[tuple[str, str], ...], source: str):
+def _insert_sql(
+    model: type[models.Model], vendor: str, computed: tuple[tuple[str, str], ...], source: str
+) -> tuple[str, tuple[models.Field, ...], tuple[str, ...]]:
+    """The INSERT for the model (VALUES, or SELECT ... `source`), its parameter fields, and the attributes
+    its RETURNING clause sets (the auto key, then the computed columns)."""
     meta = model._meta
     auto_pk = meta.pk if isinstance(meta.pk, models.AutoField) else None
     expressions = dict(computed)

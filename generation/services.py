@@ -174,19 +174,16 @@ def _charge_and_enqueue(user: User, identity: KeyIdentity | None, job: Job, requ
     job.enqueued_at = timezone.now()
     created = JobEvent(job=job, kind="created", data={"creditsCharged": job.credits_charged})
     with transaction.atomic():
-        if debit is None:
-            # Free (test-mode) jobs take the lock a debit takes, so the parallel-task count stays exact
-            # across test and live submits.
-            wallet_lock(user_id=user.pk)
-        # One round trip: the debit's statements lock the wallet row first, so concurrent submits of one
+        # One round trip: a debit's statements lock the wallet row first, so concurrent submits of one
         # account count one after another; the count includes this job, and a refusal rolls it back with
-        # the charge.
-        charge = debit.statements if debit else ()
-        *charged, _, _, active = run_together(*charge, job, created, jobs_active_count_query(user_id=user.pk))
-        balance = debit.settle(charged).balance_after if debit else None
-        parallel_tasks_check(plan_limit=user.plan.parallel_tasks, active=active[0][0] - 1)
+        # the charge. Free (test-mode) jobs take the same lock, so the count stays exact across modes.
+        writes = (job, created, jobs_active_count_query(user_id=user.pk))
+        if debit is None:
+            wallet_lock(user_id=user.pk)
+        *_, [(active,)] = debit.run(*writes) if debit else run_together(*writes)
+        parallel_tasks_check(plan_limit=user.plan.parallel_tasks, active=active - 1)
         _publish(job)  # last: a broker that is down rolls everything back, so nothing is charged
-    return balance
+    return debit.entry.balance_after if debit else None
 
 
 def _debit(identity: KeyIdentity | None, job: Job, request: ValidRequest) -> Debit | None:

@@ -14,7 +14,7 @@ from accounts.models import ApiKey
 from accounts.selectors import apikey_load, shallow_copy
 from accounts.services import apikey_cache_forget, apikey_create, apikey_hash, apikey_version_key
 from billing.balance_cache import balance_key, balance_parse, balance_store
-from billing.services import wallet_adjust, wallet_debit
+from billing.services import debit_prepare, wallet_adjust
 from flixly_site.shared import LuaScript, redis_client, redis_command, thread_connection
 
 
@@ -86,7 +86,7 @@ def test_the_balance_header_follows_a_debit_made_elsewhere(
         wallet_adjust(user_id=user.pk, amount=100, reason="test")
     get_ping(client, raw_key)
     with django_capture_on_commit_callbacks(execute=True):  # a worker's debit commits
-        wallet_debit(user_id=user.pk, amount=30, idempotency_key="debit:elsewhere")
+        debit_prepare(user_id=user.pk, amount=30, idempotency_key="debit:elsewhere").run()
     with django_assert_num_queries(0):
         assert get_ping(client, raw_key)["X-Credit-Balance"] == "70"
 
@@ -105,7 +105,7 @@ def test_a_rolled_back_debit_leaves_the_mirror_alone(user, django_capture_on_com
 
     @transaction.atomic
     def submit_that_fails() -> None:
-        wallet_debit(user_id=user.pk, amount=30, idempotency_key="debit:rolled-back")
+        debit_prepare(user_id=user.pk, amount=30, idempotency_key="debit:rolled-back").run()
         raise RuntimeError("the job insert failed")
 
     with django_capture_on_commit_callbacks(execute=True), pytest.raises(RuntimeError):

@@ -6,16 +6,16 @@ from django.core.management import call_command
 from django.db import transaction
 
 from billing.models import EntryKind, LedgerEntry
-from billing.services import wallet_adjust, wallet_balance, wallet_debit, wallet_refund
+from billing.services import debit_prepare, wallet_adjust, wallet_balance, wallet_refund
 
 pytestmark = pytest.mark.django_db
 
 
 def spend(user, amount, job, category):
     with transaction.atomic():
-        wallet_debit(
+        debit_prepare(
             user_id=user.pk, amount=amount, idempotency_key=f"debit:{job}", reference_id=job, category=category
-        )
+        ).run()
 
 
 def test_usage_reports_credits_plan_and_use_per_type(api, user):

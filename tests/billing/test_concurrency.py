@@ -10,7 +10,14 @@ from django.db import connection, transaction
 from django.test import Client
 
 from billing.models import EntryKind, LedgerEntry
-from billing.services import InsufficientCredits, wallet_adjust, wallet_balance, wallet_debit, wallet_refund
+from billing.services import (
+    CreditCapReached,
+    InsufficientCredits,
+    debit_prepare,
+    wallet_adjust,
+    wallet_balance,
+    wallet_refund,
+)
 from tests.fakes import stripe_signature_header
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -37,7 +44,7 @@ def test_500_concurrent_debits_on_100_credits_let_exactly_100_through(user):
     def debit(index: int) -> bool:
         try:
             with transaction.atomic():
-                wallet_debit(user_id=user.pk, amount=1, idempotency_key=f"debit:{index}")
+                debit_prepare(user_id=user.pk, amount=1, idempotency_key=f"debit:{index}").run()
             return True
         except InsufficientCredits:
             return False
@@ -49,10 +56,31 @@ def test_500_concurrent_debits_on_100_credits_let_exactly_100_through(user):
     assert ledger_sum == wallet_balance(user_id=user.pk)
 
 
+def test_concurrent_debits_of_a_capped_key_stop_exactly_at_its_cap(user):
+    wallet_adjust(user_id=user.pk, amount=1000, reason="funds")
+    key_id = "6f1c1c7e-58b1-4a66-8f56-1b1c4f3c3a01"
+
+    def debit(index: int) -> bool:
+        try:
+            with transaction.atomic():
+                debit_prepare(
+                    user_id=user.pk, amount=5, idempotency_key=f"debit:{index}", api_key_id=key_id, monthly_cap=15
+                ).run()
+            return True
+        except CreditCapReached:
+            return False
+
+    results = run_concurrently(debit, 12, workers=12)
+    assert results.count(True) == 3
+    entries = LedgerEntry.objects.filter(kind=EntryKind.DEBIT).order_by("id")
+    assert [entry.balance_after for entry in entries] == [995, 990, 985]
+    assert wallet_balance(user_id=user.pk) == 985
+
+
 def test_concurrent_refunds_of_one_job_refund_once(user):
     wallet_adjust(user_id=user.pk, amount=50, reason="funds")
     with transaction.atomic():
-        wallet_debit(user_id=user.pk, amount=20, idempotency_key="debit:job-1")
+        debit_prepare(user_id=user.pk, amount=20, idempotency_key="debit:job-1").run()
     results = run_concurrently(lambda _: wallet_refund(user_id=user.pk, amount=20, job_id="job-1"), 40)
     assert sum(r is not None for r in results) == 1
     assert wallet_balance(user_id=user.pk) == 50

@@ -8,7 +8,7 @@ import pytest
 
 from accounts.models import Plan
 from billing.models import BillingAlert, EntryKind, LedgerEntry, StripeEvent, Wallet
-from billing.services import wallet_balance, wallet_debit
+from billing.services import debit_prepare, wallet_balance
 from tests.fakes import stripe_signature_header
 
 pytestmark = pytest.mark.django_db
@@ -224,7 +224,7 @@ def test_a_partial_refund_claws_back_in_proportion(client, user):
 def test_a_clawback_never_goes_below_zero_and_flags_the_shortfall(client, user, django_capture_on_commit_callbacks):
     post(client, event("checkout.session.completed", paid_session(user)))
     with django_capture_on_commit_callbacks(execute=True):
-        wallet_debit(user_id=user.pk, amount=450, idempotency_key="debit:spent")
+        debit_prepare(user_id=user.pk, amount=450, idempotency_key="debit:spent").run()
     post(client, event("charge.refunded", refund(user, 1000)))
     assert wallet_balance(user_id=user.pk) == 0
     alert = BillingAlert.objects.get()

