@@ -81,7 +81,7 @@ def run_together(*statements: Statement) -> list[list[tuple]]:
     """Run the statements in order, in one round trip on PostgreSQL; return each one's rows.
 
     A model instance is INSERTed as a new row, its auto primary key set, as save(force_insert=True)
-    would; an InsertFrom likewise, for each row its source finds. A query (SQL, parameters) runs as
+    would; an InsertFrom likewise, when its source finds its row. A query (SQL, parameters) runs as
     given. Rows are [] for a statement that returns none."""
     with ExitStack() as cursors:
         with _one_round_trip(len(statements)):
