@@ -57,7 +57,7 @@ class Conflict(ApplicationError):
 class ValidationFailed(ApplicationError):
     code = "validation_error"
     status = HTTPStatus.UNPROCESSABLE_ENTITY
-    default_message = "The request body failed validation."
+    default_message = "The request failed validation: see details."
 
 
 class PayloadTooLarge(ApplicationError):

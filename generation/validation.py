@@ -184,8 +184,25 @@ def _image_input(job_type: str, data: dict, has_upload: bool, errors: dict) -> s
     return url
 
 
+def _in_model_terms(error: ValidationFailed, data: dict) -> ValidationFailed:
+    """A number past a global bound ("at most 600") is named with the model's own range instead, when the
+    model is known: that is the range the caller can use."""
+    model = catalog_get(str(data.get("model", "")))
+    if model is None or not error.details:
+        return error
+    details = dict(error.details)
+    for name in MODEL_PARAMS:
+        value, spec = data.get(name), model.params.get(name)
+        if name in details and spec and isinstance(value, int | float) and not isinstance(value, bool):
+            details[name] = [_check_range(name, value, spec) or details[name][0]]
+    return ValidationFailed(details=details)
+
+
 def validate_generate(data: dict, *, has_upload: bool = False, json_types: bool = False) -> ValidRequest:
-    shaped = _shape(data, json_types=json_types)
+    try:
+        shaped = _shape(data, json_types=json_types)
+    except ValidationFailed as error:
+        raise _in_model_terms(error, data) from None
     model = catalog_get(shaped["model"])
     if model is None:
         raise ValidationFailed(details={"model": [f"Unknown model '{shaped['model']}'. See GET /api/v1/models."]})

@@ -130,9 +130,11 @@ class GenerateApi(APIView):
             fingerprint=request_fingerprint(data, image),
             image=image,
         )
-        if submitted.balance is not None:
-            request._request.flixly_balance = submitted.balance
         response = self._answer(request, submitted.job)
+        if submitted.balance is not None and response.status_code == 202:
+            # The balance the debit left; a job waited for until it finished may have been refunded since,
+            # and then the header reads the wallet.
+            request._request.flixly_balance = submitted.balance
         if not submitted.created:
             response["Idempotent-Replayed"] = "true"  # Stripe's name for it: this is the first request's job
         return response

@@ -453,3 +453,14 @@ def test_output_urls_are_presigned_when_outputs_live_on_s3(settings):
     assert url.startswith("https://flixly-test.s3")
     assert "X-Amz-Expires=86400" in url
     assert "X-Amz-Signature=" in url
+
+
+def test_a_number_past_the_global_bound_is_named_with_the_models_own_range(api, funded):
+    response = generate(api, {"model": "kling-3.0", "type": "TEXT_TO_VIDEO", "prompt": "a wave", "duration": 999})
+    assert response.status_code == HTTPStatus.UNPROCESSABLE_ENTITY
+    assert response.json()["error"]["details"]["duration"] == ["duration must be between 3 and 8 for this model."]
+
+
+def test_a_bad_query_parameter_is_not_called_a_body_error(api):
+    error = api.get("/api/v1/jobs?limit=500").json()["error"]
+    assert error["code"] == "validation_error" and "body" not in error["message"]

@@ -174,3 +174,10 @@ def test_a_submit_without_an_idempotency_key_works_on_postgresql(api, funded, sc
     # Regression: the parallel-task query once compared against a NUL-byte placeholder key,
     # which PostgreSQL refuses in text columns.
     assert generate(api, {"model": "scripted-chat", "type": "CHAT", "prompt": "hi"}).status_code == 202
+
+
+def test_a_waited_for_job_that_failed_answers_with_the_refunded_balance(api, funded, scripted):
+    scripted.script = [ProviderError("upstream said no", transient=False)]
+    response = generate(api, {"model": "scripted-chat", "type": "CHAT", "prompt": "hi"}, Prefer="wait=5")
+    assert response.status_code == 200 and response.json()["data"]["status"] == "failed"
+    assert response["X-Credit-Balance"] == "100" == str(wallet_balance(user_id=funded.pk))
