@@ -193,9 +193,7 @@ def _mailer_from_url(url: str) -> dict:
 
 
 MAILERS = {
-    "default": _mailer_from_url(EMAIL_URL)
-    if EMAIL_URL
-    else {"BACKEND": "django.core.mail.backends.console.EmailBackend"}
+    "default": _mailer_from_url(EMAIL_URL) if EMAIL_URL else {"BACKEND": "flixly_site.mail.ReadableConsoleBackend"}
 }
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Flixly <no-reply@flixly.local>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL

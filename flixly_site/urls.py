@@ -1,7 +1,7 @@
 from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView
+from drf_spectacular.views import SpectacularAPIView
 
 from flixly_site import views
 from flixly_site.api import HealthApi
@@ -24,7 +24,7 @@ urlpatterns = [
     path("", include("billing.urls")),
     path("", include("generation.urls")),
     path("admin/", admin.site.urls),
-    path("api/docs", SpectacularRedocView.as_view(url_name="api-schema"), name="api-docs"),
+    path("api/docs", views.ApiDocsView.as_view(url_name="api-schema"), name="api-docs"),
 ]
 
 if settings.FLIXLY_BENCH_ENDPOINTS:

@@ -60,3 +60,12 @@ def test_the_api_docs_page_loads_redoc_from_this_server_not_a_cdn(client):
     assert script.startswith("/static/")
     assert finders.find(script.removeprefix("/static/"))  # shipped with the app: served by WhiteNoise
     assert client.get("/api/v1/schema").status_code == 200
+
+
+def test_the_api_docs_page_fetches_nothing_from_another_server(client):
+    response = client.get("/api/docs")
+    assert "googleapis" not in response.content.decode()
+    assert all(type(name) is str for name in response.headers)  # wsgiref refuses a str subclass
+    policy = dict(part.strip().split(" ", 1) for part in response["Content-Security-Policy"].split(";"))
+    assert policy["default-src"] == "'self'" and policy["img-src"] == "'self' data:"  # Redoc's CDN logo
+    assert "/api/docs" not in client.get("/api/v1/schema").content.decode()
