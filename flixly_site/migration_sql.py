@@ -22,3 +22,13 @@ def index_sql(*, forwards: dict[str, list[str]], backwards: dict[str, list[str]]
         return apply
 
     return migrations.RunPython(run(forwards), run(backwards))
+
+
+def index_drop(names: tuple[str, ...] | list[str], *, concurrently: bool) -> list[str]:
+    return [f"DROP INDEX {'CONCURRENTLY ' if concurrently else ''}IF EXISTS {name}" for name in names]
+
+
+def index_rebuilt(name: str, create: str) -> list[str]:
+    """PostgreSQL: a concurrent build left invalid by an interrupted run is dropped first, since
+    `create`'s IF NOT EXISTS would keep it."""
+    return [*index_drop([name], concurrently=True), create]

@@ -2,7 +2,7 @@ import django.db.models.deletion
 from django.conf import settings
 from django.db import migrations, models
 
-from flixly_site.migration_sql import index_sql
+from flixly_site.migration_sql import index_drop, index_rebuilt, index_sql
 
 OLD = "billing_ledgerentry_user_id_b10feb9b"
 CREATE_OLD = f"CREATE INDEX {{}} IF NOT EXISTS {OLD} ON billing_ledgerentry (user_id)"
@@ -35,12 +35,11 @@ class Migration(migrations.Migration):
             database_operations=[
                 index_sql(
                     forwards={
-                        "postgresql": [f"DROP INDEX CONCURRENTLY IF EXISTS {OLD}"],
-                        "sqlite": [f"DROP INDEX IF EXISTS {OLD}"],
+                        "postgresql": index_drop([OLD], concurrently=True),
+                        "sqlite": index_drop([OLD], concurrently=False),
                     },
                     backwards={
-                        # An invalid index left by an interrupted build is dropped first: IF NOT EXISTS would keep it.
-                        "postgresql": [f"DROP INDEX CONCURRENTLY IF EXISTS {OLD}", CREATE_OLD.format("CONCURRENTLY")],
+                        "postgresql": index_rebuilt(OLD, CREATE_OLD.format("CONCURRENTLY")),
                         "sqlite": [CREATE_OLD.format("")],
                     },
                 )

@@ -2,7 +2,7 @@ import django.db.models.deletion
 from django.conf import settings
 from django.db import migrations, models
 
-from flixly_site.migration_sql import index_sql
+from flixly_site.migration_sql import index_drop, index_rebuilt, index_sql
 
 ACTIVE = (
     "CREATE INDEX {} IF NOT EXISTS job_user_active ON generation_job (user_id) WHERE status IN ('queued', 'running')"
@@ -16,15 +16,6 @@ OLD_LIKE = (
 )
 OLD_NAMES = ("generation_job_user_id_0474d6ca", "generation_job_model_id_e68b26be")
 NEW_NAMES = ("job_user_active", "job_model")
-
-
-def drop(names, concurrently: bool) -> list[str]:
-    return [f"DROP INDEX {'CONCURRENTLY ' if concurrently else ''}IF EXISTS {name}" for name in names]
-
-
-def rebuilt(name: str, create: str) -> list[str]:
-    """A concurrent build left invalid by an interrupted run is dropped first: IF NOT EXISTS would keep it."""
-    return [*drop([name], concurrently=True), create]
 
 
 class Migration(migrations.Migration):
@@ -76,20 +67,20 @@ class Migration(migrations.Migration):
                 index_sql(
                     forwards={
                         "postgresql": [
-                            *rebuilt("job_user_active", ACTIVE.format("CONCURRENTLY")),
-                            *rebuilt("job_model", MODEL.format("CONCURRENTLY")),
-                            *drop((*OLD_NAMES, "generation_job_model_id_e68b26be_like"), concurrently=True),
+                            *index_rebuilt("job_user_active", ACTIVE.format("CONCURRENTLY")),
+                            *index_rebuilt("job_model", MODEL.format("CONCURRENTLY")),
+                            *index_drop((*OLD_NAMES, "generation_job_model_id_e68b26be_like"), concurrently=True),
                         ],
-                        "sqlite": [ACTIVE.format(""), MODEL.format(""), *drop(OLD_NAMES, concurrently=False)],
+                        "sqlite": [ACTIVE.format(""), MODEL.format(""), *index_drop(OLD_NAMES, concurrently=False)],
                     },
                     backwards={
                         "postgresql": [
-                            *rebuilt(OLD_NAMES[0], OLD_USER.format("CONCURRENTLY")),
-                            *rebuilt(OLD_NAMES[1], OLD_MODEL.format("CONCURRENTLY")),
-                            *rebuilt("generation_job_model_id_e68b26be_like", OLD_LIKE),
-                            *drop(NEW_NAMES, concurrently=True),
+                            *index_rebuilt(OLD_NAMES[0], OLD_USER.format("CONCURRENTLY")),
+                            *index_rebuilt(OLD_NAMES[1], OLD_MODEL.format("CONCURRENTLY")),
+                            *index_rebuilt("generation_job_model_id_e68b26be_like", OLD_LIKE),
+                            *index_drop(NEW_NAMES, concurrently=True),
                         ],
-                        "sqlite": [OLD_USER.format(""), OLD_MODEL.format(""), *drop(NEW_NAMES, concurrently=False)],
+                        "sqlite": [OLD_USER.format(""), OLD_MODEL.format(""), *index_drop(NEW_NAMES, concurrently=False)],
                     },
                 )
             ],
