@@ -21,6 +21,8 @@ from django.utils.module_loading import import_string
 
 from accounts.models import DEFAULT_SCOPES, ApiKey, ApiKeySecret, KeyMode, Plan, Scope, User
 from flixly_site.errors import Forbidden, NotFound, ValidationFailed
+from flixly_site.events import account_event
+from flixly_site.pagination import iso_utc
 from flixly_site.shared import redis_client
 
 logger = logging.getLogger("flixly.keys")
@@ -180,6 +182,8 @@ def apikey_roll(*, user: User, key_id, grace_hours: int = 0, test_keys_only: boo
         api_key.save(update_fields=["prefix", "last_four", "rolled_at"])
         ApiKeySecret.objects.create(api_key=api_key, key_hash=apikey_hash(raw))
         apikey_cache_forget(old_hashes)
+        rolled = {**_key_event_data(api_key), "oldKeyValidUntil": iso_utc(grace_end)}
+        account_event(user_id=user.pk, event="key.rolled", data=rolled)
     logger.info("api key rolled id=%s key=%s grace_hours=%s", api_key.id, api_key.masked, grace_hours)
     return IssuedKey(api_key=api_key, raw=raw)
 
@@ -302,6 +306,16 @@ def user_set_plan(*, user: User, plan: Plan) -> User:
     return user
 
 
+def _key_event_data(api_key: ApiKey) -> dict:
+    return {
+        "keyId": str(api_key.id),
+        "name": api_key.name,
+        "prefix": api_key.prefix,
+        "lastFour": api_key.last_four,
+        "expiresAt": iso_utc(api_key.expires_at),
+    }
+
+
 def apikey_send_expiry_reminders(*, within_days: int = 7) -> int:
     """E-mail each owner once about a live key that expires within the next week."""
     now = timezone.now()
@@ -318,6 +332,7 @@ def apikey_send_expiry_reminders(*, within_days: int = 7) -> int:
             expiry_reminder_sent_at=now
         ):
             _send_expiry_email(api_key)
+            account_event(user_id=api_key.user_id, event="key.expiring", data=_key_event_data(api_key))
             sent += 1
     return sent
 

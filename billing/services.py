@@ -19,6 +19,7 @@ from billing.balance_cache import balance_store_on_commit
 from billing.models import BillingAlert, EntryKind, LedgerEntry, Wallet
 from flixly_site.db import InsertFrom, Query, Statement, run_together
 from flixly_site.errors import ApplicationError, ValidationFailed
+from flixly_site.events import account_event
 
 logger = logging.getLogger("flixly.billing")
 
@@ -219,6 +220,8 @@ def _arm_low_balance_email(user_id: int, balance: int) -> None:
         from billing.tasks import send_low_balance_email
 
         transaction.on_commit(lambda: send_low_balance_email.delay(user_id, balance))
+        threshold = settings.FLIXLY_LOW_BALANCE_THRESHOLD
+        account_event(user_id=user_id, event="credits.low", data={"credits": balance, "threshold": threshold})
 
 
 def wallet_credit(

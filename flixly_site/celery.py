@@ -17,6 +17,7 @@ app.conf.beat_schedule = {
         "schedule": crontab(minute=17, hour=3),
     },
     "reap-jobs": {"task": "generation.tasks.reap_jobs", "schedule": 30.0},
+    "resend-webhooks": {"task": "generation.tasks.resend_webhooks", "schedule": 30.0},
     "release-idempotency-keys": {"task": "generation.tasks.release_idempotency_keys", "schedule": crontab(minute=41)},
     "key-expiry-reminders": {
         "task": "accounts.tasks.send_key_expiry_reminders",

@@ -31,6 +31,11 @@ def in_utc(moment: datetime) -> datetime | None:
         return None
 
 
+def iso_utc(moment: datetime | None) -> str | None:
+    """The API's timestamp form: ISO 8601 in UTC with a Z (`2026-03-16T12:00:00Z`)."""
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z") if moment else None
+
+
 def _encode(row: Any, time_field: str) -> str:
     raw = json.dumps([getattr(row, time_field).isoformat(), str(row.pk)])
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")

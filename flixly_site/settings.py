@@ -85,6 +85,8 @@ MIDDLEWARE = [
 
 # Callables (request, response) that add headers to authenticated API responses.
 FLIXLY_API_RESPONSE_HOOKS: list[str] = []
+# Callables (user_id=, event=, data=) that receive account events (flixly_site.events).
+FLIXLY_ACCOUNT_EVENT_HANDLERS: list[str] = []
 # Shared-store keys read in the same round trip as each API request's rate-limit count:
 # name -> callable(user_id) -> key; the values reach the hooks as request.flixly_reads[name].
 FLIXLY_API_REQUEST_READS: dict[str, str] = {}
@@ -299,7 +301,12 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "filters": {"pipeline_exit": {"()": "flixly_site.db.PipelineExitNoise"}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"django.request": {"level": "ERROR"}, "psycopg": {"filters": ["pipeline_exit"]}},
+    "loggers": {
+        "django.request": {"level": "ERROR"},
+        "psycopg": {"filters": ["pipeline_exit"]},
+        # httpx logs every request's full URL at INFO; a user's imageUrl or webhook URL may carry a token.
+        "httpx": {"level": "WARNING"},
+    },
 }
 
 # Reuse a worker's database connection across tasks instead of reconnecting for each job.
@@ -344,4 +351,5 @@ STRIPE_SECRET_KEY = env_str("STRIPE_SECRET_KEY")
 STRIPE_WEBHOOK_SECRET = env_str("STRIPE_WEBHOOK_SECRET")
 STRIPE_API_BASE = env_str("STRIPE_API_BASE").rstrip("/")
 FLIXLY_API_RESPONSE_HOOKS = ["billing.hooks.credit_balance_header"]
+FLIXLY_ACCOUNT_EVENT_HANDLERS = ["generation.webhooks.event_record"]
 FLIXLY_API_REQUEST_READS = {"balance": "billing.balance_cache.balance_key"}

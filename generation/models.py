@@ -75,6 +75,9 @@ class Job(models.Model):
     error = models.CharField(max_length=300, blank=True, help_text="Generic message shown to the user.")
     error_detail = models.TextField(blank=True, help_text="For staff only; never shown to users.")
     idempotency_key = models.CharField(max_length=255, null=True, blank=True)
+    webhook_url = models.CharField(
+        max_length=2048, blank=True, default="", db_default="", help_text="Per-job override of the account's endpoint."
+    )
     request_hash = models.CharField(max_length=64, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -120,3 +123,51 @@ class JobEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} at {self.at:%H:%M:%S}"
+
+
+class WebhookEndpoint(models.Model):
+    """The account's one webhook endpoint and the secret that signs every delivery (per-job URLs too)."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="webhook_endpoint")
+    url = models.CharField(max_length=2048)
+    secret = models.CharField(max_length=64, help_text="whsec_...: shown to the user once, when it is set.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return self.url
+
+
+class DeliveryStatus(models.TextChoices):
+    PENDING = "pending"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+class WebhookDelivery(models.Model):
+    """One event for one URL; its id is the `webhook-id` header, the same on every attempt."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, db_index=False)
+    job = models.ForeignKey(Job, on_delete=models.SET_NULL, null=True, blank=True, db_index=False)
+    event = models.CharField(max_length=40)
+    url = models.CharField(max_length=2048)
+    body = models.TextField(help_text="The exact JSON the signature covers.")
+    status = models.CharField(max_length=10, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True, help_text="Of the last attempt.")
+    latency_ms = models.PositiveIntegerField(null=True, blank=True, help_text="Of the last attempt.")
+    error = models.CharField(max_length=200, blank=True, help_text="Why the last attempt failed.")
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ("-created_at", "-id")
+        indexes = [
+            models.Index(fields=["user", "-created_at", "-id"], name="delivery_user_recent"),
+            models.Index(fields=["next_attempt_at"], condition=Q(status="pending"), name="delivery_pending_due"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event} to {self.url}"

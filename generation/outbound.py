@@ -1,9 +1,10 @@
-"""SSRF guard for every URL a user gives us: `imageUrl` inputs today, webhook endpoints next.
+"""SSRF guard for every URL a user gives us: `imageUrl` inputs and webhook endpoints.
 
 check_url() parses a URL, resolves its host once and refuses it if ANY address is not public (private, loopback,
 link-local, multicast, reserved, unspecified, shared 100.64.0.0/10, IPv6 forms embedding one of those, or a cloud
-metadata address). fetch_bytes() then connects to an address check_url() approved instead of resolving the name
-again, so a DNS answer that changes between the check and the connection (DNS rebinding) cannot steer us inside.
+metadata address). fetch_bytes() and post_json() then connect to an address check_url() approved instead of
+resolving the name again, so a DNS answer that changes between the check and the connection (DNS rebinding)
+cannot steer us inside.
 Redirects are never followed: every hop would need the same check, and a redirect is the classic way around one.
 
 Error messages reach API users: they say what is wrong and never carry a resolved address or an httpx message.
@@ -20,6 +21,7 @@ import ipaddress
 import socket
 import ssl
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import SplitResult, urlsplit
 
@@ -218,13 +220,7 @@ class _Fetch:
     label: str
 
     def from_any_address(self, client: httpx.Client) -> FetchedFile:
-        *others, last = self.resolved.addresses
-        for address in others:
-            try:
-                return self.from_address(client, address)
-            except (httpx.ConnectError, httpx.ConnectTimeout):
-                continue  # a dual-stack host whose AAAA is unreachable from here still works over IPv4
-        return self.from_address(client, last)
+        return _on_any_address(self.resolved, lambda address: self.from_address(client, address))
 
     def from_address(self, client: httpx.Client, address: str) -> FetchedFile:
         self._check_deadline()
@@ -263,6 +259,16 @@ class _Fetch:
         return TooLarge(f"{self.label} is larger than the {limit} limit.")
 
 
+def _on_any_address[T](resolved: ResolvedUrl, attempt: Callable[[str], T]) -> T:
+    *others, last = resolved.addresses
+    for address in others:
+        try:
+            return attempt(address)
+        except (httpx.ConnectError, httpx.ConnectTimeout):
+            continue  # a dual-stack host whose AAAA is unreachable from here still works over IPv4
+    return attempt(last)
+
+
 def _pinned_url(resolved: ResolvedUrl, address: str) -> str:
     # The checked IP goes into the URL so httpx connects exactly where check_url looked (no second DNS lookup,
     # hence no DNS rebinding); the Host header and TLS SNI still carry the original name.
@@ -280,6 +286,28 @@ def _headers(resolved: ResolvedUrl) -> dict[str, str]:
 
 def _sni(resolved: ResolvedUrl) -> dict[str, str]:
     return {"sni_hostname": resolved.host} if resolved.scheme == "https" else {}
+
+
+# --- posting --------------------------------------------------------------------------------------------
+def post_json(url: str, body: bytes, *, headers: dict[str, str], timeout: float = 10.0, label: str = "URL") -> int:
+    """POST a JSON `body` to a checked URL at its checked address and return the answer's status, unread.
+    A redirect comes back as its 3xx status (never followed). Raises UnsafeUrl, or FetchFailed when the
+    server could not be reached or did not answer within `timeout` seconds."""
+    resolved = check_url(url, label=label)
+    sent = {**_headers(resolved), "Content-Type": "application/json", **headers}
+
+    def post(client: httpx.Client, address: str) -> int:
+        pinned = _pinned_url(resolved, address)
+        with client.stream("POST", pinned, content=body, headers=sent, extensions=_sni(resolved)) as response:
+            return response.status_code  # the body is never read: only the status counts
+
+    try:
+        with _client(timeout) as client:
+            return _on_any_address(resolved, lambda address: post(client, address))
+    except httpx.TimeoutException as exc:
+        raise FetchFailed(f"{label} did not answer within {timeout:g} seconds.") from exc
+    except (httpx.HTTPError, httpx.InvalidURL) as exc:
+        raise FetchFailed(f"{label} could not be reached.") from exc
 
 
 # --- images --------------------------------------------------------------------------------------------

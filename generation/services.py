@@ -29,6 +29,7 @@ from generation.providers.base import GenerationRequest
 from generation.queue import publish_run_job
 from generation.selectors import job_get, jobs_active_count_query
 from generation.validation import ValidRequest
+from generation.webhooks import job_event_record
 
 logger = logging.getLogger("flixly.jobs")
 
@@ -105,6 +106,7 @@ def job_submit(
         credits_charged=0 if is_test else request.price,
         idempotency_key=idempotency_key or None,
         request_hash=fingerprint,
+        webhook_url=request.webhook_url or "",
     )
     if image is not None:
         job.input_file = input_store(user_id=user.pk, job_id=str(job.id), content=image)
@@ -315,6 +317,7 @@ def job_complete(*, job: Job, outputs: list[dict], text: str, usage: dict, metad
         )
         if done:
             job_event(job.pk, "completed", outputs=len(outputs))
+            job_event_record(job_id=job.pk, user_id=job.user_id, event="job.completed")
     if not done:
         outputs_delete(outputs)  # canceled or reaped meanwhile: its outputs are not kept
         return False
@@ -337,6 +340,7 @@ def _refund(job: Job, reason: str) -> int:
         return 0
     Job.objects.filter(pk=job.pk).update(credits_refunded=job.credits_charged)
     job_event(job.pk, "refunded", credits=job.credits_charged)
+    job_event_record(job_id=job.pk, user_id=job.user_id, event="job.refunded")
     return job.credits_charged
 
 
@@ -357,6 +361,7 @@ def job_fail(*, job_id, detail: str, message: str = GENERIC_FAILURE, from_status
         job = Job.objects.get(pk=job_id)
         job_event(job_id, "failed", error=message)
         _refund(job, "Job failed")
+        job_event_record(job_id=job_id, user_id=job.user_id, event="job.failed")
     logger.warning("job failed id=%s detail=%s", job_id, detail[:300])
     return True
 

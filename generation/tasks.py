@@ -17,6 +17,7 @@ from generation.services import (
     jobs_release_idempotency_keys,
     transient_retry_delay,
 )
+from generation.webhooks import deliveries_resend, delivery_attempt
 
 logger = logging.getLogger("flixly.jobs")
 MAX_TRANSIENT_RETRIES = 3
@@ -61,3 +62,13 @@ def reap_jobs() -> dict:
 @shared_task
 def release_idempotency_keys() -> int:
     return jobs_release_idempotency_keys()
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def deliver_webhook(delivery_id: str) -> None:
+    delivery_attempt(delivery_id=delivery_id)
+
+
+@shared_task
+def resend_webhooks() -> int:
+    return deliveries_resend()

@@ -11,7 +11,7 @@ from flixly_site.errors import PayloadTooLarge, ValidationFailed
 from flixly_site.parsers import json_type_error
 from generation.catalog import catalog_get
 from generation.models import AiModel
-from generation.outbound import NotAnImage, check_image
+from generation.outbound import NotAnImage, OutboundError, check_image, check_url
 from generation.pricing import price_for
 from generation.providers.base import JOB_TYPES
 
@@ -81,6 +81,7 @@ class ValidRequest:
     params: dict[str, Any]
     price: int
     image_url: str | None
+    webhook_url: str | None = None
 
     @property
     def category(self) -> str:
@@ -184,6 +185,16 @@ def _image_input(job_type: str, data: dict, has_upload: bool, errors: dict) -> s
     return url
 
 
+def _webhook_url(data: dict, errors: dict) -> str | None:
+    url = data.get("webhookUrl") or None
+    if url:
+        try:
+            check_url(url, label="webhookUrl")  # refused when set, and checked again at every delivery
+        except OutboundError as error:
+            errors["webhookUrl"] = [str(error)]
+    return url
+
+
 def _in_model_terms(error: ValidationFailed, data: dict) -> ValidationFailed:
     """A number past a global bound ("at most 600") is named with the model's own range instead, when the
     model is known: that is the range the caller can use."""
@@ -210,15 +221,14 @@ def validate_generate(data: dict, *, has_upload: bool = False, json_types: bool 
     if job_type not in model.types:
         raise ValidationFailed(details={"type": [f"{model.id} supports {_listing(model.types)}, not {job_type}."]})
     errors: dict[str, list[str]] = {}
-    if "webhookUrl" in shaped:
-        errors["webhookUrl"] = ["Per-job webhooks are not available on this server yet; poll GET /api/v1/jobs/{id}."]
+    webhook_url = _webhook_url(shaped, errors)
     params = {**_prompt(model, job_type, shaped, errors), **_model_params(model, shaped, errors)}
     if "seed" in shaped and job_type != "CHAT":
         params["seed"] = shaped["seed"]
     image_url = _image_input(job_type, shaped, has_upload, errors)
     if errors:
         raise ValidationFailed(details=errors)
-    return ValidRequest(model, job_type, params, price_for(model, params), image_url)
+    return ValidRequest(model, job_type, params, price_for(model, params), image_url, webhook_url)
 
 
 def require_image(content: bytes, field: str) -> None:

@@ -1,6 +1,7 @@
 from rest_framework import serializers
 
-from generation.models import AiModel, Job
+from flixly_site.pagination import iso_utc
+from generation.models import AiModel, Job, WebhookDelivery, WebhookEndpoint
 from generation.outputs import output_url
 from generation.validation import GenerateInput  # noqa: F401  (documents the request body)
 
@@ -31,10 +32,6 @@ def _output(stored: dict) -> dict:
     }
 
 
-def _iso(value) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value else None
-
-
 def job_summary(job: Job) -> dict:
     return {
         "jobId": str(job.id),
@@ -42,7 +39,7 @@ def job_summary(job: Job) -> dict:
         "model": job.model_id,
         "type": job.type,
         "creditsCharged": job.credits_charged,
-        "createdAt": _iso(job.created_at),
+        "createdAt": iso_utc(job.created_at),
     }
 
 
@@ -60,8 +57,8 @@ def job_data(job: Job) -> dict:
         "metadata": job.metadata or {},
         "test": job.is_test,
         "error": job.error or None,
-        "startedAt": _iso(job.started_at),
-        "completedAt": _iso(job.completed_at),
+        "startedAt": iso_utc(job.started_at),
+        "completedAt": iso_utc(job.completed_at),
     }
 
 
@@ -100,3 +97,49 @@ class ModelSchema(serializers.Serializer):
     pricing = serializers.DictField()
     params = serializers.DictField()
     available = serializers.BooleanField()
+
+
+class WebhookInput(serializers.Serializer):
+    url = serializers.CharField(max_length=2048, help_text="HTTPS URL on a public address; redirects are not followed.")
+
+
+class WebhookSchema(serializers.Serializer):
+    url = serializers.CharField()
+    secret = serializers.CharField(required=False, help_text="whsec_...: only in the answer to PUT.")
+    createdAt = serializers.DateTimeField()
+    updatedAt = serializers.DateTimeField()
+
+
+class DeliverySchema(serializers.Serializer):
+    id = serializers.UUIDField(help_text="The webhook-id header, the same on every attempt.")
+    event = serializers.CharField()
+    url = serializers.CharField()
+    status = serializers.ChoiceField(choices=["pending", "succeeded", "failed"])
+    attempts = serializers.IntegerField()
+    statusCode = serializers.IntegerField(allow_null=True)
+    latencyMs = serializers.IntegerField(allow_null=True)
+    error = serializers.CharField(allow_null=True)
+    nextRetryAt = serializers.DateTimeField(allow_null=True)
+    createdAt = serializers.DateTimeField()
+    deliveredAt = serializers.DateTimeField(allow_null=True)
+
+
+def endpoint_data(endpoint: WebhookEndpoint, *, with_secret: bool = False) -> dict:
+    data = {"url": endpoint.url, "createdAt": iso_utc(endpoint.created_at), "updatedAt": iso_utc(endpoint.updated_at)}
+    return {**data, "secret": endpoint.secret} if with_secret else data
+
+
+def delivery_data(delivery: WebhookDelivery) -> dict:
+    return {
+        "id": str(delivery.id),
+        "event": delivery.event,
+        "url": delivery.url,
+        "status": delivery.status,
+        "attempts": delivery.attempts,
+        "statusCode": delivery.status_code,
+        "latencyMs": delivery.latency_ms,
+        "error": delivery.error or None,
+        "nextRetryAt": iso_utc(delivery.next_attempt_at) if delivery.status == "pending" else None,
+        "createdAt": iso_utc(delivery.created_at),
+        "deliveredAt": iso_utc(delivery.delivered_at),
+    }

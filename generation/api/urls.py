@@ -1,6 +1,6 @@
 from django.urls import path
 
-from generation.api import views
+from generation.api import views, webhooks
 
 urlpatterns = [
     path("models", views.ModelListApi.as_view(), name="api-v1-models"),
@@ -10,4 +10,7 @@ urlpatterns = [
     path("jobs/export.csv", views.JobExportApi.as_view(), name="api-v1-jobs-export"),
     path("jobs/<str:job_id>", views.JobDetailApi.as_view(), name="api-v1-job"),
     path("jobs/<str:job_id>/cancel", views.JobCancelApi.as_view(), name="api-v1-job-cancel"),
+    path("webhook", webhooks.WebhookApi.as_view(), name="api-v1-webhook"),
+    path("webhook/test", webhooks.WebhookTestApi.as_view(), name="api-v1-webhook-test"),
+    path("webhook/deliveries", webhooks.WebhookDeliveryListApi.as_view(), name="api-v1-webhook-deliveries"),
 ]

@@ -22,6 +22,7 @@ from generation.outbound import OutboundError, TooLarge, check_url, fetch_image
 from generation.selectors import export_csv, export_window, job_get, jobs_for
 from generation.services import job_cancel, job_refuse_disallowed, job_submit, request_fingerprint
 from generation.validation import upload_read, validate_generate
+from generation.webhooks import require_endpoint
 
 PREFER_WAIT = re.compile(r"(?:^|[\s,;])wait\s*=\s*(\d+)")
 MAX_WAIT_SECONDS = 60
@@ -115,6 +116,8 @@ class GenerateApi(APIView):
         data = _plain_data(request)
         upload = upload_read(request.FILES.get("image"))
         valid = validate_generate(data, has_upload=upload is not None, json_types=is_json_object(request.data))
+        if valid.webhook_url:
+            require_endpoint(user=request.user)
         if _dry_run(request):
             job_refuse_disallowed(request.auth if isinstance(request.auth, KeyIdentity) else None, valid)
             if valid.image_url:

@@ -1,0 +1,253 @@
+"""Signed webhooks (the Standard Webhooks scheme): the account's endpoint, its events, their deliveries.
+
+An event becomes a WebhookDelivery row inside the transaction of the change it reports (a job finishing,
+a refund), so the row exists exactly when that change committed; a Celery task sends it after the commit.
+Every attempt checks the URL again (a fresh DNS answer, no redirects followed) and signs the stored body
+with the account's current secret. An answer other than 2xx, or none within 10 s, is tried again after
+10 s, 60 s and 300 s; then the delivery is failed. A beat task resends deliveries whose message was lost.
+"""
+
+import base64
+import hashlib
+import hmac
+import json
+import logging
+import secrets
+import time
+from datetime import timedelta
+
+from django.db import transaction
+from django.db.models import F, QuerySet
+from django.utils import timezone
+
+from accounts.models import User
+from flixly_site.errors import NotFound, ValidationFailed
+from flixly_site.pagination import iso_utc
+from generation.models import DeliveryStatus, Job, WebhookDelivery, WebhookEndpoint
+from generation.outbound import OutboundError, check_url, post_json
+from generation.outputs import output_url
+
+logger = logging.getLogger("flixly.webhooks")
+
+SECRET_PREFIX = "whsec_"  # noqa: S105 (the scheme's prefix, not a secret)
+RETRY_DELAYS = (10, 60, 300)  # seconds after the 1st, 2nd and 3rd failed attempt; the 4th failure is final
+ATTEMPT_TIMEOUT = 10.0
+LEASE = timedelta(seconds=60)  # an attempt under way: the resend sweep leaves the delivery alone meanwhile
+LOST_AFTER = timedelta(seconds=30)  # a due delivery still pending this long after its time lost its message
+NO_ENDPOINT = "No webhook endpoint is set: PUT /api/v1/webhook with a url first."
+
+
+# --- the endpoint ------------------------------------------------------------------------------------------
+def _new_secret() -> str:
+    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+def checked_url(url: str, *, field: str) -> str:
+    """A webhook URL the SSRF guard accepts (HTTPS, public addresses only), else 422 naming `field`."""
+    try:
+        check_url(url, label=field)
+    except OutboundError as error:
+        raise ValidationFailed(details={field: [str(error)]}) from None
+    return url
+
+
+def endpoint_set(*, user: User, url: str) -> WebhookEndpoint:
+    """Set (or replace) the account's endpoint with a new signing secret, which the caller shows once."""
+    endpoint, _ = WebhookEndpoint.objects.update_or_create(
+        user=user, defaults={"url": checked_url(url, field="url"), "secret": _new_secret()}
+    )
+    return endpoint
+
+
+def endpoint_get(*, user: User) -> WebhookEndpoint:
+    endpoint = WebhookEndpoint.objects.filter(user=user).first()
+    if endpoint is None:
+        raise NotFound(NO_ENDPOINT)
+    return endpoint
+
+
+def endpoint_delete(*, user: User) -> None:
+    """Remove the endpoint; deliveries still pending fail, as nothing is left to sign them with."""
+    with transaction.atomic():
+        if not WebhookEndpoint.objects.filter(user=user).delete()[0]:
+            raise NotFound(NO_ENDPOINT)
+        WebhookDelivery.objects.filter(user=user, status=DeliveryStatus.PENDING).update(
+            status=DeliveryStatus.FAILED, next_attempt_at=None, error="The webhook endpoint was removed."
+        )
+
+
+def require_endpoint(*, user: User) -> None:
+    """A per-job webhookUrl is signed with the account's secret, so the account needs an endpoint first."""
+    if not WebhookEndpoint.objects.filter(user=user).exists():
+        raise ValidationFailed(details={"webhookUrl": [f"{NO_ENDPOINT} Its secret signs per-job deliveries too."]})
+
+
+# --- events ------------------------------------------------------------------------------------------------
+def event_record(*, user_id: int, event: str, data: dict) -> None:
+    """Record an account event for delivery in the caller's transaction; it is sent once that commits.
+    Without an endpoint there is nothing to sign with, and nothing is recorded."""
+    endpoint = _endpoint_url(user_id)
+    if endpoint is not None:
+        _record(user_id, event, data, endpoint, None)
+
+
+def job_event_record(*, job_id, user_id: int, event: str) -> None:
+    """job.completed, job.failed or job.refunded, from the job as the caller's change left it; sent to the
+    job's own webhookUrl when it has one."""
+    endpoint = _endpoint_url(user_id)
+    if endpoint is not None:
+        job = Job.objects.get(pk=job_id)
+        _record(user_id, event, _job_event_data(job, event), job.webhook_url or endpoint, job)
+
+
+def _endpoint_url(user_id: int) -> str | None:
+    return WebhookEndpoint.objects.filter(user_id=user_id).values_list("url", flat=True).first()
+
+
+def _record(user_id: int, event: str, data: dict, url: str, job: Job | None) -> WebhookDelivery:
+    delivery = _delivery(user_id, event, data, url, job)
+    transaction.on_commit(lambda: _publish(delivery.pk))
+    return delivery
+
+
+def _delivery(user_id: int, event: str, data: dict, url: str, job: Job | None) -> WebhookDelivery:
+    now = timezone.now()
+    body = json.dumps({"event": event, "timestamp": iso_utc(now), "data": data}, separators=(",", ":"))
+    return WebhookDelivery.objects.create(
+        user_id=user_id, job=job, event=event, url=url, body=body, next_attempt_at=now
+    )
+
+
+def _job_event_data(job: Job, event: str) -> dict:
+    common = {"jobId": str(job.id), "type": job.type, "status": job.status, "createdAt": iso_utc(job.created_at)}
+    if event == "job.completed":
+        first = job.outputs[0] if job.outputs else None
+        return {
+            **common,
+            "outputUrl": output_url(first["name"]) if first else None,
+            "outputType": first["contentType"].partition("/")[0] if first else "text",
+            "metadata": {"model": job.model_id, **job.metadata},
+            "completedAt": iso_utc(job.completed_at),
+        }
+    if event == "job.failed":
+        return {
+            **common,
+            "error": job.error,
+            "creditsRefunded": job.credits_refunded,
+            "failedAt": iso_utc(job.completed_at),
+        }
+    return {**common, "creditsRefunded": job.credits_refunded}  # job.refunded
+
+
+def _publish(delivery_id) -> None:
+    from generation.tasks import deliver_webhook  # the tasks module imports this one
+
+    try:
+        deliver_webhook.delay(str(delivery_id))
+    except Exception:  # the broker is down: the resend sweep sends the pending row later
+        logger.warning("webhook delivery %s not queued; the resend sweep will send it", delivery_id, exc_info=True)
+
+
+# --- delivering --------------------------------------------------------------------------------------------
+def signature(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
+    """`v1,<base64 HMAC-SHA256 of "id.timestamp.body">`, keyed with the secret's base64-decoded bytes."""
+    key = base64.b64decode(secret.removeprefix(SECRET_PREFIX))
+    digest = hmac.new(key, f"{message_id}.{timestamp}.".encode() + body, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(digest).decode()
+
+
+def delivery_attempt(*, delivery_id) -> WebhookDelivery | None:
+    """Make the delivery's due attempt, once: a duplicate message, or one whose attempt another process has
+    under way, finds nothing to claim. Returns the delivery as the attempt left it."""
+    now = timezone.now()
+    claimed = WebhookDelivery.objects.filter(
+        pk=delivery_id, status=DeliveryStatus.PENDING, next_attempt_at__lte=now
+    ).update(attempts=F("attempts") + 1, next_attempt_at=now + LEASE)
+    if not claimed:
+        return None
+    delivery = WebhookDelivery.objects.get(pk=delivery_id)
+    endpoint = WebhookEndpoint.objects.filter(user_id=delivery.user_id).first()
+    if endpoint is None:
+        return _settle(delivery, None, 0, "The webhook endpoint was removed.", final=True)
+    status_code, latency_ms, error = _post(delivery, endpoint.secret)
+    return _settle(delivery, status_code, latency_ms, error)
+
+
+def _post(delivery: WebhookDelivery, secret: str) -> tuple[int | None, int, str]:
+    body, timestamp = delivery.body.encode(), int(time.time())
+    headers = {
+        "webhook-id": str(delivery.id),
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": signature(secret, str(delivery.id), timestamp, body),
+        "User-Agent": "Flixly-Webhooks/1.0",
+    }
+    started = time.perf_counter()
+    try:
+        status_code = post_json(delivery.url, body, headers=headers, timeout=ATTEMPT_TIMEOUT, label="The webhook URL")
+    except OutboundError as error:
+        return None, _ms_since(started), str(error)
+    if 300 <= status_code < 400:
+        return status_code, _ms_since(started), f"HTTP {status_code}: redirects are not followed."
+    return status_code, _ms_since(started), "" if 200 <= status_code < 300 else f"HTTP {status_code}."
+
+
+def _ms_since(started: float) -> int:
+    return round((time.perf_counter() - started) * 1000)
+
+
+def _settle(
+    delivery: WebhookDelivery, status_code: int | None, latency_ms: int, error: str, *, final: bool = False
+) -> WebhookDelivery:
+    now = timezone.now()
+    delivery.status_code, delivery.latency_ms, delivery.error = status_code, latency_ms, error[:200]
+    if not error:
+        delivery.status, delivery.delivered_at, delivery.next_attempt_at = DeliveryStatus.SUCCEEDED, now, None
+    elif final or delivery.attempts > len(RETRY_DELAYS):
+        delivery.status, delivery.next_attempt_at = DeliveryStatus.FAILED, None
+    else:
+        delivery.next_attempt_at = now + timedelta(seconds=RETRY_DELAYS[delivery.attempts - 1])
+    delivery.save(update_fields=["status", "status_code", "latency_ms", "error", "next_attempt_at", "delivered_at"])
+    if delivery.status == DeliveryStatus.PENDING:
+        _publish_retry(delivery)
+    logger.info(
+        "webhook delivery=%s event=%s attempt=%s status=%s code=%s latency_ms=%s",
+        delivery.pk,
+        delivery.event,
+        delivery.attempts,
+        delivery.status,
+        status_code,
+        latency_ms,
+    )
+    return delivery
+
+
+def _publish_retry(delivery: WebhookDelivery) -> None:
+    from generation.tasks import deliver_webhook
+
+    try:
+        deliver_webhook.apply_async(args=[str(delivery.pk)], eta=delivery.next_attempt_at)
+    except Exception:
+        logger.warning("webhook retry %s not queued; the resend sweep will send it", delivery.pk, exc_info=True)
+
+
+def endpoint_test(*, user: User) -> WebhookDelivery:
+    """Send a signed `ping` to the account's endpoint now and return how the attempt went (a failed one is
+    retried like any delivery)."""
+    endpoint = endpoint_get(user=user)
+    data = {"url": endpoint.url, "message": "A test event from Flixly."}
+    delivery = _delivery(user.pk, "ping", data, endpoint.url, None)
+    return delivery_attempt(delivery_id=delivery.pk) or delivery
+
+
+def deliveries_for(*, user: User) -> QuerySet[WebhookDelivery]:
+    return WebhookDelivery.objects.filter(user=user)
+
+
+def deliveries_resend(*, now=None) -> int:
+    """Beat: queue again the due deliveries whose message was lost (a broker restart, a refused publish)."""
+    now = now or timezone.now()
+    lost = WebhookDelivery.objects.filter(status=DeliveryStatus.PENDING, next_attempt_at__lt=now - LOST_AFTER)
+    ids = list(lost.values_list("pk", flat=True)[:500])
+    for delivery_id in ids:
+        _publish(delivery_id)
+    return len(ids)

@@ -1,0 +1,319 @@
+"""Webhooks: the account's endpoint, signed deliveries checked with the Standard Webhooks reference library,
+retries, job events and per-job URLs. Receivers are loopback servers (the SSRF guard is relaxed for them)."""
+
+import json
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+import time_machine
+from django.utils import timezone
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+
+from generation.models import DeliveryStatus, Job, JobStatus, WebhookDelivery
+from generation.services import job_claim, job_complete, job_fail
+from generation.webhooks import deliveries_resend, delivery_attempt, endpoint_set
+from tests.generation.conftest import generate
+
+pytestmark = pytest.mark.django_db
+
+
+@dataclass
+class Receiver:
+    url: str
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)  # sent with every answer (e.g. Location)
+    received: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
+
+    def events(self) -> list[dict]:
+        return [json.loads(body) for _, body in self.received]
+
+
+@pytest.fixture
+def receiver(settings) -> Iterator[Receiver]:
+    settings.FLIXLY_OUTBOUND_ALLOW_HTTP = True
+    settings.FLIXLY_OUTBOUND_ALLOW_PRIVATE = True
+    state: dict[str, Receiver] = {}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            state["r"].received.append(({k.lower(): v for k, v in self.headers.items()}, body))
+            self.send_response(state["r"].status)
+            for name, value in state["r"].headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    state["r"] = Receiver(f"http://127.0.0.1:{server.server_port}/hooks")
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield state["r"]
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def endpoint(user, receiver):
+    return endpoint_set(user=user, url=receiver.url)
+
+
+def verified(secret: str, headers: dict[str, str], body: bytes) -> dict:
+    return Webhook(secret).verify(body, headers)  # raises unless signed as the scheme says
+
+
+def put_endpoint(api, url: str):
+    return api.put("/api/v1/webhook", {"url": url}, content_type="application/json")
+
+
+# --- the endpoint API --------------------------------------------------------------------------------------
+def test_put_shows_the_secret_once_and_get_never(api, receiver):
+    response = put_endpoint(api, receiver.url)
+    assert response.status_code == 200
+    data = response.json()["data"]
+    assert data["url"] == receiver.url and data["secret"].startswith("whsec_")
+    shown = api.get("/api/v1/webhook").json()["data"]
+    assert shown["url"] == receiver.url and "secret" not in shown
+
+
+def test_put_again_replaces_the_url_and_the_secret(api, receiver):
+    first = put_endpoint(api, receiver.url).json()["data"]["secret"]
+    second = put_endpoint(api, receiver.url + "/v2").json()["data"]
+    assert second["secret"] != first and second["url"].endswith("/v2")
+
+
+def test_delete_removes_the_endpoint(api, endpoint):
+    assert api.delete("/api/v1/webhook").status_code == 200
+    response = api.get("/api/v1/webhook")
+    assert response.status_code == 404
+    assert "PUT /api/v1/webhook" in response.json()["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("http://93.184.215.14/hook", "must use https"),
+        ("https://127.0.0.1/hook", "private address"),
+        ("https://169.254.169.254/latest", "private address"),
+        ("not a url", "not a valid URL"),
+    ],
+)
+def test_unsafe_urls_are_refused_when_set(api, url, message):
+    response = put_endpoint(api, url)
+    assert response.status_code == 422
+    assert message in response.json()["error"]["details"]["url"][0]
+
+
+def test_the_webhook_api_needs_its_scope(client, user, make_key):
+    client.defaults["HTTP_AUTHORIZATION"] = f"Bearer {make_key(user, scopes=['generate'])}"
+    response = client.get("/api/v1/webhook")
+    assert response.status_code == 403
+    assert "webhooks:manage" in response.json()["error"]["message"]
+
+
+# --- delivering --------------------------------------------------------------------------------------------
+def test_test_sends_a_signed_ping(api, receiver):
+    secret = put_endpoint(api, receiver.url).json()["data"]["secret"]
+    response = api.post("/api/v1/webhook/test")
+    data = response.json()["data"]
+    assert (response.status_code, data["event"], data["status"], data["statusCode"]) == (200, "ping", "succeeded", 200)
+    assert data["latencyMs"] >= 0 and data["nextRetryAt"] is None
+    headers, body = receiver.received[0]
+    assert verified(secret, headers, body)["event"] == "ping"
+    assert headers["webhook-id"] == data["id"] and headers["content-type"] == "application/json"
+
+
+def test_a_tampered_body_fails_verification(api, receiver):
+    secret = put_endpoint(api, receiver.url).json()["data"]["secret"]
+    api.post("/api/v1/webhook/test")
+    headers, body = receiver.received[0]
+    with pytest.raises(WebhookVerificationError):
+        verified(secret, headers, body.replace(b"ping", b"pong"))
+
+
+def test_failures_are_retried_after_10_60_300_seconds_then_failed(user, endpoint, receiver):
+    receiver.status = 500
+    attempted_at = timezone.now()
+    delivery = _ping(user)
+    waits = []
+    for _ in range(3):
+        assert delivery.status == DeliveryStatus.PENDING and delivery.error == "HTTP 500."
+        waits.append(round((delivery.next_attempt_at - attempted_at).total_seconds()))
+        attempted_at = delivery.next_attempt_at + timedelta(seconds=1)
+        with time_machine.travel(attempted_at, tick=False):
+            delivery = delivery_attempt(delivery_id=delivery.pk)
+    assert waits == [10, 60, 300]  # each counted from the failed attempt before it
+    assert (delivery.status, delivery.attempts, delivery.next_attempt_at) == (DeliveryStatus.FAILED, 4, None)
+    assert len(receiver.received) == 4
+    assert len({headers["webhook-id"] for headers, _ in receiver.received}) == 1  # one message, four attempts
+
+
+def test_an_attempt_is_made_once_however_often_its_message_arrives(user, endpoint, receiver):
+    delivery = _ping(user)
+    assert delivery_attempt(delivery_id=delivery.pk) is None  # succeeded already
+    assert len(receiver.received) == 1
+
+
+def test_a_redirect_is_not_followed(user, endpoint, receiver):
+    receiver.status, receiver.headers = 302, {"Location": "http://169.254.169.254/"}
+    delivery = _ping(user)
+    assert delivery.status == DeliveryStatus.PENDING and "redirects are not followed" in delivery.error
+    assert len(receiver.received) == 1
+
+
+def test_a_url_that_now_resolves_privately_is_refused_at_delivery(user, endpoint, receiver, settings):
+    settings.FLIXLY_OUTBOUND_ALLOW_PRIVATE = False  # as if its DNS answer changed since it was set
+    delivery = _ping(user)
+    assert "private address" in delivery.error and receiver.received == []
+
+
+def test_a_token_in_the_url_never_reaches_the_logs(api, receiver, caplog):
+    put_endpoint(api, receiver.url + "?token=s3cret-token")
+    caplog.set_level("DEBUG")
+    api.post("/api/v1/webhook/test")
+    assert receiver.received and "s3cret-token" not in caplog.text
+
+
+def test_removing_the_endpoint_fails_pending_deliveries(api, user, endpoint, receiver):
+    receiver.status = 503
+    delivery = _ping(user)
+    api.delete("/api/v1/webhook")
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.error) == (DeliveryStatus.FAILED, "The webhook endpoint was removed.")
+
+
+def test_the_sweep_resends_a_delivery_whose_message_was_lost(user, endpoint, receiver):
+    receiver.status = 500
+    delivery = _ping(user)
+    with time_machine.travel(delivery.next_attempt_at + timedelta(seconds=31)):
+        assert deliveries_resend() == 1  # eager Celery: the attempt runs here
+    assert len(receiver.received) == 2
+
+
+def test_deliveries_are_listed_newest_first_for_their_account_only(api, user, endpoint, django_user_model):
+    other_user = django_user_model.objects.create_user(email="bob@example.com", password="another horse battery")
+    endpoint_set(user=other_user, url=endpoint.url)
+    _ping(other_user)
+    first, second = _ping(user), _ping(user)
+    data = api.get("/api/v1/webhook/deliveries?limit=1").json()
+    assert [d["id"] for d in data["data"]] == [str(second.pk)] and data["nextCursor"]
+    rest = api.get(f"/api/v1/webhook/deliveries?cursor={data['nextCursor']}").json()
+    assert [d["id"] for d in rest["data"]] == [str(first.pk)] and rest["nextCursor"] is None
+
+
+def _ping(user) -> WebhookDelivery:
+    from generation.webhooks import endpoint_test
+
+    return endpoint_test(user=user)
+
+
+# --- job events --------------------------------------------------------------------------------------------
+@pytest.fixture
+def queued_job(api, funded, no_worker) -> Job:
+    """A job left queued; Celery then runs tasks inline again, so deliveries go out at once."""
+    from flixly_site.celery import app
+
+    job = Job.objects.get(pk=generate(api).json()["data"]["jobId"])
+    app.conf.task_always_eager = True
+    return job
+
+
+def test_a_completed_job_is_delivered(queued_job, endpoint, receiver, django_capture_on_commit_callbacks):
+    job = job_claim(job_id=queued_job.pk)
+    outputs = [{"name": "outputs/x.png", "contentType": "image/png", "width": 8, "height": 8, "bytes": 10}]
+    with django_capture_on_commit_callbacks(execute=True):
+        job_complete(job=job, outputs=outputs, text="", usage={}, metadata={"seed": 7})
+    headers, body = receiver.received[0]
+    event = verified(endpoint.secret, headers, body)
+    assert event["event"] == "job.completed"
+    data = event["data"]
+    assert (data["jobId"], data["status"], data["outputType"]) == (str(job.pk), "completed", "image")
+    assert data["metadata"]["model"] == "local-image" and data["metadata"]["seed"] == 7
+    assert data["outputUrl"].startswith("http") and data["completedAt"].endswith("Z")
+
+
+def test_a_failed_job_reports_its_failure_and_its_refund(
+    queued_job, endpoint, receiver, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        job_fail(job_id=queued_job.pk, detail="upstream secret detail")
+    events = {event["event"]: event["data"] for event in receiver.events()}
+    assert set(events) == {"job.failed", "job.refunded"}
+    failed = events["job.failed"]
+    assert failed["creditsRefunded"] == queued_job.credits_charged > 0
+    assert failed["error"] == "The generation failed. Your credits were refunded."
+    assert "secret detail" not in json.dumps(events)
+
+
+def test_no_endpoint_means_no_deliveries(queued_job, receiver, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        job_fail(job_id=queued_job.pk, detail="x")
+    assert not WebhookDelivery.objects.exists() and receiver.received == []
+
+
+def test_a_per_job_webhook_url_gets_that_jobs_events(api, funded, endpoint, receiver, no_worker):
+    job_url = receiver.url + "/job"
+    response = generate(api, {"webhookUrl": job_url})
+    assert response.status_code == 202
+    job = Job.objects.get(pk=response.json()["data"]["jobId"])
+    assert job.webhook_url == job_url
+    job_fail(job_id=job.pk, detail="x")
+    assert set(WebhookDelivery.objects.values_list("url", flat=True)) == {job_url}
+
+
+def test_a_per_job_webhook_url_needs_an_endpoint_first(api, funded, receiver):
+    response = generate(api, {"webhookUrl": receiver.url})
+    assert response.status_code == 422
+    assert "PUT /api/v1/webhook" in response.json()["error"]["details"]["webhookUrl"][0]
+    assert not Job.objects.exists()
+
+
+def test_a_private_per_job_webhook_url_is_refused(api, funded, endpoint, settings):
+    settings.FLIXLY_OUTBOUND_ALLOW_PRIVATE = False
+    response = generate(api, {"webhookUrl": "https://10.0.0.8/hook"})
+    assert response.status_code == 422
+    assert "private address" in response.json()["error"]["details"]["webhookUrl"][0]
+    assert JobStatus.QUEUED not in Job.objects.values_list("status", flat=True)
+
+
+# --- account events ----------------------------------------------------------------------------------------
+def test_a_rolled_key_is_reported(api, user, endpoint, receiver, django_capture_on_commit_callbacks):
+    key_id = api.get("/api/v1/keys").json()["data"][0]["id"]
+    with django_capture_on_commit_callbacks(execute=True):
+        rolled = api.post(f"/api/v1/keys/{key_id}/roll", {"graceHours": 2}, content_type="application/json")
+    event = receiver.events()[0]
+    assert event["event"] == "key.rolled"
+    assert event["data"]["keyId"] == key_id and event["data"]["lastFour"] == rolled.json()["data"]["key"][-4:]
+    assert event["data"]["oldKeyValidUntil"].endswith("Z")
+    assert rolled.json()["data"]["key"] not in json.dumps(event)  # the new secret itself never travels
+
+
+def test_a_key_about_to_expire_is_reported_once(user, make_key, endpoint, receiver, django_capture_on_commit_callbacks):
+    from accounts.services import apikey_send_expiry_reminders
+
+    make_key(user, expires_in_days=30)
+    with time_machine.travel(timezone.now() + timedelta(days=24)), django_capture_on_commit_callbacks(execute=True):
+        apikey_send_expiry_reminders()
+        apikey_send_expiry_reminders()
+    assert [event["event"] for event in receiver.events()] == ["key.expiring"]
+
+
+def test_a_balance_crossing_the_alert_threshold_is_reported_once(
+    funded, endpoint, receiver, settings, django_capture_on_commit_callbacks
+):
+    from django.db import transaction
+
+    from billing.services import debit_prepare
+
+    settings.FLIXLY_LOW_BALANCE_THRESHOLD = 50
+    with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
+        debit_prepare(user_id=funded.pk, amount=60, idempotency_key="d1").run()
+        debit_prepare(user_id=funded.pk, amount=10, idempotency_key="d2").run()
+    assert [(e["event"], e["data"]) for e in receiver.events()] == [("credits.low", {"credits": 40, "threshold": 50})]
