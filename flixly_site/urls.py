@@ -5,6 +5,7 @@ from drf_spectacular.views import SpectacularAPIView
 
 from flixly_site import views
 from flixly_site.api import HealthApi
+from generation.api.urls import openai_urlpatterns
 
 api_v1 = [
     path("health", HealthApi.as_view(), name="api-health"),
@@ -16,6 +17,7 @@ api_v1 = [
 
 urlpatterns = [
     path("api/v1/", include(api_v1)),  # first: every API call then resolves without trying the pages
+    path("openai/v1/", include(openai_urlpatterns)),
     path("", views.home, name="home"),
     path("dashboard/", views.dashboard, name="dashboard"),
     path("docs/", views.docs, name="docs"),

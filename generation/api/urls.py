@@ -1,6 +1,6 @@
 from django.urls import path
 
-from generation.api import views, webhooks
+from generation.api import openai, views, webhooks
 
 urlpatterns = [
     path("models", views.ModelListApi.as_view(), name="api-v1-models"),
@@ -13,4 +13,11 @@ urlpatterns = [
     path("webhook", webhooks.WebhookApi.as_view(), name="api-v1-webhook"),
     path("webhook/test", webhooks.WebhookTestApi.as_view(), name="api-v1-webhook-test"),
     path("webhook/deliveries", webhooks.WebhookDeliveryListApi.as_view(), name="api-v1-webhook-deliveries"),
+]
+
+openai_urlpatterns = [
+    path("models", openai.ModelsApi.as_view(), name="openai-models"),
+    path("chat/completions", openai.ChatCompletionsApi.as_view(), name="openai-chat-completions"),
+    path("images/generations", openai.ImageGenerationsApi.as_view(), name="openai-images-generations"),
+    path("audio/speech", openai.SpeechApi.as_view(), name="openai-audio-speech"),
 ]

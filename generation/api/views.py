@@ -94,12 +94,20 @@ def _wait_seconds(request: Request) -> int:
     return min(int(match.group(1)), MAX_WAIT_SECONDS) if match else 0
 
 
-def _wait_for(job: Job, seconds: int) -> Job:
+def wait_for(job: Job, seconds: int) -> Job:
+    """The job once it has finished, or as it stands after `seconds`."""
     deadline = time.monotonic() + seconds
     while job.status not in FINISHED_STATUSES and time.monotonic() < deadline:
         time.sleep(WAIT_POLL_SECONDS)
         job.refresh_from_db()
     return job
+
+
+def idempotency_key(request: Request) -> str | None:
+    key = request.headers.get("Idempotency-Key")
+    if key is not None and not 1 <= len(key) <= 255:
+        raise ValidationFailed(details={"Idempotency-Key": ["Must be 1 to 255 characters."]})
+    return key
 
 
 class GenerateApi(APIView):
@@ -124,12 +132,11 @@ class GenerateApi(APIView):
                 _check_input_url(valid.image_url)  # the checks a submit makes before fetching, without fetching
             return Response({"data": self._quote(request, valid)})
         image = _fetch_input(valid.image_url) if valid.image_url else upload
-        idempotency_key = self._idempotency_key(request)
         submitted = job_submit(
             user=request.user,
             identity=request.auth,
             request=valid,
-            idempotency_key=idempotency_key,
+            idempotency_key=idempotency_key(request),
             fingerprint=request_fingerprint(data, image),
             image=image,
         )
@@ -141,13 +148,6 @@ class GenerateApi(APIView):
         if not submitted.created:
             response["Idempotent-Replayed"] = "true"  # Stripe's name for it: this is the first request's job
         return response
-
-    @staticmethod
-    def _idempotency_key(request: Request) -> str | None:
-        key = request.headers.get("Idempotency-Key")
-        if key is not None and not 1 <= len(key) <= 255:
-            raise ValidationFailed(details={"Idempotency-Key": ["Must be 1 to 255 characters."]})
-        return key
 
     @staticmethod
     def _quote(request: Request, valid) -> dict:
@@ -169,7 +169,7 @@ class GenerateApi(APIView):
         # 200 with the full job only for a client that asked to wait; otherwise the 202 summary, also
         # when a replayed Idempotency-Key names a job that has finished since.
         wait = _wait_seconds(request)
-        if wait and _wait_for(job, wait).status in FINISHED_STATUSES:
+        if wait and wait_for(job, wait).status in FINISHED_STATUSES:
             return Response({"data": job_data(job)}, status=200)
         response = Response({"data": job_summary(job)}, status=202)
         response["Location"] = f"/api/v1/jobs/{job.id}"

@@ -1,0 +1,215 @@
+"""The OpenAI-compatible surface under /openai/v1: the official `openai` client pointed at
+<host>/openai/v1 works unchanged with a Flixly key.
+
+Each call is a job like any other: validated from the catalog, charged, on the ledger and in
+/api/v1/jobs, submitted through job_submit and answered once the job has finished (at most
+WAIT_SECONDS). Field names follow OpenAI's (`max_tokens`, `size`, `input`), also in 422 details.
+"""
+
+import base64
+import json
+from collections.abc import Iterator
+
+from django.core.files.storage import default_storage
+from django.http import FileResponse, StreamingHttpResponse
+from drf_spectacular.utils import extend_schema
+from rest_framework.negotiation import DefaultContentNegotiation
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from flixly_site.errors import ServiceUnavailable, ValidationFailed
+from flixly_site.parsers import is_json_object
+from generation.api.views import idempotency_key, wait_for
+from generation.catalog import catalog_models
+from generation.models import Job, JobStatus
+from generation.outputs import output_url
+from generation.services import job_submit, request_fingerprint
+from generation.validation import validate_generate
+
+WAIT_SECONDS = 60
+SIZE_HELP = "Use WIDTHxHEIGHT, such as 1024x1024."
+
+
+def _body(request: Request) -> dict:
+    if not is_json_object(request.data):
+        raise ValidationFailed("The body must be a JSON object.", details={"body": ["Expected a JSON object."]})
+    return dict(request.data)
+
+
+def _run(request: Request, fields: dict, renamed: dict[str, str]) -> Job:
+    """Submit the job and wait for it; a 422 names OpenAI's fields (`renamed`: ours -> theirs)."""
+    fields = {name: value for name, value in fields.items() if value is not None}
+    try:
+        valid = validate_generate(fields, json_types=True)
+    except ValidationFailed as error:
+        details = {renamed.get(name, name): messages for name, messages in (error.details or {}).items()}
+        raise ValidationFailed(details=details) from None
+    submitted = job_submit(
+        user=request.user,
+        identity=request.auth,
+        request=valid,
+        idempotency_key=idempotency_key(request),
+        fingerprint=request_fingerprint(fields, None),
+    )
+    job = wait_for(submitted.job, WAIT_SECONDS)
+    if job.status == JobStatus.COMPLETED:
+        return job
+    if job.status in (JobStatus.FAILED, JobStatus.CANCELED):
+        raise ServiceUnavailable(f"{job.error or 'The job was canceled.'} (job {job.id})")
+    raise ServiceUnavailable(
+        f"The job did not finish within {WAIT_SECONDS} seconds and goes on as {job.id}: "
+        f"GET /api/v1/jobs/{job.id} has its result."
+    )
+
+
+class ModelsApi(APIView):
+    permission_classes = [AllowAny]
+
+    @extend_schema(operation_id="openai_models", responses=dict)
+    def get(self, request: Request) -> Response:
+        data = [
+            {"id": m.id, "object": "model", "created": int(m.updated_at.timestamp()), "owned_by": m.vendor or "flixly"}
+            for m in catalog_models().values()
+        ]
+        return Response({"object": "list", "data": data})
+
+
+def _text_content(content: object) -> object:
+    """OpenAI's list-of-parts content as one string (text parts only); anything else is left for validation."""
+    if not isinstance(content, list):
+        return content
+    if not all(isinstance(part, dict) and part.get("type") == "text" for part in content):
+        raise ValidationFailed(details={"messages": ["Only text content parts are supported."]})
+    return "".join(str(part.get("text", "")) for part in content)
+
+
+def _messages(messages: object) -> object:
+    if not isinstance(messages, list):
+        return messages
+    return [{**m, "content": _text_content(m.get("content"))} if isinstance(m, dict) else m for m in messages]
+
+
+class ChatCompletionsApi(APIView):
+    required_scope = "generate"
+
+    @extend_schema(operation_id="openai_chat_completions", request=dict, responses=dict)
+    def post(self, request: Request) -> Response | StreamingHttpResponse:
+        data = _body(request)
+        fields = {
+            "model": data.get("model"),
+            "type": "CHAT",
+            "messages": _messages(data.get("messages")),
+            "maxTokens": data.get("max_completion_tokens", data.get("max_tokens")),
+        }
+        job = _run(request, fields, {"maxTokens": "max_tokens"})
+        if data.get("stream") is True:
+            return _event_stream(_chunks(job, include_usage=_wants_usage(data)))
+        return Response(_completion(job))
+
+
+def _usage(job: Job) -> dict:
+    prompt, completion = job.usage.get("promptTokens", 0), job.usage.get("completionTokens", 0)
+    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+
+
+def _completion(job: Job) -> dict:
+    return {
+        "id": f"chatcmpl-{job.id}",
+        "object": "chat.completion",
+        "created": int(job.created_at.timestamp()),
+        "model": job.model_id,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": job.text}, "finish_reason": "stop"}],
+        "usage": _usage(job),
+    }
+
+
+def _wants_usage(data: dict) -> bool:
+    options = data.get("stream_options")
+    return isinstance(options, dict) and options.get("include_usage") is True
+
+
+def _chunks(job: Job, *, include_usage: bool) -> Iterator[dict]:
+    """The finished reply as chat.completion.chunk objects, a word at a time, as OpenAI streams them."""
+    head = {"id": f"chatcmpl-{job.id}", "object": "chat.completion.chunk", "created": int(job.created_at.timestamp())}
+    head["model"] = job.model_id
+
+    def chunk(delta: dict, finish: str | None = None) -> dict:
+        return {**head, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+
+    yield chunk({"role": "assistant", "content": ""})
+    words = job.text.split(" ")
+    for index, word in enumerate(words):
+        yield chunk({"content": word if index == len(words) - 1 else word + " "})
+    yield chunk({}, "stop")
+    if include_usage:
+        yield {**head, "choices": [], "usage": _usage(job)}
+
+
+def _event_stream(chunks: Iterator[dict]) -> StreamingHttpResponse:
+    def events() -> Iterator[bytes]:
+        for chunk in chunks:
+            yield f"data: {json.dumps(chunk, separators=(',', ':'))}\n\n".encode()
+        yield b"data: [DONE]\n\n"
+
+    response = StreamingHttpResponse(events(), content_type="text/event-stream")
+    response["Cache-Control"] = "no-cache"
+    return response
+
+
+def _size(value: object) -> tuple[int | None, int | None]:
+    if value is None:
+        return None, None
+    width, _, height = str(value).partition("x")
+    if not (width.isdigit() and height.isdigit()):
+        raise ValidationFailed(details={"size": [SIZE_HELP]})
+    return int(width), int(height)
+
+
+class ImageGenerationsApi(APIView):
+    required_scope = "generate"
+
+    @extend_schema(operation_id="openai_images_generations", request=dict, responses=dict)
+    def post(self, request: Request) -> Response:
+        data = _body(request)
+        if data.get("n", 1) != 1:
+            raise ValidationFailed(details={"n": ["Only n=1 is supported: send one request per image."]})
+        response_format = data.get("response_format") or "url"
+        if response_format not in ("url", "b64_json"):
+            raise ValidationFailed(details={"response_format": ["Use url or b64_json."]})
+        width, height = _size(data.get("size"))
+        fields = {"model": data.get("model"), "type": "TEXT_TO_IMAGE", "prompt": data.get("prompt")}
+        fields |= {"width": width, "height": height, "style": data.get("style")}
+        job = _run(request, fields, {"width": "size", "height": "size"})
+        name = job.outputs[0]["name"]
+        image = {"url": output_url(name)} if response_format == "url" else {"b64_json": _base64_of(name)}
+        return Response({"created": int(job.created_at.timestamp()), "data": [image]})
+
+
+def _base64_of(name: str) -> str:
+    with default_storage.open(name, "rb") as stored:
+        return base64.b64encode(stored.read()).decode()
+
+
+class AnyAccept(DefaultContentNegotiation):
+    """The audio answer is a file whatever the client accepts (the openai client asks for
+    application/octet-stream); errors still render as the contract's JSON."""
+
+    def select_renderer(self, request: Request, renderers: list, format_suffix: str | None = None) -> tuple:
+        return renderers[0], renderers[0].media_type
+
+
+class SpeechApi(APIView):
+    required_scope = "generate"
+    content_negotiation_class = AnyAccept
+
+    @extend_schema(operation_id="openai_audio_speech", request=dict, responses={(200, "audio/wav"): bytes})
+    def post(self, request: Request) -> FileResponse:
+        data = _body(request)
+        if (data.get("response_format") or "wav") != "wav":
+            raise ValidationFailed(details={"response_format": ["This server answers with wav audio only."]})
+        fields = {"model": data.get("model"), "type": "TEXT_TO_SPEECH", "prompt": data.get("input")}
+        fields |= {"voice": data.get("voice"), "speed": data.get("speed")}
+        job = _run(request, fields, {"prompt": "input"})
+        return FileResponse(default_storage.open(job.outputs[0]["name"], "rb"), content_type="audio/wav")

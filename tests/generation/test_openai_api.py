@@ -1,0 +1,111 @@
+"""The OpenAI-compatible surface, driven by the official `openai` client against a live server."""
+
+import base64
+import io
+import wave
+
+import httpx
+import openai
+import pytest
+from PIL import Image
+
+from billing.models import LedgerEntry
+from billing.services import wallet_balance
+from generation.models import Job, JobStatus
+
+pytestmark = pytest.mark.django_db(transaction=True)
+MESSAGES = [{"role": "user", "content": "What is a lighthouse?"}]
+
+
+@pytest.fixture
+def ai(live_server, raw_key, funded, settings) -> openai.OpenAI:
+    settings.SITE_URL = live_server.url  # output links point at the live server
+    return openai.OpenAI(base_url=f"{live_server.url}/openai/v1", api_key=raw_key, max_retries=0)
+
+
+def test_models_lists_the_catalog(ai):
+    ids = {model.id for model in ai.models.list()}
+    assert {"local-chat", "local-image", "flux-dev", "kling-3.0"} <= ids
+
+
+def test_a_chat_completion_is_a_charged_job(ai, funded):
+    completion = ai.chat.completions.create(model="local-chat", messages=MESSAGES, max_tokens=50)
+    assert completion.choices[0].message.content.startswith("Local engine reply")
+    assert completion.choices[0].finish_reason == "stop" and completion.usage.total_tokens > 0
+    job = Job.objects.get()
+    assert (job.status, job.type, completion.id) == (JobStatus.COMPLETED, "CHAT", f"chatcmpl-{job.id}")
+    assert LedgerEntry.objects.filter(reference_id=str(job.id)).exists()
+    assert wallet_balance(user_id=funded.pk) == 100 - job.credits_charged
+
+
+def test_a_streamed_completion_carries_the_same_reply(ai):
+    whole = ai.chat.completions.create(model="local-chat", messages=MESSAGES).choices[0].message.content
+    stream = ai.chat.completions.create(
+        model="local-chat", messages=MESSAGES, stream=True, stream_options={"include_usage": True}
+    )
+    chunks = list(stream)
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == whole
+    assert chunks[-2].choices[0].finish_reason == "stop" and chunks[-1].usage.completion_tokens > 0
+
+
+def test_answers_carry_the_api_headers(live_server, raw_key, funded):
+    response = httpx.post(
+        f"{live_server.url}/openai/v1/chat/completions",
+        json={"model": "local-chat", "messages": MESSAGES},
+        headers={"Authorization": f"Bearer {raw_key}"},
+    )
+    assert response.status_code == 200
+    assert {"x-ratelimit-limit", "x-credit-balance", "x-request-id", "x-token-expires"} <= set(response.headers)
+
+
+def test_text_parts_are_read_as_one_message(ai):
+    parts = [{"role": "user", "content": [{"type": "text", "text": "What is a "}, {"type": "text", "text": "cat?"}]}]
+    assert "cat" in ai.chat.completions.create(model="local-chat", messages=parts).choices[0].message.content
+
+
+def test_an_image_comes_back_as_a_url_or_base64(ai):
+    by_url = ai.images.generate(model="local-image", prompt="a red fox", size="256x320")
+    image = Image.open(io.BytesIO(httpx.get(by_url.data[0].url).content))
+    assert image.size == (256, 320)
+    inline = ai.images.generate(model="local-image", prompt="a red fox", response_format="b64_json", size="256x256")
+    assert Image.open(io.BytesIO(base64.b64decode(inline.data[0].b64_json))).size == (256, 256)
+
+
+@pytest.mark.espeak
+def test_speech_comes_back_as_wav(ai):
+    audio = ai.audio.speech.create(model="local-speech", input="Hello there", voice="f1")  # wav by default
+    with wave.open(io.BytesIO(audio.content)) as wav:
+        assert wav.getnframes() > 0
+
+
+@pytest.mark.parametrize(
+    ("call", "field"),
+    [
+        (lambda ai: ai.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES), "model"),
+        (lambda ai: ai.chat.completions.create(model="local-chat", messages=MESSAGES, max_tokens=0), "max_tokens"),
+        (lambda ai: ai.images.generate(model="local-image", prompt="x", size="big"), "size"),
+        (lambda ai: ai.images.generate(model="local-image", prompt="x", n=2), "n"),
+        (
+            lambda ai: ai.audio.speech.create(model="local-speech", input="x", voice="f1", response_format="mp3"),
+            "response_format",
+        ),
+    ],
+)
+def test_bad_input_is_a_422_naming_openais_field(ai, call, field):
+    with pytest.raises(openai.UnprocessableEntityError) as raised:
+        call(ai)
+    assert field in raised.value.body["details"]
+    assert not Job.objects.exists()
+
+
+def test_a_missing_key_is_a_401(live_server):
+    ai = openai.OpenAI(base_url=f"{live_server.url}/openai/v1", api_key="flx_live_" + "0" * 40, max_retries=0)
+    with pytest.raises(openai.AuthenticationError):
+        ai.chat.completions.create(model="local-chat", messages=MESSAGES)
+
+
+def test_too_few_credits_is_a_402_and_nothing_is_charged(live_server, user, make_key):
+    ai = openai.OpenAI(base_url=f"{live_server.url}/openai/v1", api_key=make_key(user), max_retries=0)
+    with pytest.raises(openai.APIStatusError) as raised:
+        ai.chat.completions.create(model="local-chat", messages=MESSAGES)
+    assert raised.value.status_code == 402 and not Job.objects.exists()
