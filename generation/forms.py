@@ -141,3 +141,17 @@ class JobFilterForm(forms.Form):
             return {}
         self.is_valid()  # an invalid choice is dropped (and noted on the form); the valid ones still apply
         return {name: value for name, value in self.cleaned_data.items() if value}
+
+
+class WebhookForm(forms.Form):
+    once = SubmitOnceField()
+    url = forms.CharField(
+        label="Endpoint URL",
+        max_length=2048,  # the column's size; the SSRF guard alone would let a longer one through
+        widget=forms.URLInput(attrs={"placeholder": "https://example.com/webhooks/flixly"}),
+        help_text="HTTPS on a public address. Redirects are not followed.",
+    )
+
+    def add_api_errors(self, details: dict[str, list[str]]) -> None:
+        for name, messages in details.items():
+            self.add_error(name if name in self.fields else None, messages)

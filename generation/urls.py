@@ -8,5 +8,8 @@ urlpatterns = [
     path("jobs/export/", views.jobs_export, name="jobs-export"),
     path("jobs/<uuid:job_id>/", views.job_detail, name="job-detail"),
     path("jobs/<uuid:job_id>/cancel/", views.cancel_job, name="job-cancel"),
+    path("settings/webhooks/", views.webhooks, name="webhooks"),
+    path("settings/webhooks/test/", views.webhook_test, name="webhook-test"),
+    path("settings/webhooks/remove/", views.webhook_remove, name="webhook-remove"),
     path("outputs/<str:token>/<str:filename>", views.output_file, name="job-output"),
 ]

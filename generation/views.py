@@ -1,7 +1,9 @@
-"""Dashboard pages for generation: the playground, the jobs list and a job's page. Services do the work."""
+"""Dashboard pages for generation: the playground, the jobs list, a job's page and the webhook settings.
+Services do the work."""
 
 import mimetypes
 import uuid
+from contextlib import suppress
 from datetime import timedelta
 from pathlib import PurePosixPath
 from typing import Any
@@ -15,23 +17,34 @@ from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonRe
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.cache import add_never_cache_headers
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.services import parse_uuid
 from billing.services import wallet_balance
 from flixly_site.errors import ApplicationError, NotFound, ValidationFailed
-from flixly_site.forms import form_token_renew
+from flixly_site.forms import form_token_renew, form_token_spend
 from flixly_site.pagination import keyset_page
 from generation.api.serializers import job_data
 from generation.catalog import catalog_every_model, catalog_models, route_for
-from generation.forms import TYPE_LABELS, GenerateForm, JobFilterForm
-from generation.models import ACTIVE_STATUSES, AiModel, Job, JobStatus
+from generation.forms import TYPE_LABELS, GenerateForm, JobFilterForm, WebhookForm
+from generation.models import (
+    ACTIVE_STATUSES,
+    AiModel,
+    DeliveryStatus,
+    Job,
+    JobStatus,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
 from generation.outputs import output_name_from_token
 from generation.selectors import export_window, job_get, jobs_for
 from generation.services import IdempotencyConflict, Submitted, job_cancel, job_submit, request_fingerprint
 from generation.validation import NEEDS_IMAGE, VISUAL, ValidRequest, validate_generate
+from generation.webhooks import deliveries_for, endpoint_delete, endpoint_get, endpoint_set, endpoint_test
 
 JOBS_PER_PAGE = 25
+RECENT_DELIVERIES = 20
 PARAM_LABELS = {
     "width": "Width",
     "height": "Height",
@@ -271,3 +284,103 @@ def output_file(request: HttpRequest, token: str, filename: str) -> HttpResponse
     response = FileResponse(default_storage.open(name, "rb"), content_type=content_type)
     response["Cache-Control"] = "private, max-age=3600"
     return response
+
+
+# --- Webhooks -------------------------------------------------------------------------------------
+
+
+def _endpoint_or_none(request: HttpRequest) -> WebhookEndpoint | None:
+    try:
+        return endpoint_get(user=request.user)
+    except NotFound:
+        return None
+
+
+def _webhooks_page(request: HttpRequest, form: WebhookForm, endpoint: WebhookEndpoint | None) -> HttpResponse:
+    context = {
+        "nav": "webhooks",
+        "endpoint": endpoint,
+        "form": form,
+        "deliveries": deliveries_for(user=request.user)[:RECENT_DELIVERIES],
+    }
+    return render(request, "generation/webhooks.html", context)
+
+
+def _show_signing_secret(request: HttpRequest, endpoint: WebhookEndpoint, *, replaced: bool) -> HttpResponse:
+    context = {"nav": "webhooks", "endpoint": endpoint, "replaced": replaced}
+    response = render(request, "generation/webhook_secret.html", context)
+    add_never_cache_headers(response)  # Back or a shared cache must never bring the secret back
+    return response
+
+
+def _webhook_sent_twice(request: HttpRequest, form: WebhookForm) -> HttpResponse | None:
+    """A form that was already sent (reload, Back and submit, double click) does not issue another secret."""
+    if form_token_spend(form.cleaned_data["once"], user_id=request.user.pk):
+        return None
+    messages.info(
+        request,
+        "That form was already sent, so nothing was done again. The signing secret is shown once: "
+        "if you did not copy it, set the URL again to get a new one.",
+    )
+    return redirect("webhooks")
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def webhooks(request: HttpRequest) -> HttpResponse:
+    endpoint = _endpoint_or_none(request)
+    form = WebhookForm(request.POST or None, initial={"url": endpoint.url} if endpoint else None)
+    if request.method == "POST" and form.is_valid():
+        if resent := _webhook_sent_twice(request, form):
+            return resent
+        try:
+            updated = endpoint_set(user=request.user, url=form.cleaned_data["url"])
+        except ValidationFailed as error:
+            form.add_api_errors(error.details or {"__all__": [error.message]})
+            form_token_renew(form)
+        else:
+            return _show_signing_secret(request, updated, replaced=endpoint is not None)
+    return _webhooks_page(request, form, endpoint)
+
+
+def _attempt_facts(delivery: WebhookDelivery) -> str:
+    answer = f"HTTP {delivery.status_code}" if delivery.status_code else "no answer"
+    return answer if delivery.latency_ms is None else f"{answer} in {delivery.latency_ms} ms"
+
+
+def _report_test(request: HttpRequest, delivery: WebhookDelivery) -> None:
+    facts = _attempt_facts(delivery)
+    if delivery.status == DeliveryStatus.SUCCEEDED:
+        messages.success(request, f"Test event delivered: {facts}.")
+    elif delivery.status == DeliveryStatus.PENDING:
+        retry = f"{delivery.next_attempt_at:%Y-%m-%d %H:%M:%S} UTC"
+        messages.warning(request, f"Test event not delivered yet ({facts}): {delivery.error} Next try at {retry}.")
+    else:
+        messages.error(request, f"Test event failed ({facts}): {delivery.error}")
+
+
+@login_required
+@require_POST
+def webhook_test(request: HttpRequest) -> HttpResponse:
+    try:
+        delivery = endpoint_test(user=request.user)
+    except NotFound:
+        messages.info(request, "Set an endpoint URL first: the test event is sent there.")
+    else:
+        _report_test(request, delivery)
+    return redirect("webhooks")
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def webhook_remove(request: HttpRequest) -> HttpResponse:
+    endpoint = _endpoint_or_none(request)
+    if endpoint is None:
+        messages.info(request, "No webhook endpoint is set, so there is nothing to remove.")
+        return redirect("webhooks")
+    if request.method == "POST":
+        with suppress(NotFound):  # removed in another tab meanwhile: the outcome is the same
+            endpoint_delete(user=request.user)
+        messages.success(request, f"Webhook endpoint removed: no more events are sent to {endpoint.url}.")
+        return redirect("webhooks")
+    return render(request, "generation/webhook_remove.html", {"nav": "webhooks", "endpoint": endpoint})

@@ -135,3 +135,14 @@ def staff_user(django_user_model):
 def page(page):
     page.set_default_timeout(10_000)
     return page
+
+
+@pytest.fixture
+def receiver(settings):
+    """A loopback webhook endpoint; the SSRF guard lets tests reach it over plain http."""
+    from tests.fakes import FakeWebhookReceiver
+
+    settings.FLIXLY_OUTBOUND_ALLOW_HTTP = True
+    settings.FLIXLY_OUTBOUND_ALLOW_PRIVATE = True
+    with FakeWebhookReceiver() as fake:
+        yield fake

@@ -1,12 +1,8 @@
 """Webhooks: the account's endpoint, signed deliveries checked with the Standard Webhooks reference library,
-retries, job events and per-job URLs. Receivers are loopback servers (the SSRF guard is relaxed for them)."""
+retries, job events and per-job URLs. The receiver is a loopback server (conftest: the SSRF guard is relaxed)."""
 
 import json
-import threading
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import time_machine
@@ -19,45 +15,6 @@ from generation.webhooks import deliveries_resend, delivery_attempt, endpoint_se
 from tests.generation.conftest import generate
 
 pytestmark = pytest.mark.django_db
-
-
-@dataclass
-class Receiver:
-    url: str
-    status: int = 200
-    headers: dict[str, str] = field(default_factory=dict)  # sent with every answer (e.g. Location)
-    received: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
-
-    def events(self) -> list[dict]:
-        return [json.loads(body) for _, body in self.received]
-
-
-@pytest.fixture
-def receiver(settings) -> Iterator[Receiver]:
-    settings.FLIXLY_OUTBOUND_ALLOW_HTTP = True
-    settings.FLIXLY_OUTBOUND_ALLOW_PRIVATE = True
-    state: dict[str, Receiver] = {}
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            state["r"].received.append(({k.lower(): v for k, v in self.headers.items()}, body))
-            self.send_response(state["r"].status)
-            for name, value in state["r"].headers.items():
-                self.send_header(name, value)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, *args) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    state["r"] = Receiver(f"http://127.0.0.1:{server.server_port}/hooks")
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield state["r"]
-    server.shutdown()
-    server.server_close()
 
 
 @pytest.fixture
@@ -125,7 +82,7 @@ def test_test_sends_a_signed_ping(api, receiver):
     data = response.json()["data"]
     assert (response.status_code, data["event"], data["status"], data["statusCode"]) == (200, "ping", "succeeded", 200)
     assert data["latencyMs"] >= 0 and data["nextRetryAt"] is None
-    headers, body = receiver.received[0]
+    headers, body = receiver.posts()[0].headers, receiver.posts()[0].body
     assert verified(secret, headers, body)["event"] == "ping"
     assert headers["webhook-id"] == data["id"] and headers["content-type"] == "application/json"
 
@@ -133,7 +90,7 @@ def test_test_sends_a_signed_ping(api, receiver):
 def test_a_tampered_body_fails_verification(api, receiver):
     secret = put_endpoint(api, receiver.url).json()["data"]["secret"]
     api.post("/api/v1/webhook/test")
-    headers, body = receiver.received[0]
+    headers, body = receiver.posts()[0].headers, receiver.posts()[0].body
     with pytest.raises(WebhookVerificationError):
         verified(secret, headers, body.replace(b"ping", b"pong"))
 
@@ -151,34 +108,34 @@ def test_failures_are_retried_after_10_60_300_seconds_then_failed(user, endpoint
             delivery = delivery_attempt(delivery_id=delivery.pk)
     assert waits == [10, 60, 300]  # each counted from the failed attempt before it
     assert (delivery.status, delivery.attempts, delivery.next_attempt_at) == (DeliveryStatus.FAILED, 4, None)
-    assert len(receiver.received) == 4
-    assert len({headers["webhook-id"] for headers, _ in receiver.received}) == 1  # one message, four attempts
+    assert len(receiver.posts()) == 4
+    assert len({post.headers["webhook-id"] for post in receiver.posts()}) == 1  # one message, four attempts
 
 
 def test_an_attempt_is_made_once_however_often_its_message_arrives(user, endpoint, receiver):
     delivery = _ping(user)
     assert delivery_attempt(delivery_id=delivery.pk) is None  # succeeded already
-    assert len(receiver.received) == 1
+    assert len(receiver.posts()) == 1
 
 
 def test_a_redirect_is_not_followed(user, endpoint, receiver):
     receiver.status, receiver.headers = 302, {"Location": "http://169.254.169.254/"}
     delivery = _ping(user)
     assert delivery.status == DeliveryStatus.PENDING and "redirects are not followed" in delivery.error
-    assert len(receiver.received) == 1
+    assert len(receiver.posts()) == 1
 
 
 def test_a_url_that_now_resolves_privately_is_refused_at_delivery(user, endpoint, receiver, settings):
     settings.FLIXLY_OUTBOUND_ALLOW_PRIVATE = False  # as if its DNS answer changed since it was set
     delivery = _ping(user)
-    assert "private address" in delivery.error and receiver.received == []
+    assert "private address" in delivery.error and receiver.posts() == []
 
 
 def test_a_token_in_the_url_never_reaches_the_logs(api, receiver, caplog):
     put_endpoint(api, receiver.url + "?token=s3cret-token")
     caplog.set_level("DEBUG")
     api.post("/api/v1/webhook/test")
-    assert receiver.received and "s3cret-token" not in caplog.text
+    assert receiver.posts() and "s3cret-token" not in caplog.text
 
 
 def test_removing_the_endpoint_fails_pending_deliveries(api, user, endpoint, receiver):
@@ -194,7 +151,7 @@ def test_the_sweep_resends_a_delivery_whose_message_was_lost(user, endpoint, rec
     delivery = _ping(user)
     with time_machine.travel(delivery.next_attempt_at + timedelta(seconds=31)):
         assert deliveries_resend() == 1  # eager Celery: the attempt runs here
-    assert len(receiver.received) == 2
+    assert len(receiver.posts()) == 2
 
 
 def test_deliveries_are_listed_newest_first_for_their_account_only(api, user, endpoint, django_user_model):
@@ -230,7 +187,7 @@ def test_a_completed_job_is_delivered(queued_job, endpoint, receiver, django_cap
     outputs = [{"name": "outputs/x.png", "contentType": "image/png", "width": 8, "height": 8, "bytes": 10}]
     with django_capture_on_commit_callbacks(execute=True):
         job_complete(job=job, outputs=outputs, text="", usage={}, metadata={"seed": 7})
-    headers, body = receiver.received[0]
+    headers, body = receiver.posts()[0].headers, receiver.posts()[0].body
     event = verified(endpoint.secret, headers, body)
     assert event["event"] == "job.completed"
     data = event["data"]
@@ -255,7 +212,7 @@ def test_a_failed_job_reports_its_failure_and_its_refund(
 def test_no_endpoint_means_no_deliveries(queued_job, receiver, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
         job_fail(job_id=queued_job.pk, detail="x")
-    assert not WebhookDelivery.objects.exists() and receiver.received == []
+    assert not WebhookDelivery.objects.exists() and receiver.posts() == []
 
 
 def test_a_per_job_webhook_url_gets_that_jobs_events(api, funded, endpoint, receiver, no_worker):
