@@ -3,7 +3,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from generation.catalog import catalog_forget
-from generation.models import AiModel, Job, JobEvent, JobStatus
+from generation.models import AiModel, Job, JobEvent, JobStatus, WebhookDelivery, WebhookEndpoint
 from generation.services import job_fail
 
 
@@ -54,3 +54,26 @@ class JobAdmin(admin.ModelAdmin):
             for job in queryset.filter(status__in=[JobStatus.QUEUED, JobStatus.RUNNING])
         )
         messages.success(request, f"Failed and refunded {failed} job(s).")
+
+
+@admin.register(WebhookEndpoint)
+class WebhookEndpointAdmin(admin.ModelAdmin):
+    list_display = ("user", "url", "updated_at")
+    search_fields = ("user__email", "url")
+    exclude = ("secret",)  # the account's signing key: staff never need to read it
+    readonly_fields = ("user", "url", "created_at", "updated_at")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # set by the account (a new secret is shown to its owner once)
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(admin.ModelAdmin):
+    list_display = ("id", "user", "event", "status", "attempts", "status_code", "latency_ms", "created_at")
+    list_filter = ("status", "event")
+    search_fields = ("id", "user__email", "url", "job__id")
+    date_hierarchy = "created_at"
+    readonly_fields = [f.name for f in WebhookDelivery._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False

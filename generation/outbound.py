@@ -289,17 +289,23 @@ def _sni(resolved: ResolvedUrl) -> dict[str, str]:
 
 
 # --- posting --------------------------------------------------------------------------------------------
-def post_json(url: str, body: bytes, *, headers: dict[str, str], timeout: float = 10.0, label: str = "URL") -> int:
-    """POST a JSON `body` to a checked URL at its checked address and return the answer's status, unread.
+@dataclass(frozen=True)
+class Posted:
+    status: int
+    seconds: float  # from sending the request to the answer's status line, connection included
+
+
+def post_json(url: str, body: bytes, *, headers: dict[str, str], timeout: float = 10.0, label: str = "URL") -> Posted:
+    """POST a JSON `body` to a checked URL at its checked address; the answer's status, its body unread.
     A redirect comes back as its 3xx status (never followed). Raises UnsafeUrl, or FetchFailed when the
     server could not be reached or did not answer within `timeout` seconds."""
     resolved = check_url(url, label=label)
     sent = {**_headers(resolved), "Content-Type": "application/json", **headers}
 
-    def post(client: httpx.Client, address: str) -> int:
-        pinned = _pinned_url(resolved, address)
+    def post(client: httpx.Client, address: str) -> Posted:
+        pinned, started = _pinned_url(resolved, address), time.perf_counter()
         with client.stream("POST", pinned, content=body, headers=sent, extensions=_sni(resolved)) as response:
-            return response.status_code  # the body is never read: only the status counts
+            return Posted(response.status_code, time.perf_counter() - started)
 
     try:
         with _client(timeout) as client:

@@ -34,6 +34,7 @@ RETRY_DELAYS = (10, 60, 300)  # seconds after the 1st, 2nd and 3rd failed attemp
 ATTEMPT_TIMEOUT = 10.0
 LEASE = timedelta(seconds=60)  # an attempt under way: the resend sweep leaves the delivery alone meanwhile
 LOST_AFTER = timedelta(seconds=30)  # a due delivery still pending this long after its time lost its message
+MAX_URL_LENGTH = WebhookEndpoint._meta.get_field("url").max_length
 NO_ENDPOINT = "No webhook endpoint is set: PUT /api/v1/webhook with a url first."
 
 
@@ -44,6 +45,8 @@ def _new_secret() -> str:
 
 def checked_url(url: str, *, field: str) -> str:
     """A webhook URL the SSRF guard accepts (HTTPS, public addresses only), else 422 naming `field`."""
+    if len(url) > MAX_URL_LENGTH:
+        raise ValidationFailed(details={field: [f"Must be at most {MAX_URL_LENGTH} characters."]})
     try:
         check_url(url, label=field)
     except OutboundError as error:
@@ -168,12 +171,13 @@ def delivery_attempt(*, delivery_id) -> WebhookDelivery | None:
     delivery = WebhookDelivery.objects.get(pk=delivery_id)
     endpoint = WebhookEndpoint.objects.filter(user_id=delivery.user_id).first()
     if endpoint is None:
-        return _settle(delivery, None, 0, "The webhook endpoint was removed.", final=True)
+        return _settle(delivery, None, None, "The webhook endpoint was removed.", final=True)
     status_code, latency_ms, error = _post(delivery, endpoint.secret)
     return _settle(delivery, status_code, latency_ms, error)
 
 
-def _post(delivery: WebhookDelivery, secret: str) -> tuple[int | None, int, str]:
+def _post(delivery: WebhookDelivery, secret: str) -> tuple[int | None, int | None, str]:
+    """(status code, latency in ms, error): the latency is the HTTP exchange's, without our DNS and TLS set-up."""
     body, timestamp = delivery.body.encode(), int(time.time())
     headers = {
         "webhook-id": str(delivery.id),
@@ -181,22 +185,18 @@ def _post(delivery: WebhookDelivery, secret: str) -> tuple[int | None, int, str]
         "webhook-signature": signature(secret, str(delivery.id), timestamp, body),
         "User-Agent": "Flixly-Webhooks/1.0",
     }
-    started = time.perf_counter()
     try:
-        status_code = post_json(delivery.url, body, headers=headers, timeout=ATTEMPT_TIMEOUT, label="The webhook URL")
+        posted = post_json(delivery.url, body, headers=headers, timeout=ATTEMPT_TIMEOUT, label="The webhook URL")
     except OutboundError as error:
-        return None, _ms_since(started), str(error)
-    if 300 <= status_code < 400:
-        return status_code, _ms_since(started), f"HTTP {status_code}: redirects are not followed."
-    return status_code, _ms_since(started), "" if 200 <= status_code < 300 else f"HTTP {status_code}."
-
-
-def _ms_since(started: float) -> int:
-    return round((time.perf_counter() - started) * 1000)
+        return None, None, str(error)
+    latency, status = round(posted.seconds * 1000), posted.status
+    if 300 <= status < 400:
+        return status, latency, f"HTTP {status}: redirects are not followed."
+    return status, latency, "" if 200 <= status < 300 else f"HTTP {status}."
 
 
 def _settle(
-    delivery: WebhookDelivery, status_code: int | None, latency_ms: int, error: str, *, final: bool = False
+    delivery: WebhookDelivery, status_code: int | None, latency_ms: int | None, error: str, *, final: bool = False
 ) -> WebhookDelivery:
     now = timezone.now()
     delivery.status_code, delivery.latency_ms, delivery.error = status_code, latency_ms, error[:200]

@@ -68,6 +68,21 @@ def test_unsafe_urls_are_refused_when_set(api, url, message):
     assert message in response.json()["error"]["details"]["url"][0]
 
 
+def test_a_url_longer_than_the_column_is_a_422_not_a_database_error(user, receiver):
+    from flixly_site.errors import ValidationFailed
+
+    with pytest.raises(ValidationFailed) as raised:
+        endpoint_set(user=user, url=receiver.url + "?" + "x" * 2048)
+    assert "at most 2048" in raised.value.details["url"][0]
+
+
+def test_staff_see_endpoints_and_deliveries_but_never_the_secret(admin_client, user, endpoint):
+    _ping(user)
+    page = admin_client.get(f"/admin/generation/webhookendpoint/{endpoint.pk}/change/").content.decode()
+    assert endpoint.url in page and endpoint.secret not in page
+    assert admin_client.get("/admin/generation/webhookdelivery/").status_code == 200
+
+
 def test_the_webhook_api_needs_its_scope(client, user, make_key):
     client.defaults["HTTP_AUTHORIZATION"] = f"Bearer {make_key(user, scopes=['generate'])}"
     response = client.get("/api/v1/webhook")
