@@ -328,11 +328,14 @@ def apikey_send_expiry_reminders(*, within_days: int = 7) -> int:
     sent = 0
     for api_key in due:
         # Claim first: two beat runs at once still send one e-mail.
-        if ApiKey.objects.filter(id=api_key.id, expiry_reminder_sent_at__isnull=True).update(
-            expiry_reminder_sent_at=now
-        ):
+        with transaction.atomic():  # the claim and the webhook event land together
+            claimed = ApiKey.objects.filter(id=api_key.id, expiry_reminder_sent_at__isnull=True).update(
+                expiry_reminder_sent_at=now
+            )
+            if claimed:
+                account_event(user_id=api_key.user_id, event="key.expiring", data=_key_event_data(api_key))
+        if claimed:
             _send_expiry_email(api_key)
-            account_event(user_id=api_key.user_id, event="key.expiring", data=_key_event_data(api_key))
             sent += 1
     return sent
 

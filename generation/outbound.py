@@ -292,13 +292,14 @@ def _sni(resolved: ResolvedUrl) -> dict[str, str]:
 @dataclass(frozen=True)
 class Posted:
     status: int
-    seconds: float  # from sending the request to the answer's status line, connection included
+    seconds: float  # from connecting to the answer's status line
 
 
 def post_json(url: str, body: bytes, *, headers: dict[str, str], timeout: float = 10.0, label: str = "URL") -> Posted:
     """POST a JSON `body` to a checked URL at its checked address; the answer's status, its body unread.
     A redirect comes back as its 3xx status (never followed). Raises UnsafeUrl, or FetchFailed when the
-    server could not be reached or did not answer within `timeout` seconds."""
+    server could not be reached or a network step (connect, send, each read) took over `timeout` seconds:
+    a server that drips its answer is bounded only by the caller's own limit."""
     resolved = check_url(url, label=label)
     sent = {**_headers(resolved), "Content-Type": "application/json", **headers}
 

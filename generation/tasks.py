@@ -17,7 +17,7 @@ from generation.services import (
     jobs_release_idempotency_keys,
     transient_retry_delay,
 )
-from generation.webhooks import deliveries_resend, delivery_attempt
+from generation.webhooks import ATTEMPT_HARD_LIMIT, deliveries_resend, delivery_attempt, delivery_overran
 
 logger = logging.getLogger("flixly.jobs")
 MAX_TRANSIENT_RETRIES = 3
@@ -64,9 +64,13 @@ def release_idempotency_keys() -> int:
     return jobs_release_idempotency_keys()
 
 
-@shared_task(acks_late=True, reject_on_worker_lost=True)
+@shared_task(soft_time_limit=ATTEMPT_HARD_LIMIT, time_limit=ATTEMPT_HARD_LIMIT + 10)
 def deliver_webhook(delivery_id: str) -> None:
-    delivery_attempt(delivery_id=delivery_id)
+    # httpx's timeouts bound each network step, not the whole exchange: the task's limit bounds that.
+    try:
+        delivery_attempt(delivery_id=delivery_id)
+    except SoftTimeLimitExceeded:
+        delivery_overran(delivery_id=delivery_id)
 
 
 @shared_task

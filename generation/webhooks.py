@@ -32,7 +32,10 @@ logger = logging.getLogger("flixly.webhooks")
 SECRET_PREFIX = "whsec_"  # noqa: S105 (the scheme's prefix, not a secret)
 RETRY_DELAYS = (10, 60, 300)  # seconds after the 1st, 2nd and 3rd failed attempt; the 4th failure is final
 ATTEMPT_TIMEOUT = 10.0
-LEASE = timedelta(seconds=60)  # an attempt under way: the resend sweep leaves the delivery alone meanwhile
+ATTEMPT_HARD_LIMIT = 20  # seconds: the task's own limit, for an endpoint that drips its answer past every timeout
+LEASE = timedelta(seconds=60)  # longer than an attempt can last: the resend sweep leaves it alone meanwhile
+CLOCK_SLACK = timedelta(seconds=2)  # a due time written by another host's clock may be a little ahead of ours
+TEST_WAIT_SECONDS = ATTEMPT_HARD_LIMIT + 2
 LOST_AFTER = timedelta(seconds=30)  # a due delivery still pending this long after its time lost its message
 MAX_URL_LENGTH = WebhookEndpoint._meta.get_field("url").max_length
 NO_ENDPOINT = "No webhook endpoint is set: PUT /api/v1/webhook with a url first."
@@ -55,10 +58,16 @@ def checked_url(url: str, *, field: str) -> str:
 
 
 def endpoint_set(*, user: User, url: str) -> WebhookEndpoint:
-    """Set (or replace) the account's endpoint with a new signing secret, which the caller shows once."""
-    endpoint, _ = WebhookEndpoint.objects.update_or_create(
-        user=user, defaults={"url": checked_url(url, field="url"), "secret": _new_secret()}
-    )
+    """Set (or replace) the account's endpoint with a new signing secret, which the caller shows once.
+    Deliveries still pending for the old URL go to the new one: the user may have replaced it for a reason."""
+    url = checked_url(url, field="url")
+    with transaction.atomic():
+        old = WebhookEndpoint.objects.select_for_update().filter(user=user).values_list("url", flat=True).first()
+        endpoint, _ = WebhookEndpoint.objects.update_or_create(
+            user=user, defaults={"url": url, "secret": _new_secret()}
+        )
+        if old is not None and old != url:
+            WebhookDelivery.objects.filter(user=user, status=DeliveryStatus.PENDING, url=old).update(url=url)
     return endpoint
 
 
@@ -142,11 +151,11 @@ def _job_event_data(job: Job, event: str) -> dict:
     return {**common, "creditsRefunded": job.credits_refunded}  # job.refunded
 
 
-def _publish(delivery_id) -> None:
+def _publish(delivery_id, eta=None) -> None:
     from generation.tasks import deliver_webhook  # the tasks module imports this one
 
     try:
-        deliver_webhook.delay(str(delivery_id))
+        deliver_webhook.apply_async(args=[str(delivery_id)], eta=eta)
     except Exception:  # the broker is down: the resend sweep sends the pending row later
         logger.warning("webhook delivery %s not queued; the resend sweep will send it", delivery_id, exc_info=True)
 
@@ -164,7 +173,7 @@ def delivery_attempt(*, delivery_id) -> WebhookDelivery | None:
     under way, finds nothing to claim. Returns the delivery as the attempt left it."""
     now = timezone.now()
     claimed = WebhookDelivery.objects.filter(
-        pk=delivery_id, status=DeliveryStatus.PENDING, next_attempt_at__lte=now
+        pk=delivery_id, status=DeliveryStatus.PENDING, next_attempt_at__lte=now + CLOCK_SLACK
     ).update(attempts=F("attempts") + 1, next_attempt_at=now + LEASE)
     if not claimed:
         return None
@@ -177,7 +186,7 @@ def delivery_attempt(*, delivery_id) -> WebhookDelivery | None:
 
 
 def _post(delivery: WebhookDelivery, secret: str) -> tuple[int | None, int | None, str]:
-    """(status code, latency in ms, error): the latency is the HTTP exchange's, without our DNS and TLS set-up."""
+    """(status code, latency in ms, error); the latency runs from connecting to the answer's status line."""
     body, timestamp = delivery.body.encode(), int(time.time())
     headers = {
         "webhook-id": str(delivery.id),
@@ -189,6 +198,9 @@ def _post(delivery: WebhookDelivery, secret: str) -> tuple[int | None, int | Non
         posted = post_json(delivery.url, body, headers=headers, timeout=ATTEMPT_TIMEOUT, label="The webhook URL")
     except OutboundError as error:
         return None, None, str(error)
+    except Exception:  # a bug or an odd answer must still settle the attempt, never leave it claimed
+        logger.exception("webhook delivery %s: unexpected error", delivery.pk)
+        return None, None, "The delivery failed on our side; it will be retried."
     latency, status = round(posted.seconds * 1000), posted.status
     if 300 <= status < 400:
         return status, latency, f"HTTP {status}: redirects are not followed."
@@ -198,6 +210,8 @@ def _post(delivery: WebhookDelivery, secret: str) -> tuple[int | None, int | Non
 def _settle(
     delivery: WebhookDelivery, status_code: int | None, latency_ms: int | None, error: str, *, final: bool = False
 ) -> WebhookDelivery:
+    """Record the attempt's outcome, unless the delivery moved on meanwhile (its endpoint removed, or a
+    later attempt claimed it after this one overran its lease)."""
     now = timezone.now()
     delivery.status_code, delivery.latency_ms, delivery.error = status_code, latency_ms, error[:200]
     if not error:
@@ -206,9 +220,15 @@ def _settle(
         delivery.status, delivery.next_attempt_at = DeliveryStatus.FAILED, None
     else:
         delivery.next_attempt_at = now + timedelta(seconds=RETRY_DELAYS[delivery.attempts - 1])
-    delivery.save(update_fields=["status", "status_code", "latency_ms", "error", "next_attempt_at", "delivered_at"])
+    fields = ("status", "status_code", "latency_ms", "error", "next_attempt_at", "delivered_at")
+    settled = WebhookDelivery.objects.filter(
+        pk=delivery.pk, status=DeliveryStatus.PENDING, attempts=delivery.attempts
+    ).update(**{name: getattr(delivery, name) for name in fields})
+    if not settled:
+        delivery.refresh_from_db()
+        return delivery
     if delivery.status == DeliveryStatus.PENDING:
-        _publish_retry(delivery)
+        _publish(delivery.pk, eta=delivery.next_attempt_at)
     logger.info(
         "webhook delivery=%s event=%s attempt=%s status=%s code=%s latency_ms=%s",
         delivery.pk,
@@ -221,22 +241,27 @@ def _settle(
     return delivery
 
 
-def _publish_retry(delivery: WebhookDelivery) -> None:
-    from generation.tasks import deliver_webhook
-
-    try:
-        deliver_webhook.apply_async(args=[str(delivery.pk)], eta=delivery.next_attempt_at)
-    except Exception:
-        logger.warning("webhook retry %s not queued; the resend sweep will send it", delivery.pk, exc_info=True)
+def delivery_overran(*, delivery_id) -> None:
+    """The attempt under way hit the task's hard limit (an endpoint dripping its answer): a failed attempt."""
+    delivery = WebhookDelivery.objects.filter(pk=delivery_id, status=DeliveryStatus.PENDING).first()
+    if delivery is not None and delivery.attempts:
+        _settle(delivery, None, None, f"The webhook URL did not answer within {ATTEMPT_TIMEOUT:g} seconds.")
 
 
 def endpoint_test(*, user: User) -> WebhookDelivery:
-    """Send a signed `ping` to the account's endpoint now and return how the attempt went (a failed one is
-    retried like any delivery)."""
+    """Send a signed `ping` to the account's endpoint and return how its first attempt went, waiting for it
+    at most TEST_WAIT_SECONDS. A worker makes the attempt, under the same limits as every delivery; a failed
+    one is retried like any other."""
     endpoint = endpoint_get(user=user)
     data = {"url": endpoint.url, "message": "A test event from Flixly."}
     delivery = _delivery(user.pk, "ping", data, endpoint.url, None)
-    return delivery_attempt(delivery_id=delivery.pk) or delivery
+    _publish(delivery.pk)
+    deadline = time.monotonic() + TEST_WAIT_SECONDS
+    delivery.refresh_from_db()
+    while delivery.status == DeliveryStatus.PENDING and not delivery.error and time.monotonic() < deadline:
+        time.sleep(0.2)
+        delivery.refresh_from_db()
+    return delivery
 
 
 def deliveries_for(*, user: User) -> QuerySet[WebhookDelivery]:

@@ -23,9 +23,9 @@ from flixly_site.errors import ServiceUnavailable, ValidationFailed
 from flixly_site.parsers import is_json_object
 from generation.api.views import idempotency_key, wait_for
 from generation.catalog import catalog_models
-from generation.models import Job, JobStatus
+from generation.models import FINISHED_STATUSES, Job, JobStatus
 from generation.outputs import output_url
-from generation.services import job_submit, request_fingerprint
+from generation.services import job_cancel, job_submit, request_fingerprint
 from generation.validation import validate_generate
 
 WAIT_SECONDS = 60
@@ -56,12 +56,21 @@ def _run(request: Request, fields: dict, renamed: dict[str, str]) -> Job:
     job = wait_for(submitted.job, WAIT_SECONDS)
     if job.status == JobStatus.COMPLETED:
         return job
-    if job.status in (JobStatus.FAILED, JobStatus.CANCELED):
-        raise ServiceUnavailable(f"{job.error or 'The job was canceled.'} (job {job.id})")
-    raise ServiceUnavailable(
-        f"The job did not finish within {WAIT_SECONDS} seconds and goes on as {job.id}: "
-        f"GET /api/v1/jobs/{job.id} has its result."
-    )
+    if job.status in FINISHED_STATUSES:
+        raise NotRetried(f"{job.error or 'The job was canceled; its credits were refunded.'} (job {job.id})")
+    job = job_cancel(user=request.user, job_id=job.pk)  # queued: refunded now; running: stops at its next step
+    late = f"The job did not finish within {WAIT_SECONDS} seconds"
+    if job.status == JobStatus.CANCELED:
+        raise NotRetried(f"{late} and was canceled; its credits were refunded (job {job.id}).")
+    raise NotRetried(f"{late}; it was asked to stop and is refunded if it does: GET /api/v1/jobs/{job.id}.")
+
+
+class NotRetried(ServiceUnavailable):
+    """A job that failed or was stopped after it was charged and refunded: the openai client retries 5xx
+    answers on its own and would submit it again, unless told not to (its `x-should-retry` header)."""
+
+    def __init__(self, message: str):
+        super().__init__(message, headers={"x-should-retry": "false"})
 
 
 class ModelsApi(APIView):
@@ -85,10 +94,20 @@ def _text_content(content: object) -> object:
     return "".join(str(part.get("text", "")) for part in content)
 
 
+ROLES = {"developer": "system"}  # OpenAI's newer name for the system role
+
+
+def _message(message: object) -> object:
+    if not isinstance(message, dict):
+        return message
+    role, content = message.get("role"), message.get("content")
+    if role == "assistant" and content is None:
+        content = ""  # an assistant turn that only called tools
+    return {"role": ROLES.get(role, role), "content": _text_content(content)}
+
+
 def _messages(messages: object) -> object:
-    if not isinstance(messages, list):
-        return messages
-    return [{**m, "content": _text_content(m.get("content"))} if isinstance(m, dict) else m for m in messages]
+    return [_message(m) for m in messages] if isinstance(messages, list) else messages
 
 
 class ChatCompletionsApi(APIView):
@@ -120,9 +139,14 @@ def _completion(job: Job) -> dict:
         "object": "chat.completion",
         "created": int(job.created_at.timestamp()),
         "model": job.model_id,
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": job.text}, "finish_reason": "stop"}],
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": job.text}, "finish_reason": _finish(job)}],
         "usage": _usage(job),
     }
+
+
+def _finish(job: Job) -> str:
+    limit = job.params.get("maxTokens")
+    return "length" if limit and job.usage.get("completionTokens", 0) >= limit else "stop"
 
 
 def _wants_usage(data: dict) -> bool:
@@ -142,7 +166,7 @@ def _chunks(job: Job, *, include_usage: bool) -> Iterator[dict]:
     words = job.text.split(" ")
     for index, word in enumerate(words):
         yield chunk({"content": word if index == len(words) - 1 else word + " "})
-    yield chunk({}, "stop")
+    yield chunk({}, _finish(job))
     if include_usage:
         yield {**head, "choices": [], "usage": _usage(job)}
 

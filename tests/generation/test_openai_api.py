@@ -109,3 +109,45 @@ def test_too_few_credits_is_a_402_and_nothing_is_charged(live_server, user, make
     with pytest.raises(openai.APIStatusError) as raised:
         ai.chat.completions.create(model="local-chat", messages=MESSAGES)
     assert raised.value.status_code == 402 and not Job.objects.exists()
+
+
+@pytest.fixture
+def failing_model(settings):
+    from generation.catalog import catalog_forget
+    from generation.models import AiModel
+    from generation.providers.base import ProviderError
+    from tests.generation.test_lifecycle import ScriptedProvider
+
+    settings.FLIXLY_EXTRA_PROVIDERS = {"scripted": "tests.generation.test_lifecycle.ScriptedProvider"}
+    AiModel.objects.create(
+        id="flaky-chat", name="Flaky", types=["CHAT"], credits=5, route="scripted", upstream_model="s"
+    )
+    catalog_forget()
+    ScriptedProvider.script = [ProviderError("upstream said no", transient=False)] * 3
+    return "flaky-chat"
+
+
+def test_a_failed_job_is_a_503_the_client_does_not_retry(live_server, raw_key, funded, failing_model):
+    ai = openai.OpenAI(base_url=f"{live_server.url}/openai/v1", api_key=raw_key)  # the client's default retries
+    with pytest.raises(openai.InternalServerError) as raised:
+        ai.chat.completions.create(model=failing_model, messages=MESSAGES)
+    assert raised.value.status_code == 503 and raised.value.response.headers["x-should-retry"] == "false"
+    assert Job.objects.count() == 1 and wallet_balance(user_id=funded.pk) == 100
+
+
+def test_a_job_past_the_wait_is_canceled_and_refunded(live_server, raw_key, funded, no_worker, monkeypatch):
+    from generation.api import openai as surface
+
+    monkeypatch.setattr(surface, "WAIT_SECONDS", 0)
+    ai = openai.OpenAI(base_url=f"{live_server.url}/openai/v1", api_key=raw_key)
+    with pytest.raises(openai.InternalServerError) as raised:
+        ai.chat.completions.create(model="local-chat", messages=MESSAGES)
+    assert "canceled; its credits were refunded" in raised.value.message
+    assert [job.status for job in Job.objects.all()] == [JobStatus.CANCELED]
+    assert wallet_balance(user_id=funded.pk) == 100
+
+
+def test_the_developer_role_and_a_cut_reply(ai):
+    messages = [{"role": "developer", "content": "Be brief."}, *MESSAGES]
+    completion = ai.chat.completions.create(model="local-chat", messages=messages, max_tokens=2)
+    assert completion.choices[0].finish_reason == "length" and completion.usage.completion_tokens == 2

@@ -289,3 +289,43 @@ def test_a_balance_crossing_the_alert_threshold_is_reported_once(
         debit_prepare(user_id=funded.pk, amount=60, idempotency_key="d1").run()
         debit_prepare(user_id=funded.pk, amount=10, idempotency_key="d2").run()
     assert [(e["event"], e["data"]) for e in receiver.events()] == [("credits.low", {"credits": 40, "threshold": 50})]
+
+
+# --- attempts that overlap or overrun ----------------------------------------------------------------------
+def test_a_stale_attempt_never_overwrites_a_later_one(user, endpoint, receiver):
+    from generation import webhooks
+
+    receiver.status = 500
+    stale = _ping(user)  # attempt 1 failed; pretend its worker is still busy with it
+    receiver.status = 200
+    with time_machine.travel(stale.next_attempt_at + timedelta(seconds=1)):
+        assert delivery_attempt(delivery_id=stale.pk).status == DeliveryStatus.SUCCEEDED
+    assert webhooks._settle(stale, 500, 5, "HTTP 500.").status == DeliveryStatus.SUCCEEDED
+    assert WebhookDelivery.objects.get(pk=stale.pk).status == DeliveryStatus.SUCCEEDED
+
+
+def test_an_attempt_past_the_tasks_hard_limit_counts_as_failed_and_is_retried(user, endpoint):
+    from generation.webhooks import delivery_overran
+
+    delivery = WebhookDelivery.objects.create(
+        user=user, event="ping", url=endpoint.url, body="{}", attempts=1, next_attempt_at=timezone.now()
+    )
+    delivery_overran(delivery_id=delivery.pk)
+    delivery.refresh_from_db()
+    assert delivery.status == DeliveryStatus.PENDING and "did not answer within 10 seconds" in delivery.error
+    assert 9 <= (delivery.next_attempt_at - timezone.now()).total_seconds() <= 10
+
+
+def test_replacing_the_url_sends_pending_deliveries_to_the_new_one(api, user, endpoint, receiver):
+    receiver.status = 500
+    delivery = _ping(user)
+    put_endpoint(api, receiver.url + "/new")
+    delivery.refresh_from_db()
+    assert delivery.url == receiver.url + "/new"
+
+
+def test_a_due_time_slightly_ahead_of_this_hosts_clock_is_still_due(user, endpoint, receiver):
+    delivery = WebhookDelivery.objects.create(
+        user=user, event="ping", url=endpoint.url, body="{}", next_attempt_at=timezone.now() + timedelta(seconds=1)
+    )
+    assert delivery_attempt(delivery_id=delivery.pk).status == DeliveryStatus.SUCCEEDED
