@@ -352,6 +352,8 @@ def _report_test(request: HttpRequest, delivery: WebhookDelivery) -> None:
     facts = _attempt_facts(delivery)
     if delivery.status == DeliveryStatus.SUCCEEDED:
         messages.success(request, f"Test event delivered: {facts}.")
+    elif delivery.status == DeliveryStatus.PENDING and not delivery.error:
+        messages.info(request, "Test event queued: no worker has sent it yet. Its result will show below.")
     elif delivery.status == DeliveryStatus.PENDING:
         retry = f"{delivery.next_attempt_at:%Y-%m-%d %H:%M:%S} UTC"
         messages.warning(request, f"Test event not delivered yet ({facts}): {delivery.error} Next try at {retry}.")
