@@ -44,8 +44,7 @@ def _run(request: Request, fields: dict, renamed: dict[str, str]) -> Job:
     try:
         valid = validate_generate(fields, json_types=True)
     except ValidationFailed as error:
-        details = {renamed.get(name, name): messages for name, messages in (error.details or {}).items()}
-        raise ValidationFailed(details=details) from None
+        raise _in_openai_terms(error, renamed) from None
     submitted = job_submit(
         user=request.user,
         identity=request.auth,
@@ -63,6 +62,21 @@ def _run(request: Request, fields: dict, renamed: dict[str, str]) -> Job:
     if job.status == JobStatus.CANCELED:
         raise NotRetried(f"{late} and was canceled; its credits were refunded (job {job.id}).")
     raise NotRetried(f"{late}; it was asked to stop and is refunded if it does: GET /api/v1/jobs/{job.id}.")
+
+
+def _refused(field: str, message: str) -> ValidationFailed:
+    return _in_openai_terms(ValidationFailed(details={field: [message]}), {})
+
+
+def _in_openai_terms(error: ValidationFailed, renamed: dict[str, str]) -> ValidationFailed:
+    """The 422 with OpenAI's field names (a type the model lacks is the model's fault here), and the reasons
+    in its message too: the openai client shows only the message."""
+    renamed = {"type": "model", **renamed}
+    details: dict[str, list[str]] = {}
+    for name, messages in (error.details or {}).items():
+        details.setdefault(renamed.get(name, name), []).extend(messages)
+    reasons = "; ".join(f"{name}: {' '.join(messages)}" for name, messages in details.items())
+    return ValidationFailed(f"The request failed validation. {reasons}", details=details)
 
 
 class NotRetried(ServiceUnavailable):
@@ -90,7 +104,7 @@ def _text_content(content: object) -> object:
     if not isinstance(content, list):
         return content
     if not all(isinstance(part, dict) and part.get("type") == "text" for part in content):
-        raise ValidationFailed(details={"messages": ["Only text content parts are supported."]})
+        raise _refused("messages", "Only text content parts are supported.")
     return "".join(str(part.get("text", "")) for part in content)
 
 
@@ -187,7 +201,7 @@ def _size(value: object) -> tuple[int | None, int | None]:
         return None, None
     width, _, height = str(value).partition("x")
     if not (width.isdigit() and height.isdigit()):
-        raise ValidationFailed(details={"size": [SIZE_HELP]})
+        raise _refused("size", SIZE_HELP)
     return int(width), int(height)
 
 
@@ -198,10 +212,10 @@ class ImageGenerationsApi(APIView):
     def post(self, request: Request) -> Response:
         data = _body(request)
         if data.get("n", 1) != 1:
-            raise ValidationFailed(details={"n": ["Only n=1 is supported: send one request per image."]})
+            raise _refused("n", "Only n=1 is supported: send one request per image.")
         response_format = data.get("response_format") or "url"
         if response_format not in ("url", "b64_json"):
-            raise ValidationFailed(details={"response_format": ["Use url or b64_json."]})
+            raise _refused("response_format", "Use url or b64_json.")
         width, height = _size(data.get("size"))
         fields = {"model": data.get("model"), "type": "TEXT_TO_IMAGE", "prompt": data.get("prompt")}
         fields |= {"width": width, "height": height, "style": data.get("style")}
@@ -232,7 +246,7 @@ class SpeechApi(APIView):
     def post(self, request: Request) -> FileResponse:
         data = _body(request)
         if (data.get("response_format") or "wav") != "wav":
-            raise ValidationFailed(details={"response_format": ["This server answers with wav audio only."]})
+            raise _refused("response_format", "This server answers with wav audio only.")
         fields = {"model": data.get("model"), "type": "TEXT_TO_SPEECH", "prompt": data.get("input")}
         fields |= {"voice": data.get("voice"), "speed": data.get("speed")}
         job = _run(request, fields, {"prompt": "input"})

@@ -84,6 +84,7 @@ def test_speech_comes_back_as_wav(ai):
         (lambda ai: ai.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES), "model"),
         (lambda ai: ai.chat.completions.create(model="local-chat", messages=MESSAGES, max_tokens=0), "max_tokens"),
         (lambda ai: ai.images.generate(model="local-image", prompt="x", size="big"), "size"),
+        (lambda ai: ai.chat.completions.create(model="local-image", messages=MESSAGES), "model"),
         (lambda ai: ai.images.generate(model="local-image", prompt="x", n=2), "n"),
         (
             lambda ai: ai.audio.speech.create(model="local-speech", input="x", voice="f1", response_format="mp3"),
@@ -95,6 +96,7 @@ def test_bad_input_is_a_422_naming_openais_field(ai, call, field):
     with pytest.raises(openai.UnprocessableEntityError) as raised:
         call(ai)
     assert field in raised.value.body["details"]
+    assert f"{field}: " in raised.value.message  # the client shows only the message: it carries the reason
     assert not Job.objects.exists()
 
 
