@@ -29,7 +29,7 @@ from generation.providers.base import GenerationRequest
 from generation.queue import publish_run_job
 from generation.selectors import job_get, jobs_active_count_query
 from generation.validation import ValidRequest
-from generation.webhooks import job_event_record
+from generation.webhooks import job_event_record, owner_endpoint_url
 
 logger = logging.getLogger("flixly.jobs")
 
@@ -222,7 +222,9 @@ def job_event(job_id, kind: str, **data) -> None:
 def job_claim(*, job_id: str) -> Job | None:
     """queued -> running, once: a redelivered message finds nothing to claim and does nothing."""
     now = timezone.now()
-    job = Job.objects.select_related("model").filter(pk=job_id).first()
+    # The owner's webhook endpoint comes with the job: completing it then records its event, or skips it,
+    # without a query of its own.
+    job = Job.objects.select_related("model").annotate(endpoint_url=owner_endpoint_url()).filter(pk=job_id).first()
     if job is None:
         return None
     deadline = now + timedelta(seconds=job.model.timeout_seconds)
@@ -317,7 +319,7 @@ def job_complete(*, job: Job, outputs: list[dict], text: str, usage: dict, metad
         )
         if done:
             job_event(job.pk, "completed", outputs=len(outputs))
-            job_event_record(job_id=job.pk, user_id=job.user_id, event="job.completed")
+            job_event_record(job, "job.completed")
     if not done:
         outputs_delete(outputs)  # canceled or reaped meanwhile: its outputs are not kept
         return False
@@ -340,7 +342,7 @@ def _refund(job: Job, reason: str) -> int:
         return 0
     Job.objects.filter(pk=job.pk).update(credits_refunded=job.credits_charged)
     job_event(job.pk, "refunded", credits=job.credits_charged)
-    job_event_record(job_id=job.pk, user_id=job.user_id, event="job.refunded")
+    job_event_record(job, "job.refunded")
     return job.credits_charged
 
 
@@ -361,7 +363,7 @@ def job_fail(*, job_id, detail: str, message: str = GENERIC_FAILURE, from_status
         job = Job.objects.get(pk=job_id)
         job_event(job_id, "failed", error=message)
         _refund(job, "Job failed")
-        job_event_record(job_id=job_id, user_id=job.user_id, event="job.failed")
+        job_event_record(job, "job.failed")
     logger.warning("job failed id=%s detail=%s", job_id, detail[:300])
     return True
 

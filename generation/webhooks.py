@@ -17,7 +17,7 @@ import time
 from datetime import timedelta
 
 from django.db import transaction
-from django.db.models import F, QuerySet
+from django.db.models import F, OuterRef, QuerySet, Subquery
 from django.utils import timezone
 
 from accounts.models import User
@@ -103,13 +103,19 @@ def event_record(*, user_id: int, event: str, data: dict) -> None:
         _record(user_id, event, data, endpoint, None)
 
 
-def job_event_record(*, job_id, user_id: int, event: str) -> None:
+def job_event_record(job: Job, event: str) -> None:
     """job.completed, job.failed or job.refunded, from the job as the caller's change left it; sent to the
-    job's own webhookUrl when it has one."""
-    endpoint = _endpoint_url(user_id)
+    job's own webhookUrl when it has one. A job read with owner_endpoint_url() (the endpoint as it was
+    then) costs no query to skip."""
+    endpoint = job.endpoint_url if hasattr(job, "endpoint_url") else _endpoint_url(job.user_id)
     if endpoint is not None:
-        job = Job.objects.get(pk=job_id)
-        _record(user_id, event, _job_event_data(job, event), job.webhook_url or endpoint, job)
+        fresh = Job.objects.get(pk=job.pk)
+        _record(fresh.user_id, event, _job_event_data(fresh, event), fresh.webhook_url or endpoint, fresh)
+
+
+def owner_endpoint_url() -> Subquery:
+    """For annotating jobs as `endpoint_url`: their owner's endpoint URL, or None, read with the job."""
+    return Subquery(WebhookEndpoint.objects.filter(user_id=OuterRef("user_id")).values("url")[:1])
 
 
 def _endpoint_url(user_id: int) -> str | None:
