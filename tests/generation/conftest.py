@@ -2,6 +2,8 @@ import pytest
 
 from billing.services import wallet_adjust
 from generation.catalog import catalog_forget, catalog_sync
+from generation.models import AiModel
+from generation.providers.base import GenerationResult, Provider
 
 
 @pytest.fixture(scope="session")
@@ -16,8 +18,6 @@ def catalog(request):
     """Every database test here starts with the full catalog loaded."""
     if {"db", "transactional_db"} & set(request.fixturenames) or request.node.get_closest_marker("django_db"):
         request.getfixturevalue("transactional_db" if "transactional_db" in request.fixturenames else "db")
-        from generation.models import AiModel
-
         if not AiModel.objects.filter(id="local-image").exists():
             catalog_sync()
     catalog_forget()
@@ -54,3 +54,29 @@ def reset_broker_connections(app) -> None:
 def generate(client, body: dict | None = None, **headers):
     payload = {"model": "local-image", "type": "TEXT_TO_IMAGE", "prompt": "A cat wearing a top hat", **(body or {})}
     return client.post("/api/v1/generate", payload, content_type="application/json", headers=headers)
+
+
+class ScriptedProvider(Provider):
+    """Fails or succeeds as the test says, counting calls."""
+
+    script: list = []
+    calls = 0
+
+    def run(self, request, progress, deadline):
+        type(self).calls += 1
+        step = self.script.pop(0) if self.script else "ok"
+        progress(50)
+        if isinstance(step, Exception):
+            raise step
+        return GenerationResult(text="done")
+
+
+@pytest.fixture
+def scripted(settings):
+    settings.FLIXLY_EXTRA_PROVIDERS = {"scripted": "tests.generation.conftest.ScriptedProvider"}
+    AiModel.objects.create(
+        id="scripted-chat", name="Scripted", types=["CHAT"], credits=5, route="scripted", upstream_model="s"
+    )
+    catalog_forget()
+    ScriptedProvider.script, ScriptedProvider.calls = [], 0
+    return ScriptedProvider

@@ -5,39 +5,12 @@ from django.utils import timezone
 
 from billing.models import EntryKind, LedgerEntry
 from billing.services import wallet_balance
-from generation.catalog import catalog_forget
-from generation.models import AiModel, Job, JobEvent, JobStatus
-from generation.providers.base import GenerationResult, Provider, ProviderError
+from generation.models import Job, JobEvent, JobStatus
+from generation.providers.base import ProviderError
 from generation.services import job_claim, job_fail, jobs_reap
 from tests.generation.conftest import generate
 
 pytestmark = pytest.mark.django_db
-
-
-class ScriptedProvider(Provider):
-    """Fails or succeeds as the test says, counting calls."""
-
-    script: list = []
-    calls = 0
-
-    def run(self, request, progress, deadline):
-        type(self).calls += 1
-        step = self.script.pop(0) if self.script else "ok"
-        progress(50)
-        if isinstance(step, Exception):
-            raise step
-        return GenerationResult(text="done")
-
-
-@pytest.fixture
-def scripted(settings):
-    settings.FLIXLY_EXTRA_PROVIDERS = {"scripted": "tests.generation.test_lifecycle.ScriptedProvider"}
-    AiModel.objects.create(
-        id="scripted-chat", name="Scripted", types=["CHAT"], credits=5, route="scripted", upstream_model="s"
-    )
-    catalog_forget()
-    ScriptedProvider.script, ScriptedProvider.calls = [], 0
-    return ScriptedProvider
 
 
 def submit(api):

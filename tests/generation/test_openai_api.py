@@ -114,19 +114,11 @@ def test_too_few_credits_is_a_402_and_nothing_is_charged(live_server, user, make
 
 
 @pytest.fixture
-def failing_model(settings):
-    from generation.catalog import catalog_forget
-    from generation.models import AiModel
+def failing_model(scripted) -> str:
     from generation.providers.base import ProviderError
-    from tests.generation.test_lifecycle import ScriptedProvider
 
-    settings.FLIXLY_EXTRA_PROVIDERS = {"scripted": "tests.generation.test_lifecycle.ScriptedProvider"}
-    AiModel.objects.create(
-        id="flaky-chat", name="Flaky", types=["CHAT"], credits=5, route="scripted", upstream_model="s"
-    )
-    catalog_forget()
-    ScriptedProvider.script = [ProviderError("upstream said no", transient=False)] * 3
-    return "flaky-chat"
+    scripted.script = [ProviderError("upstream said no", transient=False)] * 3
+    return "scripted-chat"
 
 
 def test_a_failed_job_is_a_503_the_client_does_not_retry(live_server, raw_key, funded, failing_model):
