@@ -19,6 +19,7 @@ urlpatterns = [
     path("api/v1/", include(api_v1)),  # first: every API call then resolves without trying the pages
     path("openai/v1/", include(openai_urlpatterns)),
     path("", views.home, name="home"),
+    path("favicon.ico", views.favicon),
     path("dashboard/", views.dashboard, name="dashboard"),
     path("docs/", views.docs, name="docs"),
     path("accounts/", include("allauth.urls")),

@@ -5,12 +5,18 @@ from typing import Any
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.templatetags.static import static
 from django.utils.csp import CSP, build_policy
 from drf_spectacular.views import SpectacularRedocView
 
 from accounts.selectors import apikey_list
 from billing.selectors import wallet_for
 from generation.selectors import jobs_for
+
+
+def favicon(request: HttpRequest) -> HttpResponse:
+    """Pages name their icon; clients that ask /favicon.ico anyway (feed readers, bookmarks) get it too."""
+    return redirect(static("img/logo.svg"), permanent=True)
 
 
 def home(request: HttpRequest) -> HttpResponse:

@@ -7,20 +7,10 @@ from django import forms
 
 from flixly_site.errors import ApplicationError
 from flixly_site.forms import SubmitOnceField
-from generation.models import AiModel, JobStatus
+from generation.models import TYPE_LABELS, AiModel, JobStatus
 from generation.providers.base import JOB_TYPES
 from generation.validation import NEEDS_IMAGE, upload_read
 
-TYPE_LABELS = {
-    "TEXT_TO_IMAGE": "Text to image",
-    "IMAGE_TO_IMAGE": "Image to image",
-    "TEXT_TO_VIDEO": "Text to video",
-    "IMAGE_TO_VIDEO": "Image to video",
-    "REFERENCE_TO_VIDEO": "Reference to video",
-    "TEXT_TO_SPEECH": "Text to speech",
-    "TEXT_TO_MUSIC": "Text to music",
-    "CHAT": "Chat",
-}
 TYPE_CHOICES = [(job_type, TYPE_LABELS.get(job_type, job_type)) for job_type in JOB_TYPES]
 # The model picker groups each model under the kind of thing it makes first.
 GROUPS = {

@@ -51,6 +51,18 @@ ACTIVE_STATUSES = (JobStatus.QUEUED, JobStatus.RUNNING)
 FINISHED_STATUSES = (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELED)
 
 
+TYPE_LABELS = {
+    "TEXT_TO_IMAGE": "Text to image",
+    "IMAGE_TO_IMAGE": "Image to image",
+    "TEXT_TO_VIDEO": "Text to video",
+    "IMAGE_TO_VIDEO": "Image to video",
+    "REFERENCE_TO_VIDEO": "Reference to video",
+    "TEXT_TO_SPEECH": "Text to speech",
+    "TEXT_TO_MUSIC": "Text to music",
+    "CHAT": "Chat",
+}
+
+
 class Job(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     # No index of its own for either key: the indexes below start with the user, and the model's needs
@@ -110,6 +122,10 @@ class Job(models.Model):
 
     def __str__(self) -> str:
         return f"{self.type} {self.model_id} {self.id}"
+
+    @property
+    def type_label(self) -> str:
+        return TYPE_LABELS.get(self.type, self.type)
 
 
 class JobEvent(models.Model):

@@ -27,7 +27,7 @@ from flixly_site.forms import form_token_renew, form_token_spend
 from flixly_site.pagination import keyset_page
 from generation.api.serializers import job_data
 from generation.catalog import catalog_every_model, catalog_models, route_for
-from generation.forms import TYPE_LABELS, GenerateForm, JobFilterForm, WebhookForm
+from generation.forms import GenerateForm, JobFilterForm, WebhookForm
 from generation.models import (
     ACTIVE_STATUSES,
     AiModel,
@@ -191,7 +191,7 @@ def jobs(request: HttpRequest) -> HttpResponse:
         "nav": "jobs",
         "form": form,
         "filtered": bool(filters),
-        "rows": [(job, TYPE_LABELS.get(job.type, job.type)) for job in rows],
+        "rows": [(job, job.type_label) for job in rows],
         "next_query": _query(request, cursor=next_cursor) if next_cursor else None,
         "first_query": _query(request, cursor=None) if request.GET.get("cursor") else None,
         "export_to": timezone.now().date(),
@@ -246,7 +246,7 @@ def job_detail(request: HttpRequest, job_id: uuid.UUID) -> HttpResponse:
     context = {
         "nav": "jobs",
         "job": job,
-        "type_label": TYPE_LABELS.get(job.type, job.type),
+        "type_label": job.type_label,
         "unfinished": job.status in ACTIVE_STATUSES,
         "outputs": [_output_view(output) for output in data["outputs"]],
         "prompt": _prompt_text(job.params),

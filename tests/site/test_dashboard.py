@@ -17,6 +17,7 @@ def test_the_dashboard_shows_balance_plan_and_recent_jobs(client, user):
     assert "1,234" in page
     assert "Free plan" in page
     assert "local-image" in page
+    assert "Text to image" in page and "TEXT_TO_IMAGE" not in page  # the type as people say it
     assert 'class="badge failed"' in page
 
 
@@ -24,3 +25,8 @@ def test_account_settings_pages_link_to_each_other(client, user):
     client.force_login(user)
     page = client.get("/accounts/email/").content.decode()
     assert "/accounts/password/change/" in page
+
+
+def test_favicon_ico_leads_to_the_logo(client):
+    response = client.get("/favicon.ico")
+    assert response.status_code == 301 and response["Location"].endswith(".svg")
