@@ -11,7 +11,7 @@ from accounts.models import ApiKey
 from accounts.selectors import apikey_get, apikey_list_for_page
 from accounts.services import IssuedKey, apikey_create, apikey_revoke, apikey_roll
 from flixly_site.errors import ApplicationError
-from flixly_site.forms import form_token_renew, form_token_spend
+from flixly_site.forms import form_sent_twice, form_token_renew
 
 
 def _keys_page(request: HttpRequest, form: ApiKeyCreateForm) -> HttpResponse:
@@ -26,15 +26,8 @@ def _show_secret(request: HttpRequest, issued: IssuedKey, action: str) -> HttpRe
 
 
 def _sent_twice(request: HttpRequest, form) -> HttpResponse | None:
-    """A form that was already sent (reload, Back and submit, double click): nothing is done again."""
-    if form_token_spend(form.cleaned_data["once"], user_id=request.user.pk):
-        return None
-    messages.info(
-        request,
-        "That form was already sent, so nothing was done again. A key's secret is shown once: "
-        "if you did not copy it, roll the key.",
-    )
-    return redirect("api-keys")
+    note = "A key's secret is shown once: if you did not copy it, roll the key."
+    return form_sent_twice(request, form, secret_note=note, page="api-keys")
 
 
 def _owned_or_404(request: HttpRequest, key_id) -> ApiKey:

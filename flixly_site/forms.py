@@ -4,7 +4,10 @@ import logging
 import secrets
 
 from django import forms
+from django.contrib import messages
 from django.core.cache import cache
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
 
 logger = logging.getLogger("flixly.forms")
 
@@ -41,3 +44,12 @@ def form_token_spend(token: str, *, user_id: int) -> bool:
     except Exception:  # the cache is down: this guard is a convenience, the page itself must still work
         logger.warning("form token not checked: the cache is unavailable", exc_info=True)
         return True
+
+
+def form_sent_twice(request: HttpRequest, form: forms.Form, *, secret_note: str, page: str) -> HttpResponse | None:
+    """A form that was already sent (reload, Back and submit, double click): nothing is done again, and the
+    user is sent back to `page` told so, with `secret_note` on how to get the shown-once secret again."""
+    if form_token_spend(form.cleaned_data["once"], user_id=request.user.pk):
+        return None
+    messages.info(request, f"That form was already sent, so nothing was done again. {secret_note}")
+    return redirect(page)

@@ -23,7 +23,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from accounts.services import parse_uuid
 from billing.services import wallet_balance
 from flixly_site.errors import ApplicationError, NotFound, ValidationFailed
-from flixly_site.forms import form_token_renew, form_token_spend
+from flixly_site.forms import form_sent_twice, form_token_renew
 from flixly_site.pagination import keyset_page
 from generation.api.serializers import job_data
 from generation.catalog import catalog_every_model, catalog_models, route_for
@@ -313,25 +313,14 @@ def _show_signing_secret(request: HttpRequest, endpoint: WebhookEndpoint, *, rep
     return response
 
 
-def _webhook_sent_twice(request: HttpRequest, form: WebhookForm) -> HttpResponse | None:
-    """A form that was already sent (reload, Back and submit, double click) does not issue another secret."""
-    if form_token_spend(form.cleaned_data["once"], user_id=request.user.pk):
-        return None
-    messages.info(
-        request,
-        "That form was already sent, so nothing was done again. The signing secret is shown once: "
-        "if you did not copy it, set the URL again to get a new one.",
-    )
-    return redirect("webhooks")
-
-
 @login_required
 @require_http_methods(["GET", "POST"])
 def webhooks(request: HttpRequest) -> HttpResponse:
     endpoint = _endpoint_or_none(request)
     form = WebhookForm(request.POST or None, initial={"url": endpoint.url} if endpoint else None)
     if request.method == "POST" and form.is_valid():
-        if resent := _webhook_sent_twice(request, form):
+        note = "The signing secret is shown once: if you did not copy it, set the URL again to get a new one."
+        if resent := form_sent_twice(request, form, secret_note=note, page="webhooks"):
             return resent
         try:
             updated = endpoint_set(user=request.user, url=form.cleaned_data["url"])
