@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from billing.balance_cache import balance_store_on_commit
 from billing.models import BillingAlert, EntryKind, LedgerEntry, Wallet
-from flixly_site.db import InsertFrom, Query, Statement, run_together
+from flixly_site.db import InsertFrom, Part, Query, Statement, Together, run_together
 from flixly_site.errors import ApplicationError, ValidationFailed
 from flixly_site.events import account_event
 
@@ -134,25 +134,28 @@ def _key_spend_query(api_key_id: uuid.UUID | str) -> Query:
 
 @dataclass(frozen=True)
 class Debit:
-    """A debit, to run with statements of the caller's in one round trip inside its transaction.
+    """A debit, to run with writes of the caller's in one round trip inside its transaction.
 
-    Its statements: the wallet's conditional UPDATE, which locks the row (concurrent debits of one
-    account queue there) and marks it with the new ledger entry's public id; the key's spend this month
-    when it has a cap, read after that lock; and the ledger row, taken from the wallet row only if it
-    carries that mark, so it has the new balance and is not written at all when the UPDATE refused."""
+    Two statements: the wallet's conditional UPDATE, which locks the row (concurrent debits of one
+    account queue there) and marks it with the new ledger entry's public id; then, seeing the database
+    as it is once that lock is held, the key's spend this month when it has a cap, and the ledger row,
+    taken from the wallet row only if it carries that mark, so it has the new balance and is not written
+    at all when the UPDATE refused. The caller's parts join that second statement (a Together)."""
 
     user_id: int
     amount: int
     entry: LedgerEntry
     monthly_cap: int | None
-    statements: tuple[Statement, ...]
+    statements: tuple[Statement, ...]  # the UPDATE, [the spend query], the ledger row
 
-    def run(self, *more: Statement) -> list[list[tuple]]:
-        """Run the debit's statements, then `more` (flixly_site.db.run_together), and return the rows of
-        `more`; raise InsufficientCredits or CreditCapReached instead when the debit is refused."""
+    def run(self, *more: Part) -> list[list[tuple]]:
+        """Run the debit with `more` (parts of a flixly_site.db.Together: they see the database as it is
+        once the wallet is locked, and not the ledger row) and return the rows of `more`; raise
+        InsufficientCredits or CreditCapReached instead when the debit is refused."""
         if not connection.in_atomic_block:  # before any write: the UPDATE and its ledger row commit together
             raise TransactionManagementError("A debit runs inside transaction.atomic().")
-        rows = run_together(*self.statements, *more)
+        move, *after_lock = self.statements
+        rows = run_together(move, Together(*after_lock, *more))
         self._settle(rows[: len(self.statements)])
         return rows[len(self.statements) :]
 

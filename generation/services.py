@@ -20,7 +20,7 @@ from accounts.models import User
 from accounts.ratelimit import parallel_tasks_check
 from accounts.selectors import KeyIdentity
 from billing.services import CreditCapReached, Debit, InsufficientCredits, debit_prepare, wallet_lock, wallet_refund
-from flixly_site.db import run_together
+from flixly_site.db import Together, run_together
 from flixly_site.errors import Conflict, Forbidden, ServiceUnavailable
 from generation.catalog import provider_for, route_for
 from generation.models import ACTIVE_STATUSES, Job, JobEvent, JobStatus
@@ -176,14 +176,15 @@ def _charge_and_enqueue(user: User, identity: KeyIdentity | None, job: Job, requ
     job.enqueued_at = timezone.now()
     created = JobEvent(job=job, kind="created", data={"creditsCharged": job.credits_charged})
     with transaction.atomic():
-        # One round trip: a debit's statements lock the wallet row first, so concurrent submits of one
-        # account count one after another; the count includes this job, and a refusal rolls it back with
-        # the charge. Free (test-mode) jobs take the same lock, so the count stays exact across modes.
-        writes = (job, created, jobs_active_count_query(user_id=user.pk))
+        # One round trip: a debit locks the wallet row first, so concurrent submits of one account count
+        # one after another; the count (before this job) and the job's rows follow in one statement, and
+        # a refusal rolls them back with the charge. Free (test-mode) jobs take the same lock, so the
+        # count stays exact across modes.
+        parts = (jobs_active_count_query(user_id=user.pk), job, created)
         if debit is None:
             wallet_lock(user_id=user.pk)
-        *_, [(active,)] = debit.run(*writes) if debit else run_together(*writes)
-        parallel_tasks_check(plan_limit=user.plan.parallel_tasks, active=active - 1)
+        [(active,)], *_ = debit.run(*parts) if debit else run_together(Together(*parts))
+        parallel_tasks_check(plan_limit=user.plan.parallel_tasks, active=active)
         _publish(job)  # last: a broker that is down rolls everything back, so nothing is charged
     return debit.entry.balance_after if debit else None
 

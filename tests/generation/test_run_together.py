@@ -9,7 +9,7 @@ from django.db import IntegrityError, transaction
 from psycopg.errors import PipelineAborted
 
 from billing.models import EntryKind, LedgerEntry, Wallet
-from flixly_site.db import InsertFrom, run_together
+from flixly_site.db import InsertFrom, Together, run_together
 from generation.models import AiModel, Job, JobEvent
 
 # Each test runs in both passes: on SQLite, and on PostgreSQL in the pass that selects the postgres marker.
@@ -95,7 +95,7 @@ def test_each_statement_sees_the_ones_before_it_and_returns_its_rows(user, db_pa
     job = new_job(user)
     count = ("SELECT count(*) FROM generation_job WHERE user_id = %s", [user.pk])
     rows = run_together(count, job, JobEvent(job=job, kind="created"), count)
-    assert rows[0] == [(0,)] and rows[1] == [] and rows[3] == [(1,)]
+    assert rows[0] == [(0,)] and rows[1] == [(job.pk,)] and rows[3] == [(1,)]
     assert rows[2] == [(JobEvent.objects.get().pk,)]
 
 
@@ -147,3 +147,45 @@ def test_only_a_reused_idempotency_key_counts_as_a_replay(user, db_pass):
         run_together(new_job(user, idempotency_key="fresh", credits_charged=1, credits_refunded=2))
     assert _key_taken(reused.value)
     assert not _key_taken(other_rule.value)
+
+
+def test_a_togethers_parts_each_get_their_rows_and_its_inserts_their_keys(user, db_pass):
+    job = new_job(user)
+    event = JobEvent(job=job, kind="created", data={"creditsCharged": 3})
+    count = ("SELECT count(*) FROM generation_job WHERE user_id = %s", [user.pk])
+    rows = run_together(Together(count, job, event))
+    assert rows == [[(0,)], [(job.pk,)], [(event.pk,)]]
+    assert not job._state.adding and not event._state.adding
+    assert JobEvent.objects.get(pk=event.pk).job_id == job.pk
+    assert stored(Job, job.pk)["params"] == job.params
+
+
+def test_a_together_sees_the_statements_before_it(user, db_pass):
+    Wallet.objects.update_or_create(user=user, defaults={"balance": 10})
+    move = ("UPDATE billing_wallet SET balance = balance - 4 WHERE user_id = %s RETURNING balance", [user.pk])
+    entry = LedgerEntry(user_id=user.pk, amount=-4, kind=EntryKind.DEBIT, balance_after=0, idempotency_key="d:4")
+    source = ("FROM billing_wallet WHERE user_id = %s", [user.pk])
+    count = ("SELECT count(*) FROM billing_ledgerentry WHERE user_id = %s", [user.pk])
+    with transaction.atomic():
+        rows = run_together(move, Together(count, InsertFrom(entry, source, {"balance_after": "balance"})))
+    assert rows == [[(6,)], [(0,)], [(entry.pk, 6)]]
+    assert LedgerEntry.objects.get(pk=entry.pk).balance_after == 6
+
+
+def test_an_insert_from_in_a_together_that_finds_no_source_row_inserts_nothing(user, db_pass):
+    entry = LedgerEntry(user_id=user.pk, amount=-1, kind=EntryKind.DEBIT, balance_after=0, idempotency_key="d:5")
+    job = new_job(user)
+    source = ("FROM billing_wallet WHERE user_id = %s", [-1])
+    rows = run_together(Together(InsertFrom(entry, source, {"balance_after": "balance"}), job))
+    assert rows == [[], [(job.pk,)]]
+    assert entry.pk is None and entry._state.adding
+    assert not LedgerEntry.objects.filter(idempotency_key="d:5").exists()
+
+
+def test_a_unique_violation_in_a_together_leaves_none_of_its_rows(user, db_pass):
+    run_together(new_job(user, idempotency_key="taken"))
+    job = new_job(user, idempotency_key="taken")
+    with pytest.raises(IntegrityError), transaction.atomic():
+        run_together(Together(JobEvent(job=new_job(user), kind="noise"), job, JobEvent(job=job, kind="created")))
+    assert Job.objects.filter(idempotency_key="taken").count() == 1
+    assert not JobEvent.objects.exists()
