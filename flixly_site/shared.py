@@ -7,6 +7,8 @@ lives in one process: the one web process `make run` starts.
 import functools
 import hashlib
 import os
+import socket
+import struct
 import threading
 from collections.abc import Sequence
 from typing import Any
@@ -15,11 +17,39 @@ import redis
 from django.conf import settings
 from redis.exceptions import NoScriptError
 
+IO_TIMEOUT_SECONDS = 2
+
+
+class KernelTimeoutConnection(redis.Connection):
+    """A TCP connection whose socket blocks, with its send and receive timeouts kept by the kernel
+    (SO_SNDTIMEO, SO_RCVTIMEO). A Python socket with a timeout polls before every send and every read:
+    twice the system calls, and a GIL hand-over each, on every command of every request."""
+
+    def _connect(self) -> socket.socket:
+        sock = super()._connect()
+        seconds = int(IO_TIMEOUT_SECONDS)
+        timeval = struct.pack("ll", seconds, int((IO_TIMEOUT_SECONDS - seconds) * 1_000_000))
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, timeval)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeval)
+        return sock
+
+    def read_response(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().read_response(*args, **kwargs)
+        except redis.ConnectionError as error:
+            if isinstance(error.__context__, BlockingIOError):  # SO_RCVTIMEO ran out: a timeout, as before
+                raise redis.TimeoutError("Timeout reading from socket") from None
+            raise
+
 
 @functools.cache
 def _client(url: str) -> redis.Redis:
     # One client and connection pool per process: Django's Redis cache builds a client on every call.
-    return redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+    if url.startswith("redis://"):
+        return redis.Redis.from_url(
+            url, connection_class=KernelTimeoutConnection, socket_timeout=None, socket_connect_timeout=2
+        )
+    return redis.Redis.from_url(url, socket_timeout=IO_TIMEOUT_SECONDS, socket_connect_timeout=2)
 
 
 def redis_client() -> redis.Redis | None:

@@ -221,3 +221,24 @@ def test_each_request_gets_its_own_copy_of_the_cached_account(user):
     assert entry.user.email == user.email and "wallet" not in entry.user._state.fields_cache
     assert "wallet" not in second._state.fields_cache
     assert shallow_copy(first)._state.db == first._state.db and not shallow_copy(first)._state.adding
+
+
+def test_a_redis_that_never_answers_times_out_once_without_a_retry(monkeypatch):
+    """The sockets block and keep their timeout in the kernel; a silent server is still a timeout, after
+    IO_TIMEOUT_SECONDS, and not retried as a lost connection would be."""
+    import socket
+    import time
+
+    import redis
+
+    from flixly_site import shared
+
+    monkeypatch.setattr(shared, "IO_TIMEOUT_SECONDS", 0.3)
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # accepts connections (backlog), never replies
+        url = f"redis://127.0.0.1:{silent.getsockname()[1]}/0"
+        started = time.monotonic()
+        with pytest.raises(redis.TimeoutError):
+            redis_command(url, "PING")
+        took = time.monotonic() - started
+        assert thread_connection(url)._sock is None  # dropped: a late reply must not reach the next command
+    assert 0.25 < took < 0.55
