@@ -28,7 +28,7 @@ setup: install
 
 run: setup
 	@echo ""
-	@echo "  Flixly is starting at http://$(HOST):$(PORT)/  (Ctrl-C stops web, worker and beat)"
+	@echo "  Flixly is starting at http://$(HOST):$(PORT)/  (Ctrl-C stops web, workers and beat)"
 	@echo "  Verification and other e-mails are printed below by the web process."
 	@echo ""
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" BIND=$(HOST):$(PORT) FLIXLY_SITE_URL=$${FLIXLY_SITE_URL:-http://$(HOST):$(PORT)} honcho -f Procfile start

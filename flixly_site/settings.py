@@ -279,6 +279,11 @@ else:
 if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
     CELERY_BROKER_TRANSPORT = "flixly_site.broker:Transport"  # kombu's, reusing its publish client
 CELERY_TASK_ALWAYS_EAGER = False
+# Webhook deliveries wait on other people's servers (up to 20 s an attempt): their own queue and worker
+# (the Procfile's `webhooks`), so slow endpoints never hold up jobs. A deployment with a single worker
+# can set FLIXLY_WEBHOOK_QUEUE=celery, the jobs' queue, and that worker delivers them too.
+FLIXLY_WEBHOOK_QUEUE = env_str("FLIXLY_WEBHOOK_QUEUE") or "webhooks"
+CELERY_TASK_ROUTES = {"generation.tasks.deliver_webhook": {"queue": FLIXLY_WEBHOOK_QUEUE}}
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("FLIXLY_BEHIND_PROXY", False) else None

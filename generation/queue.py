@@ -9,7 +9,8 @@ producer pool and publish wrappers cost as much again as the message. Other brok
 filesystem one) get it through the channel of a pooled producer, as kombu's Producer gives it, with the
 same queue declaration and reconnect-and-retry.
 Eager mode (tests) still goes through apply_async, which runs the task inline. The message goes to
-Celery's default queue: Flixly configures no task_routes, and no publish signal handlers.
+Celery's default queue: run_job has no route (only webhook deliveries are routed, to their own queue), and
+there are no publish signal handlers.
 """
 
 import base64

@@ -11,6 +11,7 @@ Tests marked `worker` keep Celery non-eager (tests/conftest.py), so the API real
 
 import io
 import tempfile
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -225,6 +226,29 @@ def test_redis_broker_worker_renders_a_video_on_postgresql(api, customer, worker
     video = render_short_video(api, workers)
     assert wallet_balance(user_id=customer.pk) == FUNDS - video["creditsCharged"]
     assert ledger(video["jobId"]) == {EntryKind.DEBIT: [-video["creditsCharged"]]}
+
+
+# --- webhooks: their own queue and worker, as in the Procfile ----------------------------------------------
+
+
+@BOTH_PASSES
+@WORKER
+def test_a_webhooks_worker_delivers_the_events_of_jobs_the_jobs_worker_ran(db_pass, api, customer, workers, receiver):
+    from standardwebhooks.webhooks import Webhook
+
+    secret = api.put("/api/v1/webhook", {"url": receiver.url}, content_type="application/json").json()["data"]
+    jobs_worker = workers.start()
+    job = submit(api, IMAGE)
+    assert wait_finished(api, job["jobId"], workers)["status"] == "completed"
+    time.sleep(1)
+    assert receiver.posts() == []  # the jobs' worker does not deliver: the delivery waits on its own queue
+    loopback = {"FLIXLY_OUTBOUND_ALLOW_HTTP": "true", "FLIXLY_OUTBOUND_ALLOW_PRIVATE": "true"}
+    workers.start(queue="webhooks", env=loopback)
+    wait_until(lambda: receiver.posts() or None, timeout=JOB_TIMEOUT, interval=0.1, describe=workers.tails)
+    post = receiver.posts()[0]
+    event = Webhook(secret["secret"]).verify(post.body, post.headers)
+    assert (event["event"], event["data"]["jobId"]) == ("job.completed", job["jobId"])
+    assert "Task generation.tasks.deliver_webhook[" not in jobs_worker.log()
 
 
 # --- 3: a worker SIGKILLed in the middle of a job --------------------------------------------------------------

@@ -225,7 +225,9 @@ class Worker:
         self.log_file.close()
 
 
-def start_worker(*, log_dir: Path, env: dict[str, str], pool: str = "solo", concurrency: int = 1) -> Worker:
+def start_worker(
+    *, log_dir: Path, env: dict[str, str], pool: str = "solo", concurrency: int = 1, queue: str = "celery"
+) -> Worker:
     hostname = f"e2e-{uuid.uuid4().hex[:10]}@localhost"
     log_path = log_dir / f"{hostname.split('@')[0]}.log"
     log_file = open(log_path, "wb")  # noqa: SIM115 (closed by Worker.stop)
@@ -242,7 +244,7 @@ def start_worker(*, log_dir: Path, env: dict[str, str], pool: str = "solo", conc
         "--without-gossip",
         "--without-mingle",
         "-Q",
-        "celery",
+        queue,
         "--loglevel",
         "INFO",
         "-n",
@@ -267,9 +269,12 @@ class WorkerPool:
         self.log_dir, self.var_dir = log_dir, var_dir
         self.started: list[Worker] = []
 
-    def start(self, *, pool: str = "solo", concurrency: int = 1) -> Worker:
-        env = worker_environment(self.var_dir)
-        worker = start_worker(log_dir=self.log_dir, env=env, pool=pool, concurrency=concurrency)
+    def start(
+        self, *, pool: str = "solo", concurrency: int = 1, queue: str = "celery", env: dict[str, str] | None = None
+    ) -> Worker:
+        """A worker of `queue` (the jobs' by default, as the Procfile's `worker`), with `env` added."""
+        env = {**worker_environment(self.var_dir), **(env or {})}
+        worker = start_worker(log_dir=self.log_dir, env=env, pool=pool, concurrency=concurrency, queue=queue)
         self.started.append(worker)
         return worker.wait_ready()
 
