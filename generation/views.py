@@ -22,7 +22,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.services import parse_uuid
 from billing.services import wallet_balance
-from flixly_site.errors import ApplicationError, NotFound, ValidationFailed
+from flixly_site.errors import ApplicationError, NotFound, RateLimited, ValidationFailed
 from flixly_site.forms import form_sent_twice, form_token_renew
 from flixly_site.pagination import keyset_page
 from generation.api.serializers import job_data
@@ -357,6 +357,8 @@ def webhook_test(request: HttpRequest) -> HttpResponse:
         delivery = endpoint_test(user=request.user)
     except NotFound:
         messages.info(request, "Set an endpoint URL first: the test event is sent there.")
+    except RateLimited as error:
+        messages.warning(request, str(error))
     else:
         _report_test(request, delivery)
     return redirect("webhooks")

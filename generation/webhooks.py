@@ -16,12 +16,13 @@ import secrets
 import time
 from datetime import timedelta
 
+from django.core.cache import cache
 from django.db import transaction
 from django.db.models import F, OuterRef, QuerySet, Subquery
 from django.utils import timezone
 
 from accounts.models import User
-from flixly_site.errors import NotFound, ValidationFailed
+from flixly_site.errors import NotFound, RateLimited, ValidationFailed
 from flixly_site.pagination import iso_utc
 from generation.models import DeliveryStatus, Job, WebhookDelivery, WebhookEndpoint
 from generation.outbound import OutboundError, check_url, post_json
@@ -257,10 +258,22 @@ def delivery_overran(*, delivery_id) -> None:
 def endpoint_test(*, user: User) -> WebhookDelivery:
     """Send a signed `ping` to the account's endpoint and return how its first attempt went, waiting for it
     at most TEST_WAIT_SECONDS. A worker makes the attempt, under the same limits as every delivery; a failed
-    one is retried like any other."""
+    one is retried like any other. One test at a time per account: each holds a web thread while it waits."""
     endpoint = endpoint_get(user=user)
-    data = {"url": endpoint.url, "message": "A test event from Flixly."}
-    delivery = _delivery(user.pk, "ping", data, endpoint.url, None)
+    in_flight = f"webhook-test:{user.pk}"
+    if not cache.add(in_flight, 1, TEST_WAIT_SECONDS + 5):  # expires on its own if this process dies
+        raise RateLimited(
+            "A test event for your endpoint is still on its way; send the next one when it has arrived.",
+            headers={"Retry-After": "5"},
+        )
+    try:
+        return _ping_and_wait(user.pk, endpoint.url)
+    finally:
+        cache.delete(in_flight)
+
+
+def _ping_and_wait(user_id: int, url: str) -> WebhookDelivery:
+    delivery = _delivery(user_id, "ping", {"url": url, "message": "A test event from Flixly."}, url, None)
     _publish(delivery.pk)
     deadline = time.monotonic() + TEST_WAIT_SECONDS
     delivery.refresh_from_db()

@@ -122,6 +122,16 @@ def test_a_refused_test_event_shows_the_error_and_the_next_retry(signed_in, endp
     assert re.search(rf"Test event not delivered yet \(HTTP 500 in \d+ ms\): HTTP 500\. Next try at {retry} UTC", html)
 
 
+def test_a_second_test_while_one_is_on_its_way_is_refused_with_a_message(signed_in, user, endpoint, receiver):
+    from django.core.cache import cache
+
+    cache.add(f"webhook-test:{user.pk}", 1, 30)
+    html = signed_in.post("/settings/webhooks/test/", follow=True).content.decode()
+
+    assert "A test event for your endpoint is still on its way" in html
+    assert receiver.posts() == [] and not WebhookDelivery.objects.exists()
+
+
 def test_a_test_event_without_an_endpoint_asks_for_a_url_first(signed_in):
     response = signed_in.post("/settings/webhooks/test/", follow=True)
 

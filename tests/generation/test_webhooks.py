@@ -102,6 +102,20 @@ def test_test_sends_a_signed_ping(api, receiver):
     assert headers["webhook-id"] == data["id"] and headers["content-type"] == "application/json"
 
 
+def test_one_test_at_a_time_per_account_and_the_next_once_it_has_arrived(api, user, receiver):
+    from django.core.cache import cache
+
+    put_endpoint(api, receiver.url)
+    cache.add(f"webhook-test:{user.pk}", 1, 30)  # a test of this account is still waiting for its answer
+    refused = api.post("/api/v1/webhook/test")
+    assert (refused.status_code, refused.json()["error"]["code"]) == (429, "rate_limit_exceeded")
+    assert refused["Retry-After"] == "5" and "still on its way" in refused.json()["error"]["message"]
+    assert receiver.posts() == []
+    cache.delete(f"webhook-test:{user.pk}")  # that one arrived
+    assert [api.post("/api/v1/webhook/test").status_code for _ in range(2)] == [200, 200]
+    assert len(receiver.posts()) == 2
+
+
 def test_a_tampered_body_fails_verification(api, receiver):
     secret = put_endpoint(api, receiver.url).json()["data"]["secret"]
     api.post("/api/v1/webhook/test")
