@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from billing.balance_cache import balance_store_on_commit
 from billing.models import BillingAlert, EntryKind, LedgerEntry, Wallet
-from flixly_site.db import InsertFrom, Part, Query, Statement, Together, run_together
+from flixly_site.db import InsertFrom, Part, Query, Together, run_together
 from flixly_site.errors import ApplicationError, ValidationFailed
 from flixly_site.events import account_event
 
@@ -146,7 +146,8 @@ class Debit:
     amount: int
     entry: LedgerEntry
     monthly_cap: int | None
-    statements: tuple[Statement, ...]  # the UPDATE, [the spend query], the ledger row
+    move: Query  # the wallet's UPDATE
+    after_lock: tuple[Part, ...]  # [the spend query], the ledger row
 
     def run(self, *more: Part) -> list[list[tuple]]:
         """Run the debit with `more` (parts of a flixly_site.db.Together: they see the database as it is
@@ -154,10 +155,10 @@ class Debit:
         InsufficientCredits or CreditCapReached instead when the debit is refused."""
         if not connection.in_atomic_block:  # before any write: the UPDATE and its ledger row commit together
             raise TransactionManagementError("A debit runs inside transaction.atomic().")
-        move, *after_lock = self.statements
-        rows = run_together(move, Together(*after_lock, *more))
-        self._settle(rows[: len(self.statements)])
-        return rows[len(self.statements) :]
+        rows = run_together(self.move, Together(*self.after_lock, *more))
+        own = 1 + len(self.after_lock)
+        self._settle(rows[:own])
+        return rows[own:]
 
     def _settle(self, rows: list[list[tuple]]) -> None:
         moved = _moved(self.user_id, rows[0])
@@ -214,7 +215,7 @@ def debit_prepare(
     spend = (_key_spend_query(api_key_id),) if cap is not None else ()
     marked_wallet = (f"FROM {WALLET_TABLE} WHERE user_id = %s AND last_entry = %s", [user_id, str(entry.public_id)])
     ledger_row = InsertFrom(entry, marked_wallet, {"balance_after": "balance"})
-    return Debit(user_id, amount, entry, cap, (_move_query(user_id, -amount, entry.public_id), *spend, ledger_row))
+    return Debit(user_id, amount, entry, cap, _move_query(user_id, -amount, entry.public_id), (*spend, ledger_row))
 
 
 def _arm_low_balance_email(user_id: int, balance: int) -> None:

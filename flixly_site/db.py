@@ -57,11 +57,10 @@ class InsertFrom:
 @dataclass(frozen=True)
 class Together:
     """Parts that run as one statement on PostgreSQL (a WITH of the INSERTs, the queries as scalar subqueries),
-    so they all see the database as it was before any of them, and one after another in the given order
-    elsewhere. Hence the rule that makes both the same: a query comes before the writes it must not see,
-    and no part reads what another writes. Parts are model instances and InsertFroms to insert, and queries
-    returning one row of one column (a count, a sum). Each part has its own entry in run_together's
-    result, as if it had run alone."""
+    so they all see the database as it was before any of them; elsewhere one by one, the queries first, to
+    the same effect. So no part may read what another writes. Parts are model instances and InsertFroms to
+    insert, and queries returning exactly one row of one column (a count, a sum). Each part has its own
+    entry in run_together's result, as if it had run alone."""
 
     parts: tuple["Part", ...]
 
@@ -104,17 +103,27 @@ def run_together(*statements: Statement) -> list[list[tuple]]:
     given. Rows are [] for a statement that returns none."""
     db = connections[DEFAULT_DB_ALIAS]  # the proxy `connection` looks the wrapper up on every attribute
     if db.vendor != "postgresql":
-        statements = tuple(_one_by_one(statements))
+        return [rows for statement in statements for rows in _one_by_one(db, statement)]
+    return _run(db, statements)
+
+
+def _one_by_one(db: BaseDatabaseWrapper, statement: Statement) -> list[list[tuple]]:
+    """A statement alone; a Together's parts one by one, its queries first, so that they too see the database
+    as it was before any of its inserts, as its one statement does on PostgreSQL."""
+    if not isinstance(statement, Together):
+        return _run(db, [statement])
+    parts = statement.parts
+    queries_first = sorted(range(len(parts)), key=lambda index: not isinstance(parts[index], tuple))
+    rows = {index: _run(db, [parts[index]])[0] for index in queries_first}
+    return [rows[index] for index in range(len(parts))]
+
+
+def _run(db: BaseDatabaseWrapper, statements: Sequence[Statement]) -> list[list[tuple]]:
     with ExitStack() as cursors:
         with _one_round_trip(db, len(statements)):
             sent = [_send(db, statement, cursors.enter_context(db.cursor())) for statement in statements]
         finished = [_finish(db, statement, *sent_one) for statement, sent_one in zip(statements, sent, strict=True)]
     return [rows for per_part in finished for rows in per_part]
-
-
-def _one_by_one(statements: Sequence[Statement]) -> Iterator[Statement]:
-    for statement in statements:
-        yield from statement.parts if isinstance(statement, Together) else (statement,)
 
 
 @contextmanager
@@ -143,15 +152,13 @@ def _insert_of(db: BaseDatabaseWrapper, part: models.Model | InsertFrom) -> tupl
 
 
 def _send(db: BaseDatabaseWrapper, statement: Statement, cursor: CursorWrapper) -> tuple[CursorWrapper, tuple]:
-    """Send the statement; the cursor to read its rows from and the attributes they set, if any."""
+    """Send the statement; the cursor to read its rows from and what they hold (see _finish)."""
     if isinstance(statement, tuple):
-        cursor.execute(*statement)
-        return cursor, ()
-    if isinstance(statement, Together):
+        query, returned = statement, ()
+    elif isinstance(statement, Together):
         query, returned = _together_query(db, statement)
-        cursor.execute(*query)
-        return cursor, returned
-    query, returned = _insert_of(db, statement)
+    else:
+        query, returned = _insert_of(db, statement)
     cursor.execute(*query)
     return cursor, returned
 

@@ -4,13 +4,14 @@ Without Redis (the embedded development setup) callers fall back to Django's def
 lives in one process: the one web process `make run` starts.
 """
 
+import contextlib
 import functools
 import hashlib
 import os
 import socket
 import struct
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import redis
@@ -33,13 +34,25 @@ class KernelTimeoutConnection(redis.Connection):
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeval)
         return sock
 
+    def send_packed_command(self, *args: Any, **kwargs: Any) -> None:
+        with _kernel_timeout_as_timeout("writing to"):
+            super().send_packed_command(*args, **kwargs)
+
     def read_response(self, *args: Any, **kwargs: Any) -> Any:
-        try:
+        with _kernel_timeout_as_timeout("reading from"):
             return super().read_response(*args, **kwargs)
-        except redis.ConnectionError as error:
-            if isinstance(error.__context__, BlockingIOError):  # SO_RCVTIMEO ran out: a timeout, as before
-                raise redis.TimeoutError("Timeout reading from socket") from None
-            raise
+
+
+@contextlib.contextmanager
+def _kernel_timeout_as_timeout(doing: str) -> Iterator[None]:
+    """redis-py reports a socket timeout it did not set itself as a lost connection (which redis_command
+    retries); it is a timeout, as with a Python socket timeout."""
+    try:
+        yield
+    except redis.ConnectionError as error:
+        if isinstance(error.__context__, BlockingIOError):
+            raise redis.TimeoutError(f"Timeout {doing} socket") from None
+        raise
 
 
 @functools.cache

@@ -16,6 +16,7 @@ import secrets
 import time
 from datetime import timedelta
 
+from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
 from django.db.models import F, OuterRef, QuerySet, Subquery
@@ -273,9 +274,9 @@ def endpoint_test(*, user: User) -> WebhookDelivery:
 
 
 def _ping_and_wait(user_id: int, url: str) -> WebhookDelivery:
+    deadline = time.monotonic() + TEST_WAIT_SECONDS  # from the start: the in-flight mark outlives the wait
     delivery = _delivery(user_id, "ping", {"url": url, "message": "A test event from Flixly."}, url, None)
     _publish(delivery.pk)
-    deadline = time.monotonic() + TEST_WAIT_SECONDS
     delivery.refresh_from_db()
     while delivery.status == DeliveryStatus.PENDING and not delivery.error and time.monotonic() < deadline:
         time.sleep(0.2)
@@ -292,6 +293,11 @@ def deliveries_resend(*, now=None) -> int:
     now = now or timezone.now()
     lost = WebhookDelivery.objects.filter(status=DeliveryStatus.PENDING, next_attempt_at__lt=now - LOST_AFTER)
     ids = list(lost.values_list("pk", flat=True)[:500])
+    # Due again only after another LOST_AFTER: a backlog nobody consumes is not queued again every sweep.
+    WebhookDelivery.objects.filter(pk__in=ids, status=DeliveryStatus.PENDING).update(next_attempt_at=now)
+    if ids:
+        queue = settings.FLIXLY_WEBHOOK_QUEUE
+        logger.warning("%s webhook deliveries were overdue: is a worker consuming the '%s' queue?", len(ids), queue)
     for delivery_id in ids:
         _publish(delivery_id)
     return len(ids)

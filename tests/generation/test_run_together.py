@@ -189,3 +189,11 @@ def test_a_unique_violation_in_a_together_leaves_none_of_its_rows(user, db_pass)
         run_together(Together(JobEvent(job=new_job(user), kind="noise"), job, JobEvent(job=job, kind="created")))
     assert Job.objects.filter(idempotency_key="taken").count() == 1
     assert not JobEvent.objects.exists()
+
+
+def test_no_part_of_a_together_sees_another_parts_insert_on_either_database(user, db_pass):
+    job = new_job(user)
+    count = ("SELECT count(*) FROM generation_job WHERE user_id = %s", [user.pk])
+    rows = run_together(Together(job, count, JobEvent(job=job, kind="created"), count))
+    assert rows[1] == rows[3] == [(0,)]  # one snapshot, as on PostgreSQL: the job is not there yet
+    assert Job.objects.filter(user=user).count() == 1

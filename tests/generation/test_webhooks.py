@@ -116,6 +116,16 @@ def test_one_test_at_a_time_per_account_and_the_next_once_it_has_arrived(api, us
     assert len(receiver.posts()) == 2
 
 
+def test_a_test_that_fails_midway_lets_the_next_one_through(api, receiver, monkeypatch):
+    from generation import webhooks
+
+    put_endpoint(api, receiver.url)
+    monkeypatch.setattr(webhooks, "_publish", lambda delivery_id: 1 / 0)
+    assert api.post("/api/v1/webhook/test").status_code == 500
+    monkeypatch.undo()
+    assert api.post("/api/v1/webhook/test").status_code == 200
+
+
 def test_a_tampered_body_fails_verification(api, receiver):
     secret = put_endpoint(api, receiver.url).json()["data"]["secret"]
     api.post("/api/v1/webhook/test")
@@ -181,6 +191,26 @@ def test_the_sweep_resends_a_delivery_whose_message_was_lost(user, endpoint, rec
     with time_machine.travel(delivery.next_attempt_at + timedelta(seconds=31)):
         assert deliveries_resend() == 1  # eager Celery: the attempt runs here
     assert len(receiver.posts()) == 2
+
+
+def test_a_delivery_nobody_consumes_is_queued_again_only_every_30_seconds_and_logged(
+    user, endpoint, receiver, monkeypatch, caplog
+):
+    from generation import webhooks
+
+    receiver.status = 500
+    delivery = _ping(user)
+    published = []
+    monkeypatch.setattr(webhooks, "_publish", published.append)  # no worker takes the webhooks queue
+    start = delivery.next_attempt_at + timedelta(seconds=31)
+    with time_machine.travel(start):
+        assert deliveries_resend() == 1
+    with time_machine.travel(start + timedelta(seconds=29)):
+        assert deliveries_resend() == 0  # queued 29 s ago: not lost yet
+    with time_machine.travel(start + timedelta(seconds=31)):
+        assert deliveries_resend() == 1
+    assert published == [delivery.pk, delivery.pk]
+    assert "is a worker consuming the 'webhooks' queue?" in caplog.text
 
 
 def test_deliveries_are_listed_newest_first_for_their_account_only(api, user, endpoint, django_user_model):
