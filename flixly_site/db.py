@@ -6,10 +6,11 @@ about a quarter of a submit's CPU. run_together() sends such statements in one r
 pipeline mode; one after another on other databases), in order, so each still sees what the ones
 before it did. Parts that need not see each other's writes can go further, as one Together: on
 PostgreSQL that is one statement (a WITH of its INSERTs), which costs about half of what the same parts
-cost as statements of their own. An INSERT statement is built once per model and the values still go through each
-field's own pre_save and get_db_prep_save, so defaults, auto_now_add, JSON and UUIDs are stored exactly
-as save() would store them, on PostgreSQL and SQLite alike. Signals are not sent: use it only for
-models without save() overrides or signal receivers.
+cost as statements of their own. An INSERT statement is built once per model and the values still go
+through each field's own pre_save and get_db_prep_save, so defaults, auto_now_add, JSON and UUIDs are
+stored exactly as save() would store them, on PostgreSQL and SQLite alike. Signals are not sent: use it
+only for models without save() overrides or signal receivers. Computed columns are read back with their
+field's to_python, which suits the keys and numbers they hold here (not JSON or dates on SQLite).
 
 A statement's error, such as a unique violation, still reaches the caller as Django's own exception,
 nothing after the failed statement runs, and the caller's transaction or savepoint rolls back as usual.
