@@ -29,7 +29,7 @@ setup: install
 run: setup
 	@echo ""
 	@echo "  Flixly is starting at http://$(HOST):$(PORT)/  (Ctrl-C stops web, workers and beat)"
-	@echo "  Verification and other e-mails are printed below by the web process."
+	@echo "  E-mails are printed below: the verification link by web, reminders and warnings by worker."
 	@echo ""
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" BIND=$(HOST):$(PORT) FLIXLY_SITE_URL=$${FLIXLY_SITE_URL:-http://$(HOST):$(PORT)} honcho -f Procfile start
 

@@ -31,7 +31,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "nav": "dashboard",
         "wallet": wallet_for(user=request.user),
         "plan": request.user.plan,
-        "recent_jobs": jobs_for(user=request.user, filters={}).order_by("-created_at")[:5],
+        "recent_jobs": jobs_for(user=request.user, filters={}).select_related("model").order_by("-created_at")[:5],
         "key_count": apikey_list(user=request.user).filter(revoked_at__isnull=True).count(),
     }
     return render(request, "dashboard/index.html", context)

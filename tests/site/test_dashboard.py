@@ -11,14 +11,15 @@ def test_the_dashboard_shows_balance_plan_and_recent_jobs(client, user):
 
     catalog_sync()
     wallet_adjust(user_id=user.pk, amount=1234, reason="funds")
-    Job.objects.create(user=user, model_id="local-image", type="TEXT_TO_IMAGE", route="local", status="failed")
+    job = Job.objects.create(user=user, model_id="local-image", type="TEXT_TO_IMAGE", route="local", status="failed")
     client.force_login(user)
     page = client.get("/dashboard/").content.decode()
     assert "1,234" in page
     assert "Free plan" in page
-    assert "local-image" in page
-    assert "Text to image" in page and "TEXT_TO_IMAGE" not in page  # the type as people say it
-    assert 'class="badge failed"' in page
+    assert job.model.name in page  # the model, the type and the status as the Jobs page names them
+    assert "Text to image" in page and "TEXT_TO_IMAGE" not in page
+    assert '<span class="badge failed">Failed</span>' in page
+    assert f'href="/jobs/{job.pk}/"' in page
 
 
 def test_account_settings_pages_link_to_each_other(client, user):
