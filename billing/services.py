@@ -363,13 +363,18 @@ def wallet_signup_bonus(*, user_id: int) -> LedgerEntry | None:
     if bonus <= 0:
         wallet_ensure(user_id=user_id)
         return None
-    return wallet_credit(
+    entry = wallet_credit(
         user_id=user_id,
         amount=bonus,
         kind=EntryKind.SIGNUP_BONUS,
         idempotency_key="signup_bonus",
         reason="Welcome credits",
     )
+    if entry is not None and entry.balance_after <= settings.FLIXLY_LOW_BALANCE_THRESHOLD:
+        # Welcome credits at or under the threshold are low from the start: the first job would otherwise
+        # warn a new account. The first top-up above it arms the warning.
+        Wallet.objects.filter(user_id=user_id).update(low_balance_alerted=True)
+    return entry
 
 
 def billing_alert_raise(*, user_id: int | None, message: str, reference: str = "") -> BillingAlert:

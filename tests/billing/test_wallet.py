@@ -99,6 +99,18 @@ def test_signing_up_grants_the_bonus(client, settings):
     assert Wallet.objects.get(user__email="bonus@example.com").balance == 50
 
 
+def test_welcome_credits_at_the_threshold_warn_only_after_a_top_up(user, settings, django_capture_on_commit_callbacks):
+    settings.FLIXLY_SIGNUP_BONUS = settings.FLIXLY_LOW_BALANCE_THRESHOLD = 50
+    wallet_signup_bonus(user_id=user.pk)
+    with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
+        debit_prepare(user_id=user.pk, amount=5, idempotency_key="first-job").run()
+    assert mail.outbox == []  # 45 of the 50 welcome credits: not news to a new account
+    wallet_credit(user_id=user.pk, amount=100, kind=EntryKind.PURCHASE, idempotency_key="pack")
+    with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
+        debit_prepare(user_id=user.pk, amount=100, idempotency_key="big-job").run()
+    assert len(mail.outbox) == 1 and "45 left" in mail.outbox[0].subject
+
+
 def test_crossing_the_low_balance_threshold_sends_one_email(funded, settings, django_capture_on_commit_callbacks):
     settings.FLIXLY_LOW_BALANCE_THRESHOLD = 50
     with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
