@@ -294,7 +294,8 @@ def deliveries_resend(*, now=None) -> int:
     lost = WebhookDelivery.objects.filter(status=DeliveryStatus.PENDING, next_attempt_at__lt=now - LOST_AFTER)
     ids = list(lost.values_list("pk", flat=True)[:500])
     # Due again only after another LOST_AFTER: a backlog nobody consumes is not queued again every sweep.
-    WebhookDelivery.objects.filter(pk__in=ids, status=DeliveryStatus.PENDING).update(next_attempt_at=now)
+    # (Through `lost` again: an attempt that settled meanwhile keeps the retry time it set.)
+    lost.filter(pk__in=ids).update(next_attempt_at=now)
     if ids:
         queue = settings.FLIXLY_WEBHOOK_QUEUE
         logger.warning("%s webhook deliveries were overdue: is a worker consuming the '%s' queue?", len(ids), queue)
