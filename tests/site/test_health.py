@@ -69,3 +69,9 @@ def test_the_api_docs_page_fetches_nothing_from_another_server(client):
     policy = dict(part.strip().split(" ", 1) for part in response["Content-Security-Policy"].split(";"))
     assert policy["default-src"] == "'self'" and policy["img-src"] == "'self' data:"  # Redoc's CDN logo
     assert "/api/docs" not in client.get("/api/v1/schema").content.decode()
+
+
+def test_the_developer_docs_page_has_a_plain_title_and_each_section_once(client):
+    page = client.get("/docs/").content.decode()
+    assert re.search(r"<title>Docs · Flixly</title>", page)
+    assert page.count('id="webhooks"') == page.count('id="openai"') == 1
