@@ -20,3 +20,10 @@ def verified_user(django_user_model):
         return user
 
     return make
+
+
+@pytest.fixture
+def signed_in(page, live_server, verified_user):
+    """The browser page, logged in as a new verified user."""
+    log_in(page, live_server, verified_user("someone@example.com").email)
+    return page

@@ -2,18 +2,10 @@ import re
 
 import pytest
 
-from tests.e2e.conftest import log_in
-
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 KEY = re.compile(r"flx_live_[0-9a-f]{40}")
 SCREENSHOTS = "var/test/screenshots"
-
-
-@pytest.fixture
-def signed_in(page, live_server, verified_user):
-    log_in(page, live_server, verified_user("keys@example.com").email)
-    return page
 
 
 def test_a_user_creates_copies_rolls_and_revokes_a_key(signed_in, live_server):

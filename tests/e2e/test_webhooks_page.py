@@ -2,17 +2,9 @@ import re
 
 import pytest
 
-from tests.e2e.conftest import log_in
-
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 SECRET = re.compile(r"whsec_[A-Za-z0-9+/]{43}=")
-
-
-@pytest.fixture
-def signed_in(page, live_server, verified_user):
-    log_in(page, live_server, verified_user("hooks@example.com").email)
-    return page
 
 
 def test_a_user_sets_an_endpoint_copies_its_secret_and_sends_a_test_event(signed_in, receiver):
