@@ -329,6 +329,7 @@ def job_complete(*, job: Job, outputs: list[dict], text: str, usage: dict, metad
 
 
 def _refund(job: Job, reason: str) -> int:
+    """Refund the job's charge once; the caller records job.refunded after the event that caused it."""
     if job.credits_charged == 0:
         return 0
     entry = wallet_refund(
@@ -343,8 +344,12 @@ def _refund(job: Job, reason: str) -> int:
         return 0
     Job.objects.filter(pk=job.pk).update(credits_refunded=job.credits_charged)
     job_event(job.pk, "refunded", credits=job.credits_charged)
-    job_event_record(job, "job.refunded")
     return job.credits_charged
+
+
+def _report_refund(job: Job, refunded: int) -> None:
+    if refunded:
+        job_event_record(job, "job.refunded")
 
 
 def _category(job: Job) -> str:
@@ -363,8 +368,9 @@ def job_fail(*, job_id, detail: str, message: str = GENERIC_FAILURE, from_status
             return False
         job = Job.objects.get(pk=job_id)
         job_event(job_id, "failed", error=message)
-        _refund(job, "Job failed")
-        job_event_record(job, "job.failed")
+        refunded = _refund(job, "Job failed")
+        job_event_record(job, "job.failed")  # after the refund, which its creditsRefunded reports
+        _report_refund(job, refunded)
     logger.warning("job failed id=%s detail=%s", job_id, detail[:300])
     return True
 
@@ -388,7 +394,7 @@ def job_cancel(*, user: User, job_id) -> Job:
             status=JobStatus.CANCELED, completed_at=timezone.now(), cancel_requested=True
         ):
             job_event(job.pk, "canceled")
-            _refund(job, "Job canceled")
+            _report_refund(job, _refund(job, "Job canceled"))
         else:
             Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING).update(cancel_requested=True)
     job.refresh_from_db()
@@ -401,7 +407,8 @@ def job_cancel_finish(*, job_id) -> None:
             status=JobStatus.CANCELED, completed_at=timezone.now()
         ):
             job_event(job_id, "canceled")
-            _refund(Job.objects.get(pk=job_id), "Job canceled")
+            job = Job.objects.get(pk=job_id)
+            _report_refund(job, _refund(job, "Job canceled"))
 
 
 def jobs_reap(*, now=None) -> dict[str, int]:

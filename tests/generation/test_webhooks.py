@@ -262,6 +262,8 @@ def test_a_failed_job_reports_its_failure_and_its_refund(
         job_fail(job_id=queued_job.pk, detail="upstream secret detail")
     events = {event["event"]: event["data"] for event in receiver.events()}
     assert set(events) == {"job.failed", "job.refunded"}
+    recorded = WebhookDelivery.objects.order_by("created_at", "id").values_list("event", flat=True)
+    assert list(recorded) == ["job.failed", "job.refunded"]  # the failure first, then what it caused
     failed = events["job.failed"]
     assert failed["creditsRefunded"] == queued_job.credits_charged > 0
     assert failed["error"] == "The generation failed. Your credits were refunded."
