@@ -8,10 +8,11 @@ WAIT_SECONDS). Field names follow OpenAI's (`max_tokens`, `size`, `input`), also
 
 import base64
 import json
+import logging
 from collections.abc import Iterator
 
 from django.core.files.storage import default_storage
-from django.http import FileResponse, StreamingHttpResponse
+from django.http import FileResponse, HttpResponse, StreamingHttpResponse
 from drf_spectacular.utils import extend_schema
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.permissions import AllowAny
@@ -19,14 +20,17 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from flixly_site.errors import ServiceUnavailable, ValidationFailed
+from flixly_site.errors import ApplicationError, ServiceUnavailable, ValidationFailed
 from flixly_site.parsers import is_json_object
 from generation.api.views import idempotency_key, wait_for
+from generation.audio import SPEECH_FORMATS, ConversionFailed, speech_convert
 from generation.catalog import catalog_models
 from generation.models import FINISHED_STATUSES, Job, JobStatus
 from generation.outputs import output_url
 from generation.services import job_cancel, job_submit, request_fingerprint
 from generation.validation import validate_generate
+
+logger = logging.getLogger("flixly.generation")
 
 WAIT_SECONDS = 60
 SIZE_HELP = "Use WIDTHxHEIGHT, such as 1024x1024."
@@ -242,12 +246,31 @@ class SpeechApi(APIView):
     required_scope = "generate"
     content_negotiation_class = AnyAccept
 
-    @extend_schema(operation_id="openai_audio_speech", request=dict, responses={(200, "audio/wav"): bytes})
-    def post(self, request: Request) -> FileResponse:
+    @extend_schema(
+        operation_id="openai_audio_speech",
+        request=dict,
+        responses={(200, content_type): bytes for _, content_type in SPEECH_FORMATS.values()},
+    )
+    def post(self, request: Request) -> HttpResponse:
         data = _body(request)
-        if (data.get("response_format") or "wav") != "wav":
-            raise _refused("response_format", "This server answers with wav audio only.")
+        response_format = data.get("response_format") or "mp3"  # OpenAI's default
+        if response_format not in SPEECH_FORMATS:
+            raise _refused("response_format", f"Use one of {', '.join(SPEECH_FORMATS)}.")
         fields = {"model": data.get("model"), "type": "TEXT_TO_SPEECH", "prompt": data.get("input")}
         fields |= {"voice": data.get("voice"), "speed": data.get("speed")}
-        job = _run(request, fields, {"prompt": "input"})
-        return FileResponse(default_storage.open(job.outputs[0]["name"], "rb"), content_type="audio/wav")
+        return _speech_answer(_run(request, fields, {"prompt": "input"}), response_format)
+
+
+def _speech_answer(job: Job, response_format: str) -> HttpResponse:
+    output, content_type = job.outputs[0], SPEECH_FORMATS[response_format][1]
+    if output["contentType"] == content_type:
+        return FileResponse(default_storage.open(output["name"], "rb"), content_type=content_type)
+    with default_storage.open(output["name"], "rb") as stored:
+        try:
+            return HttpResponse(speech_convert(stored.read(), response_format), content_type=content_type)
+        except ConversionFailed as error:
+            logger.error("speech of job %s not converted to %s: %s", job.id, response_format, error)
+    raise ApplicationError(
+        f"The speech could not be converted to {response_format}. The job completed and was charged; "
+        f"its {output['contentType']} file is listed at GET /api/v1/jobs/{job.id}."
+    )

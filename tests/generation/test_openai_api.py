@@ -2,15 +2,17 @@
 
 import base64
 import io
-import wave
+import subprocess
 
 import httpx
+import imageio_ffmpeg
 import openai
 import pytest
 from PIL import Image
 
 from billing.models import LedgerEntry
 from billing.services import wallet_balance
+from generation.audio import ConversionFailed
 from generation.models import Job, JobStatus
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -71,11 +73,61 @@ def test_an_image_comes_back_as_a_url_or_base64(ai):
     assert Image.open(io.BytesIO(base64.b64decode(inline.data[0].b64_json))).size == (256, 256)
 
 
+def decoded_seconds(audio: bytes, *input_format: str) -> float:
+    """The audio's length as ffmpeg decodes it (`input_format`: the options raw PCM needs)."""
+    ffmpeg = imageio_ffmpeg.get_ffmpeg_exe()
+    command = [ffmpeg, "-hide_banner", *input_format, "-i", "pipe:0", "-f", "s16le", "-ac", "1", "-ar", "8000", "-"]
+    done = subprocess.run(command, input=audio, capture_output=True, timeout=30, check=True)
+    return len(done.stdout) / 2 / 8000
+
+
 @pytest.mark.espeak
-def test_speech_comes_back_as_wav(ai):
-    audio = ai.audio.speech.create(model="local-speech", input="Hello there", voice="f1")  # wav by default
-    with wave.open(io.BytesIO(audio.content)) as wav:
-        assert wav.getnframes() > 0
+def test_speech_comes_back_as_mp3_by_default_as_from_openai(ai):
+    audio = ai.audio.speech.create(model="local-speech", input="Hello there, general", voice="f1")
+    assert audio.response.headers["content-type"] == "audio/mpeg"
+    assert audio.content[:3] == b"ID3" or audio.content[0] == 0xFF  # a tag or an MPEG frame's sync
+    job = Job.objects.get()
+    assert decoded_seconds(audio.content) == pytest.approx(job.outputs[0]["durationSeconds"], abs=0.1)
+
+
+@pytest.mark.espeak
+@pytest.mark.parametrize(
+    ("response_format", "content_type", "magic"),
+    [
+        ("wav", "audio/wav", b"RIFF"),
+        ("flac", "audio/flac", b"fLaC"),
+        ("opus", "audio/ogg", b"OggS"),
+        ("aac", "audio/aac", b"\xff\xf1"),
+    ],
+)
+def test_speech_comes_in_each_of_openais_formats(ai, response_format, content_type, magic):
+    speech = {"model": "local-speech", "input": "Hello there", "voice": "f1"}
+    audio = ai.audio.speech.create(**speech, response_format=response_format)
+    assert audio.response.headers["content-type"] == content_type
+    assert audio.content.startswith(magic)
+    assert decoded_seconds(audio.content) == pytest.approx(Job.objects.get().outputs[0]["durationSeconds"], abs=0.1)
+
+
+@pytest.mark.espeak
+def test_speech_as_pcm_is_raw_24khz_16_bit_mono_as_from_openai(ai):
+    audio = ai.audio.speech.create(model="local-speech", input="Hello there", voice="f1", response_format="pcm")
+    assert audio.response.headers["content-type"] == "audio/pcm"
+    seconds = Job.objects.get().outputs[0]["durationSeconds"]
+    assert len(audio.content) / 2 / 24_000 == pytest.approx(seconds, abs=0.05)
+    assert decoded_seconds(audio.content, "-f", "s16le", "-ar", "24000", "-ac", "1") == pytest.approx(seconds, abs=0.05)
+
+
+@pytest.mark.espeak
+def test_speech_that_cannot_be_converted_is_a_500_naming_the_job(ai, monkeypatch, caplog):
+    def broken(audio: bytes, response_format: str) -> bytes:
+        raise ConversionFailed("Unknown encoder")
+
+    monkeypatch.setattr("generation.api.openai.speech_convert", broken)
+    with pytest.raises(openai.InternalServerError) as raised:
+        ai.audio.speech.create(model="local-speech", input="Hello there", voice="f1", response_format="flac")
+    job = Job.objects.get()
+    assert raised.value.body["code"] == "internal_error" and f"/api/v1/jobs/{job.id}" in raised.value.message
+    assert job.status == JobStatus.COMPLETED and "Unknown encoder" in caplog.text
 
 
 @pytest.mark.parametrize(
@@ -87,7 +139,7 @@ def test_speech_comes_back_as_wav(ai):
         (lambda ai: ai.chat.completions.create(model="local-image", messages=MESSAGES), "model"),
         (lambda ai: ai.images.generate(model="local-image", prompt="x", n=2), "n"),
         (
-            lambda ai: ai.audio.speech.create(model="local-speech", input="x", voice="f1", response_format="mp3"),
+            lambda ai: ai.audio.speech.create(model="local-speech", input="x", voice="f1", response_format="ogg"),
             "response_format",
         ),
     ],
