@@ -5,7 +5,7 @@ import logging
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 
-from generation.models import Job
+from generation.models import Job, JobStatus
 from generation.providers.base import ProviderError
 from generation.services import (
     job_claim,
@@ -31,9 +31,8 @@ def run_job(self, job_id: str) -> None:
         # acks_late + reject_on_worker_lost: the worker that ran this died mid-job.
         job = job_take_over(job_id=job_id)
     if job is None:
-        # The job is published inside its creating transaction: a fast worker may look before the commit.
-        if self.request.retries < NOT_YET_COMMITTED_RETRIES and not Job.objects.filter(pk=job_id).exists():
-            raise self.retry(countdown=0.5)
+        job = _claim_once_committed(self, job_id)
+    if job is None:
         return  # already claimed, finished or canceled: a redelivered message does nothing
     try:
         job_execute(job=job)
@@ -52,6 +51,17 @@ def run_job(self, job_id: str) -> None:
     except Exception as error:
         logger.exception("job %s crashed", job_id)
         job_fail(job_id=job_id, detail=f"crash: {error!r}")
+
+
+def _claim_once_committed(task, job_id: str) -> Job | None:
+    """The job is published inside its creating transaction, so a fast worker can look before the commit:
+    a row still missing is looked for again shortly, a row that turned up queued meanwhile is claimed now."""
+    status = Job.objects.filter(pk=job_id).values_list("status", flat=True).first()
+    if status == JobStatus.QUEUED:
+        return job_claim(job_id=job_id)
+    if status is None and task.request.retries < NOT_YET_COMMITTED_RETRIES:
+        raise task.retry(countdown=0.5)
+    return None
 
 
 @shared_task

@@ -68,6 +68,23 @@ def test_a_redelivered_message_does_nothing_twice(api, funded, scripted):
     assert JobEvent.objects.filter(job_id=job_id, kind="completed").count() == 1
 
 
+def test_a_job_committed_just_after_the_workers_first_look_still_runs(api, funded, scripted, no_worker, monkeypatch):
+    """The message is published inside the submit's transaction: the worker's claim can miss the row that
+    the commit makes visible a moment later."""
+    from generation import tasks
+
+    job_id, real_claim, looks = submit(api), tasks.job_claim, []
+
+    def claim_before_the_commit(*, job_id):
+        looks.append(job_id)
+        return None if len(looks) == 1 else real_claim(job_id=job_id)
+
+    monkeypatch.setattr(tasks, "job_claim", claim_before_the_commit)
+    tasks.run_job.apply(args=[job_id])
+    job = Job.objects.get(pk=job_id)
+    assert (job.status, scripted.calls, len(looks)) == (JobStatus.COMPLETED, 1, 2)
+
+
 def test_transient_errors_are_retried(api, funded, scripted, no_worker):
     from generation.tasks import run_job
 
