@@ -13,11 +13,12 @@ from psycopg import sql
 from accounts.models import User
 from flixly_site.errors import NotFound, ValidationFailed
 from flixly_site.pagination import in_utc
-from generation.models import ACTIVE_STATUSES, Job, JobStatus
+from generation.models import ACTIVE_STATUSES, AiModel, Job, JobStatus
 from generation.providers.base import JOB_TYPES
 
 JOB_TABLE = Job._meta.db_table
 EXPORT_MAX_DAYS = 90
+MODEL_ID_MAX_CHARS = AiModel._meta.get_field("id").max_length
 EXPORT_COLUMNS = [
     ("jobId", "id"),
     ("createdAt", "created_at"),
@@ -54,13 +55,19 @@ def _choice(value: str | None, choices, field: str) -> str | None:
     return value
 
 
+def _model_id(value: str | None) -> str | None:
+    if value is not None and (len(value) > MODEL_ID_MAX_CHARS or "\x00" in value):
+        raise ValidationFailed(details={"model": ["Not a model id: see GET /api/v1/models."]})
+    return value
+
+
 def jobs_for(*, user: User, filters: dict[str, str]) -> QuerySet[Job]:
     jobs = Job.objects.filter(user=user)
     if status := _choice(filters.get("status"), JobStatus.values, "status"):
         jobs = jobs.filter(status=status)
     if job_type := _choice(filters.get("type"), JOB_TYPES, "type"):
         jobs = jobs.filter(type=job_type)
-    if model := filters.get("model"):
+    if model := _model_id(filters.get("model")):
         jobs = jobs.filter(model_id=model)
     if after := filters.get("createdAfter"):
         jobs = jobs.filter(created_at__gte=parse_when(after, "createdAfter"))

@@ -164,12 +164,21 @@ def _prompt(model: AiModel, job_type: str, data: dict, errors: dict) -> dict:
 
 
 def _chat_input(model: AiModel, data: dict, errors: dict) -> dict:
-    messages = data.get("messages") or ([{"role": "user", "content": data["prompt"]}] if data.get("prompt") else [])
+    prompt = data.get("prompt")
+    if prompt and len(prompt) > MAX_PROMPT_CHARS:
+        errors["prompt"] = [
+            f"prompt must be at most {MAX_PROMPT_CHARS} characters; send a longer conversation as messages "
+            f"(up to {model.max_prompt_chars} characters in all for this model)."
+        ]
+    messages = data.get("messages") or ([{"role": "user", "content": prompt}] if prompt else [])
     if not messages:
         errors["messages"] = ["Send messages (or a prompt) for CHAT."]
     for message in messages:
         if message.get("role") not in ("system", "user", "assistant") or not isinstance(message.get("content"), str):
             errors["messages"] = ["Each message needs a role (system, user, assistant) and string content."]
+            break
+        if "\x00" in message["content"]:
+            errors["messages"] = ["Null characters are not allowed in message content."]
             break
     if sum(len(str(m.get("content", ""))) for m in messages) > model.max_prompt_chars:
         errors["messages"] = [f"The conversation must be at most {model.max_prompt_chars} characters."]

@@ -146,6 +146,8 @@ def test_insufficient_credits_is_402_naming_the_price(api, user):
         ({"type": "NOT_A_TYPE"}, "type"),
         ({"prompt": ""}, "prompt"),
         ({"prompt": "x" * 2001}, "prompt"),
+        ({"model": "local-chat", "type": "CHAT", "prompt": "x" * 2001}, "prompt"),
+        ({"model": "local-chat", "type": "CHAT", "messages": [{"role": "user", "content": "a\x00b"}]}, "messages"),
         ({"width": 100}, "width"),
         ({"width": 4096}, "width"),
         ({"steps": 0}, "steps"),

@@ -72,9 +72,21 @@ def test_the_list_filters_by_status_type_model_and_time(api, user):
     assert api.get(f"/api/v1/jobs?createdAfter={tomorrow}").json()["data"] == []
 
 
-@pytest.mark.parametrize("query", ["status=done", "type=PAINT", "createdAfter=yesterday", "limit=500"])
-def test_bad_list_filters_are_a_422(api, user, query):
-    assert api.get(f"/api/v1/jobs?{query}").status_code == HTTPStatus.UNPROCESSABLE_ENTITY
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ("status=done", "status"),
+        ("type=PAINT", "type"),
+        ("createdAfter=yesterday", "createdAfter"),
+        ("limit=500", "limit"),
+        ("model=flux%00dev", "model"),  # PostgreSQL refuses NUL in text: a 500 before
+        (f"model={'m' * 65}", "model"),
+    ],
+)
+def test_bad_list_filters_are_a_422(api, user, query, field):
+    response = api.get(f"/api/v1/jobs?{query}")
+    assert response.status_code == HTTPStatus.UNPROCESSABLE_ENTITY
+    assert field in response.json()["error"]["details"]
 
 
 def test_canceling_a_queued_job_refunds_it_once(api, funded, no_worker):
