@@ -21,3 +21,16 @@ def test_create_api_key_with_too_many_credits_creates_nothing(settings):
     with pytest.raises(CommandError, match=f"at most {MAX_CREDITS_PER_MOVEMENT:,} credits"):
         call_command("create_api_key", "--email", "cli@example.com", "--create-user", "--credits", str(10**20))
     assert not User.objects.filter(email="cli@example.com").exists()
+
+
+@pytest.mark.parametrize("email", ["bad-email", "a@b@c.example", "x" * 250 + "@example.com"])
+def test_create_api_key_refuses_an_address_that_is_not_an_email(email):
+    with pytest.raises(CommandError, match="not a valid e-mail address"):
+        call_command("create_api_key", "--email", email, "--create-user")
+    assert not User.objects.exists()
+
+
+def test_create_api_key_refuses_a_blank_name(user):
+    with pytest.raises(CommandError, match="--name"):
+        call_command("create_api_key", "--email", user.email, "--name", "  ")
+    assert not user.api_keys.exists()

@@ -1,5 +1,7 @@
 from allauth.account.models import EmailAddress
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.validators import MaxLengthValidator, validate_email
 from django.db import transaction
 
 from accounts.models import DEFAULT_SCOPES, KeyMode, Scope, User
@@ -20,13 +22,21 @@ class Command(BaseCommand):
         parser.add_argument("--credits", type=int, default=0, help="Grant this many credits (a ledger row).")
 
     def handle(self, *args, **options) -> None:
+        email, name = options["email"].strip().lower(), options["name"].strip()
+        try:
+            validate_email(email)
+            MaxLengthValidator(User._meta.get_field("email").max_length)(email)
+        except ValidationError:
+            raise CommandError(f"--email: {email[:80]!r} is not a valid e-mail address.") from None
+        if not name:
+            raise CommandError("--name cannot be blank.")
         with transaction.atomic():
-            user = self._user(options["email"].strip().lower(), options["create_user"])
+            user = self._user(email, options["create_user"])
             self._grant(user, options["credits"])
             try:
                 issued = apikey_create(
                     user=user,
-                    name=options["name"],
+                    name=name,
                     mode=KeyMode.TEST if options["test"] else KeyMode.LIVE,
                     scopes=[s.strip() for s in options["scopes"].split(",") if s.strip()],
                 )
