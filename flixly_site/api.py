@@ -48,16 +48,7 @@ class HealthApi(APIView):
         operation_id="health",
         responses=inline_serializer(
             "Health",
-            {
-                "data": inline_serializer(
-                    "HealthData",
-                    {
-                        "status": serializers.CharField(),
-                        "database": serializers.CharField(),
-                        "broker": serializers.CharField(),
-                    },
-                )
-            },
+            {"status": serializers.CharField(), "database": serializers.CharField(), "broker": serializers.CharField()},
         ),
     )
     def get(self, request: Request) -> Response:

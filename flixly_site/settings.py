@@ -248,6 +248,7 @@ REST_FRAMEWORK = {
         "rest_framework.parsers.FormParser",
     ],
     "EXCEPTION_HANDLER": "flixly_site.errors.api_exception_handler",
+    "DEFAULT_METADATA_CLASS": "flixly_site.openapi.EnvelopedMetadata",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
@@ -259,6 +260,11 @@ SPECTACULAR_SETTINGS = {
     "SCHEMA_PATH_PREFIX": r"/api/v1",
     "COMPONENT_SPLIT_REQUEST": True,
     "REDOC_DIST": "SIDECAR",
+    "ENUM_NAME_OVERRIDES": {
+        "JobStatusEnum": "generation.api.serializers.JOB_STATUSES",
+        "DeliveryStatusEnum": "generation.api.serializers.DELIVERY_STATUSES",
+    },
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "flixly_site.openapi.envelope_hook"],
 }
 
 # Celery: the filesystem broker under var/ needs no server; production sets CELERY_BROKER_URL.

@@ -64,7 +64,7 @@ class ApiKeyRollApi(APIView):
 class ApiKeyRevokeApi(APIView):
     required_scope = "keys:manage"
 
-    @extend_schema(operation_id="keys_revoke", responses=ApiKeyOutput)
+    @extend_schema(operation_id="keys_revoke", responses={200: ApiKeyOutput})
     def delete(self, request: Request, key_id: str) -> Response:
         api_key = apikey_revoke(user=request.user, key_id=key_id, test_keys_only=_as_test_key(request))
         return Response({"data": ApiKeyOutput(api_key).data})

@@ -71,31 +71,55 @@ class OutputFileSchema(serializers.Serializer):
     bytes = serializers.IntegerField()
 
 
-class JobSchema(serializers.Serializer):
+JOB_STATUSES = ["queued", "running", "completed", "failed", "canceled"]
+DELIVERY_STATUSES = ["pending", "succeeded", "failed"]
+
+
+class JobAcceptedSchema(serializers.Serializer):
     jobId = serializers.UUIDField()
-    status = serializers.ChoiceField(choices=["queued", "running", "completed", "failed", "canceled"])
-    progress = serializers.IntegerField(allow_null=True)
+    status = serializers.ChoiceField(choices=JOB_STATUSES)
     model = serializers.CharField()
     type = serializers.CharField()
-    params = serializers.DictField()
     creditsCharged = serializers.IntegerField()
+    createdAt = serializers.DateTimeField()
+
+
+class JobSchema(JobAcceptedSchema):
+    progress = serializers.IntegerField(allow_null=True)
+    params = serializers.DictField()
     creditsRefunded = serializers.IntegerField()
     outputUrl = serializers.URLField(allow_null=True)
     outputs = OutputFileSchema(many=True)
     text = serializers.CharField(allow_null=True)
+    usage = serializers.DictField(allow_null=True)
+    metadata = serializers.DictField()
+    test = serializers.BooleanField()
     error = serializers.CharField(allow_null=True)
-    createdAt = serializers.DateTimeField()
     startedAt = serializers.DateTimeField(allow_null=True)
     completedAt = serializers.DateTimeField(allow_null=True)
+
+
+class QuoteSchema(serializers.Serializer):
+    dryRun = serializers.BooleanField()
+    valid = serializers.BooleanField()
+    model = serializers.CharField()
+    type = serializers.CharField()
+    params = serializers.DictField()
+    creditsCharged = serializers.IntegerField(help_text="What the job would cost (0 with a test key).")
+    available = serializers.BooleanField()
+    sufficientCredits = serializers.BooleanField()
 
 
 class ModelSchema(serializers.Serializer):
     id = serializers.CharField()
     name = serializers.CharField()
+    vendor = serializers.CharField()
+    description = serializers.CharField()
     types = serializers.ListField(child=serializers.CharField())
     credits = serializers.IntegerField()
     pricing = serializers.DictField()
     params = serializers.DictField()
+    maxPromptChars = serializers.IntegerField()
     available = serializers.BooleanField()
 
 
@@ -114,7 +138,7 @@ class DeliverySchema(serializers.Serializer):
     id = serializers.UUIDField(help_text="The webhook-id header, the same on every attempt.")
     event = serializers.CharField()
     url = serializers.CharField()
-    status = serializers.ChoiceField(choices=["pending", "succeeded", "failed"])
+    status = serializers.ChoiceField(choices=DELIVERY_STATUSES)
     attempts = serializers.IntegerField()
     statusCode = serializers.IntegerField(allow_null=True)
     latencyMs = serializers.IntegerField(allow_null=True)

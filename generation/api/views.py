@@ -3,7 +3,7 @@ import time
 
 from django.conf import settings
 from django.http import StreamingHttpResponse
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, PolymorphicProxySerializer, extend_schema
 from rest_framework.parsers import MultiPartParser
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
@@ -15,7 +15,16 @@ from billing.services import wallet_balance
 from flixly_site.errors import NotFound, PayloadTooLarge, ValidationFailed
 from flixly_site.pagination import paginated_response
 from flixly_site.parsers import JSONParser, is_json_object
-from generation.api.serializers import GenerateInput, JobSchema, ModelSchema, job_data, job_summary, model_data
+from generation.api.serializers import (
+    GenerateInput,
+    JobAcceptedSchema,
+    JobSchema,
+    ModelSchema,
+    QuoteSchema,
+    job_data,
+    job_summary,
+    model_data,
+)
 from generation.catalog import catalog_get, catalog_models, route_for
 from generation.models import FINISHED_STATUSES, Job
 from generation.outbound import OutboundError, TooLarge, check_url, fetch_image
@@ -117,8 +126,24 @@ class GenerateApi(APIView):
     @extend_schema(
         operation_id="generate",
         request=GenerateInput,
-        parameters=[OpenApiParameter("dryRun", bool, description="Quote and validate without charging.")],
-        responses={202: JobSchema, 200: JobSchema},
+        parameters=[
+            OpenApiParameter("dryRun", bool, description="Quote and validate without charging."),
+            OpenApiParameter(
+                "Idempotency-Key",
+                str,
+                OpenApiParameter.HEADER,
+                description="1-255 characters. The same key and body within 24 h return the first job again.",
+            ),
+            OpenApiParameter(
+                "Prefer", str, OpenApiParameter.HEADER, description="wait=N (N <= 60): answer when the job ends."
+            ),
+        ],
+        responses={
+            202: JobAcceptedSchema,
+            200: PolymorphicProxySerializer(
+                "FinishedJobOrQuote", [JobSchema, QuoteSchema], resource_type_field_name=None
+            ),
+        },
     )
     def post(self, request: Request) -> Response:
         data = _plain_data(request)

@@ -24,7 +24,7 @@ class WebhookApi(APIView):
         endpoint = endpoint_set(user=request.user, url=payload.validated_data["url"])
         return Response({"data": endpoint_data(endpoint, with_secret=True)})
 
-    @extend_schema(operation_id="webhook_delete", responses=WebhookSchema)
+    @extend_schema(operation_id="webhook_delete", responses={200: WebhookSchema})
     def delete(self, request: Request) -> Response:
         endpoint = endpoint_get(user=request.user)
         endpoint_delete(user=request.user)

@@ -74,6 +74,12 @@ def test_wrong_method_is_a_json_405(client):
     assert "DELETE" in error["message"]
 
 
+def test_options_answers_in_the_envelope(client):
+    response = client.options("/api/v1/health")
+    assert response.status_code == HTTPStatus.OK
+    assert response.json()["data"]["name"] and "GET" in response["Allow"]
+
+
 def test_malformed_json_is_a_validation_error(client):
     response = client.post("/api/v1/echo", data="{not json", content_type="application/json")
     error = assert_error_shape(response, HTTPStatus.UNPROCESSABLE_ENTITY, "validation_error")

@@ -1,0 +1,50 @@
+"""The OpenAPI document describes the answers as they are: the envelope, the error shape, the headers."""
+
+import pytest
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(scope="module")
+def schema(django_db_blocker) -> dict:
+    from django.test import Client
+
+    with django_db_blocker.unblock():
+        return Client().get("/api/v1/schema", HTTP_ACCEPT="application/json").json()
+
+
+def body(schema: dict, path: str, method: str, status: str) -> dict:
+    return schema["paths"][path][method]["responses"][status]["content"]["application/json"]["schema"]
+
+
+def test_lists_come_in_the_envelope_with_their_cursor(schema):
+    jobs = body(schema, "/api/v1/jobs", "get", "200")
+    assert jobs["required"] == ["data", "nextCursor"] and jobs["properties"]["data"]["type"] == "array"
+
+
+def test_single_objects_come_in_the_envelope(schema):
+    job = body(schema, "/api/v1/jobs/{job_id}", "get", "200")
+    assert job["required"] == ["data"] and job["properties"]["data"] == {"$ref": "#/components/schemas/JobSchema"}
+
+
+def test_every_operation_documents_the_contracts_error_shape(schema):
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            error = operation["responses"]["default"]["content"]["application/json"]["schema"]
+            assert error == {"$ref": "#/components/schemas/Error"}, (method, path)
+    assert schema["components"]["schemas"]["Error"]["properties"]["error"]["required"] == ["code", "status", "message"]
+
+
+def test_revoking_answers_200_with_what_was_revoked(schema):
+    for path in ("/api/v1/keys/{key_id}", "/api/v1/webhook"):
+        assert set(schema["paths"][path]["delete"]["responses"]) == {"200", "default"}
+        assert body(schema, path, "delete", "200")["required"] == ["data"]
+
+
+def test_generate_documents_its_headers_and_its_two_answers(schema):
+    generate = schema["paths"]["/api/v1/generate"]["post"]
+    assert {"Idempotency-Key", "Prefer"} <= {p["name"] for p in generate["parameters"] if p["in"] == "header"}
+    accepted = body(schema, "/api/v1/generate", "post", "202")["properties"]["data"]
+    assert accepted == {"$ref": "#/components/schemas/JobAcceptedSchema"}
+    assert {"X-Credit-Balance", "X-RateLimit-Remaining", "X-Request-Id"} <= set(generate["responses"]["202"]["headers"])
+    assert "Retry-After" in generate["responses"]["default"]["headers"]
