@@ -1,7 +1,5 @@
 """Benchmark 4: GET /api/v1/jobs latency and the CSV export at 10k jobs and (with --scale) at 1M jobs."""
 
-import base64
-import json
 import statistics
 import threading
 import time
@@ -39,10 +37,12 @@ def add_jobs(user_id: int, count: int) -> None:
 
 
 def deep_cursor(user_id: int, total: int) -> str:
-    """The nextCursor the API hands out after the row 90% of the way down (same encoding as the API's)."""
+    """The nextCursor the API hands out after the row 90% of the way down (made by the API's own code)."""
+    from flixly_site.pagination import cursor_for
+    from generation.models import Job
+
     created_at, job_id = sql(ROW_AT, [user_id, int(total * 0.9)])[0]
-    raw = json.dumps([created_at.isoformat(), str(job_id)])
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+    return cursor_for(Job, created_at, job_id)
 
 
 def median_ms(client: httpx.Client, path: str, user_id: int) -> float:

@@ -11,7 +11,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db.models import Field, Q, QuerySet
+from django.core.signing import BadSignature, Signer
+from django.db.models import Model, Q, QuerySet
 from django.utils import timezone
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -36,23 +37,31 @@ def iso_utc(moment: datetime | None) -> str | None:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z") if moment else None
 
 
-def _encode(row: Any, time_field: str) -> str:
-    raw = json.dumps([getattr(row, time_field).isoformat(), str(row.pk)])
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+def _signer(model: type[Model]) -> Signer:
+    # Signed per list: a cursor made up, edited or taken from another list is refused before it is read.
+    return Signer(salt=f"flixly.cursor.{model._meta.label_lower}")
 
 
-def _decode(cursor: str, pk_field: Field) -> tuple[datetime, Any]:
-    """The (time, primary key) a cursor holds, checked as this list's own types: a cursor made up or
-    taken from another list is a 422, never a database error."""
+def cursor_for(model: type[Model], moment: datetime, pk: Any) -> str:
+    """The cursor that resumes a list of `model` after its row (moment, pk)."""
+    raw = json.dumps([moment.isoformat(), str(pk)])
+    return _signer(model).sign(base64.urlsafe_b64encode(raw.encode()).decode().rstrip("="))
+
+
+def _decode(cursor: str, model: type[Model]) -> tuple[datetime, Any]:
+    """The (time, primary key) a cursor of this list holds, checked as its own types: any other cursor is
+    a 422, never a database error."""
+    pk_field = model._meta.pk
     try:
-        padded = cursor + "=" * (-len(cursor) % 4)
+        payload = _signer(model).unsign(cursor)
+        padded = payload + "=" * (-len(payload) % 4)
         when, raw_pk = json.loads(base64.urlsafe_b64decode(padded.encode()))
         moment = in_utc(datetime.fromisoformat(when))
-        if moment is None or not isinstance(raw_pk, str):  # _encode writes every key as a string
+        if moment is None or not isinstance(raw_pk, str):  # cursor_for writes every key as a string
             raise ValueError("not a cursor")
         pk = pk_field.to_python(raw_pk)
         pk_field.run_validators(pk)  # integers within the column's range
-    except (ValueError, TypeError, DjangoValidationError):
+    except (BadSignature, ValueError, TypeError, DjangoValidationError):
         raise ValidationFailed(
             "The cursor is not valid.", details={"cursor": ["Not a cursor from this API."]}
         ) from None
@@ -73,13 +82,14 @@ def keyset_page(
 ) -> tuple[list, str | None]:
     queryset = queryset.order_by(f"-{time_field}", "-pk")
     if cursor:
-        when, pk = _decode(cursor, queryset.model._meta.pk)
+        when, pk = _decode(cursor, queryset.model)
         # The plain `<=` bound lets the database range-scan its (time, id) index; the OR picks the exact rows.
         queryset = queryset.filter(**{f"{time_field}__lte": when}).filter(
             Q(**{f"{time_field}__lt": when}) | Q(**{time_field: when, "pk__lt": pk})
         )
     rows = list(queryset[: limit + 1])
-    next_cursor = _encode(rows[limit - 1], time_field) if len(rows) > limit else None
+    last = rows[limit - 1] if len(rows) > limit else None
+    next_cursor = cursor_for(queryset.model, getattr(last, time_field), last.pk) if last else None
     return rows[:limit], next_cursor
 
 

@@ -9,6 +9,7 @@ WAIT_SECONDS). Field names follow OpenAI's (`max_tokens`, `size`, `input`), also
 import base64
 import json
 import logging
+import re
 from collections.abc import Iterator
 
 from django.core.files.storage import default_storage
@@ -68,6 +69,11 @@ def _run(request: Request, fields: dict, renamed: dict[str, str]) -> Job:
     raise NotRetried(f"{late}; it was asked to stop and is refunded if it does: GET /api/v1/jobs/{job.id}.")
 
 
+def _one_choice(data: dict) -> None:
+    if data.get("n", 1) not in (1, None) or isinstance(data.get("n"), bool):
+        raise _refused("n", "Only n=1 is supported: send one request per result.")
+
+
 def _refused(field: str, message: str) -> ValidationFailed:
     return _in_openai_terms(ValidationFailed(details={field: [message]}), {})
 
@@ -78,7 +84,8 @@ def _in_openai_terms(error: ValidationFailed, renamed: dict[str, str]) -> Valida
     renamed = {"type": "model", **renamed}
     details: dict[str, list[str]] = {}
     for name, messages in (error.details or {}).items():
-        details.setdefault(renamed.get(name, name), []).extend(messages)
+        theirs = renamed.get(name, name)
+        details.setdefault(theirs, []).extend(re.sub(rf"\b{re.escape(name)}\b", theirs, m) for m in messages)
     reasons = "; ".join(f"{name}: {' '.join(messages)}" for name, messages in details.items())
     return ValidationFailed(f"The request failed validation. {reasons}", details=details)
 
@@ -134,6 +141,9 @@ class ChatCompletionsApi(APIView):
     @extend_schema(operation_id="openai_chat_completions", request=dict, responses=dict)
     def post(self, request: Request) -> Response | StreamingHttpResponse:
         data = _body(request)
+        _one_choice(data)
+        if not isinstance(data.get("stream", False), bool):
+            raise _refused("stream", "Use true or false.")
         fields = {
             "model": data.get("model"),
             "type": "CHAT",
@@ -215,8 +225,7 @@ class ImageGenerationsApi(APIView):
     @extend_schema(operation_id="openai_images_generations", request=dict, responses=dict)
     def post(self, request: Request) -> Response:
         data = _body(request)
-        if data.get("n", 1) != 1:
-            raise _refused("n", "Only n=1 is supported: send one request per image.")
+        _one_choice(data)
         response_format = data.get("response_format") or "url"
         if response_format not in ("url", "b64_json"):
             raise _refused("response_format", "Use url or b64_json.")

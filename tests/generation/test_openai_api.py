@@ -2,6 +2,7 @@
 
 import base64
 import io
+import re
 import subprocess
 
 import httpx
@@ -138,6 +139,8 @@ def test_speech_that_cannot_be_converted_is_a_500_naming_the_job(ai, monkeypatch
         (lambda ai: ai.images.generate(model="local-image", prompt="x", size="big"), "size"),
         (lambda ai: ai.chat.completions.create(model="local-image", messages=MESSAGES), "model"),
         (lambda ai: ai.images.generate(model="local-image", prompt="x", n=2), "n"),
+        (lambda ai: ai.chat.completions.create(model="local-chat", messages=MESSAGES, n=2), "n"),
+        (lambda ai: ai.chat.completions.create(model="local-chat", messages=MESSAGES, stream="yes"), "stream"),
         (
             lambda ai: ai.audio.speech.create(model="local-speech", input="x", voice="f1", response_format="ogg"),
             "response_format",
@@ -148,6 +151,7 @@ def test_bad_input_is_a_422_naming_openais_field(ai, call, field):
     with pytest.raises(openai.UnprocessableEntityError) as raised:
         call(ai)
     assert field in raised.value.body["details"]
+    assert not {"maxTokens", "prompt"} & set(re.findall(r"\w+", str(raised.value.body["details"])))  # not ours
     assert f"{field}: " in raised.value.message  # the client shows only the message: it carries the reason
     assert not Job.objects.exists()
 

@@ -120,6 +120,17 @@ def test_a_made_up_cursor_is_a_422_on_every_list(api, path, cursor):
     assert "cursor" in error["details"]
 
 
+def test_a_cursor_works_only_on_its_own_list_and_unedited(api, user, make_key):
+    for number in range(3):
+        make_key(user, name=f"key {number}")
+    cursor = api.get("/api/v1/keys?limit=1").json()["nextCursor"]
+    assert api.get(f"/api/v1/keys?limit=1&cursor={cursor}").status_code == HTTPStatus.OK
+    assert api.get(f"/api/v1/jobs?cursor={cursor}").status_code == HTTPStatus.UNPROCESSABLE_ENTITY
+    signature = cursor.rpartition(":")[2]
+    edited = _cursor("2099-01-01T00:00:00+00:00", "00000000-0000-0000-0000-000000000000") + ":" + signature
+    assert api.get(f"/api/v1/keys?cursor={edited}").status_code == HTTPStatus.UNPROCESSABLE_ENTITY
+
+
 def call_wsgi(body: bytes, *, terminated: bool = True) -> tuple[str, bytes]:
     """POST /api/v1/echo through the WSGI application gunicorn serves, as a chunked body."""
     from flixly_site.wsgi import application
