@@ -1,5 +1,6 @@
 """Request parsers every API view uses."""
 
+from collections.abc import Mapping
 from typing import Any
 
 from rest_framework import parsers, serializers
@@ -62,6 +63,8 @@ class StrictJSONSerializer(serializers.Serializer):
     """An input serializer for JSON bodies: every field known, each sent as its own type."""
 
     def to_internal_value(self, data: Any) -> Any:
+        if not isinstance(data, Mapping):  # a JSON array, string or number: as /generate says it
+            raise serializers.ValidationError({"body": ["Expected a JSON object."]})
         if is_json_object(data):
             errors = {name: [f"Unknown field '{name}'."] for name in data if name not in self.fields}
             for name, field in self.fields.items():

@@ -105,7 +105,7 @@ def _shape(data: dict, *, json_types: bool) -> dict:
             errors[name] = [wrong]
             continue
         try:
-            shaped[name] = field.run_validation(value)
+            shaped[name] = _whole_as_int(field.run_validation(value))
         except SkipField:
             pass  # optional and absent
         except serializers.ValidationError as error:
@@ -114,6 +114,11 @@ def _shape(data: dict, *, json_types: bool) -> dict:
     if errors:
         raise ValidationFailed(details=errors)
     return shaped
+
+
+def _whole_as_int(value: Any) -> Any:
+    """A FloatField's 10.0 as 10: the job's params echo `"duration": 10` as it was sent."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
 def _listing(values) -> str:

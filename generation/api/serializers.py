@@ -1,6 +1,7 @@
 from rest_framework import serializers
 
 from flixly_site.pagination import iso_utc
+from flixly_site.parsers import StrictJSONSerializer
 from generation.models import AiModel, Job, WebhookDelivery, WebhookEndpoint
 from generation.outputs import output_url
 from generation.validation import GenerateInput  # noqa: F401  (documents the request body)
@@ -123,7 +124,7 @@ class ModelSchema(serializers.Serializer):
     available = serializers.BooleanField()
 
 
-class WebhookInput(serializers.Serializer):
+class WebhookInput(StrictJSONSerializer):
     url = serializers.CharField(max_length=2048, help_text="HTTPS URL on a public address; redirects are not followed.")
 
 

@@ -1,3 +1,4 @@
+import json
 from http import HTTPStatus
 
 import pytest
@@ -466,3 +467,10 @@ def test_a_number_past_the_global_bound_is_named_with_the_models_own_range(api, 
 def test_a_bad_query_parameter_is_not_called_a_body_error(api):
     error = api.get("/api/v1/jobs?limit=500").json()["error"]
     assert error["code"] == "validation_error" and "body" not in error["message"]
+
+
+def test_a_whole_duration_is_echoed_as_sent(api, funded):
+    body = {"model": "kling-3.0", "type": "TEXT_TO_VIDEO", "prompt": "waves", "duration": 5}
+    response = api.post("/api/v1/generate?dryRun=true", body, content_type="application/json")
+    assert response.status_code == HTTPStatus.OK
+    assert json.dumps(response.json()["data"]["params"]["duration"]) == "5"
