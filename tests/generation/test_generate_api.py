@@ -474,3 +474,14 @@ def test_a_whole_duration_is_echoed_as_sent(api, funded):
     response = api.post("/api/v1/generate?dryRun=true", body, content_type="application/json")
     assert response.status_code == HTTPStatus.OK
     assert json.dumps(response.json()["data"]["params"]["duration"]) == "5"
+
+
+@pytest.mark.parametrize("query", ["dryrun=true", "dry_run=1", "dryRun=true&dryrun=true"])
+def test_a_misspelt_dry_run_is_a_422_not_a_paid_job(api, funded, query):
+    response = api.post(
+        f"/api/v1/generate?{query}",
+        {"model": "local-image", "type": "TEXT_TO_IMAGE", "prompt": "x"},
+        content_type="application/json",
+    )
+    assert response.status_code == HTTPStatus.UNPROCESSABLE_ENTITY
+    assert not Job.objects.exists() and wallet_balance(user_id=funded.pk) == 100
