@@ -31,6 +31,7 @@ DEFAULT_EXPIRY_DAYS = 90
 MAX_EXPIRY_DAYS = 365
 MAX_MONTHLY_CREDIT_CAP = 1_000_000_000  # within the column's 32-bit range, and more than any account spends
 MAX_GRACE_HOURS = 24
+KEY_NAME_MAX_CHARS = ApiKey._meta.get_field("name").max_length
 VISIBLE_PREFIX_CHARS = 4  # hex characters shown after flx_live_ / flx_test_
 LAST_USED_WRITE_INTERVAL = 60  # seconds: last_used_at is written at most once a minute per key
 
@@ -122,6 +123,8 @@ def apikey_create(
     """A new key. `test_keys_only` when a test key asks: it may not mint keys that spend real credits."""
     if mode not in KeyMode.values:
         raise ValidationFailed(details={"mode": [f"Must be one of {KeyMode.values}."]})
+    if len(name) > KEY_NAME_MAX_CHARS or "\x00" in name:
+        raise ValidationFailed(details={"name": [f"At most {KEY_NAME_MAX_CHARS} characters, and no null characters."]})
     _refuse_live(mode, test_keys_only)
     raw = _new_secret(mode)
     prefix, last_four = _visible_parts(raw)

@@ -21,6 +21,7 @@ ERROR_CODES = [
     "insufficient_credits",
     "forbidden",
     "not_found",
+    "conflict",
     "idempotency_conflict",
     "payload_too_large",
     "validation_error",

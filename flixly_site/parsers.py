@@ -5,6 +5,7 @@ from typing import Any
 
 from rest_framework import parsers, serializers
 from rest_framework.exceptions import ParseError
+from rest_framework.fields import empty
 
 
 class JSONParser(parsers.JSONParser):
@@ -61,6 +62,11 @@ def json_type_error(field: serializers.Field, value: Any) -> str | None:
 
 class StrictJSONSerializer(serializers.Serializer):
     """An input serializer for JSON bodies: every field known, each sent as its own type."""
+
+    def run_validation(self, data: Any = empty) -> Any:
+        if data is None:  # a JSON null: DRF would answer "No data provided" as a non-field error
+            raise serializers.ValidationError({"body": ["Expected a JSON object."]})
+        return super().run_validation(data)
 
     def to_internal_value(self, data: Any) -> Any:
         if not isinstance(data, Mapping):  # a JSON array, string or number: as /generate says it

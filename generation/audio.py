@@ -29,13 +29,15 @@ class ConversionFailed(Exception):
 def speech_convert(audio: bytes, response_format: str) -> bytes:
     """`audio` (any format ffmpeg reads) re-encoded as `response_format`, one of SPEECH_FORMATS."""
     options, _ = SPEECH_FORMATS[response_format]
-    command = [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-i", "pipe:0"]
     try:
+        command = [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-i", "pipe:0"]
         done = subprocess.run(
             [*command, "-vn", *options, "pipe:1"], input=audio, capture_output=True, timeout=CONVERT_TIMEOUT_SECONDS
         )
     except subprocess.TimeoutExpired:
         raise ConversionFailed(f"ffmpeg took over {CONVERT_TIMEOUT_SECONDS} s") from None
+    except (OSError, RuntimeError) as error:  # no ffmpeg binary (imageio-ffmpeg raises RuntimeError)
+        raise ConversionFailed(f"ffmpeg did not run: {error}") from None
     if done.returncode != 0 or not done.stdout:
         raise ConversionFailed(done.stderr.decode(errors="replace")[-500:] or f"ffmpeg exited {done.returncode}")
     return done.stdout

@@ -117,7 +117,7 @@ def _shape(data: dict, *, json_types: bool) -> dict:
 
 
 def _whole_as_int(value: Any) -> Any:
-    """A FloatField's 10.0 as 10: the job's params echo `"duration": 10` as it was sent."""
+    """A FloatField's whole number as an int: `"duration": 10` is echoed as 10, not 10.0."""
     return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
@@ -185,6 +185,8 @@ def _chat_input(model: AiModel, data: dict, errors: dict) -> dict:
         if "\x00" in message["content"]:
             errors["messages"] = ["Null characters are not allowed in message content."]
             break
+    # Only the role and the content are kept: they are what is priced, stored and sent upstream.
+    messages = [{"role": m.get("role"), "content": m.get("content")} for m in messages]
     if sum(len(str(m.get("content", ""))) for m in messages) > model.max_prompt_chars:
         errors["messages"] = [f"The conversation must be at most {model.max_prompt_chars} characters."]
     return {"messages": messages}

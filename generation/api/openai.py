@@ -34,6 +34,7 @@ from generation.validation import validate_generate
 logger = logging.getLogger("flixly.generation")
 
 WAIT_SECONDS = 60
+DO_NOT_RETRY = {"x-should-retry": "false"}  # the openai client retries 5xx answers unless told not to
 SIZE_HELP = "Use WIDTHxHEIGHT, such as 1024x1024."
 
 
@@ -95,7 +96,7 @@ class NotRetried(ServiceUnavailable):
     answers on its own and would submit it again, unless told not to (its `x-should-retry` header)."""
 
     def __init__(self, message: str):
-        super().__init__(message, headers={"x-should-retry": "false"})
+        super().__init__(message, headers=DO_NOT_RETRY)
 
 
 class ModelsApi(APIView):
@@ -142,7 +143,7 @@ class ChatCompletionsApi(APIView):
     def post(self, request: Request) -> Response | StreamingHttpResponse:
         data = _body(request)
         _one_choice(data)
-        if not isinstance(data.get("stream", False), bool):
+        if data.get("stream") is not None and not isinstance(data["stream"], bool):
             raise _refused("stream", "Use true or false.")
         fields = {
             "model": data.get("model"),
@@ -279,7 +280,9 @@ def _speech_answer(job: Job, response_format: str) -> HttpResponse:
             return HttpResponse(speech_convert(stored.read(), response_format), content_type=content_type)
         except ConversionFailed as error:
             logger.error("speech of job %s not converted to %s: %s", job.id, response_format, error)
+    # Not retried: the job completed and was charged, and a retry would submit and charge another one.
     raise ApplicationError(
         f"The speech could not be converted to {response_format}. The job completed and was charged; "
-        f"its {output['contentType']} file is listed at GET /api/v1/jobs/{job.id}."
+        f"its {output['contentType']} file is listed at GET /api/v1/jobs/{job.id}.",
+        headers=DO_NOT_RETRY,
     )

@@ -79,6 +79,8 @@ def _dry_run(request: Request) -> bool:
     # A value we cannot read, or a misspelt name, must not turn a quote into a paid job.
     if unknown := sorted(set(request.query_params) - {"dryRun"}):
         raise ValidationFailed(details={name: ["Unknown query parameter: the only one is dryRun."] for name in unknown})
+    if len(request.query_params.getlist("dryRun")) > 1:
+        raise ValidationFailed(details={"dryRun": ["Send dryRun once."]})
     value = DRY_RUN_VALUES.get(request.query_params.get("dryRun", "false").strip().lower())
     if value is None:
         raise ValidationFailed(details={"dryRun": ["Use dryRun=true for a quote, or leave it out to submit."]})

@@ -34,3 +34,10 @@ def test_create_api_key_refuses_a_blank_name(user):
     with pytest.raises(CommandError, match="--name"):
         call_command("create_api_key", "--email", user.email, "--name", "  ")
     assert not user.api_keys.exists()
+
+
+@pytest.mark.parametrize("name", ["n" * 101, "a\x00b"])
+def test_create_api_key_refuses_a_name_the_column_cannot_hold(user, name):
+    with pytest.raises(CommandError, match="At most 100 characters"):
+        call_command("create_api_key", "--email", user.email, "--name", name)
+    assert not user.api_keys.exists()

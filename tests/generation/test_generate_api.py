@@ -476,7 +476,7 @@ def test_a_whole_duration_is_echoed_as_sent(api, funded):
     assert json.dumps(response.json()["data"]["params"]["duration"]) == "5"
 
 
-@pytest.mark.parametrize("query", ["dryrun=true", "dry_run=1", "dryRun=true&dryrun=true"])
+@pytest.mark.parametrize("query", ["dryrun=true", "dry_run=1", "dryRun=true&dryrun=true", "dryRun=true&dryRun=false"])
 def test_a_misspelt_dry_run_is_a_422_not_a_paid_job(api, funded, query):
     response = api.post(
         f"/api/v1/generate?{query}",
@@ -485,3 +485,10 @@ def test_a_misspelt_dry_run_is_a_422_not_a_paid_job(api, funded, query):
     )
     assert response.status_code == HTTPStatus.UNPROCESSABLE_ENTITY
     assert not Job.objects.exists() and wallet_balance(user_id=funded.pk) == 100
+
+
+def test_a_chat_message_keeps_only_its_role_and_content(api, funded, no_worker):
+    message = {"role": "user", "content": "hi", "name": "a\x00b", "padding": "x" * 50_000}
+    response = generate(api, {"model": "local-chat", "type": "CHAT", "messages": [message]})
+    assert response.status_code == HTTPStatus.ACCEPTED
+    assert Job.objects.get().params["messages"] == [{"role": "user", "content": "hi"}]

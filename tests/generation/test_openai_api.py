@@ -61,6 +61,11 @@ def test_answers_carry_the_api_headers(live_server, raw_key, funded):
     assert {"x-ratelimit-limit", "x-credit-balance", "x-request-id", "x-token-expires"} <= set(response.headers)
 
 
+def test_stream_null_is_an_ordinary_completion(ai):
+    completion = ai.chat.completions.create(model="local-chat", messages=MESSAGES, stream=None)
+    assert completion.choices[0].message.content
+
+
 def test_text_parts_are_read_as_one_message(ai):
     parts = [{"role": "user", "content": [{"type": "text", "text": "What is a "}, {"type": "text", "text": "cat?"}]}]
     assert "cat" in ai.chat.completions.create(model="local-chat", messages=parts).choices[0].message.content
@@ -119,13 +124,14 @@ def test_speech_as_pcm_is_raw_24khz_16_bit_mono_as_from_openai(ai):
 
 
 @pytest.mark.espeak
-def test_speech_that_cannot_be_converted_is_a_500_naming_the_job(ai, monkeypatch, caplog):
+def test_speech_that_cannot_be_converted_is_a_500_naming_the_job_and_not_retried(ai, monkeypatch, caplog):
     def broken(audio: bytes, response_format: str) -> bytes:
         raise ConversionFailed("Unknown encoder")
 
     monkeypatch.setattr("generation.api.openai.speech_convert", broken)
+    retrying = ai.with_options(max_retries=2)  # the client's default: a retry would be another paid job
     with pytest.raises(openai.InternalServerError) as raised:
-        ai.audio.speech.create(model="local-speech", input="Hello there", voice="f1", response_format="flac")
+        retrying.audio.speech.create(model="local-speech", input="Hello there", voice="f1", response_format="flac")
     job = Job.objects.get()
     assert raised.value.body["code"] == "internal_error" and f"/api/v1/jobs/{job.id}" in raised.value.message
     assert job.status == JobStatus.COMPLETED and "Unknown encoder" in caplog.text
@@ -141,6 +147,10 @@ def test_speech_that_cannot_be_converted_is_a_500_naming_the_job(ai, monkeypatch
         (lambda ai: ai.images.generate(model="local-image", prompt="x", n=2), "n"),
         (lambda ai: ai.chat.completions.create(model="local-chat", messages=MESSAGES, n=2), "n"),
         (lambda ai: ai.chat.completions.create(model="local-chat", messages=MESSAGES, stream="yes"), "stream"),
+        (
+            lambda ai: ai.chat.completions.create(model="local-chat", messages=[{"role": "user", "content": "\x00"}]),
+            "messages",
+        ),
         (
             lambda ai: ai.audio.speech.create(model="local-speech", input="x", voice="f1", response_format="ogg"),
             "response_format",

@@ -69,10 +69,11 @@ def test_unsafe_urls_are_refused_when_set(api, url, message):
 
 
 @pytest.mark.parametrize(
-    ("body", "field"), [({"url": 5}, "url"), ({"url": "https://example.com/h", "secret": "x"}, "secret"), ([1], "body")]
+    ("body", "field"),
+    [({"url": 5}, "url"), ({"url": "https://example.com/h", "secret": "x"}, "secret"), ([1], "body"), (None, "body")],
 )
 def test_a_put_body_of_the_wrong_shape_is_a_422_naming_the_field(api, body, field):
-    response = api.put("/api/v1/webhook", body, content_type="application/json")
+    response = api.put("/api/v1/webhook", json.dumps(body), content_type="application/json")
     assert response.status_code == 422
     assert field in response.json()["error"]["details"]
 

@@ -48,3 +48,15 @@ def test_generate_documents_its_headers_and_its_two_answers(schema):
     assert accepted == {"$ref": "#/components/schemas/JobAcceptedSchema"}
     assert {"X-Credit-Balance", "X-RateLimit-Remaining", "X-Request-Id"} <= set(generate["responses"]["202"]["headers"])
     assert "Retry-After" in generate["responses"]["default"]["headers"]
+
+
+def test_the_schema_names_every_error_code_the_api_answers_with(schema):
+    import generation.services  # noqa: F401  (defines IdempotencyConflict)
+    from flixly_site.errors import ApplicationError
+    from flixly_site.middleware import CODE_FOR_STATUS
+
+    def codes(cls: type) -> set[str]:
+        return {cls.code}.union(*(codes(sub) for sub in cls.__subclasses__()))
+
+    documented = set(schema["components"]["schemas"]["Error"]["properties"]["error"]["properties"]["code"]["enum"])
+    assert codes(ApplicationError) | set(CODE_FOR_STATUS.values()) <= documented
