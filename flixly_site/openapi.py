@@ -54,7 +54,7 @@ ERROR_SCHEMA = {
     },
 }
 
-HEADERS = {
+HEADERS = {  # every one a whole number, but the request id
     "X-Request-Id": "This request's id, also in the server's log.",
     "X-Credit-Balance": "Credits left (authenticated requests).",
     "X-RateLimit-Limit": "Requests per minute of the account's plan (authenticated requests).",
@@ -62,18 +62,11 @@ HEADERS = {
     "X-RateLimit-Reset": "Seconds until the window resets (authenticated requests).",
     "X-Token-Expires": "Whole days until the API key expires (key requests; absent for sessions).",
 }
-INTEGER_HEADERS = {
-    "X-Credit-Balance",
-    "X-RateLimit-Limit",
-    "X-RateLimit-Remaining",
-    "X-RateLimit-Reset",
-    "X-Token-Expires",
-}
 ERROR_HEADERS = {"Retry-After": "Seconds to wait (429, and 503 when known)."}
 
 
 def _header(name: str, description: str) -> dict:
-    return {"description": description, "schema": {"type": "integer" if name in INTEGER_HEADERS else "string"}}
+    return {"description": description, "schema": {"type": "string" if name == "X-Request-Id" else "integer"}}
 
 
 def _enveloped(schema: dict) -> dict:

@@ -64,13 +64,12 @@ class StrictJSONSerializer(serializers.Serializer):
     """An input serializer for JSON bodies: every field known, each sent as its own type."""
 
     def run_validation(self, data: Any = empty) -> Any:
-        if data is None:  # a JSON null: DRF would answer "No data provided" as a non-field error
+        # A JSON null, array, string or number, named as /generate names it (DRF: a non-field error).
+        if data is not empty and not isinstance(data, Mapping):
             raise serializers.ValidationError({"body": ["Expected a JSON object."]})
         return super().run_validation(data)
 
     def to_internal_value(self, data: Any) -> Any:
-        if not isinstance(data, Mapping):  # a JSON array, string or number: as /generate says it
-            raise serializers.ValidationError({"body": ["Expected a JSON object."]})
         if is_json_object(data):
             errors = {name: [f"Unknown field '{name}'."] for name in data if name not in self.fields}
             for name, field in self.fields.items():

@@ -1,12 +1,9 @@
 """Speech in the formats OpenAI's /audio/speech answers with, converted by ffmpeg (imageio-ffmpeg's build,
 the one the local engine encodes video with)."""
 
-import logging
 import subprocess
 
 import imageio_ffmpeg
-
-logger = logging.getLogger("flixly.generation")
 
 CONVERT_TIMEOUT_SECONDS = 60
 
