@@ -1,6 +1,7 @@
 import re
 
 import pytest
+from playwright.sync_api import expect
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -18,6 +19,7 @@ def test_a_user_creates_copies_rolls_and_revokes_a_key(signed_in, live_server):
     first = page.locator("#new-key").inner_text()
     assert KEY.fullmatch(first)
     page.get_by_role("button", name="Copy").click()
+    expect(page.get_by_role("button", name="Copied")).to_be_visible()  # the write is async
     assert page.evaluate("navigator.clipboard.readText()") == first
     page.screenshot(path=f"{SCREENSHOTS}/key-created.png", full_page=True)
 

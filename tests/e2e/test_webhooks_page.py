@@ -1,6 +1,7 @@
 import re
 
 import pytest
+from playwright.sync_api import expect
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -19,6 +20,7 @@ def test_a_user_sets_an_endpoint_copies_its_secret_and_sends_a_test_event(signed
     secret = page.locator("#new-secret").inner_text()
     assert SECRET.fullmatch(secret)
     page.get_by_role("button", name="Copy").click()
+    expect(page.get_by_role("button", name="Copied")).to_be_visible()  # the write is async
     assert page.evaluate("navigator.clipboard.readText()") == secret
 
     page.get_by_role("link", name="back to Webhooks").click()
