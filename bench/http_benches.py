@@ -1,6 +1,8 @@
 """Benchmarks 1 and 2: auth overhead on a public GET, and the submit path against its floor."""
 
+import contextlib
 import json
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -16,10 +18,16 @@ from bench.procs import cpu_seconds
 
 WARMUP_SECONDS = 3
 ROUNDS = 3  # measured rounds per load, interleaved with the other loads
+JANITOR_NICENESS = -10
 JANITOR_INTERVAL = 0.1  # often enough that bursts of fast submits never reach a plan's 25 parallel tasks
 MODEL_PATH = "/api/v1/models/flux-dev"
 SUBMIT_BODY = json.dumps({"model": "flux-dev", "prompt": "a lighthouse at dawn", "type": "TEXT_TO_IMAGE"})
-COMPLETE_QUEUED = "UPDATE generation_job SET status = 'completed', completed_at = now() WHERE status = 'queued'"
+# SKIP LOCKED: the janitor's pass and a round's sweep may run at once; waiting on each other's rows, in
+# no fixed order, they could deadlock (seen once, at about 740 submits/s). A row left is the next pass's.
+COMPLETE_QUEUED = (
+    "UPDATE generation_job SET status = 'completed', completed_at = now() WHERE id IN "
+    "(SELECT id FROM generation_job WHERE status = 'queued' FOR UPDATE SKIP LOCKED)"
+)
 
 
 def sweep(complete_jobs: bool = True) -> None:
@@ -30,6 +38,10 @@ def sweep(complete_jobs: bool = True) -> None:
 
 
 def _janitor_loop(stop: threading.Event, max_seconds: float, complete_jobs: bool) -> None:
+    # Ahead of the load in the CPU queue: starved for a second under the load, it once let an account
+    # reach its 25 parallel tasks (a few 429s in 9,400 submits). Needs root; otherwise as it is.
+    with contextlib.suppress(PermissionError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), JANITOR_NICENESS)
     client = redis_client()
     deadline = time.monotonic() + max_seconds
     with pg() as connection:

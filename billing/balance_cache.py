@@ -7,9 +7,16 @@ order never leave an older balance behind. The header reads it in the request's 
 trip (accounts.auth); a missing entry is read from the database and stored the same way. Entries
 expire, which bounds what a process that died between commit and write could leave behind.
 Without Redis nothing is mirrored and the header reads the database.
+
+One writer goes first: a submit sends its debit's new balance with its job's queue message, in one
+round trip just before its commit (BalanceMirror.command). It still holds the wallet row then, so no
+other change can commit in between and a plain SET is right; it also replaces whatever a failed attempt
+left behind. A submit that fails, before or after its balance went out, takes the entry back
+(balance_forget), and the next request reads the database.
 """
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 import redis
@@ -46,9 +53,34 @@ def balance_store(user_id: int, balance: int, version: int) -> None:
         logger.warning("balance mirror not updated for account %s: %s", user_id, type(error).__name__)
 
 
-def balance_store_on_commit(user_id: int, balance: int, version: int) -> None:
-    if redis_client() is not None:  # without Redis nothing is mirrored: no callback for every request
-        transaction.on_commit(lambda: balance_store(user_id, balance, version))
+def balance_forget(user_id: int) -> None:
+    """Drop the account's entry (a balance sent ahead of a commit that then failed)."""
+    client = redis_client()
+    if client is None:
+        return
+    try:
+        client.delete(balance_key(user_id))
+    except redis.RedisError as error:
+        logger.warning("balance mirror not dropped for account %s: %s", user_id, type(error).__name__)
+
+
+@dataclass(frozen=True)
+class BalanceMirror:
+    """A balance a change just wrote, still to be mirrored."""
+
+    user_id: int
+    balance: int
+    version: int
+
+    def store_on_commit(self) -> None:
+        if redis_client() is not None:  # without Redis nothing is mirrored: no callback for every request
+            transaction.on_commit(lambda: balance_store(self.user_id, self.balance, self.version))
+
+    def command(self) -> tuple:
+        """The store as one command, to send in the round trip of another (flixly_site.shared.redis_commands)
+        while the change's transaction still holds the wallet row: see the module's note."""
+        value = f"{self.version}:{self.balance}"
+        return ("SET", balance_key(self.user_id), value, "EX", BALANCE_TTL_SECONDS)
 
 
 def balance_parse(raw: Any) -> int | None:

@@ -15,7 +15,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.transaction import TransactionManagementError
 from django.utils import timezone
 
-from billing.balance_cache import balance_store_on_commit
+from billing.balance_cache import BalanceMirror
 from billing.models import BillingAlert, EntryKind, LedgerEntry, Wallet
 from flixly_site.db import InsertFrom, Part, Query, Together, run_together
 from flixly_site.errors import ApplicationError, ValidationFailed
@@ -73,19 +73,24 @@ def _move_query(user_id: int, delta: int, entry_id: uuid.UUID) -> Query:
     return sql, [delta, timezone.now(), str(entry_id), user_id, lowest, highest]
 
 
-def _moved(user_id: int, rows: list[tuple]) -> tuple[int, bool] | None:
-    """(balance, low_balance_alerted) from _move_query's rows, the new balance mirrored once committed."""
+def _moved(user_id: int, rows: list[tuple]) -> tuple[BalanceMirror, bool] | None:
+    """The new balance, to mirror, and low_balance_alerted from _move_query's rows."""
     if not rows:
         return None
     balance, alerted, version = rows[0]
-    balance_store_on_commit(user_id, int(balance), int(version))
-    return int(balance), bool(alerted)
+    return BalanceMirror(user_id, int(balance), int(version)), bool(alerted)
 
 
 def _move(user_id: int, delta: int, entry_id: uuid.UUID) -> tuple[int, bool] | None:
-    """Add delta unless the balance would leave 0..MAX_BALANCE; return (balance, low_balance_alerted)."""
+    """Add delta unless the balance would leave 0..MAX_BALANCE; return (balance, low_balance_alerted),
+    the new balance mirrored once committed."""
     [rows] = run_together(_move_query(user_id, delta, entry_id))
-    return _moved(user_id, rows)
+    moved = _moved(user_id, rows)
+    if moved is None:
+        return None
+    mirror, alerted = moved
+    mirror.store_on_commit()
+    return mirror.balance, alerted
 
 
 def _add(user_id: int, amount: int, entry_id: uuid.UUID) -> tuple[int, bool]:
@@ -113,7 +118,7 @@ def wallet_balance(*, user_id: int) -> int:
         cursor.execute(f"SELECT balance, version FROM {WALLET_TABLE} WHERE user_id = %s", [user_id])  # noqa: S608
         row = cursor.fetchone()
     balance, version = (int(row[0]), int(row[1])) if row else (0, 0)  # no wallet yet: as a new one
-    balance_store_on_commit(user_id, balance, version)  # never a value a rollback could undo
+    BalanceMirror(user_id, balance, version).store_on_commit()  # never a value a rollback could undo
     return balance
 
 
@@ -132,7 +137,7 @@ def _key_spend_query(api_key_id: uuid.UUID | str) -> Query:
     return sql, [prep[0](api_key_id, connection), prep[1](month_start(), connection)]
 
 
-@dataclass(frozen=True)
+@dataclass
 class Debit:
     """A debit, to run with writes of the caller's in one round trip inside its transaction.
 
@@ -148,16 +153,20 @@ class Debit:
     monthly_cap: int | None
     move: Query  # the wallet's UPDATE
     after_lock: tuple[Part, ...]  # [the spend query], the ledger row
+    mirror: BalanceMirror | None = None  # the new balance, once run
 
-    def run(self, *more: Part) -> list[list[tuple]]:
+    def run(self, *more: Part, mirror_on_commit: bool = True) -> list[list[tuple]]:
         """Run the debit with `more` (parts of a flixly_site.db.Together: they see the database as it is
         once the wallet is locked, and not the ledger row) and return the rows of `more`; raise
-        InsufficientCredits or CreditCapReached instead when the debit is refused."""
+        InsufficientCredits or CreditCapReached instead when the debit is refused. The new balance is
+        mirrored once committed, unless the caller takes `mirror` to send itself."""
         if not connection.in_atomic_block:  # before any write: the UPDATE and its ledger row commit together
             raise TransactionManagementError("A debit runs inside transaction.atomic().")
         rows = run_together(self.move, Together(*self.after_lock, *more))
         own = 1 + len(self.after_lock)
         self._settle(rows[:own])
+        if mirror_on_commit:
+            self.mirror.store_on_commit()
         return rows[own:]
 
     def _settle(self, rows: list[list[tuple]]) -> None:
@@ -167,9 +176,9 @@ class Debit:
         if self.monthly_cap is not None:
             [(net,)] = rows[1]
             self._refuse_past_cap(spent=-int(net))
-        balance, alerted = moved
-        if balance < settings.FLIXLY_LOW_BALANCE_THRESHOLD and not alerted:
-            _arm_low_balance_email(self.user_id, balance)
+        self.mirror, alerted = moved
+        if self.mirror.balance < settings.FLIXLY_LOW_BALANCE_THRESHOLD and not alerted:
+            _arm_low_balance_email(self.user_id, self.mirror.balance)
 
     def _refuse_past_cap(self, *, spent: int) -> None:
         if spent + self.amount > self.monthly_cap:
@@ -223,7 +232,8 @@ def _arm_low_balance_email(user_id: int, balance: int) -> None:
     if Wallet.objects.filter(user_id=user_id, low_balance_alerted=False).update(low_balance_alerted=True):
         from billing.tasks import send_low_balance_email
 
-        transaction.on_commit(lambda: send_low_balance_email.delay(user_id, balance))
+        # robust: a broker that is down must not fail the request whose debit has just committed
+        transaction.on_commit(lambda: send_low_balance_email.delay(user_id, balance), robust=True)
         threshold = settings.FLIXLY_LOW_BALANCE_THRESHOLD
         account_event(user_id=user_id, event="credits.low", data={"credits": balance, "threshold": threshold})
 

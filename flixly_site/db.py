@@ -1,45 +1,39 @@
-"""The submit path's writes, run together: one round trip to PostgreSQL for a whole charge.
+"""The submit path's writes, built once per model and run together.
 
 A submit debits the wallet, writes a ledger row, a job and its first event, and counts the account's
 running jobs. Run one by one, with Django's save() compiling each INSERT, that was five round trips and
-about a quarter of a submit's CPU. run_together() sends such statements in one round trip (psycopg's
-pipeline mode; one after another on other databases), in order, so each still sees what the ones
-before it did. Parts that need not see each other's writes can go further, as one Together: on
+about a quarter of a submit's CPU. run_together() runs such statements in order, so each sees what the
+ones before it did; parts that need not see each other's writes go further, as one Together: on
 PostgreSQL that is one statement (a WITH of its INSERTs), which costs about half of what the same parts
-cost as statements of their own. An INSERT statement is built once per model and the values still go
-through each field's own pre_save and get_db_prep_save, so defaults, auto_now_add, JSON and UUIDs are
-stored exactly as save() would store them, on PostgreSQL and SQLite alike. Signals are not sent: use it
-only for models without save() overrides or signal receivers. Computed columns are read back with their
-field's to_python, which suits the keys and numbers they hold here (not JSON or dates on SQLite).
+cost as statements of their own. (psycopg's pipeline mode, which sent the statements in one round trip,
+cost more client CPU than the round trip it saved: measured on the submit path, 60 µs more per submit.)
+An INSERT statement is built once per model and each value is what the field's own pre_save and
+get_db_prep_save make of it: for the common values of Django's own field types (texts, booleans, keys
+and, on PostgreSQL, UUIDs, integers, aware datetimes, JSON objects and lists) their result is made
+directly, for the rest they run (a test compares the two field by field). So defaults, auto_now_add,
+JSON and UUIDs are stored exactly as save() would store them, on PostgreSQL and SQLite alike. Signals
+are not sent: use it only for models without save() overrides or signal receivers. Computed columns are
+read back with their field's to_python, which suits the keys and numbers they hold here (not JSON or
+dates on SQLite).
 
 A statement's error, such as a unique violation, still reaches the caller as Django's own exception,
 nothing after the failed statement runs, and the caller's transaction or savepoint rolls back as usual.
-psycopg may then also log the pipeline it could not close cleanly ("error ignored terminating"), which
-says nothing the exception does not: PipelineExitNoise drops that line.
 """
 
 import functools
-import logging
-from collections.abc import Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, connection, connections, models
 from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.backends.postgresql.operations import get_json_dumps
 from django.db.backends.utils import CursorWrapper
-from psycopg import Pipeline
-from psycopg.errors import PipelineAborted
+from psycopg.types.json import Jsonb
 
 Query = tuple[str, Sequence]
-
-
-class PipelineExitNoise(logging.Filter):
-    """For the psycopg logger: drops its note that a pipeline closed as aborted after one of its statements
-    failed (that failure is the exception the caller gets); every other record passes."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        args = record.args if isinstance(record.args, tuple) else ()
-        return not (len(args) == 2 and isinstance(args[0], Pipeline) and isinstance(args[1], PipelineAborted))
 
 
 @dataclass(frozen=True)
@@ -76,9 +70,10 @@ Statement = Part | Together
 @functools.cache
 def _insert_sql(
     model: type[models.Model], vendor: str, computed: tuple[tuple[str, str], ...], source: str
-) -> tuple[str, tuple[models.Field, ...], tuple[models.Field, ...]]:
-    """The INSERT for the model (VALUES, or SELECT ... `source`), its parameter fields, and the fields its
-    RETURNING clause reads back (the key, then the computed columns)."""
+) -> tuple[str, tuple[tuple[models.Field, tuple[type, ...]], ...], tuple[models.Field, ...]]:
+    """The INSERT for the model (VALUES, or SELECT ... `source`), its parameter fields (each with the types
+    of value it stores as they are), and the fields its RETURNING clause reads back (the key, then the
+    computed columns)."""
     meta = model._meta
     auto_pk = meta.pk if isinstance(meta.pk, models.AutoField) else None
     expressions = dict(computed)
@@ -92,12 +87,65 @@ def _insert_sql(
     head = f"INSERT INTO {quote(meta.db_table)} ({', '.join(columns)}) "
     body = f"SELECT {', '.join(values)} {source}" if source else f"VALUES ({', '.join(values)})"
     tail = f" RETURNING {', '.join(quote(f.column) for f in returned)}"
-    return head + body + tail, fields, returned
+    return head + body + tail, tuple((f, _fast_value(f, vendor)) for f in fields), returned
+
+
+# Field class -> the exact types of value its get_db_prep_save returns unchanged (an auto key's integer
+# too: unlike other integer fields, Django sends it without psycopg's sized wrapper).
+AS_IS = {
+    models.CharField: (str,),
+    models.TextField: (str,),
+    models.BooleanField: (bool,),
+    models.AutoField: (int,),
+    models.BigAutoField: (int,),
+}
+INTEGER_FIELDS = {
+    models.SmallIntegerField,
+    models.IntegerField,
+    models.BigIntegerField,
+    models.PositiveSmallIntegerField,
+    models.PositiveIntegerField,
+    models.PositiveBigIntegerField,
+}
+SLOW = object()  # a value the field's own conversion must handle
+FastValue = Callable[[Any], Any]  # a value as get_db_prep_save would send it, or SLOW
+
+
+def _fast_value(field: models.Field, vendor: str) -> FastValue | None:
+    """What the field's pre_save and get_db_prep_save do to the common values, done directly (about half of
+    an insert's CPU); None when they compute or convert every value (auto_now_add, say)."""
+    if isinstance(field, models.ForeignKey):
+        return _fast_value(field.target_field, vendor) if type(field).pre_save is models.Field.pre_save else None
+    if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
+        return None
+    kind = type(field)
+    if kind in AS_IS or (kind is models.UUIDField and vendor == "postgresql"):  # elsewhere a UUID is its hex
+        types = (*AS_IS.get(kind, (uuid.UUID,)), type(None))
+        return lambda value: value if type(value) in types else SLOW
+    if vendor == "postgresql":
+        return _fast_on_postgresql(field)
+    return None
+
+
+def _fast_on_postgresql(field: models.Field) -> FastValue | None:
+    kind, ops = type(field), connection.ops
+    if kind is models.DateTimeField:  # an aware datetime goes as it is; a naive one gets Django's warning
+        return lambda value: (
+            value if value is None or (type(value) is datetime and value.utcoffset() is not None) else SLOW
+        )
+    if kind is models.JSONField:  # None is SQL NULL, as JSONField.get_db_prep_save makes it
+        dumps = get_json_dumps(field.encoder)
+        return lambda value: (
+            None if value is None else Jsonb(value, dumps=dumps) if type(value) in (dict, list) else SLOW
+        )
+    sized = getattr(ops, "integerfield_type_map", {}).get(field.get_internal_type())
+    if sized is not None and kind in INTEGER_FIELDS:  # psycopg's sized type, as Django wraps it
+        return lambda value: None if value is None else sized(value) if type(value) is int else SLOW
+    return None
 
 
 def run_together(*statements: Statement) -> list[list[tuple]]:
-    """Run the statements in order, in one round trip on PostgreSQL; return each one's rows (a Together's
-    parts one entry each).
+    """Run the statements in order; return each one's rows (a Together's parts one entry each).
 
     A model instance is INSERTed as a new row, its auto primary key set, as save(force_insert=True)
     would; an InsertFrom likewise, when its source finds its row. A query (SQL, parameters) runs as
@@ -120,22 +168,12 @@ def _one_by_one(db: BaseDatabaseWrapper, statement: Statement) -> list[list[tupl
 
 
 def _run(db: BaseDatabaseWrapper, statements: Sequence[Statement]) -> list[list[tuple]]:
-    with ExitStack() as cursors:
-        with _one_round_trip(db, len(statements)):
-            sent = [_send(db, statement, cursors.enter_context(db.cursor())) for statement in statements]
-        finished = [_finish(db, statement, *sent_one) for statement, sent_one in zip(statements, sent, strict=True)]
-    return [rows for per_part in finished for rows in per_part]
-
-
-@contextmanager
-def _one_round_trip(db: BaseDatabaseWrapper, statements: int) -> Iterator[None]:
-    if statements < 2 or db.vendor != "postgresql":
-        yield
-        return
-    db.close_if_health_check_failed()
-    db.ensure_connection()
-    with db.wrap_database_errors, db.connection.pipeline():
-        yield
+    rows = []
+    with db.cursor() as cursor:
+        for statement in statements:
+            returned = _send(db, statement, cursor)
+            rows.extend(_finish(db, statement, cursor, returned))
+    return rows
 
 
 def _as_insert(part: models.Model | InsertFrom) -> InsertFrom:
@@ -148,12 +186,22 @@ def _insert_of(db: BaseDatabaseWrapper, part: models.Model | InsertFrom) -> tupl
     instance, (source, source_params) = insert.instance, insert.source
     computed = tuple(insert.computed.items())
     sql, fields, returned = _insert_sql(type(instance), db.vendor, computed, source)
-    values = [field.get_db_prep_save(field.pre_save(instance, True), db) for field in fields]
+    values = [_db_value(instance, field, fast, db) for field, fast in fields]
     return (sql, [*values, *source_params]), returned
 
 
-def _send(db: BaseDatabaseWrapper, statement: Statement, cursor: CursorWrapper) -> tuple[CursorWrapper, tuple]:
-    """Send the statement; the cursor to read its rows from and what they hold (see _finish)."""
+def _db_value(instance: models.Model, field: models.Field, fast: FastValue | None, db: BaseDatabaseWrapper) -> Any:
+    """What save() would send for the field: its pre_save and get_db_prep_save, or their result for the
+    common values without their steps."""
+    if fast is not None:
+        value = fast(getattr(instance, field.attname))
+        if value is not SLOW:
+            return value
+    return field.get_db_prep_save(field.pre_save(instance, True), db)
+
+
+def _send(db: BaseDatabaseWrapper, statement: Statement, cursor: CursorWrapper) -> tuple:
+    """Run the statement on the cursor; what its rows hold (see _finish)."""
     if isinstance(statement, tuple):
         query, returned = statement, ()
     elif isinstance(statement, Together):
@@ -161,7 +209,7 @@ def _send(db: BaseDatabaseWrapper, statement: Statement, cursor: CursorWrapper) 
     else:
         query, returned = _insert_of(db, statement)
     cursor.execute(*query)
-    return cursor, returned
+    return returned
 
 
 def _together_query(db: BaseDatabaseWrapper, together: Together) -> tuple[Query, tuple]:
@@ -187,9 +235,11 @@ def _together_query(db: BaseDatabaseWrapper, together: Together) -> tuple[Query,
 
 def _finish(db: BaseDatabaseWrapper, statement: Statement, cursor: CursorWrapper, returned: tuple) -> list[list]:
     """The statement's rows, one list per part (a statement other than a Together is one part)."""
-    rows = cursor.fetchall() if cursor.description is not None else []
-    if isinstance(statement, tuple):
-        return [rows]
+    if isinstance(statement, tuple):  # a query as given: it may return no rows at all
+        return [cursor.fetchall() if cursor.description is not None else []]
+    # An INSERT ... RETURNING or a Together's SELECT: rows without asking for a description, which psycopg
+    # builds column by column.
+    rows = cursor.fetchall()
     if isinstance(statement, Together):
         return _split(db, statement, rows[0], returned)
     if not rows:  # an InsertFrom whose source found no row

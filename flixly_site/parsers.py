@@ -1,22 +1,46 @@
-"""Request parsers every API view uses."""
+"""Request parsing and content negotiation for every API view."""
 
 from collections.abc import Mapping
 from typing import Any
 
-from rest_framework import parsers, serializers
+from rest_framework import negotiation, parsers, serializers
 from rest_framework.exceptions import ParseError
 from rest_framework.fields import empty
+from rest_framework.renderers import BaseRenderer
+from rest_framework.request import Request
+from rest_framework.utils import json
 
 
 class JSONParser(parsers.JSONParser):
-    """DRF's JSON parser, with a body nested too deep for Python's parser refused like any malformed body
-    (the standard library raises RecursionError there, which would otherwise be a 500)."""
+    """DRF's JSON parser, reading the body whole (DRF's incremental decoder cost as much as the parse),
+    with a body nested too deep for Python's parser refused like any malformed body (the standard
+    library raises RecursionError there, which would otherwise be a 500)."""
 
     def parse(self, stream, media_type: str | None = None, parser_context: dict | None = None) -> Any:
+        encoding = parsers.get_encoding(parser_context or {})
+        parse_constant = json.strict_constant if self.strict else None  # as DRF's: no NaN or Infinity
         try:
-            return super().parse(stream, media_type, parser_context)
+            return json.loads(stream.read().decode(encoding), parse_constant=parse_constant)
         except RecursionError:
             raise ParseError("JSON parse error - the body is nested too deeply.") from None
+        except ValueError as error:  # also a body that is not in its declared encoding
+            raise ParseError(f"JSON parse error - {error}") from None
+
+
+class JSONFirstNegotiation(negotiation.DefaultContentNegotiation):
+    """DRF's negotiation, with the common case answered before parsing any header: a request that sends
+    no Accept header, or accepts anything or JSON, gets the first renderer (JSON) when that is JSON."""
+
+    FAST_ACCEPTS = frozenset({"*/*", "application/json"})
+
+    def select_renderer(
+        self, request: Request, renderers: list[BaseRenderer], format_suffix: str | None = None
+    ) -> tuple[BaseRenderer, str]:
+        json_first = bool(renderers) and renderers[0].media_type == "application/json"
+        plain = not format_suffix and self.settings.URL_FORMAT_OVERRIDE not in request.query_params
+        if json_first and plain and request.headers.get("Accept", "*/*") in self.FAST_ACCEPTS:
+            return renderers[0], renderers[0].media_type
+        return super().select_renderer(request, renderers, format_suffix)
 
 
 MAX_JSON_INTEGER = 2**63  # past any column and any float conversion we make

@@ -247,6 +247,7 @@ REST_FRAMEWORK = {
         "rest_framework.parsers.MultiPartParser",
         "rest_framework.parsers.FormParser",
     ],
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "flixly_site.parsers.JSONFirstNegotiation",
     "EXCEPTION_HANDLER": "flixly_site.errors.api_exception_handler",
     "DEFAULT_METADATA_CLASS": "flixly_site.openapi.EnvelopedMetadata",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -310,11 +311,9 @@ LOGGING = {
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "filters": {"pipeline_exit": {"()": "flixly_site.db.PipelineExitNoise"}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         "django.request": {"level": "ERROR"},
-        "psycopg": {"filters": ["pipeline_exit"]},
         # httpx logs every request's full URL at INFO; a user's imageUrl or webhook URL may carry a token.
         "httpx": {"level": "WARNING"},
     },

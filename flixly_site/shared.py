@@ -87,24 +87,38 @@ def thread_connection(url: str) -> redis.Connection:
 def redis_command(url: str, *command: Any) -> Any:
     """Run one command on this thread's connection; once more on a new connection if the server went
     away (a restart): a command then may land twice, so use it where that is harmless."""
+    reply = redis_commands(url, command)[0]
+    if isinstance(reply, redis.ResponseError):
+        raise reply
+    return reply
+
+
+def redis_commands(url: str, *commands: tuple) -> list[Any]:
+    """Run the commands in one round trip (a pipeline, not a transaction), retried as redis_command is.
+    Each reply comes back in order; a command the server refused has its ResponseError in its place."""
     try:
-        return _round_trip(url, command)
+        return _round_trip_many(url, commands)
     except redis.ConnectionError:
-        return _round_trip(url, command)
+        return _round_trip_many(url, commands)
 
 
-def _round_trip(url: str, command: tuple) -> Any:
+def _round_trip_many(url: str, commands: Sequence[tuple]) -> list[Any]:
     conn = thread_connection(url)
     try:
-        conn.send_command(*command)
-        return conn.read_response()
-    except redis.ResponseError:
-        raise  # the server answered: the connection is in step
+        conn.send_packed_command(conn.pack_commands(commands))
+        return [_reply(conn) for _ in commands]
     except BaseException:
         # Interrupted between sending and reading (a timeout, a worker's shutdown): a reply may still be
         # on its way, and the next command on this connection would read it as its own.
         conn.disconnect()
         raise
+
+
+def _reply(conn: redis.Connection) -> Any:
+    try:
+        return conn.read_response()
+    except redis.ResponseError as error:
+        return error  # the server answered: the connection is in step
 
 
 class LuaScript:

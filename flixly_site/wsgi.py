@@ -1,4 +1,4 @@
-"""The WSGI application gunicorn serves: Django, with chunked request bodies made readable."""
+"""The WSGI application gunicorn serves: Django, with chunked bodies and charsets it cannot take put right."""
 
 import gc
 import os
@@ -6,11 +6,11 @@ import os
 from django.core.wsgi import get_wsgi_application
 from django.urls import get_resolver
 
-from flixly_site.chunked import ChunkedBodies
+from flixly_site.wsgi_input import ChunkedBodies, TextCharsetsOnly
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "flixly_site.settings")
 
-application = ChunkedBodies(get_wsgi_application())
+application = TextCharsetsOnly(ChunkedBodies(get_wsgi_application()))
 
 # The URLconf imports every view; then what the process holds for good (Django, the apps, the views)
 # leaves the garbage collector's generations. A full collection then walks only what requests made:

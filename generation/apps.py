@@ -1,6 +1,13 @@
+import mimetypes
+
 from django.apps import AppConfig
 
 
 class GenerationConfig(AppConfig):
     name = "generation"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        # Python guesses audio/x-wav for .wav; the jobs name their WAV outputs audio/wav, and a download
+        # must say the same.
+        mimetypes.add_type("audio/wav", ".wav")

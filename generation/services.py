@@ -19,6 +19,7 @@ from kombu.exceptions import OperationalError as BrokerError
 from accounts.models import User
 from accounts.ratelimit import parallel_tasks_check
 from accounts.selectors import KeyIdentity
+from billing.balance_cache import BalanceMirror, balance_forget
 from billing.services import CreditCapReached, Debit, InsufficientCredits, debit_prepare, wallet_lock, wallet_refund
 from flixly_site.db import Together, run_together
 from flixly_site.errors import Conflict, Forbidden, ServiceUnavailable
@@ -81,15 +82,17 @@ def job_submit(
     identity: KeyIdentity | None,
     request: ValidRequest,
     idempotency_key: str | None = None,
-    fingerprint: str = "",
+    body: dict | None = None,
     image: bytes | None = None,
 ) -> Submitted:
     """Charge, create and enqueue a job in one transaction; a replayed Idempotency-Key returns the first job.
 
     A replay is found by the job's unique (account, key) index, which refuses the new row: the charge and
     the row roll back, and the first job is looked up only then. The first submit of a key, by far the
-    common case, so pays no lookup of its own."""
+    common case, so pays no lookup of its own. `body` and `image` are what the request sent: a replay
+    must send the same (only a request with a key is fingerprinted)."""
     job_refuse_disallowed(identity, request)
+    fingerprint = request_fingerprint(body or {}, image) if idempotency_key else ""
     is_test = identity is not None and identity.is_test
     route = route_for(request.model, is_test=is_test)
     if route is None:
@@ -174,19 +177,33 @@ def _job_of_the_race(user: User, key: str | None, fingerprint: str, is_test: boo
 def _charge_and_enqueue(user: User, identity: KeyIdentity | None, job: Job, request: ValidRequest) -> int | None:
     debit = _debit(identity, job, request)
     job.enqueued_at = timezone.now()
+    # The new balance goes out with the job's message, ahead of this commit, unless an outer transaction
+    # decides the commit: then it is mirrored once that commits.
+    ahead = debit is not None and not transaction.get_connection().in_atomic_block
+    try:
+        _charge_in_transaction(user, job, debit, mirror_ahead=ahead)
+    except BaseException:
+        if ahead:  # the balance may have gone out before the failure; dropping it is always safe
+            balance_forget(user.pk)
+        raise
+    return debit.entry.balance_after if debit else None
+
+
+def _charge_in_transaction(user: User, job: Job, debit: Debit | None, *, mirror_ahead: bool) -> None:
     created = JobEvent(job=job, kind="created", data={"creditsCharged": job.credits_charged})
     with transaction.atomic():
-        # One round trip: a debit locks the wallet row first, so concurrent submits of one account count
-        # one after another; the count (before this job) and the job's rows follow in one statement, and
-        # a refusal rolls them back with the charge. Free (test-mode) jobs take the same lock, so the
-        # count stays exact across modes.
+        # A debit locks the wallet row first, so concurrent submits of one account count one after
+        # another; the count (before this job) and the job's rows follow in one statement, and a refusal
+        # rolls them back with the charge. Free (test-mode) jobs take the same lock, so the count stays
+        # exact across modes.
         parts = (jobs_active_count_query(user_id=user.pk), job, created)
         if debit is None:
             wallet_lock(user_id=user.pk)
-        [(active,)], *_ = debit.run(*parts) if debit else run_together(Together(*parts))
+        rows = debit.run(*parts, mirror_on_commit=not mirror_ahead) if debit else run_together(Together(*parts))
+        [(active,)], *_ = rows
         parallel_tasks_check(plan_limit=user.plan.parallel_tasks, active=active)
-        _publish(job)  # last: a broker that is down rolls everything back, so nothing is charged
-    return debit.entry.balance_after if debit else None
+        # last: a broker that is down rolls everything back, so nothing is charged
+        _publish(job, debit.mirror if mirror_ahead else None)
 
 
 def _debit(identity: KeyIdentity | None, job: Job, request: ValidRequest) -> Debit | None:
@@ -204,13 +221,18 @@ def _debit(identity: KeyIdentity | None, job: Job, request: ValidRequest) -> Deb
     )
 
 
-def _publish(job: Job) -> None:
+def _publish(job: Job, mirror: BalanceMirror | None = None) -> None:
+    """Queue the job, with `mirror` in the same round trip when the broker is the shared store (else, or
+    when Redis refused it, it is stored on commit)."""
     timeout = job.model.timeout_seconds
+    also = (mirror.command(),) if mirror else ()
     try:
-        publish_run_job(str(job.id), soft=timeout, hard=timeout + 30)
+        replies = publish_run_job(str(job.id), soft=timeout, hard=timeout + 30, also=also)
     except (BrokerError, OSError, ConnectionError) as error:
         logger.error("broker unavailable at submit: %s", type(error).__name__)
         raise ServiceUnavailable("The job queue is unavailable; nothing was charged. Try again shortly.") from None
+    if mirror is not None and (replies is None or isinstance(replies[0], Exception)):
+        mirror.store_on_commit()
 
 
 def job_event(job_id, kind: str, **data) -> None:

@@ -39,7 +39,7 @@ from generation.models import (
 )
 from generation.outputs import output_name_from_token
 from generation.selectors import export_window, job_get, jobs_for
-from generation.services import IdempotencyConflict, Submitted, job_cancel, job_submit, request_fingerprint
+from generation.services import IdempotencyConflict, Submitted, job_cancel, job_submit
 from generation.validation import NEEDS_IMAGE, VISUAL, ValidRequest, validate_generate
 from generation.webhooks import deliveries_for, endpoint_delete, endpoint_get, endpoint_set, endpoint_test
 
@@ -98,7 +98,7 @@ def _submit(request: HttpRequest, form: GenerateForm, valid: ValidRequest) -> Su
         identity=None,
         request=valid,
         idempotency_key=f"form:{once}" if once else None,
-        fingerprint=request_fingerprint(data, image),
+        body=data,
         image=image,
     )
 

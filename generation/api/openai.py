@@ -28,7 +28,7 @@ from generation.audio import SPEECH_FORMATS, ConversionFailed, speech_convert
 from generation.catalog import catalog_models
 from generation.models import FINISHED_STATUSES, Job, JobStatus
 from generation.outputs import output_url
-from generation.services import job_cancel, job_submit, request_fingerprint
+from generation.services import job_cancel, job_submit
 from generation.validation import validate_generate
 
 logger = logging.getLogger("flixly.generation")
@@ -56,7 +56,7 @@ def _run(request: Request, fields: dict, renamed: dict[str, str]) -> Job:
         identity=request.auth,
         request=valid,
         idempotency_key=idempotency_key(request),
-        fingerprint=request_fingerprint(fields, None),
+        body=fields,
     )
     job = wait_for(submitted.job, WAIT_SECONDS)
     if job.status == JobStatus.COMPLETED:

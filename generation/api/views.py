@@ -29,7 +29,7 @@ from generation.catalog import catalog_get, catalog_models, route_for
 from generation.models import FINISHED_STATUSES, Job
 from generation.outbound import OutboundError, TooLarge, check_url, fetch_image
 from generation.selectors import export_csv, export_window, job_get, jobs_for
-from generation.services import job_cancel, job_refuse_disallowed, job_submit, request_fingerprint
+from generation.services import job_cancel, job_refuse_disallowed, job_submit
 from generation.validation import upload_read, validate_generate
 from generation.webhooks import require_endpoint
 
@@ -166,7 +166,7 @@ class GenerateApi(APIView):
             identity=request.auth,
             request=valid,
             idempotency_key=idempotency_key(request),
-            fingerprint=request_fingerprint(data, image),
+            body=data,
             image=image,
         )
         response = self._answer(request, submitted.job)

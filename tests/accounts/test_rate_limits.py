@@ -1,4 +1,5 @@
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from http import HTTPStatus
 
@@ -6,8 +7,15 @@ import httpx
 import pytest
 
 from accounts.models import Plan
-from accounts.ratelimit import parallel_tasks_check, ratelimit_hit
+from accounts.ratelimit import WINDOW_SECONDS, parallel_tasks_check, ratelimit_hit
 from flixly_site.errors import RateLimited
+
+
+def _within_one_window(margin: float = 15.0) -> None:
+    """Wait until the clock's minute has `margin` seconds left: requests that straddle two fixed windows
+    may pass twice the limit, as the documented algorithm allows (CI once saw 20 of 50 pass)."""
+    while WINDOW_SECONDS - time.time() % WINDOW_SECONDS < margin:
+        time.sleep(0.5)
 
 
 def test_plans_have_the_contract_defaults(db):
@@ -20,6 +28,7 @@ def test_new_accounts_are_on_the_free_plan(user):
 
 
 def test_the_eleventh_request_in_a_minute_is_refused_with_retry_after(api):
+    _within_one_window()
     statuses = [api.get("/api/v1/keys").status_code for _ in range(11)]
     assert statuses == [HTTPStatus.OK] * 10 + [HTTPStatus.TOO_MANY_REQUESTS]
     response = api.get("/api/v1/keys")
@@ -70,6 +79,7 @@ def test_the_limiter_is_exact_on_real_redis_under_concurrency():
 @pytest.mark.django_db(transaction=True)
 def test_fifty_parallel_http_requests_at_limit_ten_let_exactly_ten_through(live_server, raw_key):
     barrier = threading.Barrier(50)
+    _within_one_window()
 
     def call(_):
         with httpx.Client(base_url=live_server.url, timeout=30) as http:

@@ -180,3 +180,19 @@ def test_a_credit_up_to_the_largest_balance_lands(funded):
     Wallet.objects.filter(user=funded).update(balance=MAX_BALANCE - 5)
     entry = wallet_credit(user_id=funded.pk, amount=5, kind=EntryKind.PURCHASE, idempotency_key="checkout:cs_top")
     assert entry.balance_after == wallet_balance(user_id=funded.pk) == MAX_BALANCE
+
+
+@pytest.mark.django_db(transaction=True)  # a real commit runs the e-mail's hook
+def test_a_low_balance_email_the_broker_cannot_take_does_not_fail_the_debit(funded, settings, monkeypatch):
+    from kombu.exceptions import OperationalError
+
+    from billing import tasks
+
+    def broker_down(*args, **kwargs):
+        raise OperationalError("broker unavailable")
+
+    settings.FLIXLY_LOW_BALANCE_THRESHOLD = 50
+    monkeypatch.setattr(tasks.send_low_balance_email, "delay", broker_down)
+    with transaction.atomic():  # as a submit's: the e-mail is queued once this commits
+        debit_prepare(user_id=funded.pk, amount=60, idempotency_key="d-broker-down").run()
+    assert Wallet.objects.get(user_id=funded.pk).balance == 40

@@ -4,6 +4,7 @@ from billing.services import wallet_adjust
 from generation.catalog import catalog_forget, catalog_sync
 from generation.models import AiModel
 from generation.providers.base import GenerationResult, Provider
+from generation.queue import broker_forget
 
 
 @pytest.fixture(scope="session")
@@ -47,6 +48,7 @@ def no_worker(settings):
 
 def reset_broker_connections(app) -> None:
     """Drop pooled broker connections so a changed broker_url takes effect."""
+    broker_forget()
     app._pool = None
     app.amqp._producer_pool = None
 

@@ -271,3 +271,15 @@ def test_sync_catalog_is_idempotent_and_keeps_staff_choices(db):
     call_command("sync_catalog")
     assert AiModel.objects.count() >= 50
     assert AiModel.objects.get(id="flux-dev").enabled is False
+
+
+@pytest.mark.parametrize(
+    ("model", "job_type"),
+    [("local-image", "TEXT_TO_IMAGE"), ("local-video", "TEXT_TO_VIDEO"), ("local-speech", "TEXT_TO_SPEECH")],
+)
+def test_an_output_is_served_with_the_content_type_its_job_names(api, funded, model, job_type):
+    job_id = generate(api, {"model": model, "type": job_type, "prompt": "a short test"}).json()["data"]["jobId"]
+    output = api.get(f"/api/v1/jobs/{job_id}").json()["data"]["outputs"][0]
+    response = api.get(output["url"].removeprefix("http://127.0.0.1:8000"))
+    assert response.status_code == HTTPStatus.OK
+    assert response["Content-Type"] == output["contentType"]

@@ -102,3 +102,24 @@ def test_on_redis_the_list_entry_is_what_kombus_own_redis_channel_writes(setting
 
     assert _comparable(ours) == _comparable(kombus)
     assert ours["properties"]["delivery_info"] == {"exchange": "", "routing_key": TEST_QUEUE}
+
+
+@pytest.mark.redis
+def test_on_redis_the_published_entry_is_redis_entry_of_the_task_message(settings):
+    import redis
+
+    from tests.generation.worker_helpers import celery_conf
+
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    client.delete("celery")
+    with celery_conf(broker_url=settings.REDIS_URL, task_always_eager=False):
+        publish_run_job(JOB_ID, soft=180, hard=210)
+        publish_run_job(JOB_ID, soft=180, hard=210)
+    first, second = (json.loads(raw) for raw in client.lrange("celery", 0, -1))
+    client.delete("celery")
+    parts = task_message(run_job.name, [JOB_ID], soft=180, hard=210, ignore_result=run_job.ignore_result)
+    reference = json.loads(redis_entry("celery", *parts))
+
+    assert _comparable(first) == _comparable(second) == _comparable(reference)
+    assert first["headers"]["id"] != second["headers"]["id"]
+    assert first["properties"]["delivery_tag"] != second["properties"]["delivery_tag"]

@@ -38,6 +38,7 @@ from django.db import connection
 from kombu import pools as kombu_pools
 
 from flixly_site.celery import app
+from generation.queue import broker_forget
 
 CELERY = Path(sys.executable).with_name("celery")
 READY_TIMEOUT = 30.0
@@ -121,6 +122,7 @@ def celery_conf(**overrides) -> Iterator[None]:
     shared_before = [(group, set(group.keys())) for group in (kombu_pools.connections, kombu_pools.producers)]
     app.conf.update(overrides)
     app._pool = app.amqp._producer_pool = None
+    broker_forget()
     try:
         yield
     finally:
@@ -135,6 +137,7 @@ def celery_conf(**overrides) -> Iterator[None]:
             else:
                 changes[name] = value
         app._pool, app.amqp._producer_pool = pools
+        broker_forget()
 
 
 def private_broker_options(var_dir: Path) -> dict:

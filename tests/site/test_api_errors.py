@@ -93,6 +93,26 @@ def test_json_nested_too_deep_is_a_validation_error_not_a_crash(client, body):
     assert "body" in error["details"]
 
 
+@pytest.mark.parametrize("body", [b'{"a": NaN}', b'{"a": Infinity}', b'{"a": "\xff"}'])
+def test_json_that_is_not_strict_json_in_utf_8_is_a_validation_error(client, body):
+    response = client.post("/api/v1/echo", data=body, content_type="application/json")
+    error = assert_error_shape(response, HTTPStatus.UNPROCESSABLE_ENTITY, "validation_error")
+    assert "body" in error["details"]
+
+
+@pytest.mark.parametrize("accept", [None, "*/*", "application/json", "application/*", "text/html, application/json"])
+def test_any_accept_header_that_takes_json_gets_json(client, accept):
+    headers = {"Accept": accept} if accept else {}
+    response = client.post("/api/v1/echo", data={"a": 1}, content_type="application/json", headers=headers)
+    assert response.status_code == HTTPStatus.OK
+    assert response["Content-Type"] == "application/json"
+
+
+def test_an_accept_header_without_json_is_a_406_in_the_contracts_shape(client):
+    response = client.post("/api/v1/echo", data={}, content_type="application/json", headers={"Accept": "text/html"})
+    assert_error_shape(response, HTTPStatus.NOT_ACCEPTABLE, "not_acceptable")
+
+
 def _cursor(*values) -> str:
     return base64.urlsafe_b64encode(json.dumps(list(values)).encode()).decode().rstrip("=")
 
@@ -131,17 +151,20 @@ def test_a_cursor_works_only_on_its_own_list_and_unedited(api, user, make_key):
     assert api.get(f"/api/v1/keys?cursor={edited}").status_code == HTTPStatus.UNPROCESSABLE_ENTITY
 
 
-def call_wsgi(body: bytes, *, terminated: bool = True) -> tuple[str, bytes]:
+def call_wsgi(
+    body: bytes, *, terminated: bool = True, content_type: str = "application/json", query: str = ""
+) -> tuple[str, bytes]:
     """POST /api/v1/echo through the WSGI application gunicorn serves, as a chunked body."""
     from flixly_site.wsgi import application
 
     environ = {
         "REQUEST_METHOD": "POST",
         "PATH_INFO": "/api/v1/echo",
+        "QUERY_STRING": query,
         "SERVER_NAME": "127.0.0.1",
         "SERVER_PORT": "80",
         "REMOTE_ADDR": "127.0.0.1",
-        "CONTENT_TYPE": "application/json",
+        "CONTENT_TYPE": content_type,
         "HTTP_TRANSFER_ENCODING": "chunked",
         "wsgi.input": io.BytesIO(body),
         "wsgi.input_terminated": terminated,
@@ -150,6 +173,14 @@ def call_wsgi(body: bytes, *, terminated: bool = True) -> tuple[str, bytes]:
     statuses = []
     content = b"".join(application(environ, lambda status, headers, exc_info=None: statuses.append(status)))
     return statuses[0], content
+
+
+@pytest.mark.parametrize("charset", ["rot13", "base64", "hex", "zlib", "no-such-charset"])
+def test_a_charset_that_is_no_text_encoding_is_ignored_like_an_unknown_one(charset):
+    content_type = f"application/json; charset={charset}"
+    status, content = call_wsgi(b'{"a": 1}', content_type=content_type, query="x=1")
+    assert status.startswith("200")
+    assert json.loads(content) == {"data": {"a": 1}}
 
 
 def test_a_chunked_json_body_is_read():
