@@ -1,5 +1,6 @@
 """Request parsing and content negotiation for every API view."""
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -20,11 +21,30 @@ class JSONParser(parsers.JSONParser):
         encoding = parsers.get_encoding(parser_context or {})
         parse_constant = json.strict_constant if self.strict else None  # as DRF's: no NaN or Infinity
         try:
-            return json.loads(stream.read().decode(encoding), parse_constant=parse_constant)
+            text = stream.read().decode(encoding)
+            data = json.loads(text, parse_constant=parse_constant)
         except RecursionError:
             raise ParseError("JSON parse error - the body is nested too deeply.") from None
         except ValueError as error:  # also a body that is not in its declared encoding
             raise ParseError(f"JSON parse error - {error}") from None
+        if ESCAPED_SURROGATE.search(text) and _has_lone_surrogate(data):
+            raise ParseError(
+                "JSON parse error - a \\u escape names half of a surrogate pair, which is not a character."
+            )
+        return data
+
+
+# JSON may escape half of a UTF-16 surrogate pair on its own ("\ud800"); Python parses it to a str that
+# cannot be encoded, and PostgreSQL refuses it in a JSON column. Only an escape can bring one in.
+ESCAPED_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _has_lone_surrogate(data: Any) -> bool:
+    try:
+        json.dumps(data, ensure_ascii=False, allow_nan=True).encode()
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 class JSONFirstNegotiation(negotiation.DefaultContentNegotiation):

@@ -178,6 +178,22 @@ def test_bad_fields_are_a_422_naming_the_field(api, funded, body, field):
     assert wallet_balance(user_id=funded.pk) == 100
 
 
+@pytest.mark.parametrize("db_pass", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"model": "local-chat", "type": "CHAT", "messages": [{"role": "user", "content": "a\\ud800b"}]}',
+        b'{"model": "local-image", "type": "TEXT_TO_IMAGE", "prompt": "a\\udc00b"}',
+    ],
+)
+def test_a_lone_surrogate_anywhere_in_the_body_is_a_422_and_charges_nothing(api, funded, db_pass, body):
+    # PostgreSQL refuses such text in a JSON column: this was a 500 for a chat message's content.
+    response = api.post("/api/v1/generate", data=body, content_type="application/json")
+    assert response.status_code == HTTPStatus.UNPROCESSABLE_ENTITY
+    assert "body" in response.json()["error"]["details"]
+    assert wallet_balance(user_id=funded.pk) == 100 and not Job.objects.exists()
+
+
 def _video_cases():
     import json
     from pathlib import Path

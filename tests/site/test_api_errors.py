@@ -93,11 +93,19 @@ def test_json_nested_too_deep_is_a_validation_error_not_a_crash(client, body):
     assert "body" in error["details"]
 
 
-@pytest.mark.parametrize("body", [b'{"a": NaN}', b'{"a": Infinity}', b'{"a": "\xff"}'])
+@pytest.mark.parametrize(
+    "body", [b'{"a": NaN}', b'{"a": Infinity}', b'{"a": "\xff"}', b'{"a": "x\\ud800y"}', b'{"a": ["\\uDFFF"]}']
+)
 def test_json_that_is_not_strict_json_in_utf_8_is_a_validation_error(client, body):
     response = client.post("/api/v1/echo", data=body, content_type="application/json")
     error = assert_error_shape(response, HTTPStatus.UNPROCESSABLE_ENTITY, "validation_error")
     assert "body" in error["details"]
+
+
+def test_a_surrogate_pair_written_as_escapes_is_one_character(client):
+    response = client.post("/api/v1/echo", data=b'{"a": "\\ud83d\\ude00"}', content_type="application/json")
+    assert response.status_code == HTTPStatus.OK
+    assert response.json()["data"]["a"] == "\U0001f600"
 
 
 @pytest.mark.parametrize("accept", [None, "*/*", "application/json", "application/*", "text/html, application/json"])
