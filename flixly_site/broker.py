@@ -1,18 +1,29 @@
-"""Celery's Redis transport, with one Redis client per channel instead of a new one per message.
+"""kombu's Redis and filesystem transports, each with one fix; they are kombu's transports for their URL
+schemes (flixly_site/celery.py).
 
-kombu's Redis channel builds a redis-py client (a fresh connection-pool wrapper) for every message
-it publishes; with redis-py 8 that was about a twentieth of a job submit's CPU. (Submits on plain
-redis:// now push their message themselves, generation/queue.py; every other message comes through
-here.) The client is only a handle on the channel's own connection pool and is safe to share, so the
-channel keeps one.
-Selected by CELERY_BROKER_TRANSPORT when the broker is Redis.
+Redis: one Redis client per channel instead of a new one per message. kombu's Redis channel builds a
+redis-py client (a fresh connection-pool wrapper) for every message it publishes; with redis-py 8 that was
+about a twentieth of a job submit's CPU. (Submits on plain redis:// now push their message themselves,
+generation/queue.py; every other message comes through here.) The client is only a handle on the
+channel's own connection pool and is safe to share, so the channel keeps one.
+
+Filesystem (the development broker): kombu creates a message's file and then writes it, and a worker
+polling the folder can take the file in between, read nothing and stop on the JSON error (kombu issue
+#1551); `make run` then stops with it. Here a message is written under a name no worker looks for and
+renamed into place, which is atomic.
 """
 
+import os
+import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import redis
+from kombu.exceptions import ChannelError
+from kombu.transport import filesystem as kombu_filesystem
 from kombu.transport import redis as kombu_redis
+from kombu.utils.json import dumps
 
 
 class Channel(kombu_redis.Channel):
@@ -34,3 +45,20 @@ class Channel(kombu_redis.Channel):
 
 class Transport(kombu_redis.Transport):
     Channel = Channel
+
+
+class FilesystemChannel(kombu_filesystem.Channel):
+    def _put(self, queue: str, payload: dict, **kwargs) -> None:
+        # kombu's own name (<ms>_<uuid>.<queue>.msg: it reads them in that order) once whole
+        final = os.path.join(self.data_folder_out, f"{round(time.monotonic() * 1000)}_{uuid.uuid4()}.{queue}.msg")
+        partial = f"{final}.part"  # a worker takes only names ending in .<queue>.msg
+        try:
+            with open(partial, "wb") as file:
+                file.write(dumps(payload).encode())
+            os.replace(partial, final)
+        except OSError as error:
+            raise ChannelError(f"Cannot add a message to {self.data_folder_out!r}") from error
+
+
+class FilesystemTransport(kombu_filesystem.Transport):
+    Channel = FilesystemChannel

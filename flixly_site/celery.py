@@ -4,8 +4,17 @@ import os
 
 from celery import Celery
 from celery.schedules import crontab
+from kombu.transport import TRANSPORT_ALIASES
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "flixly_site.settings")
+
+# kombu picks a broker's transport by its URL's scheme from this table: ours (flixly_site/broker.py) take
+# the place of kombu's own for these schemes, whatever the broker URL is set to, even at run time.
+TRANSPORT_ALIASES.update(
+    filesystem="flixly_site.broker:FilesystemTransport",
+    redis="flixly_site.broker:Transport",
+    rediss="flixly_site.broker:Transport",
+)
 
 app = Celery("flixly")
 app.config_from_object("django.conf:settings", namespace="CELERY")

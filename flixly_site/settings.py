@@ -283,8 +283,6 @@ if CELERY_BROKER_URL == "filesystem://":
     }
 else:
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600, "socket_connect_timeout": 2, "socket_timeout": 5}
-if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
-    CELERY_BROKER_TRANSPORT = "flixly_site.broker:Transport"  # kombu's, reusing its publish client
 CELERY_TASK_ALWAYS_EAGER = False
 # Webhook deliveries wait on other people's servers (up to 20 s an attempt): their own queue and worker
 # (the Procfile's `webhooks`), so slow endpoints never hold up jobs. A deployment with a single worker
