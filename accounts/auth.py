@@ -21,7 +21,7 @@ from accounts.models import User
 from accounts.ratelimit import RateWindow, account_bucket, ratelimit_hit
 from accounts.selectors import CachedKey, KeyIdentity, apikey_cached, apikey_load, apikey_version
 from accounts.services import apikey_hash, apikey_mark_used, apikey_version_key
-from flixly_site.errors import Forbidden, Unauthorized
+from flixly_site.errors import AUTHENTICATE, Forbidden, Unauthorized
 
 KEY_PATTERN = re.compile(r"^flx_(live|test)_[0-9a-f]{40}$")
 
@@ -131,7 +131,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         return user, identity
 
     def authenticate_header(self, request: Request) -> str:
-        return 'Bearer realm="api"'
+        return AUTHENTICATE
 
 
 class SessionAuthentication(authentication.SessionAuthentication):

@@ -20,6 +20,9 @@ API_PREFIXES = ("/api/", "/openai/")
 API_ROOTS = ("/api", "/openai")
 
 
+AUTHENTICATE = 'Bearer realm="api"'
+
+
 class ApplicationError(Exception):
     """A failure the API reports to the caller with a contract code and status."""
 
@@ -157,6 +160,8 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
     response = Response(error_body(error.code, error.status, error.message, error.details), status=error.status)
     for name, value in error.headers.items():
         response[name] = value
+    if error.status == 401:  # RFC 9110: a 401 names the scheme that would work
+        response["WWW-Authenticate"] = AUTHENTICATE
     return response
 
 

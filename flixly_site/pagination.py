@@ -33,8 +33,8 @@ def in_utc(moment: datetime) -> datetime | None:
 
 
 def iso_utc(moment: datetime | None) -> str | None:
-    """The API's timestamp form: ISO 8601 in UTC with a Z (`2026-03-16T12:00:00Z`)."""
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z") if moment else None
+    """The API's timestamp form: ISO 8601 in UTC, to the second, with a Z (`2026-03-16T12:00:00Z`)."""
+    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z") if moment else None
 
 
 def _signer(model: type[Model]) -> Signer:

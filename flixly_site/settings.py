@@ -242,6 +242,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["accounts.auth.HasScope"],
     "DEFAULT_THROTTLE_CLASSES": ["accounts.auth.PlanRateThrottle"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DATETIME_FORMAT": "%Y-%m-%dT%H:%M:%SZ",  # the contract's (TIME_ZONE is UTC), as pagination.iso_utc
     "DEFAULT_PARSER_CLASSES": [
         "flixly_site.parsers.JSONParser",
         "rest_framework.parsers.MultiPartParser",

@@ -1,7 +1,6 @@
 from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView
 
 from flixly_site import views
 from flixly_site.api import HealthApi
@@ -9,7 +8,7 @@ from generation.api.urls import openai_urlpatterns
 
 api_v1 = [
     path("health", HealthApi.as_view(), name="api-health"),
-    path("schema", SpectacularAPIView.as_view(), name="api-schema"),
+    path("schema", views.ApiSchemaView.as_view(), name="api-schema"),
     path("", include("accounts.api.urls")),
     path("", include("billing.api.urls")),
     path("", include("generation.api.urls")),

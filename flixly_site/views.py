@@ -7,7 +7,13 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.templatetags.static import static
 from django.utils.csp import CSP, build_policy
-from drf_spectacular.views import SpectacularRedocView
+from drf_spectacular.renderers import (
+    OpenApiJsonRenderer,
+    OpenApiJsonRenderer2,
+    OpenApiYamlRenderer,
+    OpenApiYamlRenderer2,
+)
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView
 
 from accounts.selectors import apikey_list
 from billing.selectors import wallet_for
@@ -49,6 +55,13 @@ DOCS_POLICY = {
     "img-src": [CSP.SELF, "data:"],
     "worker-src": [CSP.SELF, "blob:"],
 }
+
+
+class ApiSchemaView(SpectacularAPIView):
+    """The OpenAPI document: JSON, like the rest of the API, unless YAML is asked for (?format=yaml or an
+    Accept of application/vnd.oai.openapi); drf-spectacular's default is YAML."""
+
+    renderer_classes = [OpenApiJsonRenderer2, OpenApiJsonRenderer, OpenApiYamlRenderer2, OpenApiYamlRenderer]
 
 
 class ApiDocsView(SpectacularRedocView):

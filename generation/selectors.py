@@ -34,15 +34,18 @@ EXPORT_COLUMNS = [
 ]
 
 
-def parse_when(value: str, field: str, *, end_of_day: bool = False) -> datetime:
-    """An ISO date or date-time (UTC when no offset is given)."""
+def parse_when(value: str, field: str, *, through: bool = False) -> datetime:
+    """An ISO date or date-time (UTC when no offset is given); `through`: the last moment of the day or of
+    the second it names, so that a bound taken from an API timestamp (to the second) includes that second."""
     try:
         parsed = parse_datetime(value) if "T" in value or " " in value else None
         day = parse_date(value) if parsed is None and len(value) == 10 else None
     except ValueError:  # well formed but impossible, such as month 13 or hour 25
         parsed = day = None
     if parsed is None and day is not None:
-        parsed = datetime.combine(day, datetime.max.time() if end_of_day else datetime.min.time())
+        parsed = datetime.combine(day, datetime.max.time() if through else datetime.min.time())
+    elif parsed is not None and through and parsed.microsecond == 0:
+        parsed = parsed.replace(microsecond=999_999)
     moment = in_utc(parsed) if parsed is not None else None
     if moment is None:
         raise ValidationFailed(details={field: [f"'{value}' is not a valid ISO 8601 date or date-time."]})
@@ -72,7 +75,7 @@ def jobs_for(*, user: User, filters: dict[str, str]) -> QuerySet[Job]:
     if after := filters.get("createdAfter"):
         jobs = jobs.filter(created_at__gte=parse_when(after, "createdAfter"))
     if before := filters.get("createdBefore"):
-        jobs = jobs.filter(created_at__lte=parse_when(before, "createdBefore", end_of_day=True))
+        jobs = jobs.filter(created_at__lte=parse_when(before, "createdBefore", through=True))
     return jobs
 
 
@@ -89,7 +92,7 @@ def job_get(*, user: User, job_id) -> Job:
 def export_window(params: dict[str, str]) -> tuple[datetime, datetime]:
     to = params.get("to")
     until = parse_when(to, "to") if to else timezone.now()  # the window's length counts from `to` as written
-    end = parse_when(to, "to", end_of_day=True) if to else until  # a date-only `to` includes that whole day
+    end = parse_when(to, "to", through=True) if to else until  # a date-only `to` includes that whole day
     try:
         start = parse_when(params["from"], "from") if params.get("from") else until - timedelta(days=30)
     except OverflowError:  # `to` in year 1: no 30 days before it
@@ -101,8 +104,8 @@ def export_window(params: dict[str, str]) -> tuple[datetime, datetime]:
     return start, end
 
 
-TIMESTAMP_CSV = "%Y-%m-%dT%H:%M:%S.%fZ"
-_PG_TIMESTAMP = """to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')"""
+TIMESTAMP_CSV = "%Y-%m-%dT%H:%M:%SZ"  # the API's form (flixly_site.pagination.iso_utc)
+_PG_TIMESTAMP = """to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')"""
 
 
 EXPORT_CHUNK_BYTES = 64 * 1024

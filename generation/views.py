@@ -277,7 +277,7 @@ def cancel_job(request: HttpRequest, job_id: uuid.UUID) -> HttpResponse:
 def output_file(request: HttpRequest, token: str, filename: str) -> HttpResponse:
     """A generated file behind a signed, expiring link: the signature is the permission."""
     name = output_name_from_token(token)
-    if name is None or not default_storage.exists(name):
+    if name is None or PurePosixPath(name).name != filename or not default_storage.exists(name):
         message = "This link is invalid or has expired. Fetch the job again for a fresh link."
         return JsonResponse({"error": {"code": "forbidden", "status": 403, "message": message}}, status=403)
     content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"

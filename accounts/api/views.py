@@ -49,12 +49,12 @@ class ApiKeyRollApi(APIView):
     required_scope = "keys:manage"
 
     @extend_schema(operation_id="keys_roll", request=ApiKeyRollInput, responses=IssuedKeyOutput)
-    def post(self, request: Request, key_id: str) -> Response:
+    def post(self, request: Request, id: str) -> Response:
         payload = ApiKeyRollInput(data=request.data)
         payload.is_valid(raise_exception=True)
         issued = apikey_roll(
             user=request.user,
-            key_id=key_id,
+            key_id=id,
             grace_hours=payload.validated_data["graceHours"],
             test_keys_only=_as_test_key(request),
         )
@@ -65,6 +65,6 @@ class ApiKeyRevokeApi(APIView):
     required_scope = "keys:manage"
 
     @extend_schema(operation_id="keys_revoke", responses={200: ApiKeyOutput})
-    def delete(self, request: Request, key_id: str) -> Response:
-        api_key = apikey_revoke(user=request.user, key_id=key_id, test_keys_only=_as_test_key(request))
+    def delete(self, request: Request, id: str) -> Response:
+        api_key = apikey_revoke(user=request.user, key_id=id, test_keys_only=_as_test_key(request))
         return Response({"data": ApiKeyOutput(api_key).data})

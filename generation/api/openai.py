@@ -21,12 +21,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from flixly_site.errors import ApplicationError, ServiceUnavailable, ValidationFailed
+from flixly_site.errors import ApplicationError, NotFound, ServiceUnavailable, ValidationFailed
 from flixly_site.parsers import is_json_object
 from generation.api.views import idempotency_key, wait_for
 from generation.audio import SPEECH_FORMATS, ConversionFailed, speech_convert
-from generation.catalog import catalog_models
-from generation.models import FINISHED_STATUSES, Job, JobStatus
+from generation.catalog import catalog_get, catalog_models
+from generation.models import FINISHED_STATUSES, AiModel, Job, JobStatus
 from generation.outputs import output_url
 from generation.services import job_cancel, job_submit
 from generation.validation import validate_generate
@@ -99,16 +99,32 @@ class NotRetried(ServiceUnavailable):
         super().__init__(message, headers=DO_NOT_RETRY)
 
 
+def _openai_model(model: AiModel) -> dict:
+    return {
+        "id": model.id,
+        "object": "model",
+        "created": int(model.updated_at.timestamp()),
+        "owned_by": model.vendor or "flixly",
+    }
+
+
 class ModelsApi(APIView):
     permission_classes = [AllowAny]
 
     @extend_schema(operation_id="openai_models", responses=dict)
     def get(self, request: Request) -> Response:
-        data = [
-            {"id": m.id, "object": "model", "created": int(m.updated_at.timestamp()), "owned_by": m.vendor or "flixly"}
-            for m in catalog_models().values()
-        ]
-        return Response({"object": "list", "data": data})
+        return Response({"object": "list", "data": [_openai_model(m) for m in catalog_models().values()]})
+
+
+class ModelApi(APIView):
+    permission_classes = [AllowAny]
+
+    @extend_schema(operation_id="openai_model", responses=dict)
+    def get(self, request: Request, id: str) -> Response:
+        model = catalog_get(id)
+        if model is None:
+            raise NotFound(f"No model '{id}'. See GET /openai/v1/models.")
+        return Response(_openai_model(model))
 
 
 def _text_content(content: object) -> object:

@@ -53,10 +53,10 @@ class ModelDetailApi(APIView):
     permission_classes = [AllowAny]
 
     @extend_schema(operation_id="models_get", responses=ModelSchema)
-    def get(self, request: Request, model_id: str) -> Response:
-        model = catalog_get(model_id)
+    def get(self, request: Request, id: str) -> Response:
+        model = catalog_get(id)
         if model is None:
-            raise NotFound(f"No model '{model_id}'. See GET /api/v1/models.")
+            raise NotFound(f"No model '{id}'. See GET /api/v1/models.")
         return Response({"data": model_data(model, available=route_for(model, is_test=False) is not None)})
 
 
@@ -117,10 +117,20 @@ def wait_for(job: Job, seconds: int) -> Job:
 
 
 def idempotency_key(request: Request) -> str | None:
-    key = request.headers.get("Idempotency-Key")
+    header = request.headers.get("Idempotency-Key")
+    key = None if header is None else _as_sent(header)
     if key is not None and not 1 <= len(key) <= 255:
         raise ValidationFailed(details={"Idempotency-Key": ["Must be 1 to 255 characters."]})
     return key
+
+
+def _as_sent(header: str) -> str:
+    """A header value as the client wrote it: WSGI hands over its bytes read as Latin-1, and clients send
+    UTF-8 (a value that is not UTF-8 stays as read)."""
+    try:
+        return header.encode("latin-1").decode()
+    except UnicodeError:
+        return header
 
 
 class GenerateApi(APIView):
@@ -155,6 +165,7 @@ class GenerateApi(APIView):
         valid = validate_generate(data, has_upload=upload is not None, json_types=is_json_object(request.data))
         if valid.webhook_url:
             require_endpoint(user=request.user)
+        key = idempotency_key(request)
         if _dry_run(request):
             job_refuse_disallowed(request.auth if isinstance(request.auth, KeyIdentity) else None, valid)
             if valid.image_url:
@@ -165,7 +176,7 @@ class GenerateApi(APIView):
             user=request.user,
             identity=request.auth,
             request=valid,
-            idempotency_key=idempotency_key(request),
+            idempotency_key=key,
             body=data,
             image=image,
         )
@@ -226,16 +237,16 @@ class JobDetailApi(APIView):
     required_scope = "jobs:read"
 
     @extend_schema(operation_id="jobs_get", responses=JobSchema)
-    def get(self, request: Request, job_id: str) -> Response:
-        return Response({"data": job_data(job_get(user=request.user, job_id=job_id))})
+    def get(self, request: Request, jobId: str) -> Response:  # noqa: N803 (the contract's path parameter)
+        return Response({"data": job_data(job_get(user=request.user, job_id=jobId))})
 
 
 class JobCancelApi(APIView):
     required_scope = "generate"
 
     @extend_schema(operation_id="jobs_cancel", request=None, responses=JobSchema)
-    def post(self, request: Request, job_id: str) -> Response:
-        job = job_cancel(user=request.user, job_id=job_id)
+    def post(self, request: Request, jobId: str) -> Response:  # noqa: N803 (the contract's path parameter)
+        job = job_cancel(user=request.user, job_id=jobId)
         return Response({"data": job_data(job)})
 
 

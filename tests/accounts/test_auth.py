@@ -39,6 +39,7 @@ def assert_unauthorized(response, words: str) -> None:
     error = response.json()["error"]
     assert error["code"] == "unauthorized"
     assert words in error["message"]
+    assert response["WWW-Authenticate"] == 'Bearer realm="api"'  # RFC 9110: a 401 names its scheme
 
 
 def test_a_live_key_is_accepted(client, raw_key):

@@ -251,6 +251,32 @@ def test_a_live_key_never_gets_the_job_a_test_key_made_with_the_same_idempotency
     assert test_again.status_code == HTTPStatus.CONFLICT
 
 
+def as_wsgi_reads_it(header: str) -> str:
+    """A header value as a WSGI server hands it over: the bytes sent (UTF-8), read as Latin-1."""
+    return header.encode().decode("latin-1")
+
+
+def test_an_idempotency_key_is_counted_in_the_characters_sent(api, funded, no_worker):
+    key = as_wsgi_reads_it("é" * 255)  # 510 bytes
+    first = generate(api, **{"Idempotency-Key": key})
+    assert first.status_code == HTTPStatus.ACCEPTED
+    assert generate(api, **{"Idempotency-Key": key}).json()["data"]["jobId"] == first.json()["data"]["jobId"]
+    assert Job.objects.get().idempotency_key == "é" * 255
+    too_long = generate(api, **{"Idempotency-Key": as_wsgi_reads_it("é" * 256)})
+    assert "Idempotency-Key" in too_long.json()["error"]["details"]
+
+
+def test_a_dry_run_checks_the_idempotency_key_as_the_submit_would(api, funded):
+    response = api.post(
+        "/api/v1/generate?dryRun=true",
+        {"model": "local-image", "type": "TEXT_TO_IMAGE", "prompt": "x"},
+        content_type="application/json",
+        headers={"Idempotency-Key": "k" * 256},
+    )
+    assert response.status_code == HTTPStatus.UNPROCESSABLE_ENTITY
+    assert "Idempotency-Key" in response.json()["error"]["details"]
+
+
 def test_the_same_idempotency_key_with_another_body_is_a_409(api, funded, no_worker):
     generate(api, **{"Idempotency-Key": "abc-123"})
     response = generate(api, {"prompt": "something else"}, **{"Idempotency-Key": "abc-123"})

@@ -1,5 +1,6 @@
 import csv
 import io
+import re
 from datetime import timedelta
 from http import HTTPStatus
 
@@ -127,10 +128,30 @@ def export_rows(api, user) -> list[list[str]]:
     return list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
 
 
+CONTRACT_TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")  # API.md: 2026-03-16T12:00:00Z
+
+
 def test_export_cells_are_iso_utc_timestamps_and_plain_booleans(api, user):
     rows = export_rows(api, user)
-    assert rows[1][1].endswith("Z")
+    assert CONTRACT_TIMESTAMP.fullmatch(rows[1][1])
     assert rows[1][7:10] == ["3", "0", "true"]
+
+
+def test_every_api_timestamp_is_in_the_contracts_form(api, funded):
+    job_id = generate(api).json()["data"]["jobId"]
+    job = api.get(f"/api/v1/jobs/{job_id}").json()["data"]
+    key = api.get("/api/v1/keys").json()["data"][0]
+    entry = api.get("/api/v1/credits/ledger").json()["data"][0]
+    usage = api.get("/api/v1/usage").json()["data"]
+    stamps = [job["createdAt"], job["startedAt"], job["completedAt"], key["createdAt"], key["expiresAt"]]
+    stamps += [entry["createdAt"], usage["cycleStart"], usage["cycleEnd"]]
+    assert all(CONTRACT_TIMESTAMP.fullmatch(stamp) for stamp in stamps), stamps
+
+
+def test_created_before_a_jobs_own_timestamp_includes_it(api, funded):
+    job = generate(api).json()["data"]
+    listed = api.get("/api/v1/jobs", {"createdBefore": job["createdAt"], "createdAfter": job["createdAt"]})
+    assert [j["jobId"] for j in listed.json()["data"]] == [job["jobId"]]
 
 
 @pytest.mark.postgres
@@ -138,8 +159,7 @@ def test_the_postgresql_export_streams_with_copy_in_the_same_format(api, user):
     rows = export_rows(api, user)
     assert rows[0][0] == "jobId"
     assert len(rows) == 3
-    assert rows[1][1].endswith("Z")
-    assert len(rows[1][1]) == len("2026-11-23T11:11:15.779690Z")
+    assert CONTRACT_TIMESTAMP.fullmatch(rows[1][1])
     assert rows[1][7:10] == ["3", "0", "true"]
 
 
@@ -229,12 +249,14 @@ def test_output_urls_expire_after_24_hours(api, funded):
         assert api.get(path).status_code == HTTPStatus.FORBIDDEN
 
 
-def test_a_tampered_output_url_is_refused(client, api, funded):
+@pytest.mark.parametrize(
+    "tamper", [lambda token, name: (token[:-3] + "abc", name), lambda token, name: (token, "evil.html")]
+)
+def test_a_tampered_output_url_is_refused(client, api, funded, tamper):
     url = api.get(f"/api/v1/jobs/{generate(api).json()['data']['jobId']}").json()["data"]["outputUrl"]
     path = url.removeprefix("http://127.0.0.1:8000")
-    token, filename = path.removeprefix("/outputs/").split("/")
-    tampered = f"/outputs/{token[:-3]}abc/{filename}"
-    response = client.get(tampered)
+    token, filename = tamper(*path.removeprefix("/outputs/").split("/"))
+    response = client.get(f"/outputs/{token}/{filename}")
     assert response.status_code == HTTPStatus.FORBIDDEN
     assert b"PNG" not in response.content
 

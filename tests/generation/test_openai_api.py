@@ -31,6 +31,13 @@ def test_models_lists_the_catalog(ai):
     assert {"local-chat", "local-image", "flux-dev", "kling-3.0"} <= ids
 
 
+def test_one_model_is_retrieved_by_id(ai):
+    model = ai.models.retrieve("local-chat")
+    assert (model.id, model.object) == ("local-chat", "model")
+    with pytest.raises(openai.NotFoundError):
+        ai.models.retrieve("no-such-model")
+
+
 def test_a_chat_completion_is_a_charged_job(ai, funded):
     completion = ai.chat.completions.create(model="local-chat", messages=MESSAGES, max_tokens=50)
     assert completion.choices[0].message.content.startswith("Local engine reply")

@@ -23,7 +23,7 @@ def test_lists_come_in_the_envelope_with_their_cursor(schema):
 
 
 def test_single_objects_come_in_the_envelope(schema):
-    job = body(schema, "/api/v1/jobs/{job_id}", "get", "200")
+    job = body(schema, "/api/v1/jobs/{jobId}", "get", "200")
     assert job["required"] == ["data"] and job["properties"]["data"] == {"$ref": "#/components/schemas/JobSchema"}
 
 
@@ -36,7 +36,7 @@ def test_every_operation_documents_the_contracts_error_shape(schema):
 
 
 def test_revoking_answers_200_with_what_was_revoked(schema):
-    for path in ("/api/v1/keys/{key_id}", "/api/v1/webhook"):
+    for path in ("/api/v1/keys/{id}", "/api/v1/webhook"):
         assert set(schema["paths"][path]["delete"]["responses"]) == {"200", "default"}
         assert body(schema, path, "delete", "200")["required"] == ["data"]
 
@@ -60,3 +60,27 @@ def test_the_schema_names_every_error_code_the_api_answers_with(schema):
 
     documented = set(schema["components"]["schemas"]["Error"]["properties"]["error"]["properties"]["code"]["enum"])
     assert codes(ApplicationError) | set(CODE_FOR_STATUS.values()) <= documented
+
+
+def test_path_parameters_have_the_contracts_names(schema):
+    assert {
+        "/api/v1/jobs/{jobId}",
+        "/api/v1/jobs/{jobId}/cancel",
+        "/api/v1/keys/{id}",
+        "/api/v1/keys/{id}/roll",
+    } <= set(schema["paths"])
+    assert "/api/v1/models/{id}" in schema["paths"]
+
+
+@pytest.mark.parametrize("accept", [None, "*/*", "application/json"])
+def test_the_document_is_json_unless_yaml_is_asked_for(client, accept):
+    headers = {"Accept": accept} if accept else {}
+    response = client.get("/api/v1/schema", headers=headers)
+    assert response["Content-Type"] == "application/json"
+    assert response.json()["openapi"].startswith("3.")
+
+
+@pytest.mark.parametrize(("query", "accept"), [("?format=yaml", "*/*"), ("", "application/vnd.oai.openapi")])
+def test_yaml_is_there_when_asked_for(client, query, accept):
+    response = client.get(f"/api/v1/schema{query}", headers={"Accept": accept})
+    assert response.status_code == 200 and response.content.startswith(b"openapi: 3.")
