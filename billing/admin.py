@@ -11,6 +11,7 @@ from billing.models import BillingAlert, CreditPack, LedgerEntry, StripeEvent, W
 from billing.services import amount_check, wallet_adjust
 from billing.stripe_events import stripe_event_process
 from flixly_site.errors import ValidationFailed
+from flixly_site.forms import SubmitOnceField, form_sent_twice, form_token_renew
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -27,6 +28,7 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 class AdjustForm(forms.Form):
     amount = forms.IntegerField(help_text="Positive grants credits; negative takes them (never below zero).")
     reason = forms.CharField(max_length=300, help_text="Shown on the account's ledger.")
+    once = SubmitOnceField()  # Back and submit again, or a double click, writes one row
 
     def clean_amount(self) -> int:
         if self.cleaned_data["amount"] == 0:
@@ -71,10 +73,15 @@ class WalletAdmin(ReadOnlyAdmin):
         wallet = get_object_or_404(Wallet.objects.select_related("user"), pk=pk)
         form = AdjustForm(request.POST or None)
         if request.method == "POST" and form.is_valid():
+            page = reverse("admin:billing_wallet_change", args=[pk])
+            if sent := form_sent_twice(request, form, page=page):
+                return sent
+            grant = {name: form.cleaned_data[name] for name in ("amount", "reason")}
             try:
-                entry = wallet_adjust(user_id=wallet.user_id, staff_user_id=request.user.pk, **form.cleaned_data)
+                entry = wallet_adjust(user_id=wallet.user_id, staff_user_id=request.user.pk, **grant)
             except ValidationFailed as error:
                 form.add_error("amount", error.message)
+                form_token_renew(form)
             else:
                 moved = entry.amount if entry else 0
                 messages.success(request, f"{moved:+d} credits for {wallet.user}.")

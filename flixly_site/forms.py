@@ -46,10 +46,11 @@ def form_token_spend(token: str, *, user_id: int) -> bool:
         return True
 
 
-def form_sent_twice(request: HttpRequest, form: forms.Form, *, secret_note: str, page: str) -> HttpResponse | None:
+def form_sent_twice(request: HttpRequest, form: forms.Form, *, page: str, secret_note: str = "") -> HttpResponse | None:
     """A form that was already sent (reload, Back and submit, double click): nothing is done again, and the
-    user is sent back to `page` told so, with `secret_note` on how to get the shown-once secret again."""
+    user is sent back to `page` (a URL name or a path) told so, with `secret_note` on how to get a
+    shown-once secret again."""
     if form_token_spend(form.cleaned_data["once"], user_id=request.user.pk):
         return None
-    messages.info(request, f"That form was already sent, so nothing was done again. {secret_note}")
+    messages.info(request, f"That form was already sent, so nothing was done again. {secret_note}".strip())
     return redirect(page)

@@ -14,6 +14,9 @@ api_v1 = [
     path("", include("generation.api.urls")),
 ]
 
+admin.site.site_header = admin.site.site_title = "Flixly admin"
+admin.site.index_title = "Staff console"
+
 urlpatterns = [
     path("api/v1/", include(api_v1)),  # first: every API call then resolves without trying the pages
     path("openai/v1/", include(openai_urlpatterns)),

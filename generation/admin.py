@@ -1,14 +1,41 @@
+from collections.abc import Callable
+from typing import Any
+
+from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from generation.catalog import catalog_forget
 from generation.models import AiModel, Job, JobEvent, JobStatus, WebhookDelivery, WebhookEndpoint
+from generation.pricing import params_problems, pricing_problems
 from generation.services import job_fail
+
+
+class AiModelForm(forms.ModelForm):
+    """Pricing and parameter ranges as price_for and validation read them: a rule no request could meet
+    (a negative price, min above max) is refused here, not by a failed submit."""
+
+    class Meta:
+        model = AiModel
+        fields = ("pricing", "params")  # the admin passes every field it shows
+
+    def clean_pricing(self) -> Any:
+        return _checked(self.cleaned_data["pricing"], pricing_problems)
+
+    def clean_params(self) -> Any:
+        return _checked(self.cleaned_data["params"], params_problems)
+
+
+def _checked(value: Any, problems_of: Callable[[Any], list[str]]) -> Any:
+    if problems := problems_of(value):
+        raise forms.ValidationError(problems)
+    return value
 
 
 @admin.register(AiModel)
 class AiModelAdmin(admin.ModelAdmin):
+    form = AiModelForm
     list_display = ("id", "name", "vendor", "route", "credits", "enabled", "timeout_seconds")
     list_filter = ("route", "enabled", "vendor")
     list_editable = ("enabled", "credits")

@@ -179,6 +179,7 @@ class WebhookDelivery(models.Model):
     delivered_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        verbose_name_plural = "webhook deliveries"
         ordering = ("-created_at", "-id")
         indexes = [
             models.Index(fields=["user", "-created_at", "-id"], name="delivery_user_recent"),

@@ -1,8 +1,75 @@
 """Prices from the catalog's rules. Credits are integers; every rule is documented in catalog.json's models."""
 
 import math
+from typing import Any
 
 from generation.models import AiModel
+
+RULES = ("byResolution", "byDuration", "bySize", "perThousandChars")
+
+
+def _is_price(value: Any) -> bool:
+    return type(value) is int and value >= 0  # credits are whole; 0 is a free tier
+
+
+def _is_bound(key: Any) -> bool:
+    try:
+        return float(key) >= 0
+    except (TypeError, ValueError):
+        return False
+
+
+def _table_problems(table: Any, label: str) -> list[str]:
+    if not isinstance(table, dict) or not table:
+        return [f"{label} must be an object of upper bounds to prices."]
+    if not all(_is_bound(bound) for bound in table):
+        return [f"{label}: every bound must be a number."]
+    if not all(_is_price(price) for price in table.values()):
+        return [f"{label}: every price must be a whole number of credits, 0 or more."]
+    return []
+
+
+def pricing_problems(rules: Any) -> list[str]:
+    """What is wrong with a model's pricing rules (empty: nothing); price_for reads exactly these shapes."""
+    if not isinstance(rules, dict):
+        return ["Pricing must be an object."]
+    if unknown := sorted(set(rules) - set(RULES)):
+        return [f"Unknown pricing rule {', '.join(unknown)}: use one of {', '.join(RULES)}."]
+    if len(rules) > 1:
+        return ["Use one pricing rule."]
+    if "byResolution" in rules:
+        tables = rules["byResolution"]
+        if not isinstance(tables, dict) or not tables:
+            return ["byResolution must be an object of resolutions to duration tables."]
+        return [problem for name, table in tables.items() for problem in _table_problems(table, f"byResolution.{name}")]
+    if "perThousandChars" in rules:
+        return [] if _is_price(rules["perThousandChars"]) else ["perThousandChars must be a whole number, 0 or more."]
+    return [problem for name, table in rules.items() for problem in _table_problems(table, name)]
+
+
+def _param_problems(name: str, spec: Any) -> list[str]:
+    if not isinstance(spec, dict):
+        return [f"{name} must be an object (min/max or allowed, and default)."]
+    if "allowed" in spec:
+        allowed = spec["allowed"]
+        if not isinstance(allowed, list) or not allowed:
+            return [f"{name}.allowed must be a list of at least one value."]
+        fits = "default" not in spec or spec["default"] in allowed
+        return [] if fits else [f"{name}.default must be one of its allowed values."]
+    low, high = spec.get("min"), spec.get("max")
+    if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in (low, high)) or low > high:
+        return [f"{name} needs numbers min <= max."]
+    default = spec.get("default", low)
+    if not isinstance(default, int | float) or isinstance(default, bool) or not low <= default <= high:
+        return [f"{name}.default must be between its min and max."]
+    return []
+
+
+def params_problems(params: Any) -> list[str]:
+    """What is wrong with a model's parameter ranges (empty: nothing): each must let some request through."""
+    if not isinstance(params, dict):
+        return ["Params must be an object."]
+    return [problem for name, spec in params.items() for problem in _param_problems(name, spec)]
 
 
 def _bucket(table: dict[str, int], value: float) -> int | None:

@@ -21,11 +21,24 @@ def test_staff_grant_writes_a_ledger_row_with_their_name_and_reason(client, user
     staff_user.save()
     wallet_adjust(user_id=user.pk, amount=10, reason="start")
     client.force_login(staff_user)
-    response = client.post(f"/admin/billing/wallet/{user.pk}/adjust/", {"amount": 25, "reason": "Goodwill"})
+    response = client.post(
+        f"/admin/billing/wallet/{user.pk}/adjust/", {"amount": 25, "reason": "Goodwill", "once": "t1"}
+    )
     assert response.status_code == HTTPStatus.FOUND
     entry = LedgerEntry.objects.filter(user=user).first()
     assert (entry.amount, entry.reason, entry.staff_user) == (25, "Goodwill", staff_user)
     assert wallet_balance(user_id=user.pk) == 35
+
+
+def test_a_grant_sent_twice_is_written_once(admin_client, user):
+    wallet_adjust(user_id=user.pk, amount=10, reason="start")
+    form = admin_client.get(f"/admin/billing/wallet/{user.pk}/adjust/").context["form"]
+    grant = {"amount": 1000, "reason": "Back and submit", "once": form["once"].value()}
+    first = admin_client.post(f"/admin/billing/wallet/{user.pk}/adjust/", grant)
+    again = admin_client.post(f"/admin/billing/wallet/{user.pk}/adjust/", grant, follow=True)
+    assert first.status_code == HTTPStatus.FOUND
+    assert any("already sent" in str(message) for message in again.context["messages"])
+    assert wallet_balance(user_id=user.pk) == 1010 and LedgerEntry.objects.filter(user=user).count() == 2
 
 
 def test_the_wallet_page_is_read_only_and_shows_the_ledger(client, user, staff_user):
@@ -43,7 +56,7 @@ def test_the_wallet_page_is_read_only_and_shows_the_ledger(client, user, staff_u
 
 def test_non_staff_cannot_adjust(client, user):
     client.force_login(user)
-    response = client.post(f"/admin/billing/wallet/{user.pk}/adjust/", {"amount": 25, "reason": "x"})
+    response = client.post(f"/admin/billing/wallet/{user.pk}/adjust/", {"amount": 25, "reason": "x", "once": "t1"})
     assert response.status_code == HTTPStatus.FOUND
     assert wallet_balance(user_id=user.pk) == 0
 
@@ -51,7 +64,9 @@ def test_non_staff_cannot_adjust(client, user):
 @pytest.mark.parametrize("amount", ["99999999999999999999", "9223372036854775807", "-99999999999999999999"])
 def test_a_grant_above_the_maximum_is_a_form_error_not_a_500(admin_client, user, amount):
     wallet_adjust(user_id=user.pk, amount=10, reason="start")
-    response = admin_client.post(f"/admin/billing/wallet/{user.pk}/adjust/", {"amount": amount, "reason": "Typo"})
+    response = admin_client.post(
+        f"/admin/billing/wallet/{user.pk}/adjust/", {"amount": amount, "reason": "Typo", "once": "t1"}
+    )
     assert response.status_code == HTTPStatus.OK
     refused = f"An amount can be at most {MAX_CREDITS_PER_MOVEMENT:,} credits."
     assert response.context["form"].errors["amount"] == [refused]
@@ -62,7 +77,9 @@ def test_a_grant_above_the_maximum_is_a_form_error_not_a_500(admin_client, user,
 def test_a_grant_past_the_largest_balance_is_a_form_error_not_a_500(admin_client, user):
     wallet_adjust(user_id=user.pk, amount=10, reason="start")
     Wallet.objects.filter(user=user).update(balance=MAX_BALANCE - 5)
-    response = admin_client.post(f"/admin/billing/wallet/{user.pk}/adjust/", {"amount": 6, "reason": "Goodwill"})
+    response = admin_client.post(
+        f"/admin/billing/wallet/{user.pk}/adjust/", {"amount": 6, "reason": "Goodwill", "once": "t1"}
+    )
     assert response.status_code == HTTPStatus.OK
     assert "past its maximum" in response.context["form"].errors["amount"][0]
     assert wallet_balance(user_id=user.pk) == MAX_BALANCE - 5

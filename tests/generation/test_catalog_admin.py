@@ -1,0 +1,68 @@
+"""Staff edit the catalog in the admin: a price or a range no request could meet is refused there, before it
+can fail a submit (a negative tier price was a 500 on every matching request)."""
+
+import json
+
+import pytest
+from django.contrib.admin.sites import site
+from django.forms.models import model_to_dict
+from django.test import RequestFactory
+
+from generation.models import AiModel
+from generation.pricing import params_problems, pricing_problems
+
+pytestmark = pytest.mark.django_db
+
+
+def admin_form(model: AiModel, **changes):
+    request = RequestFactory().post("/admin/")
+    data = {**model_to_dict(model), **changes}
+    data = {name: json.dumps(value) if isinstance(value, dict | list) else value for name, value in data.items()}
+    return site._registry[AiModel].get_form(request, model)(data=data, instance=model)
+
+
+@pytest.mark.parametrize(
+    "pricing",
+    [
+        {"bySize": {"4194304": -50}},
+        {"bySize": {"big": 3}},
+        {"bySize": {}},
+        {"byDuration": {"5": 2.5}},
+        {"byResolution": {"720p": {"5": True}}},
+        {"byResolution": {"720p": 4}},
+        {"perThousandChars": -1},
+        {"byColour": {"red": 1}},
+        {"bySize": {"1": 1}, "byDuration": {"1": 1}},
+        [1, 2],
+    ],
+)
+def test_a_price_no_request_could_pay_is_refused_in_the_admin(pricing):
+    form = admin_form(AiModel.objects.get(id="local-image"), pricing=pricing)
+    assert not form.is_valid() and "pricing" in form.errors
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"width": {"min": 5000, "max": 10}},
+        {"width": {"min": "a", "max": 10}},
+        {"style": {"allowed": []}},
+        {"width": {"min": 256, "max": 1024, "default": 2048}},
+        {"voice": {"allowed": ["a"], "default": "b"}},
+        {"width": 512},
+    ],
+)
+def test_a_range_no_request_could_meet_is_refused_in_the_admin(params):
+    form = admin_form(AiModel.objects.get(id="local-image"), params=params)
+    assert not form.is_valid() and "params" in form.errors
+
+
+def test_a_sound_edit_is_saved():
+    model = AiModel.objects.get(id="local-image")
+    form = admin_form(model, pricing={"bySize": {"1048576": 2, "4194304": 0}})
+    assert form.is_valid(), form.errors
+
+
+def test_every_catalog_entry_passes_the_same_checks():
+    for model in AiModel.objects.all():
+        assert pricing_problems(model.pricing) == [] and params_problems(model.params) == [], model.id

@@ -1,0 +1,15 @@
+"""The staff console reads as Flixly's, with plain English names."""
+
+import pytest
+
+pytestmark = pytest.mark.django_db
+
+
+def test_the_console_is_named_flixly_and_names_its_models_in_plain_english(client, staff_user):
+    staff_user.is_superuser = True
+    staff_user.save()
+    client.force_login(staff_user)
+    page = client.get("/admin/").content.decode()
+    assert "Flixly admin" in page and "Django administration" not in page
+    assert "Ledger entries" in page and "Webhook deliveries" in page
+    assert "entrys" not in page and "deliverys" not in page
