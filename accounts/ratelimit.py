@@ -94,8 +94,9 @@ PARALLEL_RETRY_AFTER = 5  # seconds: a typical short job frees a slot by then
 def parallel_tasks_check(*, plan_limit: int, active: int) -> None:
     """Refuse a submission that would exceed the plan's parallel tasks (queued + running)."""
     if active >= plan_limit:
+        jobs = "1 job" if plan_limit == 1 else f"{plan_limit} jobs"
+        busy, which = ("1 is", "it") if active == 1 else (f"{active} are", "one of them")
         raise RateLimited(
-            f"Your plan runs {plan_limit} task(s) at a time and {active} are queued or running. "
-            "Retry when one finishes.",
+            f"Your plan runs {jobs} at a time, and {busy} queued or running. Try again when {which} finishes.",
             headers={"Retry-After": str(PARALLEL_RETRY_AFTER)},
         )

@@ -59,10 +59,17 @@ def _form_error(form, error: ApplicationError) -> None:
     form_token_renew(form)
 
 
+def _already_revoked(request: HttpRequest, api_key: ApiKey) -> HttpResponse:
+    messages.info(request, f"Key {api_key.name} ({api_key.masked}) is already revoked: it cannot be used again.")
+    return redirect("api-keys")
+
+
 @login_required
 @require_http_methods(["GET", "POST"])
 def api_key_roll(request: HttpRequest, key_id) -> HttpResponse:
     api_key = _owned_or_404(request, key_id)
+    if request.method == "GET" and api_key.revoked_at is not None:
+        return _already_revoked(request, api_key)
     form = ApiKeyRollForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         if resent := _sent_twice(request, form):
@@ -80,6 +87,8 @@ def api_key_roll(request: HttpRequest, key_id) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def api_key_revoke(request: HttpRequest, key_id) -> HttpResponse:
     api_key = _owned_or_404(request, key_id)
+    if api_key.revoked_at is not None:
+        return _already_revoked(request, api_key)
     if request.method == "POST":
         apikey_revoke(user=request.user, key_id=api_key.id)
         messages.success(request, f"Key {api_key.name} ({api_key.masked}) is revoked. It stopped working immediately.")

@@ -4,10 +4,12 @@ from collections.abc import Iterable
 from typing import Any
 
 from django import forms
+from django.conf import settings
 
 from flixly_site.errors import ApplicationError
 from flixly_site.forms import SubmitOnceField
 from generation.models import TYPE_LABELS, AiModel, JobStatus
+from generation.pricing import price_range
 from generation.providers.base import JOB_TYPES
 from generation.validation import NEEDS_IMAGE, upload_read
 
@@ -29,11 +31,17 @@ FORM_NAMES = {"negativePrompt": "negative_prompt", "messages": "prompt", "imageU
 RESOLUTIONS = [("", "Model default"), ("480p", "480p"), ("720p", "720p"), ("1080p", "1080p")]
 
 
+def _credits(low: int, high: int | None) -> str:
+    if high is None:
+        return f"from {low} credits"
+    return f"{low} credit{'s' if low != 1 else ''}" if low == high else f"{low} to {high} credits"
+
+
 def model_choices(models: Iterable[AiModel], available: set[str]) -> list[tuple[str, list[tuple[str, str]]]]:
-    """Models grouped by what they make, each labelled with its base price."""
+    """Models grouped by what they make, each labelled with what a job on it can cost."""
     groups: dict[str, list[tuple[str, str]]] = {label: [] for label in dict.fromkeys(GROUPS.values())}
     for model in models:
-        label = f"{model.name} · {model.credits} credit{'s' if model.credits != 1 else ''}"
+        label = f"{model.name} · {_credits(*price_range(model))}"
         if model.id not in available:
             label += " (unavailable)"
         group = GROUPS.get(model.types[0], "Other") if model.types else "Other"
@@ -83,9 +91,9 @@ class GenerateForm(forms.Form):
         label="Language", required=False, max_length=16, help_text="Speech only. A code such as en, de or fr."
     )
 
-    def __init__(self, *args: Any, models: dict[str, AiModel], available: set[str], **kwargs: Any) -> None:
+    def __init__(self, *args: Any, models: dict[str, AiModel], routes: dict[str, str], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["model"].choices = model_choices(models.values(), available)
+        self.fields["model"].choices = model_choices(models.values(), set(routes))
         self.fields["voice"].widget.attrs["list"] = "voice-options"
         self.fields["language"].widget.attrs["list"] = "language-options"
 
@@ -141,6 +149,14 @@ class WebhookForm(forms.Form):
         widget=forms.URLInput(attrs={"placeholder": "https://example.com/webhooks/flixly"}),
         help_text="HTTPS on a public address. Redirects are not followed.",
     )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if settings.DEBUG and not (settings.FLIXLY_OUTBOUND_ALLOW_HTTP and settings.FLIXLY_OUTBOUND_ALLOW_PRIVATE):
+            self.fields["url"].help_text += (
+                " To try a receiver on this machine (http://127.0.0.1:…), start Flixly with"
+                " FLIXLY_OUTBOUND_ALLOW_HTTP=true FLIXLY_OUTBOUND_ALLOW_PRIVATE=true."
+            )
 
     def add_api_errors(self, details: dict[str, list[str]]) -> None:
         for name, messages in details.items():

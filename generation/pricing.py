@@ -72,6 +72,16 @@ def params_problems(params: Any) -> list[str]:
     return [problem for name, spec in params.items() for problem in _param_problems(name, spec)]
 
 
+def price_range(model: AiModel) -> tuple[int, int | None]:
+    """The least and the most a job on this model can cost (None: no upper bound, priced by length)."""
+    rules = model.pricing or {}
+    if "perThousandChars" in rules:
+        return model.credits, None
+    tables = rules.get("byResolution", {}).values() if "byResolution" in rules else rules.values()
+    prices = [int(price) for table in tables for price in table.values()]
+    return (min(prices), max(prices)) if prices else (model.credits, model.credits)
+
+
 def _bucket(table: dict[str, int], value: float) -> int | None:
     """The price of the smallest bucket whose bound is >= value."""
     for bound in sorted(table, key=float):

@@ -98,7 +98,7 @@ def export_window(params: dict[str, str]) -> tuple[datetime, datetime]:
     except OverflowError:  # `to` in year 1: no 30 days before it
         raise ValidationFailed(details={"to": ["Must be a date after 0001-01-31."]}) from None
     if start > end:
-        raise ValidationFailed(details={"from": ["`from` must be before `to`."]})
+        raise ValidationFailed(details={"from": ["The from date must be before the to date."]})
     if until - start > timedelta(days=EXPORT_MAX_DAYS):
         raise ValidationFailed(details={"to": [f"The window can be at most {EXPORT_MAX_DAYS} days."]})
     return start, end

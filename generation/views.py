@@ -64,11 +64,13 @@ PARAM_LABELS = {
 # --- Generate -------------------------------------------------------------------------------------
 
 
-def _available(models: dict[str, AiModel]) -> set[str]:
-    return {model_id for model_id, model in models.items() if route_for(model, is_test=False) is not None}
+def _routes(models: dict[str, AiModel]) -> dict[str, str]:
+    """Where each model that can run on this server runs now (a hosted one may fall back to the local engine)."""
+    routes = {model_id: route_for(model, is_test=False) for model_id, model in models.items()}
+    return {model_id: route for model_id, route in routes.items() if route is not None}
 
 
-def _catalog_json(models: dict[str, AiModel], available: set[str]) -> dict[str, Any]:
+def _catalog_json(models: dict[str, AiModel], routes: dict[str, str]) -> dict[str, Any]:
     """What generate.js needs to show only the fields the chosen model takes."""
     return {
         "models": {
@@ -77,7 +79,9 @@ def _catalog_json(models: dict[str, AiModel], available: set[str]) -> dict[str, 
                 "credits": m.credits,
                 "params": m.params,
                 "description": m.description,
-                "available": m.id in available,
+                "available": m.id in routes,
+                # FLIXLY_LOCAL_FALLBACK: a hosted model with no upstream set up runs on the local engine
+                "standIn": routes.get(m.id, m.route) != m.route,
             }
             for m in models.values()
         },
@@ -104,14 +108,14 @@ def _submit(request: HttpRequest, form: GenerateForm, valid: ValidRequest) -> Su
 
 
 def _playground(
-    request: HttpRequest, form: GenerateForm, models: dict[str, AiModel], available: set[str], price: int | None
+    request: HttpRequest, form: GenerateForm, models: dict[str, AiModel], routes: dict[str, str], price: int | None
 ) -> HttpResponse:
     context = {
         "nav": "generate",
         "form": form,
         "balance": wallet_balance(user_id=request.user.pk),
         "price": price,
-        "catalog": _catalog_json(models, available),
+        "catalog": _catalog_json(models, routes),
     }
     return render(request, "generation/generate.html", context)
 
@@ -137,16 +141,14 @@ def _process(request: HttpRequest, form: GenerateForm) -> tuple[Submitted | None
 @require_http_methods(["GET", "POST"])
 def generate(request: HttpRequest) -> HttpResponse:
     models = catalog_models()
-    available = _available(models)
+    routes = _routes(models)
     initial = {name: request.GET[name] for name in ("model", "type") if name in request.GET}
-    form = GenerateForm(
-        request.POST or None, request.FILES or None, models=models, available=available, initial=initial
-    )
+    form = GenerateForm(request.POST or None, request.FILES or None, models=models, routes=routes, initial=initial)
     submitted, price = _process(request, form) if form.is_bound and form.is_valid() else (None, None)
     if submitted is not None:
         messages.success(request, _submitted_message(submitted))
         return redirect("job-detail", job_id=submitted.job.pk)
-    return _playground(request, form, models, available, price)
+    return _playground(request, form, models, routes, price)
 
 
 def _submitted_message(submitted: Submitted) -> str:

@@ -82,7 +82,12 @@
     const promptLabel = form.querySelector('label[for="id_prompt"]');
     if (promptLabel) promptLabel.textContent = `${promptLabels[type] || "Prompt"}:`;
     const description = document.getElementById("model-description");
-    if (description) description.textContent = model.description || "";
+    if (description) {
+      const standIn = model.standIn
+        ? " On this server it runs on the built-in local engine (no upstream is set up), at the hosted model's price."
+        : "";
+      description.textContent = (model.description || "") + standIn;
+    }
   }
 
   function csrfToken() {

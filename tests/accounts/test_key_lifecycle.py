@@ -150,6 +150,16 @@ def test_rolling_a_key_revoked_in_another_tab_is_a_form_error(client, user, own_
     assert b"This key is revoked." in response.content
 
 
+def test_a_revoked_keys_roll_and_revoke_pages_say_so_instead_of_offering_the_action(client, user, own_key):
+    client.post(f"/settings/api-keys/{own_key.id}/revoke/")
+    for path in (f"/settings/api-keys/{own_key.id}/roll/", f"/settings/api-keys/{own_key.id}/revoke/"):
+        page = client.get(path, follow=True)
+        assert page.redirect_chain[-1][0] == "/settings/api-keys/"
+        assert b"is already revoked" in page.content
+    again = client.post(f"/settings/api-keys/{own_key.id}/revoke/", follow=True)
+    assert b"is already revoked" in again.content and b"stopped working immediately" not in again.content
+
+
 def test_a_monthly_cap_past_the_column_is_a_form_error_not_a_crash(client, user):
     client.force_login(user)
     response = client.post("/settings/api-keys/", {**CREATE, "monthly_credit_cap": 9223372036854775808})

@@ -59,6 +59,18 @@ def test_the_parallel_task_check_refuses_at_the_plan_limit():
         parallel_tasks_check(plan_limit=2, active=2)
     assert refused.value.status == HTTPStatus.TOO_MANY_REQUESTS
     assert refused.value.headers["Retry-After"]
+    assert refused.value.message == (
+        "Your plan runs 2 jobs at a time, and 2 are queued or running. Try again when one of them finishes."
+    )
+
+
+def test_the_parallel_task_refusal_reads_well_for_one_job():
+    with pytest.raises(RateLimited) as refused:
+        parallel_tasks_check(plan_limit=1, active=1)
+    assert (
+        refused.value.message
+        == "Your plan runs 1 job at a time, and 1 is queued or running. Try again when it finishes."
+    )
 
 
 @pytest.mark.redis

@@ -60,3 +60,13 @@ def test_a_user_generates_an_image_and_finds_it_under_jobs(signed_in):
     assert row.get_by_text("Flixly Local Image").is_visible()
     assert row.locator(".badge.completed").is_visible()
     page.screenshot(path=f"{SCREENSHOTS}/jobs.png", full_page=True)
+
+
+def test_a_hosted_model_that_runs_on_the_local_engine_here_says_so_before_paying(signed_in, live_server, settings):
+    settings.FLIXLY_LOCAL_FALLBACK = True
+    page = signed_in
+    page.goto(f"{live_server.url}/generate/")
+    page.get_by_label("Model").select_option("flux-dev")
+    assert "runs on the built-in local engine" in page.locator("#model-description").inner_text()
+    page.get_by_label("Model").select_option("local-image")
+    assert "local engine (no upstream" not in page.locator("#model-description").inner_text()

@@ -66,9 +66,19 @@ def test_the_playground_lists_the_models_grouped_by_kind_with_their_credits(sign
     assert response.status_code == HTTPStatus.OK
     html = response.content.decode()
     assert '<optgroup label="Images">' in html and '<optgroup label="Speech">' in html
-    assert "Flixly Local Image · 1 credit<" in html
+    assert "Flixly Local Image · 1 to 2 credits<" in html  # by size
     assert 'id="catalog-data"' in html
     assert '<a href="/generate/" aria-current="page">' in html
+
+
+def test_each_model_shows_its_price_range_and_whether_it_runs_here(signed_in, settings):
+    settings.FLIXLY_LOCAL_FALLBACK = True  # no upstream is configured in tests: hosted models fall back
+    response = signed_in.get("/generate/")
+    assert "Veo 3.1 · 10 to 38 credits<" in response.content.decode()
+    catalog = response.context["catalog"]["models"]
+    assert catalog["veo-3.1"]["standIn"] is True and catalog["local-image"]["standIn"] is False
+    settings.FLIXLY_LOCAL_FALLBACK = False
+    assert "Veo 3.1 · 10 to 38 credits (unavailable)<" in signed_in.get("/generate/").content.decode()
 
 
 def test_the_playground_shows_the_balance(signed_in):

@@ -57,6 +57,18 @@ def test_without_an_endpoint_the_page_explains_webhooks(signed_in):
     assert '<a href="/settings/webhooks/" aria-current="page">Webhooks</a>' in html
 
 
+@pytest.mark.parametrize(
+    ("debug", "allowed", "hinted"), [(True, False, True), (True, True, False), (False, False, False)]
+)
+def test_in_development_the_page_says_how_to_try_a_receiver_on_this_machine(
+    signed_in, settings, debug, allowed, hinted
+):
+    settings.DEBUG = debug
+    settings.FLIXLY_OUTBOUND_ALLOW_HTTP = settings.FLIXLY_OUTBOUND_ALLOW_PRIVATE = allowed
+    html = signed_in.get("/settings/webhooks/").content.decode()
+    assert ("FLIXLY_OUTBOUND_ALLOW_PRIVATE=true" in html) is hinted
+
+
 def test_setting_a_url_shows_its_secret_once(signed_in, user, receiver):
     response = set_url(signed_in, receiver.url)
 
