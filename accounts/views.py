@@ -11,7 +11,7 @@ from accounts.models import ApiKey
 from accounts.selectors import apikey_get, apikey_list_for_page
 from accounts.services import IssuedKey, apikey_create, apikey_revoke, apikey_roll
 from flixly_site.errors import ApplicationError
-from flixly_site.forms import form_sent_twice, form_token_renew
+from flixly_site.forms import add_api_errors, form_sent_twice, form_token_renew
 
 
 def _keys_page(request: HttpRequest, form: ApiKeyCreateForm) -> HttpResponse:
@@ -55,7 +55,7 @@ def api_keys(request: HttpRequest) -> HttpResponse:
 
 
 def _form_error(form, error: ApplicationError) -> None:
-    form.add_error(None, error.as_text())
+    add_api_errors(form, error)
     form_token_renew(form)
 
 

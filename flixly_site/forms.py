@@ -1,6 +1,7 @@
 """Form pieces shared by the dashboard's apps."""
 
 import logging
+import re
 import secrets
 
 from django import forms
@@ -8,6 +9,8 @@ from django.contrib import messages
 from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
+
+from flixly_site.errors import ApplicationError
 
 logger = logging.getLogger("flixly.forms")
 
@@ -25,6 +28,14 @@ class SubmitOnceField(forms.CharField):
         kwargs.setdefault("max_length", 64)
         kwargs.setdefault("error_messages", {"required": "This form has expired: reload the page and try again."})
         super().__init__(**kwargs)
+
+
+def add_api_errors(form: forms.Form, error: ApplicationError, renamed: dict[str, str] | None = None) -> None:
+    """A service's refusal on the form: each message of its details next to the field it names (the API's
+    camelCase name in snake_case, or as `renamed` says), the rest on top."""
+    for name, texts in (error.details or {"__all__": [error.message]}).items():
+        field = (renamed or {}).get(name) or re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+        form.add_error(field if field in form.fields else None, texts)
 
 
 def new_form_token() -> str:

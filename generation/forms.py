@@ -27,7 +27,7 @@ GROUPS = {
 }
 # Form field -> the API's camelCase name, where they differ; API field -> form field for errors.
 API_NAMES = {"negative_prompt": "negativePrompt"}
-FORM_NAMES = {"negativePrompt": "negative_prompt", "messages": "prompt", "imageUrl": "image"}
+FORM_NAMES = {"messages": "prompt", "imageUrl": "image"}  # API names whose field here has another name
 RESOLUTIONS = [("", "Model default"), ("480p", "480p"), ("720p", "720p"), ("1080p", "1080p")]
 
 
@@ -117,12 +117,6 @@ class GenerateForm(forms.Form):
             if name not in ("image", "once") and value not in (None, "")
         }
 
-    def add_api_errors(self, details: dict[str, list[str]]) -> None:
-        """Put each of validate_generate's messages next to its field (or on top when no field matches)."""
-        for name, messages in details.items():
-            field = FORM_NAMES.get(name, name)
-            self.add_error(field if field in self.fields else None, messages)
-
 
 class JobFilterForm(forms.Form):
     status = forms.ChoiceField(label="Status", required=False, choices=[("", "Any status"), *JobStatus.choices])
@@ -157,7 +151,3 @@ class WebhookForm(forms.Form):
                 " To try a receiver on this machine (http://127.0.0.1:…), start Flixly with"
                 " FLIXLY_OUTBOUND_ALLOW_HTTP=true FLIXLY_OUTBOUND_ALLOW_PRIVATE=true."
             )
-
-    def add_api_errors(self, details: dict[str, list[str]]) -> None:
-        for name, messages in details.items():
-            self.add_error(name if name in self.fields else None, messages)

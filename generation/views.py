@@ -23,11 +23,11 @@ from django.views.decorators.http import require_http_methods, require_POST
 from accounts.services import parse_uuid
 from billing.services import wallet_balance
 from flixly_site.errors import ApplicationError, NotFound, RateLimited, ValidationFailed
-from flixly_site.forms import form_sent_twice, form_token_renew
+from flixly_site.forms import add_api_errors, form_sent_twice, form_token_renew
 from flixly_site.pagination import keyset_page
 from generation.api.serializers import job_data
 from generation.catalog import catalog_every_model, catalog_models, route_for
-from generation.forms import GenerateForm, JobFilterForm, WebhookForm
+from generation.forms import FORM_NAMES, GenerateForm, JobFilterForm, WebhookForm
 from generation.models import (
     ACTIVE_STATUSES,
     AiModel,
@@ -131,7 +131,7 @@ def _process(request: HttpRequest, form: GenerateForm) -> tuple[Submitted | None
         form.add_error(None, "This form was already used for another job. Press Generate again to start a new one.")
         form_token_renew(form)
     except ValidationFailed as error:
-        form.add_api_errors(error.details or {"__all__": [error.message]})
+        add_api_errors(form, error, FORM_NAMES)
     except ApplicationError as error:
         form.add_error(None, error.message)
     return None, None
@@ -327,7 +327,7 @@ def webhooks(request: HttpRequest) -> HttpResponse:
         try:
             updated = endpoint_set(user=request.user, url=form.cleaned_data["url"])
         except ValidationFailed as error:
-            form.add_api_errors(error.details or {"__all__": [error.message]})
+            add_api_errors(form, error)
             form_token_renew(form)
         else:
             return _show_signing_secret(request, updated, replaced=endpoint is not None)
