@@ -244,6 +244,18 @@ def test_a_queued_job_refreshes_itself_and_offers_cancel(signed_in, funded):
     assert f'action="/jobs/{job.id}/cancel/"' in html
 
 
+def test_a_running_job_being_stopped_says_so_and_offers_no_second_cancel(signed_in, funded):
+    job = queued_job(funded)
+    Job.objects.filter(pk=job.pk).update(status=JobStatus.RUNNING)
+
+    response = signed_in.post(f"/jobs/{job.id}/cancel/", follow=True)
+
+    html = response.content.decode()
+    assert "Stopping the job" in html  # the message
+    assert re.search(r'id="job-status">\s*Stopping\s*<', html)
+    assert f'action="/jobs/{job.id}/cancel/"' not in html
+
+
 def test_canceling_a_queued_job_refunds_it(signed_in, funded):
     job = queued_job(funded, credits=5)
     assert wallet_balance(user_id=funded.pk) == 95
