@@ -73,6 +73,16 @@ def test_password_reset_sends_a_link(client, user):
     assert "/accounts/password/reset/key/" in mail.outbox[0].body
 
 
+def test_a_password_reset_ends_with_a_way_to_log_in(client, user):
+    client.post("/accounts/password/reset/", {"email": user.email})
+    link = re.search(r"http://\S+/accounts/password/reset/key/\S+", mail.outbox[0].body).group(0)
+    form_page = client.get(link, follow=True)
+    new = "a new correct horse 42"
+    done = client.post(form_page.redirect_chain[-1][0], {"password1": new, "password2": new}, follow=True)
+    page = done.content.decode()
+    assert "Your password is now changed." in page and '<a href="/accounts/login/">Log in with it</a>' in page
+
+
 def test_duplicate_email_in_other_case_makes_no_second_account(client, user, django_user_model):
     # allauth prevents account enumeration: the page looks the same, the owner gets a warning mail.
     sign_up(client, "ADA@example.com")
