@@ -21,11 +21,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from flixly_site.errors import ApplicationError, NotFound, ServiceUnavailable, ValidationFailed
+from flixly_site.errors import ApplicationError, ServiceUnavailable, ValidationFailed
 from flixly_site.parsers import is_json_object
-from generation.api.views import idempotency_key, wait_for
+from generation.api.views import idempotency_key, model_or_404, wait_for
 from generation.audio import SPEECH_FORMATS, ConversionFailed, speech_convert
-from generation.catalog import catalog_get, catalog_models
+from generation.catalog import catalog_models
 from generation.models import FINISHED_STATUSES, AiModel, Job, JobStatus
 from generation.outputs import output_url
 from generation.services import job_cancel, job_submit
@@ -121,10 +121,7 @@ class ModelApi(APIView):
 
     @extend_schema(operation_id="openai_model", responses=dict)
     def get(self, request: Request, id: str) -> Response:
-        model = catalog_get(id)
-        if model is None:
-            raise NotFound(f"No model '{id}'. See GET /openai/v1/models.")
-        return Response(_openai_model(model))
+        return Response(_openai_model(model_or_404(id, listing="/openai/v1/models")))
 
 
 def _text_content(content: object) -> object:

@@ -1,6 +1,8 @@
 import pytest
 from allauth.account.models import EmailAddress
 
+from generation.catalog import catalog_forget, catalog_sync
+
 PASSWORD = "Quiet-Lake-4512"
 
 
@@ -27,3 +29,11 @@ def signed_in(page, live_server, verified_user):
     """The browser page, logged in as a new verified user."""
     log_in(page, live_server, verified_user("someone@example.com").email)
     return page
+
+
+@pytest.fixture
+def catalog():
+    """The full catalog loaded (a transactional test starts with an empty database)."""
+    catalog_sync()
+    yield
+    catalog_forget()

@@ -3,20 +3,12 @@ import re
 import pytest
 
 from billing.services import wallet_adjust
-from generation.catalog import catalog_forget, catalog_sync
 from tests.e2e.conftest import log_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 SCREENSHOTS = "var/test/screenshots"
 JOB_URL = re.compile(r".*/jobs/[0-9a-f-]{36}/$")
-
-
-@pytest.fixture
-def catalog():
-    catalog_sync()
-    yield
-    catalog_forget()
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ import re
 import pytest
 
 from billing.services import wallet_adjust
-from generation.catalog import catalog_forget, catalog_sync
 from generation.models import AiModel, Job, WebhookDelivery, WebhookEndpoint
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -43,13 +42,6 @@ def assert_fits_the_phone(page, name: str) -> None:
         if cell.is_visible():
             assert inside_the_screen(cell.bounding_box()), f"{name}: a table cell is off-screen: {cell.inner_text()!r}"
     page.screenshot(path=f"{SCREENSHOTS}/phone-{name}.png", full_page=True)
-
-
-@pytest.fixture
-def catalog():
-    catalog_sync()
-    yield
-    catalog_forget()
 
 
 @pytest.fixture
