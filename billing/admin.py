@@ -76,8 +76,9 @@ class WalletAdmin(ReadOnlyAdmin):
             page = reverse("admin:billing_wallet_change", args=[pk])
             if sent := form_sent_twice(request, form, page=page):
                 return sent
-            grant = {name: form.cleaned_data[name] for name in ("amount", "reason")}
+            grant = {name: form.cleaned_data[name] for name in ("amount", "reason", "once")}
             try:
+                # the token also keys the ledger row: a repeat is refused there when the cache could not tell
                 entry = wallet_adjust(user_id=wallet.user_id, staff_user_id=request.user.pk, **grant)
             except ValidationFailed as error:
                 form.add_error("amount", error.message)

@@ -341,11 +341,14 @@ def wallet_take(
     return entry, amount - taken
 
 
-def wallet_adjust(*, user_id: int, amount: int, reason: str, staff_user_id: int | None = None) -> LedgerEntry | None:
-    """A staff or operator correction: positive grants, negative takes (never below zero)."""
+def wallet_adjust(
+    *, user_id: int, amount: int, reason: str, staff_user_id: int | None = None, once: str | None = None
+) -> LedgerEntry | None:
+    """A staff or operator correction: positive grants, negative takes (never below zero). With `once` (a
+    form's token) a second adjustment under the same token writes nothing and returns None."""
     if amount == 0 or not reason.strip():
         raise ValueError("An adjustment needs a non-zero amount and a reason.")
-    key = f"adjustment:{uuid.uuid4()}"
+    key = f"adjustment:{once or uuid.uuid4()}"
     if amount > 0:
         return wallet_credit(
             user_id=user_id,

@@ -27,16 +27,23 @@ class JSONParser(parsers.JSONParser):
             raise ParseError("JSON parse error - the body is nested too deeply.") from None
         except ValueError as error:  # also a body that is not in its declared encoding
             raise ParseError(f"JSON parse error - {error}") from None
-        if ESCAPED_SURROGATE.search(text) and _has_lone_surrogate(data):
+        if (not _is_utf_8(encoding) or UNPAIRED_ESCAPE.search(text)) and _has_lone_surrogate(data):
             raise ParseError(
-                "JSON parse error - a \\u escape names half of a surrogate pair, which is not a character."
+                "JSON parse error - the body holds half of a surrogate pair (\\ud800, say), which is no character."
             )
         return data
 
 
 # JSON may escape half of a UTF-16 surrogate pair on its own ("\ud800"); Python parses it to a str that
-# cannot be encoded, and PostgreSQL refuses it in a JSON column. Only an escape can bring one in.
-ESCAPED_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")
+# cannot be encoded, and PostgreSQL refuses it in a JSON column. In UTF-8 only such an escape brings one in
+# (an escaped pair, as json.dumps writes an emoji, is one character); another charset (UTF-7) may too.
+UNPAIRED_ESCAPE = re.compile(
+    r"\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F])|(?<!\\u[dD][89abAB][0-9a-fA-F]{2})\\u[dD][c-fC-F]"
+)
+
+
+def _is_utf_8(encoding: str) -> bool:
+    return encoding.lower().replace("-", "").replace("_", "") in ("utf8", "ascii", "usascii")
 
 
 def _has_lone_surrogate(data: Any) -> bool:

@@ -1,4 +1,3 @@
-from collections.abc import Callable
 from typing import Any
 
 from django import forms
@@ -8,29 +7,24 @@ from django.http import HttpRequest
 
 from generation.catalog import catalog_forget
 from generation.models import AiModel, Job, JobEvent, JobStatus, WebhookDelivery, WebhookEndpoint
-from generation.pricing import params_problems, pricing_problems
+from generation.pricing import catalog_problems
 from generation.services import job_fail
 
 
 class AiModelForm(forms.ModelForm):
-    """Pricing and parameter ranges as price_for and validation read them: a rule no request could meet
-    (a negative price, min above max) is refused here, not by a failed submit."""
+    """Every request a model's parameters allow must have a price (a negative tier price, a duration past the
+    price table, min above max failed submits with a 500): checked here, before it is saved. No Meta: the
+    admin builds the form with every field it shows."""
 
-    class Meta:
-        model = AiModel
-        fields = ("pricing", "params")  # the admin passes every field it shows
-
-    def clean_pricing(self) -> Any:
-        return _checked(self.cleaned_data["pricing"], pricing_problems)
-
-    def clean_params(self) -> Any:
-        return _checked(self.cleaned_data["params"], params_problems)
-
-
-def _checked(value: Any, problems_of: Callable[[Any], list[str]]) -> Any:
-    if problems := problems_of(value):
-        raise forms.ValidationError(problems)
-    return value
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        if {"pricing", "params"} <= set(cleaned):
+            candidate = AiModel(
+                pricing=cleaned["pricing"], params=cleaned["params"], credits=cleaned.get("credits") or 0
+            )
+            for field, problems in catalog_problems(candidate).items():
+                self.add_error(field, problems)
+        return cleaned
 
 
 @admin.register(AiModel)

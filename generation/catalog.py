@@ -8,7 +8,9 @@ from django.conf import settings
 from django.db import transaction
 from django.utils.module_loading import import_string
 
+from flixly_site.errors import NotFound
 from generation.models import AiModel, Route
+from generation.pricing import catalog_problems
 from generation.providers.base import Provider
 from generation.providers.fal import FalProvider
 from generation.providers.local import LocalProvider
@@ -32,7 +34,10 @@ def catalog_sync(*, path: Path = CATALOG_FILE) -> tuple[int, int]:
     created = 0
     with transaction.atomic():
         for order, entry in enumerate(entries):
-            _, was_created = AiModel.objects.update_or_create(id=entry["id"], defaults=_fields(entry, order))
+            fields = _fields(entry, order)
+            if problems := catalog_problems(AiModel(**fields)):
+                raise ValueError(f"{path.name}: {entry['id']}: {problems}")
+            _, was_created = AiModel.objects.update_or_create(id=entry["id"], defaults=fields)
             created += was_created
     catalog_forget()
     return created, len(entries) - created
@@ -73,6 +78,14 @@ def catalog_every_model() -> dict[str, AiModel]:
 
 def catalog_get(model_id: str) -> AiModel | None:
     return catalog_models().get(model_id)
+
+
+def catalog_get_or_404(model_id: str, *, listing: str) -> AiModel:
+    """The catalog's model, or a 404 that points at the `listing` of them all."""
+    model = catalog_get(model_id)
+    if model is None:
+        raise NotFound(f"No model '{model_id}'. See GET {listing}.")
+    return model
 
 
 def catalog_unknown_ids(ids: list[str]) -> list[str]:

@@ -1,5 +1,6 @@
 """Prices from the catalog's rules. Credits are integers; every rule is documented in catalog.json's models."""
 
+import itertools
 import math
 from typing import Any
 
@@ -56,12 +57,12 @@ def _param_problems(name: str, spec: Any) -> list[str]:
             return [f"{name}.allowed must be a list of at least one value."]
         fits = "default" not in spec or spec["default"] in allowed
         return [] if fits else [f"{name}.default must be one of its allowed values."]
-    low, high = spec.get("min"), spec.get("max")
-    if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in (low, high)) or low > high:
-        return [f"{name} needs numbers min <= max."]
-    default = spec.get("default", low)
-    if not isinstance(default, int | float) or isinstance(default, bool) or not low <= default <= high:
-        return [f"{name}.default must be between its min and max."]
+    bounds = {key: spec[key] for key in ("min", "max", "default") if key in spec}
+    if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in bounds.values()):
+        return [f"{name}: min, max and default must be numbers."]
+    low, high = bounds.get("min", -math.inf), bounds.get("max", math.inf)
+    if low > high or not low <= bounds.get("default", low if low > -math.inf else high) <= high:
+        return [f"{name} needs min <= default <= max."]
     return []
 
 
@@ -70,6 +71,36 @@ def params_problems(params: Any) -> list[str]:
     if not isinstance(params, dict):
         return ["Params must be an object."]
     return [problem for name, spec in params.items() for problem in _param_problems(name, spec)]
+
+
+PRICED_BY = ("resolution", "duration", "width", "height")  # the parameters price_for reads
+
+
+def _edges(spec: dict) -> list[Any]:
+    """The values of a parameter a request can end up with that a price table must cover (None: left out)."""
+    values = [*spec.get("allowed", []), *(spec[key] for key in ("min", "max", "default") if key in spec)]
+    return values if "default" in spec else [*values, None]
+
+
+def _unpriced(model: AiModel) -> list[str]:
+    """The first request at the edges of the model's parameters that price_for cannot price, if any."""
+    specs = [[(name, value) for value in _edges(model.params[name])] for name in PRICED_BY if name in model.params]
+    for combination in itertools.product(*specs):
+        params = {name: value for name, value in combination if value is not None}
+        try:
+            price_for(model, params)
+        except (ValueError, TypeError, KeyError, AttributeError):
+            return [f"No price for a request with {params or 'the defaults'}: the pricing must cover every value."]
+    return []
+
+
+def catalog_problems(model: AiModel) -> dict[str, list[str]]:
+    """What would make a request on this model fail to be priced, by field (empty: nothing). Staff's edits in
+    the admin and catalog.json's entries are both checked with it."""
+    problems = {"pricing": pricing_problems(model.pricing), "params": params_problems(model.params)}
+    if not any(problems.values()):
+        problems["pricing"] = _unpriced(model)
+    return {field: found for field, found in problems.items() if found}
 
 
 def price_range(model: AiModel) -> tuple[int, int | None]:

@@ -250,6 +250,7 @@ def job_detail(request: HttpRequest, job_id: uuid.UUID) -> HttpResponse:
         "job": job,
         "type_label": job.type_label,
         "unfinished": job.status in ACTIVE_STATUSES,
+        "stopping": job.status in ACTIVE_STATUSES and job.cancel_requested,
         "outputs": [_output_view(output) for output in data["outputs"]],
         "prompt": _prompt_text(job.params),
         "params": _param_rows(job.params),

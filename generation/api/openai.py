@@ -23,9 +23,9 @@ from rest_framework.views import APIView
 
 from flixly_site.errors import ApplicationError, ServiceUnavailable, ValidationFailed
 from flixly_site.parsers import is_json_object
-from generation.api.views import idempotency_key, model_or_404, wait_for
+from generation.api.views import idempotency_key, wait_for
 from generation.audio import SPEECH_FORMATS, ConversionFailed, speech_convert
-from generation.catalog import catalog_models
+from generation.catalog import catalog_get_or_404, catalog_models
 from generation.models import FINISHED_STATUSES, AiModel, Job, JobStatus
 from generation.outputs import output_url
 from generation.services import job_cancel, job_submit
@@ -121,7 +121,7 @@ class ModelApi(APIView):
 
     @extend_schema(operation_id="openai_model", responses=dict)
     def get(self, request: Request, id: str) -> Response:
-        return Response(_openai_model(model_or_404(id, listing="/openai/v1/models")))
+        return Response(_openai_model(catalog_get_or_404(id, listing="/openai/v1/models")))
 
 
 def _text_content(content: object) -> object:

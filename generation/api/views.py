@@ -12,7 +12,7 @@ from rest_framework.views import APIView
 
 from accounts.selectors import KeyIdentity
 from billing.services import wallet_balance
-from flixly_site.errors import NotFound, PayloadTooLarge, ValidationFailed
+from flixly_site.errors import PayloadTooLarge, ValidationFailed
 from flixly_site.pagination import paginated_response
 from flixly_site.parsers import JSONParser, is_json_object
 from generation.api.serializers import (
@@ -25,8 +25,8 @@ from generation.api.serializers import (
     job_summary,
     model_data,
 )
-from generation.catalog import catalog_get, catalog_models, route_for
-from generation.models import FINISHED_STATUSES, AiModel, Job
+from generation.catalog import catalog_get_or_404, catalog_models, route_for
+from generation.models import FINISHED_STATUSES, Job
 from generation.outbound import OutboundError, TooLarge, check_url, fetch_image
 from generation.selectors import export_csv, export_window, job_get, jobs_for
 from generation.services import job_cancel, job_refuse_disallowed, job_submit
@@ -54,16 +54,8 @@ class ModelDetailApi(APIView):
 
     @extend_schema(operation_id="models_get", responses=ModelSchema)
     def get(self, request: Request, id: str) -> Response:
-        model = model_or_404(id, listing="/api/v1/models")
+        model = catalog_get_or_404(id, listing="/api/v1/models")
         return Response({"data": model_data(model, available=route_for(model, is_test=False) is not None)})
-
-
-def model_or_404(model_id: str, *, listing: str) -> AiModel:
-    """The catalog's model, or a 404 that points at the `listing` of them all."""
-    model = catalog_get(model_id)
-    if model is None:
-        raise NotFound(f"No model '{model_id}'. See GET {listing}.")
-    return model
 
 
 def _fetch_input(url: str) -> bytes:

@@ -41,6 +41,15 @@ def test_a_grant_sent_twice_is_written_once(admin_client, user):
     assert wallet_balance(user_id=user.pk) == 1010 and LedgerEntry.objects.filter(user=user).count() == 2
 
 
+def test_a_grant_sent_twice_while_the_cache_is_down_is_still_written_once(admin_client, user, monkeypatch):
+    monkeypatch.setattr("flixly_site.forms.cache.add", lambda *args, **kwargs: 1 / 0)  # form_token_spend gives up
+    wallet_adjust(user_id=user.pk, amount=10, reason="start")
+    grant = {"amount": 1000, "reason": "Back and submit", "once": "cache-down"}
+    for _ in range(2):
+        admin_client.post(f"/admin/billing/wallet/{user.pk}/adjust/", grant)
+    assert wallet_balance(user_id=user.pk) == 1010 and LedgerEntry.objects.filter(user=user).count() == 2
+
+
 def test_the_wallet_page_is_read_only_and_shows_the_ledger(client, user, staff_user):
     staff_user.is_superuser = True
     staff_user.save()

@@ -9,7 +9,7 @@ from django.forms.models import model_to_dict
 from django.test import RequestFactory
 
 from generation.models import AiModel
-from generation.pricing import params_problems, pricing_problems
+from generation.pricing import catalog_problems
 
 pytestmark = pytest.mark.django_db
 
@@ -57,12 +57,38 @@ def test_a_range_no_request_could_meet_is_refused_in_the_admin(params):
     assert not form.is_valid() and "params" in form.errors
 
 
-def test_a_sound_edit_is_saved():
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"duration": {"min": 1, "max": 20, "default": 6}, "resolution": {"allowed": ["480p", "720p"]}},
+        {"duration": {"min": 1, "max": 15, "default": 6}, "resolution": {"allowed": ["480p", "1080p"]}},
+        {"duration": {"allowed": ["6"], "default": "6"}, "resolution": {"allowed": ["720p"], "default": "720p"}},
+    ],
+)
+def test_a_range_the_price_table_does_not_cover_is_refused(params):
+    form = admin_form(AiModel.objects.get(id="grok-imagine-video"), params=params)
+    assert not form.is_valid() and "No price for a request" in str(form.errors["pricing"])
+
+
+@pytest.mark.parametrize("params", [{"steps": {"max": 8}}, {"seed": {"default": 7}}, {"steps": {"min": 1}}])
+def test_a_range_with_one_bound_is_accepted(params):
+    assert admin_form(AiModel.objects.get(id="local-image"), params=params).is_valid()
+
+
+def test_the_admin_page_still_edits_every_field_and_saves_a_sound_change(client, staff_user):
+    staff_user.is_superuser = True
+    staff_user.save()
+    client.force_login(staff_user)
     model = AiModel.objects.get(id="local-image")
+    page = client.get(f"/admin/generation/aimodel/{model.id}/change/").content.decode()
+    assert all(f'name="{name}"' in page for name in ("name", "route", "upstream_model", "types", "pricing"))
     form = admin_form(model, pricing={"bySize": {"1048576": 2, "4194304": 0}})
-    assert form.is_valid(), form.errors
+    data = {name: form.data[name] for name in form.fields}
+    response = client.post(f"/admin/generation/aimodel/{model.id}/change/", data)
+    assert response.status_code == 302, response.context and response.context["adminform"].form.errors
+    assert AiModel.objects.get(id="local-image").pricing == {"bySize": {"1048576": 2, "4194304": 0}}
 
 
 def test_every_catalog_entry_passes_the_same_checks():
     for model in AiModel.objects.all():
-        assert pricing_problems(model.pricing) == [] and params_problems(model.params) == [], model.id
+        assert catalog_problems(model) == {}, model.id

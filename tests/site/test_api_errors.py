@@ -102,6 +102,16 @@ def test_json_that_is_not_strict_json_in_utf_8_is_a_validation_error(client, bod
     assert "body" in error["details"]
 
 
+@pytest.mark.parametrize(
+    ("charset", "body"), [("utf-7", b'{"a": "x+2AA-y"}'), ("unicode_escape", b'{"a": "x\\ud800y"}')]
+)
+def test_a_lone_surrogate_in_another_charset_is_a_validation_error(client, charset, body):
+    # generic() sends the bytes as they are (post() would re-encode them into the charset)
+    response = client.generic("POST", "/api/v1/echo", body, content_type=f"application/json; charset={charset}")
+    error = assert_error_shape(response, HTTPStatus.UNPROCESSABLE_ENTITY, "validation_error")
+    assert "body" in error["details"]
+
+
 def test_a_surrogate_pair_written_as_escapes_is_one_character(client):
     response = client.post("/api/v1/echo", data=b'{"a": "\\ud83d\\ude00"}', content_type="application/json")
     assert response.status_code == HTTPStatus.OK
