@@ -34,8 +34,13 @@ def add_api_errors(form: forms.Form, error: ApplicationError, renamed: dict[str,
     """A service's refusal on the form: each message of its details next to the field it names (the API's
     camelCase name in snake_case, or as `renamed` says), the rest on top."""
     for name, texts in (error.details or {"__all__": [error.message]}).items():
-        field = (renamed or {}).get(name) or re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+        field = form_field_name(name, renamed)
         form.add_error(field if field in form.fields else None, texts)
+
+
+def form_field_name(name: str, renamed: dict[str, str] | None = None) -> str:
+    """The form field an API field name stands for: as `renamed` says, else the name in snake_case."""
+    return (renamed or {}).get(name) or re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
 
 def new_form_token() -> str:

@@ -23,7 +23,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from accounts.services import parse_uuid
 from billing.services import wallet_balance
 from flixly_site.errors import ApplicationError, NotFound, RateLimited, ValidationFailed
-from flixly_site.forms import add_api_errors, form_sent_twice, form_token_renew
+from flixly_site.forms import add_api_errors, form_field_name, form_sent_twice, form_token_renew
 from flixly_site.pagination import keyset_page
 from generation.api.serializers import job_data
 from generation.catalog import catalog_every_model, catalog_models, route_for
@@ -137,6 +137,19 @@ def _process(request: HttpRequest, form: GenerateForm) -> tuple[Submitted | None
     return None, None
 
 
+def _add_catalog_errors(form: GenerateForm) -> None:
+    """On a form with errors, the catalog's checks of the fields that passed too: one submit shows them all."""
+    try:
+        _validate(form)
+    except ValidationFailed as error:
+        details = error.details or {}
+        fresh = {name: texts for name, texts in details.items() if form_field_name(name, FORM_NAMES) not in form.errors}
+        if fresh:
+            add_api_errors(form, ValidationFailed(details=fresh), FORM_NAMES)
+    except ApplicationError:
+        pass  # what the form's own errors already stop
+
+
 @login_required
 @require_http_methods(["GET", "POST"])
 def generate(request: HttpRequest) -> HttpResponse:
@@ -144,7 +157,11 @@ def generate(request: HttpRequest) -> HttpResponse:
     routes = _routes(models)
     initial = {name: request.GET[name] for name in ("model", "type") if name in request.GET}
     form = GenerateForm(request.POST or None, request.FILES or None, models=models, routes=routes, initial=initial)
-    submitted, price = _process(request, form) if form.is_bound and form.is_valid() else (None, None)
+    submitted, price = None, None
+    if form.is_bound and form.is_valid():
+        submitted, price = _process(request, form)
+    elif form.is_bound:
+        _add_catalog_errors(form)
     if submitted is not None:
         messages.success(request, _submitted_message(submitted))
         return redirect("job-detail", job_id=submitted.job.pk)

@@ -81,6 +81,14 @@ def test_each_model_shows_its_price_range_and_whether_it_runs_here(signed_in, se
     assert "Veo 3.1 · 10 to 38 credits (unavailable)<" in signed_in.get("/generate/").content.decode()
 
 
+def test_one_submit_shows_every_problem_at_once(signed_in):
+    response = post_generate(signed_in, prompt="", width=-5)
+    errors = response.context["form"].errors
+    assert "prompt" in errors  # the form's own check
+    assert "width" in errors  # the catalog's range, shown on the same submit
+    assert not Job.objects.exists()
+
+
 def test_the_playground_shows_the_balance(signed_in):
     response = signed_in.get("/generate/")
 
