@@ -1,5 +1,6 @@
 """Request parsing and content negotiation for every API view."""
 
+import codecs
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -43,7 +44,7 @@ UNPAIRED_ESCAPE = re.compile(
 
 
 def _is_utf_8(encoding: str) -> bool:
-    return encoding.lower().replace("-", "").replace("_", "") in ("utf8", "ascii", "usascii")
+    return codecs.lookup(encoding).name in ("utf-8", "ascii")  # get_encoding has checked it is a text codec
 
 
 def _has_lone_surrogate(data: Any) -> bool:

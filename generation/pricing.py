@@ -30,7 +30,7 @@ def _table_problems(table: Any, label: str) -> list[str]:
     return []
 
 
-def pricing_problems(rules: Any) -> list[str]:
+def _pricing_problems(rules: Any) -> list[str]:
     """What is wrong with a model's pricing rules (empty: nothing); price_for reads exactly these shapes."""
     if not isinstance(rules, dict):
         return ["Pricing must be an object."]
@@ -66,7 +66,7 @@ def _param_problems(name: str, spec: Any) -> list[str]:
     return []
 
 
-def params_problems(params: Any) -> list[str]:
+def _params_problems(params: Any) -> list[str]:
     """What is wrong with a model's parameter ranges (empty: nothing): each must let some request through."""
     if not isinstance(params, dict):
         return ["Params must be an object."]
@@ -97,7 +97,7 @@ def _unpriced(model: AiModel) -> list[str]:
 def catalog_problems(model: AiModel) -> dict[str, list[str]]:
     """What would make a request on this model fail to be priced, by field (empty: nothing). Staff's edits in
     the admin and catalog.json's entries are both checked with it."""
-    problems = {"pricing": pricing_problems(model.pricing), "params": params_problems(model.params)}
+    problems = {"pricing": _pricing_problems(model.pricing), "params": _params_problems(model.params)}
     if not any(problems.values()):
         problems["pricing"] = _unpriced(model)
     return {field: found for field, found in problems.items() if found}
