@@ -13,7 +13,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.files.storage import default_storage
 from django.db.models import QuerySet
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -38,6 +38,7 @@ from generation.models import (
     WebhookEndpoint,
 )
 from generation.outputs import output_name_from_token
+from generation.ranges import ranged_file_response
 from generation.selectors import export_window, job_get, jobs_for
 from generation.services import IdempotencyConflict, Submitted, job_cancel, job_submit
 from generation.validation import NEEDS_IMAGE, VISUAL, ValidRequest, validate_generate
@@ -301,7 +302,8 @@ def output_file(request: HttpRequest, token: str, filename: str) -> HttpResponse
         message = "This link is invalid or has expired. Fetch the job again for a fresh link."
         return JsonResponse({"error": {"code": "forbidden", "status": 403, "message": message}}, status=403)
     content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
-    response = FileResponse(default_storage.open(name, "rb"), content_type=content_type)
+    file = default_storage.open(name, "rb")
+    response = ranged_file_response(request, file, default_storage.size(name), content_type)
     response["Cache-Control"] = "private, max-age=3600"
     return response
 

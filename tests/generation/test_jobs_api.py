@@ -305,3 +305,53 @@ def test_an_output_is_served_with_the_content_type_its_job_names(api, funded, mo
     response = api.get(output["url"].removeprefix("http://127.0.0.1:8000"))
     assert response.status_code == HTTPStatus.OK
     assert response["Content-Type"] == output["contentType"]
+
+
+def _output_path(api) -> str:
+    url = api.get(f"/api/v1/jobs/{generate(api).json()['data']['jobId']}").json()["data"]["outputUrl"]
+    return url.removeprefix("http://127.0.0.1:8000")
+
+
+def _body(response) -> bytes:
+    return b"".join(response.streaming_content) if response.streaming else response.content
+
+
+@pytest.mark.parametrize(
+    ("header", "start", "end"),
+    [("bytes=0-99", 0, 99), ("bytes=100-", 100, None), ("bytes=-50", -50, None), ("bytes=10-999999999", 10, None)],
+)
+def test_an_output_answers_a_byte_range_so_players_can_seek(client, api, funded, header, start, end):
+    path = _output_path(api)
+    whole = _body(client.get(path))
+    size = len(whole)
+    response = client.get(path, HTTP_RANGE=header)
+    assert response.status_code == HTTPStatus.PARTIAL_CONTENT
+    expected = whole[start:] if end is None else whole[start : end + 1]
+    assert _body(response) == expected
+    first = size + start if start < 0 else start
+    assert response["Content-Range"] == f"bytes {first}-{first + len(expected) - 1}/{size}"
+    assert response["Content-Length"] == str(len(expected))
+    assert response["Accept-Ranges"] == "bytes"
+
+
+def test_a_whole_output_says_it_takes_ranges(client, api, funded):
+    response = client.get(_output_path(api))
+    assert response.status_code == HTTPStatus.OK
+    assert response["Accept-Ranges"] == "bytes"
+
+
+def test_a_range_past_the_end_is_a_416_with_the_size(client, api, funded):
+    path = _output_path(api)
+    size = len(_body(client.get(path)))
+    response = client.get(path, HTTP_RANGE=f"bytes={size}-")
+    assert response.status_code == HTTPStatus.REQUESTED_RANGE_NOT_SATISFIABLE
+    assert response["Content-Range"] == f"bytes */{size}"
+
+
+@pytest.mark.parametrize("header", ["bytes=5-2", "items=0-10", "bytes=0-1,4-5", "bytes=abc"])
+def test_a_range_it_cannot_serve_as_asked_gets_the_whole_file(client, api, funded, header):
+    path = _output_path(api)
+    whole = _body(client.get(path))
+    response = client.get(path, HTTP_RANGE=header)
+    assert response.status_code == HTTPStatus.OK
+    assert _body(response) == whole
