@@ -18,12 +18,13 @@ class AiModelForm(forms.ModelForm):
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
-        if {"pricing", "params"} <= set(cleaned):
-            candidate = AiModel(
-                pricing=cleaned["pricing"], params=cleaned["params"], credits=cleaned.get("credits") or 0
-            )
-            for field, problems in catalog_problems(candidate).items():
-                self.add_error(field, problems)
+        checked = ("types", "pricing", "params", "credits")
+        if any(field in self.fields and field not in cleaned for field in checked):
+            return cleaned  # a field already has its own error
+        # The model list edits only some fields: the rest are the model's own.
+        values = {field: cleaned.get(field, getattr(self.instance, field)) for field in checked}
+        for field, problems in catalog_problems(AiModel(**values)).items():
+            self.add_error(field if field in self.fields else None, problems)
         return cleaned
 
 
@@ -35,6 +36,13 @@ class AiModelAdmin(admin.ModelAdmin):
     list_editable = ("enabled", "credits")
     search_fields = ("id", "name", "vendor", "upstream_model")
     readonly_fields = ("updated_at",)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: AiModel | None = None) -> tuple[str, ...]:
+        # A changed primary key saves a second model beside the first: the id is fixed once made.
+        return ("id", *self.readonly_fields) if obj else self.readonly_fields
+
+    def get_changelist_form(self, request: HttpRequest, **kwargs: Any) -> type[forms.ModelForm]:
+        return super().get_changelist_form(request, form=AiModelForm, **kwargs)
 
     def save_model(self, request: HttpRequest, obj: AiModel, form, change: bool) -> None:
         super().save_model(request, obj, form, change)
@@ -67,6 +75,9 @@ class JobAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Job | None = None) -> bool:
+        return False  # a job is the record its ledger rows, events and outputs point to
 
     @admin.action(description="Fail and refund selected unfinished jobs")
     def fail_and_refund(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:

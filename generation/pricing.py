@@ -5,6 +5,7 @@ import math
 from typing import Any
 
 from generation.models import AiModel
+from generation.providers.base import JOB_TYPES
 
 RULES = ("byResolution", "byDuration", "bySize", "perThousandChars")
 
@@ -97,10 +98,33 @@ def _unpriced(model: AiModel) -> list[str]:
 def catalog_problems(model: AiModel) -> dict[str, list[str]]:
     """What would make a request on this model fail to be priced, by field (empty: nothing). Staff's edits in
     the admin and catalog.json's entries are both checked with it."""
-    problems = {"pricing": _pricing_problems(model.pricing), "params": _params_problems(model.params)}
+    problems = {
+        "types": _types_problems(model.types),
+        "pricing": _pricing_problems(model.pricing),
+        "params": _params_problems(model.params),
+    }
     if not any(problems.values()):
         problems["pricing"] = _unpriced(model)
+    if not any(problems.values()):
+        problems["credits"] = _credits_problems(model)
     return {field: found for field, found in problems.items() if found}
+
+
+def _types_problems(types: Any) -> list[str]:
+    if not isinstance(types, list) or not types:
+        return ["Types must be a list of at least one job type."]
+    if unknown := [str(name) for name in types if name not in JOB_TYPES]:
+        return [f"Unknown job type {', '.join(unknown)}: use {', '.join(JOB_TYPES)}."]
+    return []
+
+
+def _credits_problems(model: AiModel) -> list[str]:
+    """Credits is the price the catalog shows: with a price table, the table's price at the defaults."""
+    defaults = {name: spec["default"] for name, spec in model.params.items() if "default" in spec}
+    price = price_for(model, defaults)
+    if price == model.credits:
+        return []
+    return [f"The pricing table charges {price} at the default settings: set Credits to {price}, or change the table."]
 
 
 def price_range(model: AiModel) -> tuple[int, int | None]:

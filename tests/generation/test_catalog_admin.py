@@ -82,7 +82,7 @@ def test_the_admin_page_still_edits_every_field_and_saves_a_sound_change(client,
     model = AiModel.objects.get(id="local-image")
     page = client.get(f"/admin/generation/aimodel/{model.id}/change/").content.decode()
     assert all(f'name="{name}"' in page for name in ("name", "route", "upstream_model", "types", "pricing"))
-    form = admin_form(model, pricing={"bySize": {"1048576": 2, "4194304": 0}})
+    form = admin_form(model, pricing={"bySize": {"1048576": 2, "4194304": 0}}, credits=2)
     data = {name: form.data[name] for name in form.fields}
     response = client.post(f"/admin/generation/aimodel/{model.id}/change/", data)
     assert response.status_code == 302, response.context and response.context["adminform"].form.errors
@@ -92,3 +92,57 @@ def test_the_admin_page_still_edits_every_field_and_saves_a_sound_change(client,
 def test_every_catalog_entry_passes_the_same_checks():
     for model in AiModel.objects.all():
         assert catalog_problems(model) == {}, model.id
+
+
+def test_credits_that_disagree_with_the_price_table_are_refused_with_the_table_price():
+    # Credits is what the catalog shows; the table is what a job is charged: they may not drift apart.
+    model = AiModel.objects.get(id="seedance-2.0")
+    form = admin_form(model, credits=5)
+    assert not form.is_valid()
+    assert "12" in str(form.errors["credits"])
+    assert admin_form(model, credits=12).is_valid()
+
+
+def test_a_price_edited_in_the_model_list_goes_through_the_same_checks(client, staff_user):
+    staff_user.is_superuser = True
+    staff_user.save()
+    client.force_login(staff_user)
+    model = AiModel.objects.get(id="seedance-2.0")
+    data = {
+        "form-TOTAL_FORMS": "1",
+        "form-INITIAL_FORMS": "1",
+        "form-0-id": model.id,
+        "form-0-enabled": "on",
+        "form-0-credits": "5",
+        "_save": "Save",
+    }
+    response = client.post(f"/admin/generation/aimodel/?q={model.id}", data)
+    assert "charges 12 at the default settings" in response.content.decode()
+    assert AiModel.objects.get(id=model.id).credits == 12
+
+
+@pytest.mark.parametrize("types", [["TEXT_TO_BANANA"], [], "TEXT_TO_IMAGE", [1]])
+def test_an_unknown_job_type_is_refused_in_the_admin(types):
+    form = admin_form(AiModel.objects.get(id="local-music"), types=types)
+    assert not form.is_valid() and "types" in form.errors
+
+
+def test_a_model_id_cannot_be_changed_once_made(client, staff_user):
+    # A changed primary key saved a second model beside the first.
+    staff_user.is_superuser = True
+    staff_user.save()
+    client.force_login(staff_user)
+    page = client.get("/admin/generation/aimodel/ace-step/change/").content.decode()
+    assert 'name="id"' not in page
+
+
+def test_staff_cannot_delete_a_job_its_ledger_rows_point_to(client, staff_user):
+    # A deleted job left the customer's credit history linking to a 404.
+    from generation.models import Job
+
+    staff_user.is_superuser = True
+    staff_user.save()
+    client.force_login(staff_user)
+    job = Job.objects.create(user=staff_user, model_id="local-image", type="TEXT_TO_IMAGE", route="local")
+    assert client.get(f"/admin/generation/job/{job.pk}/delete/").status_code == 403
+    assert 'value="delete_selected"' not in client.get("/admin/generation/job/").content.decode()
