@@ -81,6 +81,11 @@ def portal(request: HttpRequest) -> HttpResponse:
 @login_required
 def checkout_success(request: HttpRequest) -> HttpResponse:
     # Never grants anything: credits arrive only through the signed webhook.
+    if not stripe_gateway.payments_enabled():
+        messages.error(request, stripe_gateway.PaymentsNotConfigured.default_message)
+        return redirect("billing")
+    if not request.GET.get("session_id"):
+        return redirect("billing")  # Stripe names the checkout it returns from; a bare visit paid nothing
     return render(request, "billing/success.html", {"nav": "billing", "wallet": wallet_for(user=request.user)})
 
 

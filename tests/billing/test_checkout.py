@@ -50,6 +50,24 @@ def test_the_success_page_grants_nothing(client, user, pack, stripe_fake):
     assert wallet_balance(user_id=user.pk) == 0
 
 
+@pytest.mark.parametrize("query", ["", "?session_id=cs_test_fake"])
+def test_the_success_page_without_payments_configured_says_so_instead_of_thanking(client, user, settings, query):
+    settings.STRIPE_SECRET_KEY = ""
+    client.force_login(user)
+    response = client.get(f"/billing/success/{query}", follow=True)
+    page = response.content.decode()
+    assert response.redirect_chain[-1][0] == "/billing/"
+    assert "Payments are not configured" in page
+    assert "Thank you" not in page
+
+
+def test_the_success_page_visited_without_a_checkout_goes_to_billing(client, user, stripe_fake):
+    client.force_login(user)
+    response = client.get("/billing/success/")
+    assert response.status_code == HTTPStatus.FOUND
+    assert response["Location"] == "/billing/"
+
+
 def test_paying_on_stripe_grants_the_credits_through_the_webhook(
     live_server, user, pack, stripe_fake, transactional_db
 ):
