@@ -5,13 +5,23 @@ from urllib.parse import urlsplit
 
 from allauth.account.adapter import DefaultAccountAdapter
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.http import HttpRequest
+
+from accounts.models import User
 
 
 class AccountAdapter(DefaultAccountAdapter):
     def is_open_for_signup(self, request: HttpRequest) -> bool:
         # Self-hosters can close sign-up (FLIXLY_SIGNUP_OPEN=false) and create accounts with create_api_key.
         return settings.FLIXLY_SIGNUP_OPEN
+
+    def clean_email(self, email: str) -> str:
+        # allauth cuts a longer address to the column's length, and would then mail that other address.
+        limit = User._meta.get_field("email").max_length
+        if len(email) > limit:
+            raise ValidationError(f"An e-mail address can be at most {limit} characters.")
+        return super().clean_email(email)
 
     def get_from_email(self) -> str:
         return settings.DEFAULT_FROM_EMAIL

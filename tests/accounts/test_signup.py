@@ -118,3 +118,12 @@ def test_dashboard_pages_render_for_a_signed_in_user(client, user, path):
     response = client.get(path)
     assert response.status_code == HTTPStatus.OK
     assert b'aria-current="page"' in response.content
+
+
+def test_an_address_longer_than_an_account_can_hold_is_refused_not_cut_short(client, django_user_model):
+    # It was cut to 254 characters, and the verification e-mail went to that other address.
+    response = sign_up(client, "x" * 250 + "@example.com")
+    assert response.status_code == HTTPStatus.OK
+    assert "at most 254 characters" in response.content.decode()
+    assert not django_user_model.objects.exists()
+    assert mail.outbox == []
