@@ -11,7 +11,7 @@ from accounts.models import ApiKey
 from accounts.selectors import apikey_get, apikey_list_for_page
 from accounts.services import IssuedKey, apikey_create, apikey_revoke, apikey_roll
 from flixly_site.errors import ApplicationError
-from flixly_site.forms import add_api_errors, form_sent_twice, form_token_renew
+from flixly_site.forms import add_api_errors, form_sent_twice, form_token_release
 
 
 def _keys_page(request: HttpRequest, form: ApiKeyCreateForm) -> HttpResponse:
@@ -48,15 +48,15 @@ def api_keys(request: HttpRequest) -> HttpResponse:
         try:
             issued = apikey_create(user=request.user, **settings)
         except ApplicationError as error:
-            _form_error(form, error)
+            _form_error(request, form, error)
         else:
             return _show_secret(request, issued, "created")
     return _keys_page(request, form)
 
 
-def _form_error(form, error: ApplicationError) -> None:
+def _form_error(request: HttpRequest, form, error: ApplicationError) -> None:
     add_api_errors(form, error)
-    form_token_renew(form)
+    form_token_release(request, form)
 
 
 def _already_revoked(request: HttpRequest, api_key: ApiKey) -> HttpResponse:
@@ -77,7 +77,7 @@ def api_key_roll(request: HttpRequest, key_id) -> HttpResponse:
         try:
             issued = apikey_roll(user=request.user, key_id=api_key.id, grace_hours=form.cleaned_data["grace_hours"])
         except ApplicationError as error:  # revoked meanwhile (a stale tab)
-            _form_error(form, error)
+            _form_error(request, form, error)
         else:
             return _show_secret(request, issued, "rolled")
     return render(request, "accounts/key_roll.html", {"nav": "keys", "api_key": api_key, "form": form})

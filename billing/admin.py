@@ -11,7 +11,7 @@ from billing.models import BillingAlert, CreditPack, LedgerEntry, StripeEvent, W
 from billing.services import amount_check, wallet_adjust
 from billing.stripe_events import stripe_event_process
 from flixly_site.errors import ValidationFailed
-from flixly_site.forms import SubmitOnceField, form_sent_twice, form_token_renew
+from flixly_site.forms import SubmitOnceField, form_sent_twice, form_token_release
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -82,7 +82,7 @@ class WalletAdmin(ReadOnlyAdmin):
                 entry = wallet_adjust(user_id=wallet.user_id, staff_user_id=request.user.pk, **grant)
             except ValidationFailed as error:
                 form.add_error("amount", error.message)
-                form_token_renew(form)
+                form_token_release(request, form)
             else:
                 moved = entry.amount if entry else 0
                 messages.success(request, f"{moved:+d} credits for {wallet.user}.")

@@ -53,13 +53,26 @@ def form_token_renew(form: forms.Form) -> None:
     form.data["once"] = new_form_token()
 
 
+def _token_key(token: str, user_id: int) -> str:
+    return f"form-token:{user_id}:{token}"
+
+
 def form_token_spend(token: str, *, user_id: int) -> bool:
     """True the first time this user sends `token`; False for a form that was already sent."""
     try:
-        return cache.add(f"form-token:{user_id}:{token}", 1, FORM_TOKEN_SECONDS)
+        return cache.add(_token_key(token, user_id), 1, FORM_TOKEN_SECONDS)
     except Exception:  # the cache is down: this guard is a convenience, the page itself must still work
         logger.warning("form token not checked: the cache is unavailable", exc_info=True)
         return True
+
+
+def form_token_release(request: HttpRequest, form: forms.Form) -> None:
+    """The service refused the form, so nothing was done: sending it again (a reload) is a new try and
+    shows the refusal again, not "already sent"."""
+    try:
+        cache.delete(_token_key(form.cleaned_data["once"], request.user.pk))
+    except Exception:  # the cache is down: then it could not have kept the token either
+        logger.warning("form token not released: the cache is unavailable", exc_info=True)
 
 
 def form_sent_twice(request: HttpRequest, form: forms.Form, *, page: str, secret_note: str = "") -> HttpResponse | None:

@@ -23,7 +23,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from accounts.services import parse_uuid
 from billing.services import wallet_balance
 from flixly_site.errors import ApplicationError, NotFound, RateLimited, ValidationFailed
-from flixly_site.forms import add_api_errors, form_field_name, form_sent_twice, form_token_renew
+from flixly_site.forms import add_api_errors, form_field_name, form_sent_twice, form_token_release, form_token_renew
 from flixly_site.pagination import keyset_page
 from generation.api.serializers import job_data
 from generation.catalog import catalog_every_model, catalog_models, route_for
@@ -348,7 +348,7 @@ def webhooks(request: HttpRequest) -> HttpResponse:
             updated = endpoint_set(user=request.user, url=form.cleaned_data["url"])
         except ValidationFailed as error:
             add_api_errors(form, error)
-            form_token_renew(form)
+            form_token_release(request, form)
         else:
             return _show_signing_secret(request, updated, replaced=endpoint is not None)
     return _webhooks_page(request, form, endpoint)

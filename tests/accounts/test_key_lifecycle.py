@@ -171,9 +171,8 @@ def test_a_key_form_corrected_after_an_error_creates_the_key(client, user):
     client.force_login(user)
     refused = client.post("/settings/api-keys/", {**CREATE, "allowed_ips": "nope"})
     assert b"is not an IP address" in refused.content
-    fresh = re.search(r'name="once" value="([^"]+)"', refused.content.decode()).group(1)
-    assert fresh != CREATE["once"]
-    created = client.post("/settings/api-keys/", {**CREATE, "once": fresh})
+    token = re.search(r'name="once" value="([^"]+)"', refused.content.decode()).group(1)
+    created = client.post("/settings/api-keys/", {**CREATE, "once": token})
     assert created.status_code == HTTPStatus.OK and ApiKey.objects.count() == 1
 
 
@@ -206,3 +205,15 @@ def test_the_keys_page_shows_a_grace_period_and_a_keys_limits(client, user, make
     assert "the old secret works until" in page
     assert "Cap: 500 credits a month" in page and "Only from 10.0.0.0/8" in page
     assert len(re.findall(r"<tr>", page)) == 2  # the header and one key: the secrets do not multiply rows
+
+
+def test_reloading_a_refused_create_form_shows_the_refusal_again(client, user):
+    # The refused send had spent the form's token: the reload claimed the form "was already sent".
+    client.force_login(user)
+    refused = {**CREATE, "allowed_ips": "banana"}
+    first = client.post("/settings/api-keys/", refused)
+    again = client.post("/settings/api-keys/", refused)  # the browser's reload of the POST
+    assert first.status_code == again.status_code == HTTPStatus.OK
+    assert b"already sent" not in again.content
+    assert b"banana" in again.content
+    assert not ApiKey.objects.exists()

@@ -195,3 +195,12 @@ def test_setting_a_url_needs_the_csrf_token(user, receiver):
 
     assert response.status_code == HTTPStatus.FORBIDDEN
     assert not WebhookEndpoint.objects.exists()
+
+
+def test_reloading_a_refused_url_shows_the_refusal_again(signed_in, user):
+    # The refused send had spent the form's token: the reload claimed the form "was already sent".
+    first = set_url(signed_in, "http://93.184.215.14/hook", once="w9")
+    again = set_url(signed_in, "http://93.184.215.14/hook", once="w9")
+    assert first.status_code == again.status_code == HTTPStatus.OK
+    assert "must use https" in again.content.decode()
+    assert not WebhookEndpoint.objects.filter(user=user).exists()
