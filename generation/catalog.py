@@ -84,8 +84,15 @@ def catalog_get_or_404(model_id: str, *, listing: str) -> AiModel:
     """The catalog's model, or a 404 that points at the `listing` of them all."""
     model = catalog_get(model_id)
     if model is None:
-        raise NotFound(f"No model '{model_id}'. See GET {listing}.")
+        raise NotFound(f"{catalog_absence(model_id)} See GET {listing}.")
     return model
+
+
+def catalog_absence(model_id: str) -> str:
+    """Why the catalog has no `model_id`, for the user: staff disabled it, or there is no such model."""
+    if AiModel.objects.filter(id=model_id).exists():
+        return f"Model '{model_id}' is disabled on this server."
+    return f"Unknown model '{model_id}'."
 
 
 def catalog_unknown_ids(ids: list[str]) -> list[str]:

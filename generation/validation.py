@@ -9,7 +9,7 @@ from rest_framework.fields import SkipField, empty
 
 from flixly_site.errors import PayloadTooLarge, ValidationFailed
 from flixly_site.parsers import json_type_error
-from generation.catalog import catalog_get
+from generation.catalog import catalog_absence, catalog_get
 from generation.models import AiModel
 from generation.outbound import NotAnImage, OutboundError, check_image, check_url
 from generation.pricing import price_for
@@ -234,7 +234,7 @@ def validate_generate(data: dict, *, has_upload: bool = False, json_types: bool 
         raise _in_model_terms(error, data) from None
     model = catalog_get(shaped["model"])
     if model is None:
-        raise ValidationFailed(details={"model": [f"Unknown model '{shaped['model']}'. See GET /api/v1/models."]})
+        raise ValidationFailed(details={"model": [f"{catalog_absence(shaped['model'])} See GET /api/v1/models."]})
     job_type = shaped["type"]
     if job_type not in model.types:
         raise ValidationFailed(details={"type": [f"{model.id} supports {_listing(model.types)}, not {job_type}."]})

@@ -355,3 +355,17 @@ def test_a_range_it_cannot_serve_as_asked_gets_the_whole_file(client, api, funde
     response = client.get(path, HTTP_RANGE=header)
     assert response.status_code == HTTPStatus.OK
     assert _body(response) == whole
+
+
+def test_a_disabled_model_is_named_disabled_not_unknown(client, api, funded):
+    from generation.catalog import catalog_forget
+    from generation.models import AiModel
+
+    AiModel.objects.filter(id="local-image").update(enabled=False)
+    catalog_forget()
+    submitted = generate(api, {"model": "local-image", "type": "TEXT_TO_IMAGE", "prompt": "a cat"})
+    assert submitted.status_code == HTTPStatus.UNPROCESSABLE_ENTITY
+    assert "disabled" in submitted.json()["error"]["details"]["model"][0]
+    detail = client.get("/api/v1/models/local-image")
+    assert detail.status_code == HTTPStatus.NOT_FOUND and "disabled" in detail.json()["error"]["message"]
+    assert "Unknown model" in generate(api, {"model": "no-such", "type": "TEXT_TO_IMAGE", "prompt": "a"}).text
