@@ -170,6 +170,10 @@ def _prompt(model: AiModel, job_type: str, data: dict, errors: dict) -> dict:
 
 def _chat_input(model: AiModel, data: dict, errors: dict) -> dict:
     prompt = data.get("prompt")
+    if prompt and data.get("messages"):
+        errors["prompt"] = ["Send either a prompt or messages for CHAT, not both."]
+    if data.get("negativePrompt"):
+        errors["negativePrompt"] = ["CHAT does not take negativePrompt."]
     if prompt and len(prompt) > MAX_PROMPT_CHARS:
         errors["prompt"] = [
             f"prompt must be at most {MAX_PROMPT_CHARS} characters; send a longer conversation as messages "
@@ -187,6 +191,8 @@ def _chat_input(model: AiModel, data: dict, errors: dict) -> dict:
             break
     # Only the role and the content are kept: they are what is priced, stored and sent upstream.
     messages = [{"role": m.get("role"), "content": m.get("content")} for m in messages]
+    if "messages" not in errors and messages and not any(str(m["content"]).strip() for m in messages):
+        errors["messages"] = ["The messages hold no text: give at least one message some content."]
     if sum(len(str(m.get("content", ""))) for m in messages) > model.max_prompt_chars:
         errors["messages"] = [f"The conversation must be at most {model.max_prompt_chars} characters."]
     return {"messages": messages}
@@ -241,7 +247,9 @@ def validate_generate(data: dict, *, has_upload: bool = False, json_types: bool 
     errors: dict[str, list[str]] = {}
     webhook_url = _webhook_url(shaped, errors)
     params = {**_prompt(model, job_type, shaped, errors), **_model_params(model, shaped, errors)}
-    if "seed" in shaped and job_type != "CHAT":
+    if "seed" in shaped and job_type == "CHAT":
+        errors["seed"] = ["CHAT does not take seed."]
+    elif "seed" in shaped:
         params["seed"] = shaped["seed"]
     image_url = _image_input(job_type, shaped, has_upload, errors)
     if errors:

@@ -142,7 +142,8 @@ def _message(message: object) -> object:
     role, content = message.get("role"), message.get("content")
     if role == "assistant" and content is None:
         content = ""  # an assistant turn that only called tools
-    return {"role": ROLES.get(role, role), "content": _text_content(content)}
+    role = ROLES.get(role, role) if isinstance(role, str) else role  # any other role is validation's to refuse
+    return {"role": role, "content": _text_content(content)}
 
 
 def _messages(messages: object) -> object:
@@ -228,7 +229,7 @@ def _size(value: object) -> tuple[int | None, int | None]:
     if value is None:
         return None, None
     width, _, height = str(value).partition("x")
-    if not (width.isdigit() and height.isdigit()):
+    if not (width.isascii() and width.isdigit() and height.isascii() and height.isdigit()):
         raise _refused("size", SIZE_HELP)
     return int(width), int(height)
 

@@ -160,6 +160,13 @@ def test_insufficient_credits_is_402_naming_the_price(api, user):
         ({"prompt": "x" * 2001}, "prompt"),
         ({"model": "local-chat", "type": "CHAT", "prompt": "x" * 2001}, "prompt"),
         ({"model": "local-chat", "type": "CHAT", "messages": [{"role": "user", "content": "a\x00b"}]}, "messages"),
+        ({"model": "local-chat", "type": "CHAT", "messages": [{"role": "user", "content": "  "}]}, "messages"),
+        (
+            {"model": "local-chat", "type": "CHAT", "prompt": "a", "messages": [{"role": "user", "content": "b"}]},
+            "prompt",
+        ),
+        ({"model": "local-chat", "type": "CHAT", "prompt": "a", "seed": 5}, "seed"),
+        ({"model": "local-chat", "type": "CHAT", "prompt": "a", "negativePrompt": "b"}, "negativePrompt"),
         ({"width": 100}, "width"),
         ({"width": 4096}, "width"),
         ({"steps": 0}, "steps"),
@@ -531,6 +538,7 @@ def test_a_whole_duration_is_echoed_as_sent(api, funded):
 
 def test_a_chat_message_keeps_only_its_role_and_content(api, funded, no_worker):
     message = {"role": "user", "content": "hi", "name": "a\x00b", "padding": "x" * 50_000}
-    response = generate(api, {"model": "local-chat", "type": "CHAT", "messages": [message]})
+    body = {"model": "local-chat", "type": "CHAT", "messages": [message]}
+    response = api.post("/api/v1/generate", body, content_type="application/json")
     assert response.status_code == HTTPStatus.ACCEPTED
     assert Job.objects.get().params["messages"] == [{"role": "user", "content": "hi"}]
