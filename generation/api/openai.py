@@ -58,6 +58,7 @@ def _run(request: Request, fields: dict, renamed: dict[str, str]) -> Job:
         idempotency_key=idempotency_key(request),
         body=fields,
     )
+    request.replayed = not submitted.created
     job = wait_for(submitted.job, WAIT_SECONDS)
     if job.status == JobStatus.COMPLETED:
         return job
@@ -150,9 +151,19 @@ def _messages(messages: object) -> object:
     return [_message(m) for m in messages] if isinstance(messages, list) else messages
 
 
-class ChatCompletionsApi(APIView):
+class JobApi(APIView):
+    """An OpenAI endpoint answered by a job (_run): a replayed Idempotency-Key says so, as on /generate."""
+
     required_scope = "generate"
 
+    def finalize_response(self, request: Request, response, *args, **kwargs):
+        response = super().finalize_response(request, response, *args, **kwargs)
+        if getattr(request, "replayed", False):
+            response["Idempotent-Replayed"] = "true"
+        return response
+
+
+class ChatCompletionsApi(JobApi):
     @extend_schema(operation_id="openai_chat_completions", request=dict, responses=dict)
     def post(self, request: Request) -> Response | StreamingHttpResponse:
         data = _body(request)
@@ -234,9 +245,7 @@ def _size(value: object) -> tuple[int | None, int | None]:
     return int(width), int(height)
 
 
-class ImageGenerationsApi(APIView):
-    required_scope = "generate"
-
+class ImageGenerationsApi(JobApi):
     @extend_schema(operation_id="openai_images_generations", request=dict, responses=dict)
     def post(self, request: Request) -> Response:
         data = _body(request)
@@ -266,8 +275,7 @@ class AnyAccept(DefaultContentNegotiation):
         return renderers[0], renderers[0].media_type
 
 
-class SpeechApi(APIView):
-    required_scope = "generate"
+class SpeechApi(JobApi):
     content_negotiation_class = AnyAccept
 
     @extend_schema(

@@ -68,6 +68,24 @@ def test_answers_carry_the_api_headers(live_server, raw_key, funded):
     assert {"x-ratelimit-limit", "x-credit-balance", "x-request-id", "x-token-expires"} <= set(response.headers)
 
 
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("chat/completions", {"model": "local-chat", "messages": MESSAGES}),
+        ("images/generations", {"model": "local-image", "prompt": "a cat"}),
+        ("audio/speech", {"model": "local-speech", "input": "hello", "voice": "f1"}),
+    ],
+)
+def test_a_replayed_idempotency_key_says_so_as_on_generate(live_server, raw_key, funded, path, body):
+    headers = {"Authorization": f"Bearer {raw_key}", "Idempotency-Key": f"once-{path}"}
+    first = httpx.post(f"{live_server.url}/openai/v1/{path}", json=body, headers=headers, timeout=60)
+    again = httpx.post(f"{live_server.url}/openai/v1/{path}", json=body, headers=headers, timeout=60)
+    assert first.status_code == again.status_code == 200
+    assert "idempotent-replayed" not in first.headers
+    assert again.headers["idempotent-replayed"] == "true"
+    assert Job.objects.count() == 1
+
+
 def test_stream_null_is_an_ordinary_completion(ai):
     completion = ai.chat.completions.create(model="local-chat", messages=MESSAGES, stream=None)
     assert completion.choices[0].message.content
