@@ -32,9 +32,10 @@ RESOLUTIONS = [("", "Model default"), ("480p", "480p"), ("720p", "720p"), ("1080
 
 
 def _credits(low: int, high: int | None) -> str:
+    least = f"{low} credit{'s' if low != 1 else ''}"
     if high is None:
-        return f"from {low} credits"
-    return f"{low} credit{'s' if low != 1 else ''}" if low == high else f"{low} to {high} credits"
+        return f"from {least}"
+    return least if low == high else f"{low} to {high} credits"
 
 
 def model_choices(models: Iterable[AiModel], available: set[str]) -> list[tuple[str, list[tuple[str, str]]]]:

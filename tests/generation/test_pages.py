@@ -67,6 +67,7 @@ def test_the_playground_lists_the_models_grouped_by_kind_with_their_credits(sign
     html = response.content.decode()
     assert '<optgroup label="Images">' in html and '<optgroup label="Speech">' in html
     assert "Flixly Local Image · 1 to 2 credits<" in html  # by size
+    assert "Kokoro 82M · from 1 credit<" in html  # by length, from one credit
     assert 'id="catalog-data"' in html
     assert '<a href="/generate/" aria-current="page">' in html
 
