@@ -217,3 +217,9 @@ def test_reloading_a_refused_create_form_shows_the_refusal_again(client, user):
     assert b"already sent" not in again.content
     assert b"banana" in again.content
     assert not ApiKey.objects.exists()
+
+
+def test_the_roll_page_says_the_key_keeps_its_expiry_date(client, user, own_key):
+    client.force_login(user)
+    page = client.get(f"/settings/api-keys/{own_key.id}/roll/").content.decode()
+    assert f"keeps its expiry date, {own_key.expires_at:%Y-%m-%d}" in page
