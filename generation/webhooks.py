@@ -69,7 +69,9 @@ def endpoint_set(*, user: User, url: str) -> WebhookEndpoint:
             user=user, defaults={"url": url, "secret": _new_secret()}
         )
         if old is not None and old != url:
-            WebhookDelivery.objects.filter(user=user, status=DeliveryStatus.PENDING, url=old).update(url=url)
+            # The last attempt's answer came from the old URL: the new one has not answered yet.
+            moved = WebhookDelivery.objects.filter(user=user, status=DeliveryStatus.PENDING, url=old)
+            moved.update(url=url, status_code=None, latency_ms=None, error="")
     return endpoint
 
 

@@ -378,6 +378,8 @@ def test_replacing_the_url_sends_pending_deliveries_to_the_new_one(api, user, en
     put_endpoint(api, receiver.url + "/new")
     delivery.refresh_from_db()
     assert delivery.url == receiver.url + "/new"
+    # The old URL's answer is not shown as the new one's (it read "Failed 500" beside a URL that never failed).
+    assert (delivery.status_code, delivery.latency_ms, delivery.error) == (None, None, "")
 
 
 def test_a_due_time_slightly_ahead_of_this_hosts_clock_is_still_due(user, endpoint, receiver):
