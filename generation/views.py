@@ -4,7 +4,7 @@ Services do the work."""
 import mimetypes
 import uuid
 from contextlib import suppress
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import PurePosixPath
 from typing import Any
 from urllib.parse import urlencode
@@ -18,6 +18,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
+from django.utils.dateparse import parse_date
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.services import parse_uuid
@@ -214,10 +215,23 @@ def jobs(request: HttpRequest) -> HttpResponse:
         "rows": [(job, job.type_label) for job in rows],
         "next_query": _query(request, cursor=next_cursor) if next_cursor else None,
         "first_query": _query(request, cursor=None) if request.GET.get("cursor") else None,
-        "export_to": timezone.now().date(),
-        "export_from": timezone.now().date() - timedelta(days=30),
+        **_export_dates(request),
     }
     return render(request, "generation/jobs.html", context)
+
+
+def _export_dates(request: HttpRequest) -> dict[str, date]:
+    """The export form's dates: as typed when a refused export sends them back, else the last 30 days."""
+    today = timezone.now().date()
+    typed_from, typed_to = (_date_or_none(request.GET.get(name, "")) for name in ("exportFrom", "exportTo"))
+    return {"export_from": typed_from or today - timedelta(days=30), "export_to": typed_to or today}
+
+
+def _date_or_none(text: str) -> date | None:
+    try:
+        return parse_date(text)
+    except ValueError:  # the shape of a date, but no such day
+        return None
 
 
 @login_required
@@ -229,7 +243,8 @@ def jobs_export(request: HttpRequest) -> HttpResponse:
         export_window(params)
     except ValidationFailed as error:
         messages.error(request, error.as_text())
-        return redirect("jobs")
+        typed = {"exportFrom": params.get("from", ""), "exportTo": params.get("to", "")}
+        return redirect(f"{reverse('jobs')}?{urlencode(typed)}")
     return redirect(f"{reverse('api-v1-jobs-export')}?{urlencode(params)}")
 
 
@@ -243,9 +258,9 @@ def _own_job(request: HttpRequest, job_id: uuid.UUID) -> Job:
         raise Http404("No such job") from None
 
 
-def _output_view(output: dict) -> dict:
+def _output_view(job: Job, output: dict) -> dict:
     kind = output["contentType"].split("/")[0]
-    filename = PurePosixPath(output["url"].split("?")[0]).name
+    filename = f"flixly-{job.id}-{PurePosixPath(output['url'].split('?')[0]).name}"  # not every file 0.png
     return {**output, "kind": kind if kind in ("image", "video", "audio") else "file", "filename": filename}
 
 
@@ -269,7 +284,7 @@ def job_detail(request: HttpRequest, job_id: uuid.UUID) -> HttpResponse:
         "type_label": job.type_label,
         "unfinished": job.status in ACTIVE_STATUSES,
         "stopping": job.status in ACTIVE_STATUSES and job.cancel_requested,
-        "outputs": [_output_view(output) for output in data["outputs"]],
+        "outputs": [_output_view(job, output) for output in data["outputs"]],
         "prompt": _prompt_text(job.params),
         "params": _param_rows(job.params),
         "local_fallback": job.metadata.get("localFallback", False),

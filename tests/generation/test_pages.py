@@ -108,6 +108,7 @@ def test_generating_charges_credits_and_opens_the_job_page_with_the_image(signed
     page = signed_in.get(response["Location"])
     assert re.search(r'<img src="http[^"]+/outputs/[^"]+\.png"', page.content.decode())
     assert "Download" in page.content.decode()
+    assert f'download="flixly-{job.id}-0.png"' in page.content.decode()  # not every file named 0.png
 
 
 def test_a_finished_job_page_does_not_refresh_itself(signed_in):
@@ -402,8 +403,15 @@ def test_the_jobs_page_exports_the_chosen_dates(signed_in, funded):
 
 def test_an_export_window_the_api_refuses_comes_back_as_a_message(signed_in):
     response = signed_in.get("/jobs/export/?from=2026-01-01&to=2026-06-01", follow=True)
-    assert response.redirect_chain[-1][0] == "/jobs/"
-    assert "at most 90 days" in response.content.decode()
+    assert response.redirect_chain[-1][0].startswith("/jobs/")
+    page = response.content.decode()
+    assert "at most 90 days" in page
+    assert 'value="2026-01-01"' in page and 'value="2026-06-01"' in page  # the dates as typed, to correct
+
+
+def test_export_dates_that_are_not_dates_fall_back_to_the_defaults(signed_in):
+    page = signed_in.get("/jobs/?exportFrom=yesterday&exportTo=2026-02-30").content.decode()
+    assert f'value="{timezone.now().date()}"' in page
 
 
 def test_the_jobs_list_pages_25_at_a_time(signed_in, funded):
