@@ -76,6 +76,13 @@ def _existing_for_key(user: User, key: str | None, fingerprint: str, is_test: bo
     return job
 
 
+def job_key_check(
+    *, user: User, identity: KeyIdentity | None, key: str, body: dict, image: bytes | None = None
+) -> None:
+    """A dry run's look at its Idempotency-Key: the 409 the submit would answer, if any."""
+    _existing_for_key(user, key, request_fingerprint(body, image), identity is not None and identity.is_test)
+
+
 def job_submit(
     *,
     user: User,

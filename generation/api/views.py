@@ -29,7 +29,7 @@ from generation.catalog import catalog_get_or_404, catalog_models, route_for
 from generation.models import FINISHED_STATUSES, Job
 from generation.outbound import OutboundError, TooLarge, check_url, fetch_image
 from generation.selectors import export_csv, export_window, job_get, jobs_for
-from generation.services import job_cancel, job_refuse_disallowed, job_submit
+from generation.services import job_cancel, job_key_check, job_refuse_disallowed, job_submit
 from generation.validation import upload_read, validate_generate
 from generation.webhooks import require_endpoint
 
@@ -165,7 +165,10 @@ class GenerateApi(APIView):
             require_endpoint(user=request.user)
         key = idempotency_key(request)
         if _dry_run(request):
-            job_refuse_disallowed(request.auth if isinstance(request.auth, KeyIdentity) else None, valid)
+            identity = request.auth if isinstance(request.auth, KeyIdentity) else None
+            job_refuse_disallowed(identity, valid)
+            if key and not valid.image_url:  # an imageUrl's bytes, part of the request's fingerprint, are not fetched
+                job_key_check(user=request.user, identity=identity, key=key, body=data, image=upload)
             if valid.image_url:
                 _check_input_url(valid.image_url)  # the checks a submit makes before fetching, without fetching
             return Response({"data": self._quote(request, valid)})

@@ -284,6 +284,25 @@ def test_a_dry_run_checks_the_idempotency_key_as_the_submit_would(api, funded):
     assert "Idempotency-Key" in response.json()["error"]["details"]
 
 
+def test_a_dry_run_with_a_key_used_for_another_body_is_the_409_the_submit_would_be(api, funded, no_worker):
+    generate(api, **{"Idempotency-Key": "used-1"})
+    other = api.post(
+        "/api/v1/generate?dryRun=true",
+        {"model": "local-image", "type": "TEXT_TO_IMAGE", "prompt": "another picture"},
+        content_type="application/json",
+        headers={"Idempotency-Key": "used-1"},
+    )
+    assert other.status_code == HTTPStatus.CONFLICT
+    same = api.post(
+        "/api/v1/generate?dryRun=true",
+        {"model": "local-image", "type": "TEXT_TO_IMAGE", "prompt": "A cat wearing a top hat"},
+        content_type="application/json",
+        headers={"Idempotency-Key": "used-1"},
+    )
+    assert same.status_code == HTTPStatus.OK
+    assert Job.objects.count() == 1
+
+
 def test_the_same_idempotency_key_with_another_body_is_a_409(api, funded, no_worker):
     generate(api, **{"Idempotency-Key": "abc-123"})
     response = generate(api, {"prompt": "something else"}, **{"Idempotency-Key": "abc-123"})
