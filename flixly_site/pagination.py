@@ -14,6 +14,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.signing import BadSignature, Signer
 from django.db.models import Model, Q, QuerySet
 from django.utils import timezone
+from drf_spectacular.utils import OpenApiParameter
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -66,6 +67,14 @@ def _decode(cursor: str, model: type[Model]) -> tuple[datetime, Any]:
             "The cursor is not valid.", details={"cursor": ["Not a cursor from this API."]}
         ) from None
     return moment, pk
+
+
+def page_parameters() -> list[OpenApiParameter]:
+    """The query parameters of every paged list, for its OpenAPI operation."""
+    return [
+        OpenApiParameter("cursor", str, description="The previous page's nextCursor."),
+        OpenApiParameter("limit", int, description=f"Items per page, 1 to {MAX_LIMIT} (default {DEFAULT_LIMIT})."),
+    ]
 
 
 def page_limit(request: Request) -> int:

@@ -7,7 +7,7 @@ from rest_framework.views import APIView
 from accounts.api.serializers import ApiKeyCreateInput, ApiKeyOutput, ApiKeyRollInput, IssuedKeyOutput
 from accounts.selectors import KeyIdentity, apikey_list
 from accounts.services import IssuedKey, apikey_create, apikey_revoke, apikey_roll
-from flixly_site.pagination import paginated_response
+from flixly_site.pagination import page_parameters, paginated_response
 
 
 def _as_test_key(request: Request) -> bool:
@@ -22,7 +22,7 @@ def issued_key_data(issued: IssuedKey) -> dict:
 class ApiKeyListCreateApi(APIView):
     required_scope = "keys:manage"
 
-    @extend_schema(operation_id="keys_list", responses=ApiKeyOutput(many=True))
+    @extend_schema(operation_id="keys_list", parameters=page_parameters(), responses=ApiKeyOutput(many=True))
     def get(self, request: Request) -> Response:
         return paginated_response(apikey_list(user=request.user), request, lambda k: ApiKeyOutput(k).data)
 

@@ -5,7 +5,7 @@ from rest_framework.views import APIView
 
 from billing.api.serializers import LedgerEntryOutput, UsageOutput
 from billing.selectors import ledger_for, usage_for
-from flixly_site.pagination import paginated_response
+from flixly_site.pagination import page_parameters, paginated_response
 
 
 class UsageApi(APIView):
@@ -32,6 +32,6 @@ class UsageApi(APIView):
 class LedgerApi(APIView):
     required_scope = "billing:read"
 
-    @extend_schema(operation_id="credits_ledger", responses=LedgerEntryOutput(many=True))
+    @extend_schema(operation_id="credits_ledger", parameters=page_parameters(), responses=LedgerEntryOutput(many=True))
     def get(self, request: Request) -> Response:
         return paginated_response(ledger_for(user=request.user), request, lambda e: LedgerEntryOutput(e).data)

@@ -13,7 +13,7 @@ from rest_framework.views import APIView
 from accounts.selectors import KeyIdentity
 from billing.services import wallet_balance
 from flixly_site.errors import PayloadTooLarge, ValidationFailed
-from flixly_site.pagination import paginated_response
+from flixly_site.pagination import page_parameters, paginated_response
 from flixly_site.parsers import JSONParser, is_json_object
 from generation.api.serializers import (
     GenerateInput,
@@ -223,10 +223,9 @@ class JobListApi(APIView):
     @extend_schema(
         operation_id="jobs_list",
         parameters=[
-            OpenApiParameter(name, str)
-            for name in ("status", "type", "model", "createdAfter", "createdBefore", "cursor")
-        ]
-        + [OpenApiParameter("limit", int)],
+            *(OpenApiParameter(name, str) for name in ("status", "type", "model", "createdAfter", "createdBefore")),
+            *page_parameters(),
+        ],
         responses=JobSchema(many=True),
     )
     def get(self, request: Request) -> Response:

@@ -5,7 +5,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from flixly_site.pagination import paginated_response
+from flixly_site.pagination import page_parameters, paginated_response
 from generation.api.serializers import DeliverySchema, WebhookInput, WebhookSchema, delivery_data, endpoint_data
 from generation.webhooks import deliveries_for, endpoint_delete, endpoint_get, endpoint_set, endpoint_test
 
@@ -42,6 +42,6 @@ class WebhookTestApi(APIView):
 class WebhookDeliveryListApi(APIView):
     required_scope = "webhooks:manage"
 
-    @extend_schema(operation_id="webhook_deliveries", responses=DeliverySchema(many=True))
+    @extend_schema(operation_id="webhook_deliveries", parameters=page_parameters(), responses=DeliverySchema(many=True))
     def get(self, request: Request) -> Response:
         return paginated_response(deliveries_for(user=request.user), request, delivery_data)

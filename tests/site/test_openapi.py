@@ -84,3 +84,12 @@ def test_the_document_is_json_unless_yaml_is_asked_for(client, accept):
 def test_yaml_is_there_when_asked_for(client, query, accept):
     response = client.get(f"/api/v1/schema{query}", headers={"Accept": accept})
     assert response.status_code == 200 and response.content.startswith(b"openapi: 3.")
+
+
+@pytest.mark.parametrize(
+    "path", ["/api/v1/jobs", "/api/v1/keys", "/api/v1/credits/ledger", "/api/v1/webhook/deliveries"]
+)
+def test_every_paged_list_documents_its_cursor_and_limit(schema, path):
+    parameters = {p["name"]: p for p in schema["paths"][path]["get"].get("parameters", [])}
+    assert {"cursor", "limit"} <= set(parameters)
+    assert parameters["limit"]["schema"]["type"] == "integer"
