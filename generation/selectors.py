@@ -72,10 +72,16 @@ def jobs_for(*, user: User, filters: dict[str, str]) -> QuerySet[Job]:
         jobs = jobs.filter(type=job_type)
     if model := _model_id(filters.get("model")):
         jobs = jobs.filter(model_id=model)
-    if after := filters.get("createdAfter"):
-        jobs = jobs.filter(created_at__gte=parse_when(after, "createdAfter"))
-    if before := filters.get("createdBefore"):
-        jobs = jobs.filter(created_at__lte=parse_when(before, "createdBefore", through=True))
+    after = parse_when(filters["createdAfter"], "createdAfter") if filters.get("createdAfter") else None
+    before = (
+        parse_when(filters["createdBefore"], "createdBefore", through=True) if filters.get("createdBefore") else None
+    )
+    if after and before and after > before:
+        raise ValidationFailed(details={"createdAfter": ["Must not be later than createdBefore."]})
+    if after:
+        jobs = jobs.filter(created_at__gte=after)
+    if before:
+        jobs = jobs.filter(created_at__lte=before)
     return jobs
 
 

@@ -369,3 +369,10 @@ def test_a_disabled_model_is_named_disabled_not_unknown(client, api, funded):
     detail = client.get("/api/v1/models/local-image")
     assert detail.status_code == HTTPStatus.NOT_FOUND and "disabled" in detail.json()["error"]["message"]
     assert "Unknown model" in generate(api, {"model": "no-such", "type": "TEXT_TO_IMAGE", "prompt": "a"}).text
+
+
+def test_a_created_after_later_than_created_before_is_a_422_as_on_the_export(api, user):
+    response = api.get("/api/v1/jobs?createdAfter=2026-12-01&createdBefore=2026-01-01")
+    assert response.status_code == HTTPStatus.UNPROCESSABLE_ENTITY
+    assert "createdAfter" in response.json()["error"]["details"]
+    assert api.get("/api/v1/jobs?createdAfter=2026-01-01&createdBefore=2026-01-01").status_code == HTTPStatus.OK
