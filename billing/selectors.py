@@ -7,7 +7,7 @@ from django.db.models import Count, Q, QuerySet, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
-from accounts.models import User
+from accounts.models import ApiKey, User
 from billing.models import CreditPack, EntryKind, LedgerEntry, Wallet
 from billing.services import month_start
 
@@ -65,6 +65,30 @@ def usage_for(*, user: User) -> Usage:
             jobs[row["category"]] = row["debits"] - row["refunds"]
             credits[row["category"]] = -(row["net"] or 0)
     return Usage(wallet.balance, start, end, sum(credits.values()), jobs, credits)
+
+
+@dataclass(frozen=True)
+class KeySpend:
+    key: ApiKey
+    spent: int  # net of refunds, this calendar month (what the key's monthly cap counts)
+
+
+def spend_by_key(*, user: User) -> list[KeySpend]:
+    """Each of the account's keys that is live or spent credits this month, with its net spend, most first."""
+    rows = (
+        LedgerEntry.objects.filter(
+            user=user,
+            api_key_id__isnull=False,
+            created_at__gte=month_start(),
+            kind__in=[EntryKind.DEBIT, EntryKind.REFUND],
+        )
+        .values("api_key_id")
+        .annotate(net=Sum("amount"))
+    )
+    spent = {row["api_key_id"]: max(0, -(row["net"] or 0)) for row in rows}
+    keys = ApiKey.objects.filter(user=user).filter(Q(revoked_at__isnull=True) | Q(id__in=list(spent)))
+    found = [KeySpend(key, spent.get(key.id, 0)) for key in keys]
+    return sorted(found, key=lambda row: (-row.spent, row.key.name))
 
 
 def spend_per_day(*, user: User, days: int = 30) -> list[tuple[date, int]]:

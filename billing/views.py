@@ -10,7 +10,7 @@ from django.views.decorators.http import require_POST
 
 from accounts.models import Plan
 from billing import stripe_gateway
-from billing.selectors import ledger_for, packs_for_sale, spend_per_day, wallet_for
+from billing.selectors import ledger_for, packs_for_sale, spend_by_key, spend_per_day, wallet_for
 from billing.stripe_events import BadSignature, stripe_event_process, stripe_event_store, stripe_event_verify
 from flixly_site.errors import ApplicationError
 
@@ -41,6 +41,7 @@ def billing(request: HttpRequest) -> HttpResponse:
         "packs": packs_for_sale(),
         "ledger": ledger,
         "chart": _chart(request.user),
+        "key_spend": spend_by_key(user=request.user),
         "payments_enabled": stripe_gateway.payments_enabled(),
         "checkout_canceled": request.GET.get("checkout") == "canceled",
     }

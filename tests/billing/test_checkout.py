@@ -1,3 +1,4 @@
+import re
 from http import HTTPStatus
 
 import pytest
@@ -135,3 +136,28 @@ def test_the_billing_page_shows_balance_packs_plan_ledger_and_chart(client, user
     page = client.get("/billing/").content.decode()
     for text in ("42", "Starter", "Free", "Welcome gift", "Credits spent per day", "Buy Starter"):
         assert text in page
+
+
+def test_the_billing_page_shows_this_months_credit_use_per_api_key(client, user, make_key):
+    # The seed promised "live credit burn per token": each key's net spend this month, beside its cap.
+    from accounts.models import ApiKey
+    from billing.models import EntryKind, LedgerEntry
+
+    make_key(user, name="Production")
+    make_key(user, name="Staging", monthly_credit_cap=500)
+    keys = {key.name: key for key in ApiKey.objects.filter(user=user)}
+
+    def entry(key: str, amount: int, kind: str, n: int) -> None:
+        LedgerEntry.objects.create(
+            user=user, amount=amount, kind=kind, balance_after=0, idempotency_key=f"t{n}", api_key_id=keys[key].id
+        )
+
+    entry("Production", -30, EntryKind.DEBIT, 1)
+    entry("Production", -12, EntryKind.DEBIT, 2)
+    entry("Production", 12, EntryKind.REFUND, 3)
+    entry("Staging", -7, EntryKind.DEBIT, 4)
+    client.force_login(user)
+    page = client.get("/billing/").content.decode()
+    table = page[page.index("Credits by API key") :]
+    assert re.search(r"Production.*?>30<", table, re.S)
+    assert re.search(r"Staging.*?>7<.*?500", table, re.S)
