@@ -59,8 +59,13 @@ class UserManager(BaseUserManager):
         return self._create(email, password, **fields)
 
     def create_superuser(self, email: str, password: str | None = None, **fields) -> "User":
+        from allauth.account.models import EmailAddress  # allauth's models need this app's loaded first
+
         fields.update(is_staff=True, is_superuser=True)
-        return self._create(email, password, **fields)
+        user = self._create(email, password, **fields)
+        # Made by the operator at the terminal (createsuperuser): the address needs no e-mail to prove it.
+        EmailAddress.objects.create(user=user, email=user.email, verified=True, primary=True)
+        return user
 
 
 class User(AbstractUser):

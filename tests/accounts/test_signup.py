@@ -127,3 +127,22 @@ def test_an_address_longer_than_an_account_can_hold_is_refused_not_cut_short(cli
     assert "at most 254 characters" in response.content.decode()
     assert not django_user_model.objects.exists()
     assert mail.outbox == []
+
+
+def test_a_superuser_made_at_the_terminal_can_sign_in_to_the_site_and_finds_the_admin(client, monkeypatch):
+    # Its operator typed the address: it was held at "Verify your e-mail address", with no link to the admin.
+    from django.core.management import call_command
+
+    monkeypatch.setenv("DJANGO_SUPERUSER_PASSWORD", PASSWORD)
+    call_command("createsuperuser", email="boss@example.com", interactive=False, verbosity=0)
+    response = client.post("/accounts/login/", {"login": "boss@example.com", "password": PASSWORD})
+    assert response.status_code == HTTPStatus.FOUND
+    assert response["Location"] != "/accounts/confirm-email/"
+    assert 'href="/admin/"' in client.get("/dashboard/").content.decode()
+
+
+def test_the_admin_link_is_for_staff_only(client, django_user_model):
+    user = django_user_model.objects.create_user(email="plain@example.com", password=PASSWORD)
+    EmailAddress.objects.create(user=user, email=user.email, verified=True, primary=True)
+    client.force_login(user)
+    assert 'href="/admin/"' not in client.get("/dashboard/").content.decode()
