@@ -24,7 +24,7 @@ from billing.services import CreditCapReached, Debit, InsufficientCredits, debit
 from flixly_site.db import Together, run_together
 from flixly_site.errors import Conflict, Forbidden, ServiceUnavailable
 from generation.catalog import provider_for, route_for
-from generation.models import ACTIVE_STATUSES, Job, JobEvent, JobStatus
+from generation.models import ACTIVE_STATUSES, TYPE_LABELS, Job, JobEvent, JobStatus
 from generation.outputs import input_store, local_copy, outputs_delete, outputs_store
 from generation.providers.base import GenerationRequest
 from generation.queue import publish_run_job
@@ -224,7 +224,7 @@ def _debit(identity: KeyIdentity | None, job: Job, request: ValidRequest) -> Deb
         category=request.category,
         api_key_id=job.api_key_id,
         monthly_cap=identity.monthly_credit_cap if identity else None,
-        reason=f"{request.model.name} ({request.type})",
+        reason=f"{request.model.name} ({TYPE_LABELS[request.type].lower()})",
     )
 
 

@@ -561,3 +561,9 @@ def test_a_chat_message_keeps_only_its_role_and_content(api, funded, no_worker):
     response = api.post("/api/v1/generate", body, content_type="application/json")
     assert response.status_code == HTTPStatus.ACCEPTED
     assert Job.objects.get().params["messages"] == [{"role": "user", "content": "hi"}]
+
+
+def test_the_charge_names_the_model_and_the_kind_of_job_in_words(api, funded, no_worker):
+    generate(api)
+    debit = LedgerEntry.objects.get(kind="debit")
+    assert debit.reason == "Flixly Local Image (text to image)"  # not (TEXT_TO_IMAGE)
