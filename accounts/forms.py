@@ -3,7 +3,15 @@ import re
 from django import forms
 
 from accounts.models import DEFAULT_SCOPES, KeyMode, Scope
-from accounts.services import DEFAULT_EXPIRY_DAYS, MAX_EXPIRY_DAYS, MAX_GRACE_HOURS, MAX_MONTHLY_CREDIT_CAP
+from accounts.services import (
+    DEFAULT_EXPIRY_DAYS,
+    MAX_EXPIRY_DAYS,
+    MAX_GRACE_HOURS,
+    MAX_MONTHLY_CREDIT_CAP,
+    apikey_clean_ips,
+    apikey_clean_models,
+)
+from flixly_site.errors import checked_as
 from flixly_site.forms import SubmitOnceField
 
 
@@ -40,11 +48,12 @@ class ApiKeyCreateForm(forms.Form):
         label="Allowed models", required=False, help_text="Optional catalog ids, comma separated. Empty allows all."
     )
 
+    # The service checks these again; checked here too, they show beside the form's own errors at once.
     def clean_allowed_ips(self) -> list[str]:
-        return _split(self.cleaned_data["allowed_ips"])
+        return checked_as(forms.ValidationError, apikey_clean_ips, _split(self.cleaned_data["allowed_ips"]))
 
     def clean_allowed_models(self) -> list[str]:
-        return _split(self.cleaned_data["allowed_models"])
+        return checked_as(forms.ValidationError, apikey_clean_models, _split(self.cleaned_data["allowed_models"]))
 
 
 class ApiKeyRollForm(forms.Form):

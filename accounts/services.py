@@ -6,8 +6,10 @@ import logging
 import secrets
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 import redis
 from django.conf import settings
@@ -71,13 +73,16 @@ def _clean_scopes(scopes: list[str] | None) -> list[str]:
     return [s for s in Scope.values if s in scopes]
 
 
-def _clean_ips(allowed_ips: list[str] | None) -> list[str]:
-    cleaned = []
+def apikey_clean_ips(allowed_ips: list[str] | None) -> list[str]:
+    """A key's allowed IPs as networks; every entry that is not one is named in the 422."""
+    cleaned, bad = [], []
     for cidr in allowed_ips or []:
         try:
             cleaned.append(str(ipaddress.ip_network(cidr.strip(), strict=False)))
         except ValueError:
-            raise ValidationFailed(details={"allowedIps": [f"{cidr!r} is not an IP address or CIDR."]}) from None
+            bad.append(f"{cidr!r} is not an IP address or CIDR.")
+    if bad:
+        raise ValidationFailed(details={"allowedIps": bad})
     return cleaned
 
 
@@ -89,7 +94,7 @@ def _clean_cap(monthly_credit_cap: int | None) -> int | None:
     return monthly_credit_cap
 
 
-def _clean_models(allowed_models: list[str] | None) -> list[str]:
+def apikey_clean_models(allowed_models: list[str] | None) -> list[str]:
     models = sorted({m.strip() for m in allowed_models or [] if m.strip()})
     # The catalog belongs to generation, which plugs its check in through settings.
     check = settings.FLIXLY_UNKNOWN_MODEL_IDS
@@ -106,6 +111,19 @@ def _clean_expiry(expires_in_days: int | None) -> int:
     if not 1 <= days <= MAX_EXPIRY_DAYS:
         raise ValidationFailed(details={"expiresInDays": [f"Must be between 1 and {MAX_EXPIRY_DAYS} days."]})
     return days
+
+
+def _every_check(**checks: Callable[[], Any]) -> dict[str, Any]:
+    """Each setting's check, all of them: the 422 names every bad field, not just the first."""
+    values, details = {}, {}
+    for name, check in checks.items():
+        try:
+            values[name] = check()
+        except ValidationFailed as error:
+            details.update(error.details or {})
+    if details:
+        raise ValidationFailed(details=details)
+    return values
 
 
 def apikey_create(
@@ -128,6 +146,13 @@ def apikey_create(
     _refuse_live(mode, test_keys_only)
     raw = _new_secret(mode)
     prefix, last_four = _visible_parts(raw)
+    checked = _every_check(
+        scopes=lambda: _clean_scopes(scopes),
+        days=lambda: _clean_expiry(expires_in_days),
+        cap=lambda: _clean_cap(monthly_credit_cap),
+        ips=lambda: apikey_clean_ips(allowed_ips),
+        models=lambda: apikey_clean_models(allowed_models),
+    )
     with transaction.atomic():
         api_key = ApiKey.objects.create(
             user=user,
@@ -135,11 +160,11 @@ def apikey_create(
             mode=mode,
             prefix=prefix,
             last_four=last_four,
-            scopes=_clean_scopes(scopes),
-            expires_at=timezone.now() + timedelta(days=_clean_expiry(expires_in_days)),
-            monthly_credit_cap=_clean_cap(monthly_credit_cap),
-            allowed_ips=_clean_ips(allowed_ips),
-            allowed_models=_clean_models(allowed_models),
+            scopes=checked["scopes"],
+            expires_at=timezone.now() + timedelta(days=checked["days"]),
+            monthly_credit_cap=checked["cap"],
+            allowed_ips=checked["ips"],
+            allowed_models=checked["models"],
         )
         ApiKeySecret.objects.create(api_key=api_key, key_hash=apikey_hash(raw))
     logger.info("api key created id=%s key=%s user=%s", api_key.id, api_key.masked, user.pk)

@@ -6,6 +6,7 @@ Domain code raises ApplicationError subclasses; DRF and Django errors are mapped
 """
 
 import logging
+from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any
 
@@ -38,7 +39,10 @@ class ApplicationError(Exception):
 
     def as_text(self) -> str:
         """Every message in `details` (or the main one) as one line, for pages that show the error."""
-        return " ".join(m for messages in (self.details or {}).values() for m in messages) or self.message
+        return " ".join(self.all_messages())
+
+    def all_messages(self) -> list[str]:
+        return [m for messages in (self.details or {}).values() for m in messages] or [self.message]
 
 
 class Unauthorized(ApplicationError):
@@ -79,6 +83,15 @@ class ServiceUnavailable(ApplicationError):
     code = "service_unavailable"
     status = HTTPStatus.SERVICE_UNAVAILABLE
     default_message = "A service we depend on is unavailable; nothing was charged. Try again shortly."
+
+
+def checked_as(invalid: type[Exception], check: Callable[[Any], Any], value: Any) -> Any:
+    """`check(value)` for a form or serializer field: a service's ValidationFailed comes out as `invalid`
+    (that framework's ValidationError) with all its messages."""
+    try:
+        return check(value)
+    except ValidationFailed as error:
+        raise invalid(error.all_messages()) from None
 
 
 def error_body(code: str, status: int, message: str, details: Any = None) -> dict:

@@ -2,7 +2,14 @@ from django.utils import timezone
 from rest_framework import serializers
 
 from accounts.models import ApiKey, KeyMode, Scope
-from accounts.services import MAX_EXPIRY_DAYS, MAX_GRACE_HOURS, MAX_MONTHLY_CREDIT_CAP
+from accounts.services import (
+    MAX_EXPIRY_DAYS,
+    MAX_GRACE_HOURS,
+    MAX_MONTHLY_CREDIT_CAP,
+    apikey_clean_ips,
+    apikey_clean_models,
+)
+from flixly_site.errors import checked_as
 from flixly_site.parsers import StrictJSONSerializer
 
 
@@ -52,6 +59,13 @@ class ApiKeyCreateInput(StrictJSONSerializer):
     )
     allowedIps = serializers.ListField(child=serializers.CharField(max_length=64), required=False, max_length=50)
     allowedModels = serializers.ListField(child=serializers.CharField(max_length=100), required=False, max_length=200)
+
+    # The service checks these again; checked here too, a 422 names them beside the other fields' problems.
+    def validate_allowedIps(self, value: list[str]) -> list[str]:  # noqa: N802 (DRF's validate_<field>)
+        return checked_as(serializers.ValidationError, apikey_clean_ips, value)
+
+    def validate_allowedModels(self, value: list[str]) -> list[str]:  # noqa: N802
+        return checked_as(serializers.ValidationError, apikey_clean_models, value)
 
 
 class ApiKeyRollInput(StrictJSONSerializer):

@@ -223,3 +223,13 @@ def test_the_roll_page_says_the_key_keeps_its_expiry_date(client, user, own_key)
     client.force_login(user)
     page = client.get(f"/settings/api-keys/{own_key.id}/roll/").content.decode()
     assert f"keeps its expiry date, {own_key.expires_at:%Y-%m-%d}" in page
+
+
+def test_the_create_form_shows_every_problem_on_one_send(client, user):
+    # The IP and model errors used to appear only once the form's own errors were put right.
+    client.force_login(user)
+    bad = {**CREATE, "name": "n" * 101, "allowed_ips": "10.0.0.0/33, banana", "allowed_models": "not-a-model"}
+    page = client.post("/settings/api-keys/", bad).content.decode()
+    assert "at most 100 characters" in page
+    assert "is not an IP address" in page and "not-a-model" in page
+    assert not ApiKey.objects.exists()

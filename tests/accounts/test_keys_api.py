@@ -168,3 +168,9 @@ def test_a_roll_body_of_the_wrong_shape_is_a_422(api, body):
     response = api.post(f"/api/v1/keys/{key_id}/roll", body, content_type="application/json")
     assert response.status_code == HTTPStatus.UNPROCESSABLE_ENTITY
     assert ApiKey.objects.get(id=key_id).rolled_at is None
+
+
+def test_every_bad_setting_is_named_in_one_answer(api):
+    response = create(api, allowedIps=["10.0.0.0/33"], allowedModels=["not-a-model"], expiresInDays=999)
+    assert response.status_code == HTTPStatus.UNPROCESSABLE_ENTITY
+    assert {"allowedIps", "allowedModels", "expiresInDays"} <= set(response.json()["error"]["details"])
