@@ -26,7 +26,7 @@ GROUPS = {
     "CHAT": "Chat",
 }
 # Form field -> the API's camelCase name, where they differ; API field -> form field for errors.
-API_NAMES = {"negative_prompt": "negativePrompt"}
+API_NAMES = {"negative_prompt": "negativePrompt", "max_tokens": "maxTokens"}
 FORM_NAMES = {"messages": "prompt", "imageUrl": "image"}  # API names whose field here has another name
 RESOLUTIONS = [("", "Model default"), ("480p", "480p"), ("720p", "720p"), ("1080p", "1080p")]
 
@@ -91,12 +91,16 @@ class GenerateForm(forms.Form):
     language = forms.CharField(
         label="Language", required=False, max_length=16, help_text="Speech only. A code such as en, de or fr."
     )
+    style = forms.CharField(label="Style", required=False, max_length=64, help_text="Some image models only.")
+    fps = _number("Frames per second", "Video only.")
+    max_tokens = _number("Longest reply (tokens)", "Chat only. A token is about three quarters of a word.", min=1)
 
     def __init__(self, *args: Any, models: dict[str, AiModel], routes: dict[str, str], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["model"].choices = model_choices(models.values(), set(routes))
         self.fields["voice"].widget.attrs["list"] = "voice-options"
         self.fields["language"].widget.attrs["list"] = "language-options"
+        self.fields["style"].widget.attrs["list"] = "style-options"
 
     def clean_image(self) -> bytes | None:
         try:

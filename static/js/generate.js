@@ -10,8 +10,8 @@
   const modelSelect = input("model");
   const typeSelect = input("type");
   // Form field -> API field, where the names differ.
-  const apiNames = { negative_prompt: "negativePrompt" };
-  const modelParams = ["width", "height", "steps", "duration", "resolution", "voice", "speed", "language"];
+  const apiNames = { negative_prompt: "negativePrompt", max_tokens: "maxTokens" };
+  const modelParams = ["width", "height", "steps", "style", "duration", "resolution", "fps", "voice", "speed", "language", "max_tokens"];
   const promptLabels = { TEXT_TO_SPEECH: "Text to read aloud", TEXT_TO_MUSIC: "Describe the music", CHAT: "Your message" };
   let quoteTimer = null;
   let quoteSeq = 0;
@@ -71,12 +71,17 @@
     const model = current();
     restrictTypes(model);
     const type = typeSelect.value;
-    modelParams.forEach((name) => { show(name, name in model.params); describeRange(name, model.params[name]); });
+    modelParams.forEach((name) => {
+      const spec = model.params[apiNames[name] || name];
+      show(name, spec !== undefined);
+      describeRange(name, spec);
+    });
     show("seed", type !== "CHAT");
     show("negative_prompt", catalog.visual.includes(type));
     show("image", catalog.needsImage.includes(type));
     fillList("voice-options", model.params.voice && model.params.voice.allowed);
     fillList("language-options", model.params.language && model.params.language.allowed);
+    fillList("style-options", model.params.style && model.params.style.allowed);
     const group = document.getElementById("settings");
     group.hidden = !group.querySelector(".field:not([hidden])");
     const promptLabel = form.querySelector('label[for="id_prompt"]');

@@ -62,3 +62,18 @@ def test_a_hosted_model_that_runs_on_the_local_engine_here_says_so_before_paying
     assert "runs on the built-in local engine" in page.locator("#model-description").inner_text()
     page.get_by_label("Model").select_option("local-image")
     assert "local engine (no upstream" not in page.locator("#model-description").inner_text()
+
+
+def test_the_page_shows_each_models_own_settings(signed_in):
+    page = signed_in
+    page.goto(page.url.split("/dashboard")[0] + "/generate/")
+    page.get_by_label("Model").select_option("local-chat")
+    assert page.get_by_label("Longest reply (tokens)").is_visible()
+    assert page.get_by_label("Width (pixels)").is_hidden() and page.get_by_label("Style").is_hidden()
+    page.get_by_label("Model").select_option("ideogram-v3")
+    assert page.get_by_label("Style").is_visible() and page.get_by_label("Longest reply (tokens)").is_hidden()
+    styles = page.locator("#style-options option").evaluate_all("options => options.map(o => o.value)")
+    assert styles == ["AUTO", "GENERAL", "REALISTIC", "DESIGN"]
+    page.get_by_label("Model").select_option("local-video")
+    assert page.get_by_label("Frames per second").is_visible()
+    page.screenshot(path=f"{SCREENSHOTS}/generate-video-settings.png", full_page=True)

@@ -453,3 +453,20 @@ def test_a_billing_link_to_a_job_opens_its_page(signed_in):
     response = signed_in.get("/jobs/", {"job": job_id})
 
     assert response["Location"] == location
+
+
+@pytest.mark.parametrize(
+    ("model", "job_type", "field", "value", "param", "expected"),
+    [
+        ("local-chat", "CHAT", "max_tokens", "5", "maxTokens", 5),
+        ("local-video", "TEXT_TO_VIDEO", "fps", "24", "fps", 24),
+        ("ideogram-v3", "TEXT_TO_IMAGE", "style", "DESIGN", "style", "DESIGN"),
+    ],
+)
+def test_every_catalog_setting_can_be_set_from_the_page(
+    signed_in, funded, model, job_type, field, value, param, expected
+):
+    # The catalog offered style, fps and maxTokens, but the page had no field for them.
+    assert f'name="{field}"' in signed_in.get("/generate/").content.decode()
+    post_generate(signed_in, model=model, type=job_type, prompt="a short test", **{field: value})
+    assert Job.objects.get(user=funded).params[param] == expected
