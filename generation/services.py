@@ -6,6 +6,7 @@ import logging
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -29,6 +30,7 @@ from generation.outputs import input_store, local_copy, outputs_delete, outputs_
 from generation.providers.base import GenerationRequest
 from generation.queue import publish_run_job
 from generation.selectors import job_get, jobs_active_count_query
+from generation.streams import ReplyWriter, streams_live
 from generation.validation import ValidRequest
 from generation.webhooks import job_event_record, owner_endpoint_url
 
@@ -306,7 +308,7 @@ def _progress_reporter(job: Job):
     return report
 
 
-def _generation_request(job: Job, workdir: Path) -> GenerationRequest:
+def _generation_request(job: Job, workdir: Path, on_text: Callable[[str], None] | None) -> GenerationRequest:
     image_path = local_copy(job.input_file, workdir) if job.input_file else None
     return GenerationRequest(
         job_id=str(job.id),
@@ -316,22 +318,28 @@ def _generation_request(job: Job, workdir: Path) -> GenerationRequest:
         params=job.params,
         workdir=workdir / "out",
         image_path=image_path,
+        on_text=on_text,
     )
 
 
 def job_execute(*, job: Job) -> None:
     """Run a claimed job on its provider and record the outcome. ProviderError(transient) propagates for retry."""
-    with tempfile.TemporaryDirectory(prefix="flixly-job-") as folder:
-        (Path(folder) / "out").mkdir()
-        request = _generation_request(job, Path(folder))
-        deadline = time.monotonic() + job.model.timeout_seconds
-        try:
-            result = provider_for(job.route).run(request, _progress_reporter(job), deadline)
-        except JobCanceled:
-            job_cancel_finish(job_id=job.pk)
-            return
-        outputs = outputs_store(user_id=job.user_id, job_id=str(job.id), result=result)
-    job_complete(job=job, outputs=outputs, text=result.text or "", usage=result.usage, metadata=result.metadata)
+    reply = ReplyWriter(job.pk) if job.type == "CHAT" and streams_live() else None
+    try:
+        with tempfile.TemporaryDirectory(prefix="flixly-job-") as folder:
+            (Path(folder) / "out").mkdir()
+            request = _generation_request(job, Path(folder), reply.write if reply else None)
+            deadline = time.monotonic() + job.model.timeout_seconds
+            try:
+                result = provider_for(job.route).run(request, _progress_reporter(job), deadline)
+            except JobCanceled:
+                job_cancel_finish(job_id=job.pk)
+                return
+            outputs = outputs_store(user_id=job.user_id, job_id=str(job.id), result=result)
+        job_complete(job=job, outputs=outputs, text=result.text or "", usage=result.usage, metadata=result.metadata)
+    finally:
+        if reply:
+            reply.close()  # after the outcome is committed: a reader then finds the job as it ended
 
 
 def job_complete(*, job: Job, outputs: list[dict], text: str, usage: dict, metadata: dict) -> bool:

@@ -7,10 +7,12 @@ WAIT_SECONDS). Field names follow OpenAI's (`max_tokens`, `size`, `input`), also
 """
 
 import base64
+import functools
 import json
 import logging
 import re
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 
 from django.core.files.storage import default_storage
 from django.http import FileResponse, HttpResponse, StreamingHttpResponse
@@ -29,11 +31,14 @@ from generation.catalog import catalog_get_or_404, catalog_models
 from generation.models import FINISHED_STATUSES, AiModel, Job, JobStatus
 from generation.outputs import output_url
 from generation.services import job_cancel, job_submit
+from generation.streams import ReplyReader, streams_live
 from generation.validation import validate_generate
 
 logger = logging.getLogger("flixly.generation")
 
 WAIT_SECONDS = 60
+READ_BLOCK_MS = 1000  # how long a streamed reply waits for its next piece before it looks at the job
+CHAT_RENAMED = {"maxTokens": "max_tokens"}
 DO_NOT_RETRY = {"x-should-retry": "false"}  # the openai client retries 5xx answers unless told not to
 SIZE_HELP = "Use WIDTHxHEIGHT, such as 1024x1024."
 
@@ -46,6 +51,10 @@ def _body(request: Request) -> dict:
 
 def _run(request: Request, fields: dict, renamed: dict[str, str]) -> Job:
     """Submit the job and wait for it; a 422 names OpenAI's fields (`renamed`: ours -> theirs)."""
+    return _answered(request, _submit(request, fields, renamed), WAIT_SECONDS)
+
+
+def _submit(request: Request, fields: dict, renamed: dict[str, str]) -> Job:
     fields = {name: value for name, value in fields.items() if value is not None}
     try:
         valid = validate_generate(fields, json_types=True)
@@ -59,7 +68,12 @@ def _run(request: Request, fields: dict, renamed: dict[str, str]) -> Job:
         body=fields,
     )
     request.replayed = not submitted.created
-    job = wait_for(submitted.job, WAIT_SECONDS)
+    return submitted.job
+
+
+def _answered(request: Request, job: Job, seconds: float) -> Job:
+    """The job once it has completed, waiting at most `seconds`; else NotRetried saying what became of it."""
+    job = wait_for(job, seconds)
     if job.status == JobStatus.COMPLETED:
         return job
     if job.status in FINISHED_STATUSES:
@@ -176,10 +190,9 @@ class ChatCompletionsApi(JobApi):
             "messages": _messages(data.get("messages")),
             "maxTokens": data.get("max_completion_tokens", data.get("max_tokens")),
         }
-        job = _run(request, fields, {"maxTokens": "max_tokens"})
         if data.get("stream") is True:
-            return _event_stream(_chunks(job, include_usage=_wants_usage(data)))
-        return Response(_completion(job))
+            return _streamed(request, fields, include_usage=_wants_usage(data))
+        return Response(_completion(_run(request, fields, CHAT_RENAMED)))
 
 
 def _usage(job: Job) -> dict:
@@ -208,8 +221,57 @@ def _wants_usage(data: dict) -> bool:
     return isinstance(options, dict) and options.get("include_usage") is True
 
 
-def _chunks(job: Job, *, include_usage: bool) -> Iterator[dict]:
-    """The finished reply as chat.completion.chunk objects, a word at a time, as OpenAI streams them."""
+def _streamed(request: Request, fields: dict, *, include_usage: bool) -> StreamingHttpResponse:
+    """A streamed completion. With live reply streams its pieces go out as the worker writes them; a job
+    that ends before its first piece (or without live streams) is answered as the finished job, so a
+    failure is still an HTTP error and not a broken stream."""
+    job = _submit(request, fields, CHAT_RENAMED)
+    deadline = time.monotonic() + WAIT_SECONDS
+    reader = ReplyReader(job.pk) if streams_live() else None
+    first = _first_pieces(reader, job, deadline) if reader else []
+    if not first:
+        job = _answered_by(request, job, deadline)
+        return _event_stream(_chunks(job, _words(job.text), lambda: job, include_usage=include_usage))
+    pieces = _live_pieces(reader, job, first, deadline)
+    outcome = functools.partial(_answered_by, request, job, deadline)
+    return _event_stream(_chunks(job, pieces, outcome, include_usage=include_usage))
+
+
+def _answered_by(request: Request, job: Job, deadline: float) -> Job:
+    return _answered(request, job, max(0.0, deadline - time.monotonic()))
+
+
+def _finished(job: Job) -> bool:
+    return Job.objects.filter(pk=job.pk, status__in=FINISHED_STATUSES).exists()
+
+
+def _first_pieces(reader: ReplyReader, job: Job, deadline: float) -> list[str]:
+    while time.monotonic() < deadline:
+        pieces = list(reader.read(READ_BLOCK_MS))
+        if pieces or reader.ended or _finished(job):
+            return pieces
+    return []
+
+
+def _live_pieces(reader: ReplyReader, job: Job, first: list[str], deadline: float) -> Iterator[str]:
+    yield from first
+    while not reader.ended and time.monotonic() < deadline:
+        pieces = list(reader.read(READ_BLOCK_MS))
+        yield from pieces
+        if not pieces and _finished(job):
+            return
+
+
+def _words(text: str) -> Iterator[str]:
+    """A finished reply a word at a time, as OpenAI streams it."""
+    words = text.split(" ")
+    for index, word in enumerate(words):
+        yield word if index == len(words) - 1 else word + " "
+
+
+def _chunks(job: Job, pieces: Iterator[str], outcome: Callable[[], Job], *, include_usage: bool) -> Iterator[dict]:
+    """chat.completion.chunk objects: the role, each piece, then what the finished job adds (the rest of its
+    text, if pieces were missed) with its finish reason; an `error` object if it did not complete."""
     head = {"id": f"chatcmpl-{job.id}", "object": "chat.completion.chunk", "created": int(job.created_at.timestamp())}
     head["model"] = job.model_id
 
@@ -217,9 +279,18 @@ def _chunks(job: Job, *, include_usage: bool) -> Iterator[dict]:
         return {**head, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
 
     yield chunk({"role": "assistant", "content": ""})
-    words = job.text.split(" ")
-    for index, word in enumerate(words):
-        yield chunk({"content": word if index == len(words) - 1 else word + " "})
+    sent = []
+    for piece in pieces:
+        sent.append(piece)
+        yield chunk({"content": piece})
+    try:
+        job = outcome()
+    except NotRetried as error:
+        yield {"error": {"message": error.message, "type": "server_error", "code": None}}
+        return
+    written = "".join(sent)
+    if len(job.text) > len(written) and job.text.startswith(written):
+        yield chunk({"content": job.text[len(written) :]})
     yield chunk({}, _finish(job))
     if include_usage:
         yield {**head, "choices": [], "usage": _usage(job)}

@@ -33,6 +33,8 @@ class GenerationRequest:
     params: dict[str, Any]
     workdir: Path  # an empty folder the provider writes its output files into
     image_path: Path | None = None  # the input image for IMAGE_TO_* / REFERENCE_TO_VIDEO, already validated
+    # CHAT: called with each piece of the reply as it is written (a streamed completion forwards them).
+    on_text: Callable[[str], None] | None = None
 
 
 @dataclass(frozen=True)

@@ -803,7 +803,11 @@ def _chat(request: GenerationRequest, seed: int, progress: ProgressCallback) -> 
         words = words[: int(max_tokens)]
     messages = request.params.get("messages") or [{"content": request.params.get("prompt") or ""}]
     prompt_tokens = sum(len(str(m.get("content") or "").split()) for m in messages)
-    return GenerationResult(text=" ".join(words), usage={"promptTokens": prompt_tokens, "completionTokens": len(words)})
+    text = " ".join(words)
+    if request.on_text:
+        for index, word in enumerate(words):  # a word a piece, as a model streams tokens
+            request.on_text(word if index == 0 else f" {word}")
+    return GenerationResult(text=text, usage={"promptTokens": prompt_tokens, "completionTokens": len(words)})
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -61,23 +61,6 @@ class OpenAICompatibleProvider(Provider):
         # The upstream call already finished inside submit(); only our copy of the result is left to drop.
         self._results.pop(upstream_id, None)
 
-    def stream_chat(self, upstream_model: str, messages: list, max_tokens: int | None) -> Iterator[str]:
-        """Yield the content deltas of a streamed chat completion until the upstream sends [DONE]."""
-        body = _chat_body(upstream_model, messages, max_tokens) | {"stream": True}
-        with (
-            self._client() as client,
-            open_stream(client, "POST", _url("/chat/completions"), what=WHAT, json=body) as response,
-        ):
-            for line in response.iter_lines():
-                if not line.startswith("data:"):
-                    continue  # blank separators, ": keep-alive" comments, "event:" lines
-                payload = line.removeprefix("data:").strip()
-                if payload == "[DONE]":
-                    return
-                delta = _stream_delta(payload)
-                if delta:
-                    yield delta
-
     def _client(self) -> httpx.Client:
         if not self.is_configured():
             raise ProviderError("The OpenAI-compatible provider is not configured.")
@@ -88,6 +71,8 @@ class OpenAICompatibleProvider(Provider):
         params = request.params
         messages = params.get("messages") or [{"role": "user", "content": params.get("prompt", "")}]
         body = _chat_body(request.upstream_model, messages, params.get("maxTokens"))
+        if request.on_text:
+            return _streamed_chat(client, body, request.on_text)
         data = send_json(client, "POST", _url("/chat/completions"), what=WHAT, json=body)
         try:
             text = data["choices"][0]["message"].get("content") or ""
@@ -157,13 +142,45 @@ def _b64(text: str) -> bytes:
         raise ProviderError(f"{WHAT} returned an undecodable image.") from exc
 
 
-def _stream_delta(payload: str) -> str:
+def _streamed_chat(client: httpx.Client, body: dict, on_text: Callable[[str], None]) -> GenerationResult:
+    """The reply streamed from the upstream, each piece passed on as it comes. Once a piece has gone out
+    a failure is final: a retry would send the reader another reply."""
+    body = body | {"stream": True, "stream_options": {"include_usage": True}}
+    pieces: list[str] = []
+    usage: dict[str, int] = {}
     try:
-        chunk = json.loads(payload)
-    except ValueError as exc:
-        raise ProviderError(f"{WHAT} sent an unreadable stream chunk.") from exc
-    if not isinstance(chunk, dict) or "error" in chunk:
-        raise ProviderError(f"{WHAT} reported an error mid-stream.")
+        with open_stream(client, "POST", _url("/chat/completions"), what=WHAT, json=body) as response:
+            for chunk in _stream_chunks(response):
+                usage = _usage(chunk.get("usage")) or usage
+                if piece := _stream_delta(chunk):
+                    pieces.append(piece)
+                    on_text(piece)
+    except ProviderError as error:
+        if pieces:
+            raise ProviderError(f"{error} (after part of the reply was sent)", transient=False) from error
+        raise
+    return GenerationResult(text="".join(pieces), usage=usage)
+
+
+def _stream_chunks(response: httpx.Response) -> Iterator[dict]:
+    """The JSON chunks of an OpenAI-style event stream, up to its [DONE]."""
+    for line in response.iter_lines():
+        if not line.startswith("data:"):
+            continue  # blank separators, ": keep-alive" comments, "event:" lines
+        payload = line.removeprefix("data:").strip()
+        if payload == "[DONE]":
+            return
+        try:
+            chunk = json.loads(payload)
+        except ValueError as exc:
+            raise ProviderError(f"{WHAT} sent an unreadable stream chunk.") from exc
+        if not isinstance(chunk, dict) or "error" in chunk:
+            raise ProviderError(f"{WHAT} reported an error mid-stream.")
+        yield chunk
+
+
+def _stream_delta(chunk: dict) -> str:
     choices = chunk.get("choices") or [{}]
     delta = choices[0].get("delta") if isinstance(choices[0], dict) else None
-    return (delta or {}).get("content") or ""
+    content = (delta or {}).get("content") if isinstance(delta, dict) else None
+    return content if isinstance(content, str) else ""

@@ -12,6 +12,7 @@ class FakeOpenAI(FakeServer):
         self.expected_auth = f"Bearer {api_key}" if api_key else None
         self.chat_reply = "Hello from the fake."
         self.stream_deltas = ["Hel", "lo", " there"]
+        self.stream_error_after: int | None = None  # send an error chunk after this many deltas
         self.image_as_url = False  # answer images with data[0].url instead of b64_json
         self.speech_seconds = 0.75
 
@@ -32,7 +33,9 @@ class FakeOpenAI(FakeServer):
 
     def _chat(self, request: Recorded) -> Response:
         if request.json.get("stream"):
-            return self._chat_stream()
+            return self._chat_stream(
+                include_usage=bool((request.json.get("stream_options") or {}).get("include_usage"))
+            )
         return json_response(
             {
                 "id": "chatcmpl-fake",
@@ -45,13 +48,18 @@ class FakeOpenAI(FakeServer):
             }
         )
 
-    def _chat_stream(self) -> Response:
+    def _chat_stream(self, *, include_usage: bool) -> Response:
         def event(data: object) -> bytes:
             return f"data: {json.dumps(data)}\n\n".encode()
 
+        deltas = self.stream_deltas[: self.stream_error_after]
         chunks = [event({"choices": [{"index": 0, "delta": {"role": "assistant"}}]})]
-        chunks += [event({"choices": [{"index": 0, "delta": {"content": delta}}]}) for delta in self.stream_deltas]
+        chunks += [event({"choices": [{"index": 0, "delta": {"content": delta}}]}) for delta in deltas]
+        if self.stream_error_after is not None:
+            return Response(200, [*chunks, event({"error": {"message": "overloaded"}})], "text/event-stream")
         chunks += [b": keep-alive\n\n", event({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})]
+        if include_usage:
+            chunks.append(event({"choices": [], "usage": {"prompt_tokens": 9, "completion_tokens": 3}}))
         return Response(200, [*chunks, b"data: [DONE]\n\n"], "text/event-stream")
 
     def _image(self, request: Recorded) -> Response:

@@ -5,6 +5,7 @@ import logging
 import socket
 import time
 import wave
+from dataclasses import replace
 from pathlib import Path
 
 import imageio_ffmpeg
@@ -181,12 +182,16 @@ def test_openai_speech_is_saved_as_a_wav_with_its_duration(openai_fake, tmp_path
     assert sent.json == {"model": "tts-1", "input": "Hello", "voice": "nova", "speed": 1.25, "response_format": "wav"}
 
 
-def test_openai_stream_chat_yields_the_content_deltas(openai_fake):
-    deltas = list(OpenAICompatibleProvider().stream_chat("gpt-4o-mini", [{"role": "user", "content": "Hi"}], 20))
+def test_openai_chat_passes_each_piece_on_as_it_streams_when_asked(openai_fake, tmp_path):
+    pieces: list[str] = []
+    request = make_request(tmp_path, "CHAT", "gpt-4o-mini", messages=[{"role": "user", "content": "Hi"}], maxTokens=20)
 
-    assert deltas == ["Hel", "lo", " there"]
+    result, _ = run(OpenAICompatibleProvider(), replace(request, on_text=pieces.append))
+
+    assert pieces == ["Hel", "lo", " there"]
+    assert (result.text, result.usage) == ("Hello there", {"promptTokens": 9, "completionTokens": 3})
     (sent,) = openai_fake.received("POST", "/v1/chat/completions")
-    assert sent.json["stream"] is True
+    assert sent.json["stream"] is True and sent.json["stream_options"] == {"include_usage": True}
     assert sent.json["max_tokens"] == 20
 
 
@@ -202,13 +207,26 @@ def test_openai_errors_are_classified_by_status_and_hide_the_key(openai_fake, tm
     assert "Bearer" not in error_text(caught.value)
 
 
-def test_openai_stream_chat_failure_raises_a_transient_error(openai_fake):
+def test_a_stream_that_fails_before_its_first_piece_may_be_retried(openai_fake, tmp_path):
     openai_fake.fail_next_submit_with = 503
+    request = make_request(tmp_path, "CHAT", "gpt-4o-mini", messages=[{"role": "user", "content": "Hi"}])
 
     with pytest.raises(ProviderError) as caught:
-        list(OpenAICompatibleProvider().stream_chat("gpt-4o-mini", [{"role": "user", "content": "Hi"}], None))
+        run(OpenAICompatibleProvider(), replace(request, on_text=lambda piece: None))
 
     assert caught.value.transient is True
+
+
+def test_a_stream_that_fails_after_a_piece_went_out_is_final(openai_fake, tmp_path):
+    # A retry would write the reader a second, different reply after the first one's start.
+    openai_fake.stream_error_after = 1
+    pieces: list[str] = []
+    request = make_request(tmp_path, "CHAT", "gpt-4o-mini", messages=[{"role": "user", "content": "Hi"}])
+
+    with pytest.raises(ProviderError) as caught:
+        run(OpenAICompatibleProvider(), replace(request, on_text=pieces.append))
+
+    assert pieces == ["Hel"] and caught.value.transient is False
 
 
 def test_openai_unreachable_server_is_transient(settings, tmp_path):

@@ -2,6 +2,7 @@
 
 import time
 import wave
+from dataclasses import replace
 from pathlib import Path
 
 import imageio_ffmpeg
@@ -299,6 +300,16 @@ def test_chat_reply_is_capped_at_max_tokens(tmp_path):
 
     assert len(result.text.split()) == 5
     assert result.usage["completionTokens"] == 5
+
+
+def test_chat_passes_its_reply_on_a_word_at_a_time_when_asked(tmp_path):
+    pieces: list[str] = []
+    request = make_request(tmp_path, "CHAT", messages=[{"role": "user", "content": "Why is the sky blue?"}])
+
+    result = generate(replace(request, on_text=pieces.append))
+
+    assert len(pieces) == len(result.text.split()) > 3
+    assert "".join(pieces) == result.text
 
 
 # Errors and the provider interface

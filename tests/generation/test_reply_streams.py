@@ -1,0 +1,143 @@
+"""A streamed chat completion forwards the reply as the worker writes it (through a Redis stream), and the
+finished job stays the truth: missed pieces are made up from its text, a failure ends the stream with an
+error object."""
+
+import json
+import threading
+import time
+import uuid
+
+import httpx
+import pytest
+import redis
+
+from flixly_site.shared import redis_client
+from generation.api.openai import NotRetried, _chunks, _words
+from generation.models import Job
+from generation.streams import ReplyReader, ReplyWriter, stream_key
+
+
+def contents(chunks: list[dict]) -> str:
+    return "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c.get("choices"))
+
+
+class FakeJob:
+    id = uuid.uuid4()
+    model_id = "local-chat"
+    params: dict = {}
+    usage = {"promptTokens": 3, "completionTokens": 2}
+    created_at = type("Moment", (), {"timestamp": staticmethod(lambda: 0)})()
+
+    def __init__(self, text: str):
+        self.text = text
+
+
+# --- the chunks a streamed completion sends (no Redis needed) -------------------------------------------
+
+
+def test_pieces_a_reader_missed_are_made_up_from_the_finished_job():
+    job = FakeJob("Hello there")
+    chunks = list(_chunks(job, iter(["Hel"]), lambda: job, include_usage=True))
+    assert contents(chunks) == "Hello there"
+    assert chunks[-2]["choices"][0]["finish_reason"] == "stop" and chunks[-1]["usage"]["total_tokens"] == 5
+
+
+def test_a_reply_that_went_another_way_than_the_job_gets_nothing_added():
+    job = FakeJob("Goodbye")
+    assert contents(list(_chunks(job, iter(["Hel"]), lambda: job, include_usage=False))) == "Hel"
+
+
+def test_a_job_that_fails_mid_reply_ends_the_stream_with_an_error_object():
+    def failed():
+        raise NotRetried("The upstream failed. Your credits were refunded.")
+
+    chunks = list(_chunks(FakeJob(""), iter(["Hel"]), failed, include_usage=True))
+    assert chunks[-1] == {
+        "error": {"message": "The upstream failed. Your credits were refunded.", "type": "server_error", "code": None}
+    }
+
+
+def test_a_finished_reply_is_replayed_a_word_at_a_time():
+    assert list(_words("one two three")) == ["one ", "two ", "three"]
+
+
+# --- the Redis stream between worker and web --------------------------------------------------------------
+
+
+@pytest.mark.redis
+def test_a_reader_gets_each_piece_as_it_is_written():
+    job_id = uuid.uuid4()
+    reader, got = ReplyReader(job_id), []
+
+    def read_until_two() -> None:
+        deadline = time.monotonic() + 5
+        while len(got) < 2 and time.monotonic() < deadline:
+            got.extend((piece, time.monotonic()) for piece in reader.read(block_ms=2000))
+
+    thread = threading.Thread(target=read_until_two)
+    thread.start()
+    writer = ReplyWriter(job_id)
+    writer.write("Hel")
+    time.sleep(0.3)
+    written_second = time.monotonic()
+    writer.write("lo")
+    writer.close()
+    thread.join(timeout=10)
+
+    assert [piece for piece, _ in got] == ["Hel", "lo"]
+    assert got[0][1] < written_second  # the first piece arrived before the second was written
+    assert list(reader.read(block_ms=10)) == [] and reader.ended
+    assert 0 < redis_client().ttl(stream_key(job_id)) <= 600
+
+
+@pytest.mark.redis
+def test_a_second_attempts_pieces_are_not_forwarded_after_the_firsts():
+    job_id = uuid.uuid4()
+    first = ReplyWriter(job_id)
+    first.write("Hel")  # the worker was lost here; the job runs again
+    again = ReplyWriter(job_id)
+    again.write("Hi")
+    again.close()
+    reader = ReplyReader(job_id)
+    assert list(reader.read(block_ms=10)) == ["Hel"] and reader.ended
+
+
+def test_a_writer_whose_redis_fails_stops_writing_and_does_not_fail_the_job(monkeypatch, settings):
+    settings.REDIS_URL = "redis://127.0.0.1:9/0"  # nothing listens there
+    from flixly_site import shared
+
+    shared._client.cache_clear()
+    try:
+        writer = ReplyWriter(uuid.uuid4())
+        writer.write("Hel")
+        writer.close()
+        assert writer.broken
+    finally:
+        shared._client.cache_clear()
+
+
+# --- end to end on Redis ----------------------------------------------------------------------------------
+
+
+@pytest.mark.redis
+@pytest.mark.django_db(transaction=True)
+def test_a_streamed_completion_is_read_from_the_jobs_reply_stream(live_server, raw_key, funded):
+    body = {"model": "local-chat", "messages": [{"role": "user", "content": "Why is the sky blue?"}], "stream": True}
+    with httpx.stream(
+        "POST",
+        f"{live_server.url}/openai/v1/chat/completions",
+        json=body,
+        headers={"Authorization": f"Bearer {raw_key}"},
+        timeout=30,
+    ) as response:
+        assert response.status_code == 200
+        lines = [line.removeprefix("data: ") for line in response.iter_lines() if line.startswith("data: ")]
+    assert lines[-1] == "[DONE]"
+    chunks = [json.loads(line) for line in lines[:-1]]
+    job = Job.objects.get()
+    assert contents(chunks) == job.text
+    assert len(chunks) >= len(job.text.split()) + 2  # the role, a piece a word, the finish
+    try:
+        assert redis_client().xlen(stream_key(job.pk)) >= len(job.text.split()) + 2  # written by the worker
+    except redis.RedisError:
+        pytest.fail("the reply stream was not written")
