@@ -233,3 +233,10 @@ def test_the_create_form_shows_every_problem_on_one_send(client, user):
     assert "at most 100 characters" in page
     assert "is not an IP address" in page and "not-a-model" in page
     assert not ApiKey.objects.exists()
+
+
+def test_the_copy_button_is_hidden_until_javascript_can_make_it_work(client, user):
+    # Without JavaScript it did nothing when pressed.
+    client.force_login(user)
+    page = client.post("/settings/api-keys/", CREATE).content.decode()
+    assert 'data-copy="#new-key" hidden' in page

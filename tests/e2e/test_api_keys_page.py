@@ -18,6 +18,7 @@ def test_a_user_creates_copies_rolls_and_revokes_a_key(signed_in, live_server):
     page.get_by_role("button", name="Create API Key").click()
     first = page.locator("#new-key").inner_text()
     assert KEY.fullmatch(first)
+    page.bring_to_front()  # the clipboard is written only for a page that has the focus
     page.get_by_role("button", name="Copy").click()
     expect(page.get_by_role("button", name="Copied")).to_be_visible()  # the write is async
     assert page.evaluate("navigator.clipboard.readText()") == first

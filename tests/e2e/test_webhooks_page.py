@@ -19,6 +19,7 @@ def test_a_user_sets_an_endpoint_copies_its_secret_and_sends_a_test_event(signed
     page.get_by_role("button", name="Set URL").click()
     secret = page.locator("#new-secret").inner_text()
     assert SECRET.fullmatch(secret)
+    page.bring_to_front()  # the clipboard is written only for a page that has the focus
     page.get_by_role("button", name="Copy").click()
     expect(page.get_by_role("button", name="Copied")).to_be_visible()  # the write is async
     assert page.evaluate("navigator.clipboard.readText()") == secret
