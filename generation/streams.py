@@ -11,6 +11,7 @@ that attempt stops (after a completed job's row is committed; a failed attempt m
 """
 
 import logging
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ logger = logging.getLogger("flixly.jobs")
 
 STREAM_TTL_SECONDS = 600  # a reader starts within seconds of the job; the rest is for slow replies
 MAX_ENTRIES = 20_000  # a runaway upstream cannot grow one stream without bound
+FLUSH_SECONDS = 0.05  # a reader sees new text at most this late
 
 
 def stream_key(job_id: object) -> str:
@@ -40,14 +42,25 @@ class ReplyWriter:
         self.key = stream_key(job_id)
         self.client = redis_client()
         self.broken = self.client is None
+        self.pending: list[str] = []
+        self.flushed_at = 0.0
         self._add({"attempt": uuid.uuid4().hex}, expire=True)  # tells this attempt's pieces from a retry's
 
     def write(self, text: str) -> None:
-        if text:
-            self._add({"text": text})
+        # Pieces that come faster than FLUSH_SECONDS go out together: one round trip, not one a token.
+        self.pending.append(text)
+        if time.monotonic() - self.flushed_at >= FLUSH_SECONDS:
+            self._flush()
 
     def close(self) -> None:
+        self._flush()
         self._add({"end": "1"})
+
+    def _flush(self) -> None:
+        text, self.pending = "".join(self.pending), []
+        self.flushed_at = time.monotonic()
+        if text:
+            self._add({"text": text})
 
     def _add(self, fields: dict, *, expire: bool = False) -> None:
         if self.broken:

@@ -9,7 +9,6 @@ import uuid
 
 import httpx
 import pytest
-import redis
 
 from flixly_site.shared import redis_client
 from generation.api.openai import NotRetried, _chunks, _words
@@ -136,8 +135,5 @@ def test_a_streamed_completion_is_read_from_the_jobs_reply_stream(live_server, r
     chunks = [json.loads(line) for line in lines[:-1]]
     job = Job.objects.get()
     assert contents(chunks) == job.text
-    assert len(chunks) >= len(job.text.split()) + 2  # the role, a piece a word, the finish
-    try:
-        assert redis_client().xlen(stream_key(job.pk)) >= len(job.text.split()) + 2  # written by the worker
-    except redis.RedisError:
-        pytest.fail("the reply stream was not written")
+    # Written by the worker: its attempt, the text and its end; words that come at once share an entry.
+    assert 3 <= redis_client().xlen(stream_key(job.pk)) < len(job.text.split())
