@@ -6,8 +6,9 @@ written, and a streamed completion is replayed from the finished job. The job ro
 reader that missed pieces (the stream's writes failed) or saw the job start over (a worker lost
 mid-reply) takes what is left from the finished job's text.
 
-Entries: {"attempt": token} when an attempt starts writing, {"text": piece} per piece, {"end": "1"} when
-that attempt stops (after a completed job's row is committed; a failed attempt may be retried).
+Entries: {"attempt": token} before an attempt's first piece, {"text": pieces} as they come, {"end": "1"} when
+that attempt stops (after a completed job's row is committed; a failed attempt may be retried). An attempt
+with no text writes nothing: a reader then learns from the job row that it has finished.
 """
 
 import logging
@@ -44,7 +45,7 @@ class ReplyWriter:
         self.broken = self.client is None
         self.pending: list[str] = []
         self.flushed_at = 0.0
-        self._add({"attempt": uuid.uuid4().hex}, expire=True)  # tells this attempt's pieces from a retry's
+        self.started = False  # nothing is written for a job with no text (a no-op or failed attempt)
 
     def write(self, text: str) -> None:
         # Pieces that come faster than FLUSH_SECONDS go out together: one round trip, not one a token.
@@ -54,22 +55,28 @@ class ReplyWriter:
 
     def close(self) -> None:
         self._flush()
-        self._add({"end": "1"})
+        if self.started:
+            self._add([{"end": "1"}])
 
     def _flush(self) -> None:
         text, self.pending = "".join(self.pending), []
         self.flushed_at = time.monotonic()
-        if text:
-            self._add({"text": text})
+        if not text:
+            return
+        entries = [{"text": text}]
+        if not self.started:
+            self.started = True
+            entries.insert(0, {"attempt": uuid.uuid4().hex})  # tells this attempt's pieces from a retry's
+        self._add(entries)
 
-    def _add(self, fields: dict, *, expire: bool = False) -> None:
+    def _add(self, entries: list[dict]) -> None:
         if self.broken:
             return
         try:
             with self.client.pipeline(transaction=False) as pipe:
-                pipe.xadd(self.key, fields, maxlen=MAX_ENTRIES, approximate=True)
-                if expire:
-                    pipe.expire(self.key, STREAM_TTL_SECONDS)
+                for fields in entries:
+                    pipe.xadd(self.key, fields, maxlen=MAX_ENTRIES, approximate=True)
+                pipe.expire(self.key, STREAM_TTL_SECONDS)
                 pipe.execute()
         except redis.RedisError as error:
             self.broken = True

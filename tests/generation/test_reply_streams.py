@@ -137,3 +137,11 @@ def test_a_streamed_completion_is_read_from_the_jobs_reply_stream(live_server, r
     assert contents(chunks) == job.text
     # Written by the worker: its attempt, the text and its end; words that come at once share an entry.
     assert 3 <= redis_client().xlen(stream_key(job.pk)) < len(job.text.split())
+
+
+@pytest.mark.redis
+def test_a_job_with_no_text_writes_nothing():
+    # Every chat job has a writer: one that produced nothing (a no-op provider) must cost no Redis writes.
+    job_id = uuid.uuid4()
+    ReplyWriter(job_id).close()
+    assert not redis_client().exists(stream_key(job_id))
