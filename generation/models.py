@@ -76,6 +76,8 @@ class Job(models.Model):
     status = models.CharField(max_length=10, choices=JobStatus.choices, default=JobStatus.QUEUED)
     progress = models.PositiveSmallIntegerField(null=True, blank=True)
     cancel_requested = models.BooleanField(default=False)
+    # Asked for as a streamed chat completion: the worker writes the reply to a Redis stream as it comes.
+    live_reply = models.BooleanField(default=False, db_default=False)
     route = models.CharField(max_length=20, choices=Route.choices, help_text="Where it actually runs.")
     credits_charged = models.PositiveIntegerField(default=0)
     credits_refunded = models.PositiveIntegerField(default=0)

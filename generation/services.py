@@ -93,6 +93,7 @@ def job_submit(
     idempotency_key: str | None = None,
     body: dict | None = None,
     image: bytes | None = None,
+    live_reply: bool = False,
 ) -> Submitted:
     """Charge, create and enqueue a job in one transaction; a replayed Idempotency-Key returns the first job.
 
@@ -119,6 +120,7 @@ def job_submit(
         idempotency_key=idempotency_key or None,
         request_hash=fingerprint,
         webhook_url=request.webhook_url or "",
+        live_reply=live_reply and request.type == "CHAT",
     )
     if image is not None:
         job.input_file = input_store(user_id=user.pk, job_id=str(job.id), content=image)
@@ -290,7 +292,7 @@ class JobCanceled(Exception):
     pass
 
 
-def _progress_reporter(job: Job):
+def _progress_reporter(job: Job, reply: ReplyWriter | None = None):
     last = {"value": -10}
 
     def report(percent: int) -> None:
@@ -298,9 +300,10 @@ def _progress_reporter(job: Job):
         if percent - last["value"] < 10 and percent != 100:
             return
         last["value"] = percent
-        updated = Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING, cancel_requested=False).update(
-            progress=percent
-        )
+        still = Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING)
+        if reply is None or not reply.started:  # a reply that has begun to reach its reader is delivered (and charged)
+            still = still.filter(cancel_requested=False)
+        updated = still.update(progress=percent)
         if not updated:
             raise JobCanceled()
         job_event(job.pk, "progress", progress=percent)
@@ -324,14 +327,14 @@ def _generation_request(job: Job, workdir: Path, on_text: Callable[[str], None] 
 
 def job_execute(*, job: Job) -> None:
     """Run a claimed job on its provider and record the outcome. ProviderError(transient) propagates for retry."""
-    reply = ReplyWriter(job.pk) if job.type == "CHAT" and streams_live() else None
+    reply = ReplyWriter(job.pk) if job.live_reply and streams_live() else None
     try:
         with tempfile.TemporaryDirectory(prefix="flixly-job-") as folder:
             (Path(folder) / "out").mkdir()
             request = _generation_request(job, Path(folder), reply.write if reply else None)
             deadline = time.monotonic() + job.model.timeout_seconds
             try:
-                result = provider_for(job.route).run(request, _progress_reporter(job), deadline)
+                result = provider_for(job.route).run(request, _progress_reporter(job, reply), deadline)
             except JobCanceled:
                 job_cancel_finish(job_id=job.pk)
                 return

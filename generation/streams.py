@@ -1,10 +1,11 @@
 """A chat reply as it is written: the worker appends each piece to a Redis stream, and a streamed
 /openai/v1/chat/completions forwards the pieces as they come.
 
-Only with Redis (REDIS_URL): web and worker processes share nothing else that fast. Without it nothing is
-written, and a streamed completion is replayed from the finished job. The job row stays the truth: a
-reader that missed pieces (the stream's writes failed) or saw the job start over (a worker lost
-mid-reply) takes what is left from the finished job's text.
+Only for jobs submitted as streamed completions (Job.live_reply), and only with Redis (REDIS_URL): web
+and worker processes share nothing else that fast. Without it nothing is written, and a streamed
+completion is replayed from the finished job. The job row stays the truth: a reader whose pieces stopped
+(the stream's writes failed) takes what is left from the finished job's text; one that saw the job start
+over with another reply (a worker lost mid-reply) ends with an error event.
 
 Entries: {"attempt": token} before an attempt's first piece, {"text": pieces} as they come, {"end": "1"} when
 that attempt stops (after a completed job's row is committed; a failed attempt may be retried). An attempt
@@ -25,7 +26,7 @@ logger = logging.getLogger("flixly.jobs")
 
 STREAM_TTL_SECONDS = 600  # a reader starts within seconds of the job; the rest is for slow replies
 MAX_ENTRIES = 20_000  # a runaway upstream cannot grow one stream without bound
-FLUSH_SECONDS = 0.05  # a reader sees new text at most this late
+FLUSH_SECONDS = 0.05  # text held back at most this long after the upstream's next chunk (or the end)
 
 
 def stream_key(job_id: object) -> str:
@@ -39,7 +40,7 @@ def streams_live() -> bool:
 class ReplyWriter:
     """The worker's side. A failed write only stops the live copy: the job still completes from its text."""
 
-    def __init__(self, job_id: object):
+    def __init__(self, job_id: object) -> None:
         self.key = stream_key(job_id)
         self.client = redis_client()
         self.broken = self.client is None

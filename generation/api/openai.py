@@ -3,7 +3,8 @@
 
 Each call is a job like any other: validated from the catalog, charged, on the ledger and in
 /api/v1/jobs, submitted through job_submit and answered once the job has finished (at most
-WAIT_SECONDS). Field names follow OpenAI's (`max_tokens`, `size`, `input`), also in 422 details.
+WAIT_SECONDS); a streamed chat completion starts with the reply's first piece (_streamed). Field names
+follow OpenAI's (`max_tokens`, `size`, `input`), also in 422 details.
 """
 
 import base64
@@ -54,7 +55,7 @@ def _run(request: Request, fields: dict, renamed: dict[str, str]) -> Job:
     return _answered(request, _submit(request, fields, renamed), WAIT_SECONDS)
 
 
-def _submit(request: Request, fields: dict, renamed: dict[str, str]) -> Job:
+def _submit(request: Request, fields: dict, renamed: dict[str, str], *, live_reply: bool = False) -> Job:
     fields = {name: value for name, value in fields.items() if value is not None}
     try:
         valid = validate_generate(fields, json_types=True)
@@ -66,18 +67,25 @@ def _submit(request: Request, fields: dict, renamed: dict[str, str]) -> Job:
         request=valid,
         idempotency_key=idempotency_key(request),
         body=fields,
+        live_reply=live_reply,
     )
     request.replayed = not submitted.created
     return submitted.job
 
 
-def _answered(request: Request, job: Job, seconds: float) -> Job:
-    """The job once it has completed, waiting at most `seconds`; else NotRetried saying what became of it."""
-    job = wait_for(job, seconds)
+def _outcome(job: Job) -> Job | None:
+    """The job if it completed; NotRetried if it ended otherwise; None while it is still queued or running."""
     if job.status == JobStatus.COMPLETED:
         return job
     if job.status in FINISHED_STATUSES:
         raise NotRetried(f"{job.error or 'The job was canceled; its credits were refunded.'} (job {job.id})")
+    return None
+
+
+def _answered(request: Request, job: Job, seconds: float) -> Job:
+    """The job once it has completed, waiting at most `seconds`; else NotRetried saying what became of it."""
+    if (done := _outcome(wait_for(job, seconds))) is not None:
+        return done
     job = job_cancel(user=request.user, job_id=job.pk)  # queued: refunded now; running: stops at its next step
     late = f"The job did not finish within {WAIT_SECONDS} seconds"
     if job.status == JobStatus.CANCELED:
@@ -166,7 +174,7 @@ def _messages(messages: object) -> object:
 
 
 class JobApi(APIView):
-    """An OpenAI endpoint answered by a job (_run): a replayed Idempotency-Key says so, as on /generate."""
+    """An OpenAI endpoint answered by a job (_submit): a replayed Idempotency-Key says so, as on /generate."""
 
     required_scope = "generate"
 
@@ -225,30 +233,38 @@ def _streamed(request: Request, fields: dict, *, include_usage: bool) -> Streami
     """A streamed completion. With live reply streams its pieces go out as the worker writes them; a job
     that ends before its first piece (or without live streams) is answered as the finished job, so a
     failure is still an HTTP error and not a broken stream."""
-    job = _submit(request, fields, CHAT_RENAMED)
+    job = _submit(request, fields, CHAT_RENAMED, live_reply=True)
     deadline = time.monotonic() + WAIT_SECONDS
-    reader = ReplyReader(job.pk) if streams_live() else None
+    reader = ReplyReader(job.pk) if job.live_reply and streams_live() else None
     first = _first_pieces(reader, job, deadline) if reader else []
-    if not first:
-        job = _answered_by(request, job, deadline)
+    if not first or _status(job) in (JobStatus.FAILED, JobStatus.CANCELED):
+        job = _answered(request, job, max(0.0, deadline - time.monotonic()))
         return _event_stream(_chunks(job, _words(job.text), lambda: job, include_usage=include_usage))
     pieces = _live_pieces(reader, job, first, deadline)
-    outcome = functools.partial(_answered_by, request, job, deadline)
-    return _event_stream(_chunks(job, pieces, outcome, include_usage=include_usage))
+    return _event_stream(
+        _chunks(job, pieces, functools.partial(_reply_outcome, job, deadline), include_usage=include_usage)
+    )
 
 
-def _answered_by(request: Request, job: Job, deadline: float) -> Job:
-    return _answered(request, job, max(0.0, deadline - time.monotonic()))
+def _reply_outcome(job: Job, deadline: float) -> Job:
+    """How a reply that has begun to stream ended. One still running past the deadline is not canceled:
+    its reader already has part of it, so it goes on and is charged."""
+    if (done := _outcome(wait_for(job, max(0.0, deadline - time.monotonic())))) is not None:
+        return done
+    raise NotRetried(
+        f"The reply did not finish within {WAIT_SECONDS} seconds. The job goes on and is charged when it "
+        f"completes: GET /api/v1/jobs/{job.id} has the whole reply."
+    )
 
 
-def _finished(job: Job) -> bool:
-    return Job.objects.filter(pk=job.pk, status__in=FINISHED_STATUSES).exists()
+def _status(job: Job) -> str | None:
+    return Job.objects.filter(pk=job.pk).values_list("status", flat=True).first()
 
 
 def _first_pieces(reader: ReplyReader, job: Job, deadline: float) -> list[str]:
     while time.monotonic() < deadline:
         pieces = list(reader.read(READ_BLOCK_MS))
-        if pieces or reader.ended or _finished(job):
+        if pieces or reader.ended or _status(job) in FINISHED_STATUSES:
             return pieces
     return []
 
@@ -258,7 +274,7 @@ def _live_pieces(reader: ReplyReader, job: Job, first: list[str], deadline: floa
     while not reader.ended and time.monotonic() < deadline:
         pieces = list(reader.read(READ_BLOCK_MS))
         yield from pieces
-        if not pieces and _finished(job):
+        if not pieces and _status(job) in FINISHED_STATUSES:
             return
 
 
@@ -285,15 +301,26 @@ def _chunks(job: Job, pieces: Iterator[str], outcome: Callable[[], Job], *, incl
         yield chunk({"content": piece})
     try:
         job = outcome()
-    except NotRetried as error:
-        yield {"error": {"message": error.message, "type": "server_error", "code": None}}
+    except Exception as error:  # the answer is under way: an error event is the only way left to say so
+        if not isinstance(error, NotRetried):
+            logger.exception("streamed reply of job %s broke off", job.id)
+        yield _stream_error(error.message if isinstance(error, NotRetried) else "The reply broke off.", job)
         return
     written = "".join(sent)
-    if len(job.text) > len(written) and job.text.startswith(written):
+    if not job.text.startswith(written):  # a worker was lost mid-reply, and the job ran again
+        yield _stream_error("The reply was interrupted and written again.", job)
+        return
+    if len(job.text) > len(written):
         yield chunk({"content": job.text[len(written) :]})
     yield chunk({}, _finish(job))
     if include_usage:
         yield {**head, "choices": [], "usage": _usage(job)}
+
+
+def _stream_error(message: str, job: Job) -> dict:
+    if str(job.id) not in message:
+        message += f" The whole reply, once the job completes: GET /api/v1/jobs/{job.id}."
+    return {"error": {"message": message, "type": "server_error", "code": None}}
 
 
 def _event_stream(chunks: Iterator[dict]) -> StreamingHttpResponse:

@@ -143,8 +143,9 @@ def _b64(text: str) -> bytes:
 
 
 def _streamed_chat(client: httpx.Client, body: dict, on_text: Callable[[str], None]) -> GenerationResult:
-    """The reply streamed from the upstream, each piece passed on as it comes. Once a piece has gone out
-    a failure is final: a retry would send the reader another reply."""
+    """The reply streamed from the upstream (a job asked for as a streamed completion), each piece passed
+    on as it comes. Once a piece has gone out a failure is final: a retry would send its reader another
+    reply after the first one's start."""
     body = body | {"stream": True, "stream_options": {"include_usage": True}}
     pieces: list[str] = []
     usage: dict[str, int] = {}
@@ -152,11 +153,11 @@ def _streamed_chat(client: httpx.Client, body: dict, on_text: Callable[[str], No
         with open_stream(client, "POST", _url("/chat/completions"), what=WHAT, json=body) as response:
             for chunk in _stream_chunks(response):
                 usage = _usage(chunk.get("usage")) or usage
-                if piece := _stream_delta(chunk):
-                    pieces.append(piece)
-                    on_text(piece)
+                piece = _stream_delta(chunk)
+                pieces.append(piece)
+                on_text(piece)  # an empty piece too: it lets the writer send what it has held back
     except ProviderError as error:
-        if pieces:
+        if any(pieces):
             raise ProviderError(f"{error} (after part of the reply was sent)", transient=False) from error
         raise
     return GenerationResult(text="".join(pieces), usage=usage)

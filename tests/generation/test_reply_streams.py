@@ -41,9 +41,20 @@ def test_pieces_a_reader_missed_are_made_up_from_the_finished_job():
     assert chunks[-2]["choices"][0]["finish_reason"] == "stop" and chunks[-1]["usage"]["total_tokens"] == 5
 
 
-def test_a_reply_that_went_another_way_than_the_job_gets_nothing_added():
+def test_a_reply_that_went_another_way_than_the_job_ends_with_an_error_not_a_finish():
+    # A worker lost mid-reply, and the job ran again with another reply: the reader's text is not the job's.
     job = FakeJob("Goodbye")
-    assert contents(list(_chunks(job, iter(["Hel"]), lambda: job, include_usage=False))) == "Hel"
+    chunks = list(_chunks(job, iter(["Hel"]), lambda: job, include_usage=False))
+    assert contents(chunks) == "Hel"
+    assert "interrupted" in chunks[-1]["error"]["message"] and str(job.id) in chunks[-1]["error"]["message"]
+
+
+def test_an_unexpected_failure_after_the_first_piece_still_ends_with_an_error_object():
+    def broken():
+        raise RuntimeError("database went away")
+
+    chunks = list(_chunks(FakeJob(""), iter(["Hel"]), broken, include_usage=False))
+    assert chunks[-1]["error"]["type"] == "server_error"
 
 
 def test_a_job_that_fails_mid_reply_ends_the_stream_with_an_error_object():
@@ -51,9 +62,7 @@ def test_a_job_that_fails_mid_reply_ends_the_stream_with_an_error_object():
         raise NotRetried("The upstream failed. Your credits were refunded.")
 
     chunks = list(_chunks(FakeJob(""), iter(["Hel"]), failed, include_usage=True))
-    assert chunks[-1] == {
-        "error": {"message": "The upstream failed. Your credits were refunded.", "type": "server_error", "code": None}
-    }
+    assert chunks[-1]["error"]["message"].startswith("The upstream failed. Your credits were refunded.")
 
 
 def test_a_finished_reply_is_replayed_a_word_at_a_time():
@@ -145,3 +154,35 @@ def test_a_job_with_no_text_writes_nothing():
     job_id = uuid.uuid4()
     ReplyWriter(job_id).close()
     assert not redis_client().exists(stream_key(job_id))
+
+
+@pytest.mark.django_db
+def test_only_a_streamed_completion_asks_the_worker_for_a_live_reply(api, funded, no_worker):
+    from tests.generation.conftest import generate
+
+    generate(api, {"model": "local-chat", "type": "CHAT", "prompt": "hi"})
+    assert Job.objects.get().live_reply is False  # nobody reads it live: the upstream is called as before
+
+
+@pytest.mark.django_db
+def test_a_reply_that_has_begun_is_not_stopped_by_a_cancel(user):
+    from generation.services import JobCanceled, _progress_reporter
+
+    job = Job.objects.create(
+        user=user, model_id="local-chat", type="CHAT", route="local", status="running", cancel_requested=True
+    )
+    begun = type("Writer", (), {"started": True})()
+    _progress_reporter(job, begun)(100)  # no JobCanceled: its reader has part of it, so it is delivered and charged
+    with pytest.raises(JobCanceled):
+        _progress_reporter(job, None)(100)  # a job without a live reply stops as before
+
+
+@pytest.mark.django_db
+def test_a_live_reply_past_the_deadline_is_not_canceled_but_goes_on(user):
+    from generation.api.openai import _reply_outcome
+
+    job = Job.objects.create(user=user, model_id="local-chat", type="CHAT", route="local", status="running")
+    with pytest.raises(NotRetried, match="goes on and is charged"):
+        _reply_outcome(job, deadline=0)
+    job.refresh_from_db()
+    assert job.status == "running" and not job.cancel_requested
