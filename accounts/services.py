@@ -6,10 +6,8 @@ import logging
 import secrets
 import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
 
 import redis
 from django.conf import settings
@@ -22,7 +20,7 @@ from django.utils import timezone
 from django.utils.module_loading import import_string
 
 from accounts.models import DEFAULT_SCOPES, ApiKey, ApiKeySecret, KeyMode, Plan, Scope, User
-from flixly_site.errors import Forbidden, NotFound, ValidationFailed
+from flixly_site.errors import Forbidden, NotFound, ValidationFailed, every_check
 from flixly_site.events import account_event
 from flixly_site.pagination import iso_utc
 from flixly_site.shared import redis_client
@@ -113,19 +111,6 @@ def _clean_expiry(expires_in_days: int | None) -> int:
     return days
 
 
-def _every_check(**checks: Callable[[], Any]) -> dict[str, Any]:
-    """Each setting's check, all of them: the 422 names every bad field, not just the first."""
-    values, details = {}, {}
-    for name, check in checks.items():
-        try:
-            values[name] = check()
-        except ValidationFailed as error:
-            details.update(error.details or {})
-    if details:
-        raise ValidationFailed(details=details)
-    return values
-
-
 def apikey_create(
     *,
     user: User,
@@ -146,7 +131,7 @@ def apikey_create(
     _refuse_live(mode, test_keys_only)
     raw = _new_secret(mode)
     prefix, last_four = _visible_parts(raw)
-    checked = _every_check(
+    checked = every_check(
         scopes=lambda: _clean_scopes(scopes),
         days=lambda: _clean_expiry(expires_in_days),
         cap=lambda: _clean_cap(monthly_credit_cap),

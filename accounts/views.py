@@ -1,3 +1,4 @@
+from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
@@ -54,7 +55,7 @@ def api_keys(request: HttpRequest) -> HttpResponse:
     return _keys_page(request, form)
 
 
-def _form_error(request: HttpRequest, form, error: ApplicationError) -> None:
+def _form_error(request: HttpRequest, form: forms.Form, error: ApplicationError) -> None:
     add_api_errors(form, error)
     form_token_release(request, form)
 

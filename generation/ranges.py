@@ -11,19 +11,19 @@ from typing import IO
 
 from django.http import FileResponse, HttpRequest, HttpResponse, StreamingHttpResponse
 
-SINGLE_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+SINGLE_RANGE = re.compile(r"^bytes=(\d{0,19})-(\d{0,19})$", re.ASCII)  # 19 digits: past any file's size
 CHUNK_BYTES = 64 * 1024
 
 
 def _requested(header: str, size: int) -> tuple[int, int] | None:
     """(first, last) byte of the one range asked for, clipped to the file; None to send it all.
-    Raises ValueError for a range that starts past the end."""
+    Raises ValueError for a range no byte of the file is in (it starts past the end, or the file is empty)."""
     match = SINGLE_RANGE.match(header.replace(" ", ""))
     if match is None or match.groups() == ("", ""):
         return None
     first, last = match.groups()
     if first == "":  # a suffix: the last N bytes
-        if int(last) == 0:
+        if int(last) == 0 or size == 0:
             raise ValueError("empty suffix range")
         return max(0, size - int(last)), size - 1
     if last != "" and int(last) < int(first):
@@ -59,6 +59,7 @@ def ranged_file_response(request: HttpRequest, file: IO[bytes], size: int, conte
         else:
             first, last = wanted
             response = StreamingHttpResponse(_slice(file, first, last), status=206, content_type=content_type)
+            response._resource_closers.append(file.close)  # also when the slice is never read
             response["Content-Range"] = f"bytes {first}-{last}/{size}"
             response["Content-Length"] = str(last - first + 1)
     response["Accept-Ranges"] = "bytes"

@@ -19,7 +19,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
 from django.utils.dateparse import parse_date
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from accounts.services import parse_uuid
 from billing.services import wallet_balance
@@ -310,6 +310,7 @@ def cancel_job(request: HttpRequest, job_id: uuid.UUID) -> HttpResponse:
     return redirect("job-detail", job_id=job.pk)
 
 
+@require_safe
 def output_file(request: HttpRequest, token: str, filename: str) -> HttpResponse:
     """A generated file behind a signed, expiring link: the signature is the permission."""
     name = output_name_from_token(token)

@@ -14,6 +14,7 @@ import logging
 import re
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from django.core.files.storage import default_storage
 from django.http import FileResponse, HttpResponse, StreamingHttpResponse
@@ -178,7 +179,7 @@ class JobApi(APIView):
 
     required_scope = "generate"
 
-    def finalize_response(self, request: Request, response, *args, **kwargs):
+    def finalize_response(self, request: Request, response: HttpResponse, *args: Any, **kwargs: Any) -> HttpResponse:
         response = super().finalize_response(request, response, *args, **kwargs)
         if getattr(request, "replayed", False):
             response["Idempotent-Replayed"] = "true"

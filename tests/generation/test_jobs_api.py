@@ -376,3 +376,17 @@ def test_a_created_after_later_than_created_before_is_a_422_as_on_the_export(api
     assert response.status_code == HTTPStatus.UNPROCESSABLE_ENTITY
     assert "createdAfter" in response.json()["error"]["details"]
     assert api.get("/api/v1/jobs?createdAfter=2026-01-01&createdBefore=2026-01-01").status_code == HTTPStatus.OK
+
+
+@pytest.mark.parametrize("header", ["bytes=\u0660-\u0664", "bytes=0-" + "9" * 5000])
+def test_a_range_in_other_digits_or_absurdly_long_is_served_sensibly(client, api, funded, header):
+    path = _output_path(api)
+    whole = _body(client.get(path))
+    response = client.get(path, HTTP_RANGE=header)
+    # Neither is a range this server reads (Arabic-Indic digits; a number longer than any file's size):
+    # the whole file, as for any Range header it ignores.
+    assert response.status_code == HTTPStatus.OK and _body(response) == whole
+
+
+def test_a_post_to_an_output_url_is_refused(client, api, funded):
+    assert client.post(_output_path(api), HTTP_RANGE="bytes=0-9").status_code == HTTPStatus.METHOD_NOT_ALLOWED

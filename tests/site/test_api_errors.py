@@ -261,3 +261,14 @@ def test_a_sane_incoming_request_id_is_echoed(client):
 def test_an_unsafe_incoming_request_id_is_replaced(client):
     response = client.get("/api/v1/health", headers={"X-Request-Id": "<script>alert(1)</script>"})
     assert "<" not in response["X-Request-Id"]
+
+
+def test_every_check_names_a_failure_without_details_under_its_own_name():
+    from flixly_site.errors import ValidationFailed, every_check
+
+    def refuse() -> None:
+        raise ValidationFailed("No good.")
+
+    with pytest.raises(ValidationFailed) as raised:
+        every_check(good=lambda: 1, bad=refuse)
+    assert raised.value.details == {"bad": ["No good."]}
