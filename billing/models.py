@@ -43,6 +43,10 @@ class EntryKind(models.TextChoices):
     CLAWBACK = "clawback", "Clawback"
 
 
+# What spending is: debits net of their refunds (usage, the spend chart, per-key spend and its monthly cap).
+SPENDING_KINDS = (EntryKind.DEBIT, EntryKind.REFUND)
+
+
 class LedgerEntry(models.Model):
     """One credit movement. Append-only: rows are never updated or deleted; corrections are new rows."""
 

@@ -8,7 +8,7 @@ from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from accounts.models import ApiKey, User
-from billing.models import CreditPack, EntryKind, LedgerEntry, Wallet
+from billing.models import SPENDING_KINDS, CreditPack, EntryKind, LedgerEntry, Wallet
 from billing.services import month_start
 
 CATEGORIES = ("images", "videos", "audio", "chat")
@@ -50,7 +50,7 @@ def usage_for(*, user: User) -> Usage:
     wallet = wallet_for(user=user)
     start, end = billing_cycle(wallet)
     rows = (
-        LedgerEntry.objects.filter(user=user, created_at__gte=start, kind__in=[EntryKind.DEBIT, EntryKind.REFUND])
+        LedgerEntry.objects.filter(user=user, created_at__gte=start, kind__in=SPENDING_KINDS)
         .values("category")
         .annotate(
             net=Sum("amount"),
@@ -80,7 +80,7 @@ def spend_by_key(*, user: User) -> list[KeySpend]:
             user=user,
             api_key_id__isnull=False,
             created_at__gte=month_start(),
-            kind__in=[EntryKind.DEBIT, EntryKind.REFUND],
+            kind__in=SPENDING_KINDS,
         )
         .values("api_key_id")
         .annotate(net=Sum("amount"))
@@ -96,7 +96,7 @@ def spend_per_day(*, user: User, days: int = 30) -> list[tuple[date, int]]:
     today = timezone.now().date()
     first = today - timedelta(days=days - 1)
     rows = (
-        LedgerEntry.objects.filter(user=user, created_at__date__gte=first, kind__in=[EntryKind.DEBIT, EntryKind.REFUND])
+        LedgerEntry.objects.filter(user=user, created_at__date__gte=first, kind__in=SPENDING_KINDS)
         .annotate(day=TruncDate("created_at"))
         .values("day")
         .annotate(net=Sum("amount"))

@@ -16,7 +16,7 @@ from django.db.transaction import TransactionManagementError
 from django.utils import timezone
 
 from billing.balance_cache import BalanceMirror
-from billing.models import BillingAlert, EntryKind, LedgerEntry, Wallet
+from billing.models import SPENDING_KINDS, BillingAlert, EntryKind, LedgerEntry, Wallet
 from flixly_site.db import InsertFrom, Part, Query, Together, run_together
 from flixly_site.errors import ApplicationError, ValidationFailed
 from flixly_site.events import account_event
@@ -131,7 +131,7 @@ def _key_spend_query(api_key_id: uuid.UUID | str) -> Query:
     """What the key spent this month, net of refunds (as a negative sum, or 0)."""
     sql = (
         f"SELECT COALESCE(SUM(amount), 0) FROM {LEDGER_TABLE} "  # noqa: S608
-        f"WHERE api_key_id = %s AND created_at >= %s AND kind IN ('{EntryKind.DEBIT}', '{EntryKind.REFUND}')"
+        f"WHERE api_key_id = %s AND created_at >= %s AND kind IN ({', '.join(f"'{kind}'" for kind in SPENDING_KINDS)})"
     )
     prep = [LedgerEntry._meta.get_field(name).get_db_prep_value for name in ("api_key_id", "created_at")]
     return sql, [prep[0](api_key_id, connection), prep[1](month_start(), connection)]
