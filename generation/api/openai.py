@@ -300,12 +300,15 @@ def _chunks(job: Job, pieces: Iterator[str], outcome: Callable[[], Job], *, incl
     for piece in pieces:
         sent.append(piece)
         yield chunk({"content": piece})
+    # The answer is under way: an error event is the only way left to say it did not complete.
     try:
         job = outcome()
-    except Exception as error:  # the answer is under way: an error event is the only way left to say so
-        if not isinstance(error, NotRetried):
-            logger.exception("streamed reply of job %s broke off", job.id)
-        yield _stream_error(error.message if isinstance(error, NotRetried) else "The reply broke off.", job)
+    except NotRetried as error:
+        yield _stream_error(error.message, job)
+        return
+    except Exception:
+        logger.exception("streamed reply of job %s broke off", job.id)
+        yield _stream_error("The reply broke off.", job)
         return
     written = "".join(sent)
     if not job.text.startswith(written):  # a worker was lost mid-reply, and the job ran again
