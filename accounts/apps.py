@@ -10,6 +10,7 @@ def _seed_plans(sender, **kwargs) -> None:
 
 class AccountsConfig(AppConfig):
     name = "accounts"
+    verbose_name = "Users, keys and plans"  # allauth's e-mail addresses are the console's "Accounts"
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:

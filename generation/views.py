@@ -123,11 +123,14 @@ def _playground(
 
 
 def _process(request: HttpRequest, form: GenerateForm) -> tuple[Submitted | None, int | None]:
-    """Submit the job, or only price it when the user asked for a quote; errors land on the form."""
+    """Submit the job, or only price it when the user asked for a quote; errors land on the form, and a
+    refused submit still shows the price it was refused at."""
+    price = None
     try:
         valid = _validate(form)
+        price = valid.price
         if request.POST.get("intent") == "quote":
-            return None, valid.price
+            return None, price
         return _submit(request, form, valid), None
     except IdempotencyConflict:
         form.add_error(None, "This form was already used for another job. Press Generate again to start a new one.")
@@ -136,7 +139,7 @@ def _process(request: HttpRequest, form: GenerateForm) -> tuple[Submitted | None
         add_api_errors(form, error, FORM_NAMES)
     except ApplicationError as error:
         form.add_error(None, error.message)
-    return None, None
+    return None, price
 
 
 def _add_catalog_errors(form: GenerateForm) -> None:

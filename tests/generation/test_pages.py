@@ -157,6 +157,19 @@ def test_check_price_quotes_without_charging(signed_in, funded):
     assert wallet_balance(user_id=funded.pk) == 100
 
 
+def test_a_refused_submit_still_shows_the_price_it_would_have_charged(signed_in, funded):
+    post_generate(signed_in, model="local-image", width="2048", height="2048")  # 2 credits
+    funded.wallet.__class__.objects.filter(user=funded).update(balance=1)
+
+    response = post_generate(signed_in, model="local-image", width="2048", height="2048")
+
+    page = response.content.decode()
+    assert "You need at least 2 credits for this; your balance is 1." in page
+    assert re.search(r'id="price">\s*2\s*<', page)
+    assert "more than your balance" in page
+    assert Job.objects.count() == 1
+
+
 def test_an_uploaded_image_feeds_an_image_to_image_job(signed_in):
     upload = io.BytesIO(png_bytes())
     upload.name = "input.png"
