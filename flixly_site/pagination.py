@@ -6,7 +6,7 @@ arrive and deep pages cost the same as the first (an index range scan, no OFFSET
 
 import base64
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -69,18 +69,38 @@ def _decode(cursor: str, model: type[Model]) -> tuple[datetime, Any]:
     return moment, pk
 
 
-def page_parameters() -> list[OpenApiParameter]:
+def sorted_page[T](
+    items: Sequence[T], *, key: Callable[[T], list], cursor: str | None, limit: int, salt: str
+) -> tuple[list[T], str | None]:
+    """A page of `items` (in ascending `key` order, a list of JSON values) after the cursor's key: keyset
+    paging of a list held in memory, so an item added or removed between pages moves no other."""
+    signer = Signer(salt=f"flixly.cursor.{salt}")
+    start = 0
+    if cursor:
+        try:
+            after = json.loads(signer.unsign(cursor))
+        except (BadSignature, ValueError):
+            raise ValidationFailed(
+                "The cursor is not valid.", details={"cursor": ["Not a cursor from this API."]}
+            ) from None
+        start = next((index for index, item in enumerate(items) if key(item) > after), len(items))
+    rows = list(items[start : start + limit])
+    more = start + limit < len(items)
+    return rows, signer.sign(json.dumps(key(rows[-1]))) if more else None
+
+
+def page_parameters(default: str = str(DEFAULT_LIMIT)) -> list[OpenApiParameter]:
     """The query parameters of every paged list, for its OpenAPI operation."""
     return [
         OpenApiParameter("cursor", str, description="The previous page's nextCursor."),
-        OpenApiParameter("limit", int, description=f"Items per page, 1 to {MAX_LIMIT} (default {DEFAULT_LIMIT})."),
+        OpenApiParameter("limit", int, description=f"Items per page, 1 to {MAX_LIMIT} (default {default})."),
     ]
 
 
-def page_limit(request: Request) -> int:
+def page_limit(request: Request, default: int = DEFAULT_LIMIT) -> int:
     raw = request.query_params.get("limit")
     if raw is None:
-        return DEFAULT_LIMIT
+        return default
     if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
         raise ValidationFailed(details={"limit": [f"Must be an integer from 1 to {MAX_LIMIT}."]})
     return int(raw)

@@ -13,7 +13,7 @@ from rest_framework.views import APIView
 from accounts.selectors import KeyIdentity
 from billing.services import wallet_balance
 from flixly_site.errors import PayloadTooLarge, ValidationFailed
-from flixly_site.pagination import page_parameters, paginated_response
+from flixly_site.pagination import page_limit, page_parameters, paginated_response, sorted_page
 from flixly_site.parsers import JSONParser, is_json_object
 from generation.api.serializers import (
     GenerateInput,
@@ -42,11 +42,22 @@ class ModelListApi(APIView):
     # Public, but a key that is sent is checked (and rate-limited) like on every other endpoint.
     permission_classes = [AllowAny]
 
-    @extend_schema(operation_id="models_list", responses=ModelSchema(many=True))
+    @extend_schema(
+        operation_id="models_list", responses=ModelSchema(many=True), parameters=page_parameters(default="all")
+    )
     def get(self, request: Request) -> Response:
-        models = catalog_models().values()
-        data = [model_data(m, available=route_for(m, is_test=False) is not None) for m in models]
-        return Response({"data": data, "nextCursor": None})  # the contract's list shape; the catalog is one page
+        models = list(catalog_models().values())
+        # The whole catalog unless a limit is asked for: clients look a model up in one call.
+        limit = page_limit(request, default=max(len(models), 1))
+        page, next_cursor = sorted_page(
+            models,
+            key=lambda m: [m.sort_order, m.id],
+            cursor=request.query_params.get("cursor"),
+            limit=limit,
+            salt="models",
+        )
+        data = [model_data(m, available=route_for(m, is_test=False) is not None) for m in page]
+        return Response({"data": data, "nextCursor": next_cursor})
 
 
 class ModelDetailApi(APIView):

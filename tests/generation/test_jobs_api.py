@@ -274,6 +274,39 @@ def test_the_models_api_lists_the_catalog(client, db):
     assert client.get("/api/v1/models/nope").status_code == HTTPStatus.NOT_FOUND
 
 
+def test_the_models_api_pages_when_asked_for_a_limit(client, db):
+    everything = [m["id"] for m in client.get("/api/v1/models").json()["data"]]
+    seen, cursor = [], ""
+    while True:
+        page = client.get(f"/api/v1/models?limit=7{cursor}").json()
+        assert len(page["data"]) <= 7
+        seen += [m["id"] for m in page["data"]]
+        if page["nextCursor"] is None:
+            break
+        cursor = f"&cursor={page['nextCursor']}"
+    assert seen == everything
+    assert len(client.get("/api/v1/models?limit=100").json()["data"]) == min(100, len(everything))
+
+
+@pytest.mark.parametrize("query", ["limit=0", "limit=101", "limit=ten", "cursor=made-up"])
+def test_a_bad_limit_or_cursor_on_the_models_api_is_named(client, db, query):
+    response = client.get(f"/api/v1/models?{query}")
+    assert response.status_code == HTTPStatus.UNPROCESSABLE_ENTITY
+    assert set(response.json()["error"]["details"]) == {query.split("=")[0]}
+
+
+def test_a_models_cursor_still_works_when_its_last_model_was_disabled(client, db):
+    from generation.catalog import catalog_forget
+    from generation.models import AiModel
+
+    first = client.get("/api/v1/models?limit=3").json()
+    AiModel.objects.filter(id=first["data"][-1]["id"]).update(enabled=False)
+    catalog_forget()
+    after = client.get(f"/api/v1/models?limit=3&cursor={first['nextCursor']}").json()["data"]
+    everything = [m["id"] for m in client.get("/api/v1/models").json()["data"]]
+    assert [m["id"] for m in after] == everything[2:5]
+
+
 def test_a_disabled_model_disappears_from_the_catalog(client, db):
     from generation.catalog import catalog_forget
     from generation.models import AiModel
