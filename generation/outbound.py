@@ -228,7 +228,7 @@ class _Fetch:
         with client.stream("GET", url, headers=_headers(self.resolved), extensions=_sni(self.resolved)) as response:
             self._check_status(response.status_code)
             declared = response.headers.get("content-length", "")
-            if declared.isdigit() and int(declared) > self.max_bytes:
+            if declared.isascii() and declared.isdigit() and (len(declared) > 18 or int(declared) > self.max_bytes):
                 raise self._too_large()  # refuse before reading a byte of the body
             return FetchedFile(self._read(response), response.headers.get("content-type", ""))
 

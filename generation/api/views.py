@@ -33,7 +33,7 @@ from generation.services import job_cancel, job_key_check, job_refuse_disallowed
 from generation.validation import upload_read, validate_generate
 from generation.webhooks import require_endpoint
 
-PREFER_WAIT = re.compile(r"(?:^|[\s,;])wait\s*=\s*(\d+)")
+PREFER_WAIT = re.compile(r"(?:^|[\s,;])wait\s*=\s*([0-9]+)")
 MAX_WAIT_SECONDS = 60
 WAIT_POLL_SECONDS = 0.2
 
@@ -113,7 +113,10 @@ def _plain_data(request: Request) -> dict:
 
 def _wait_seconds(request: Request) -> int:
     match = PREFER_WAIT.search(request.headers.get("Prefer", ""))
-    return min(int(match.group(1)), MAX_WAIT_SECONDS) if match else 0
+    if match is None:
+        return 0
+    digits = match.group(1).lstrip("0") or "0"
+    return MAX_WAIT_SECONDS if len(digits) > 2 else min(int(digits), MAX_WAIT_SECONDS)
 
 
 def wait_for(job: Job, seconds: int) -> Job:
@@ -183,6 +186,7 @@ class GenerateApi(APIView):
             if valid.image_url:
                 _check_input_url(valid.image_url)  # the checks a submit makes before fetching, without fetching
             return Response({"data": self._quote(request, valid)})
+        wait = _wait_seconds(request)  # read before the charge: nothing after it may refuse the request
         image = _fetch_input(valid.image_url) if valid.image_url else upload
         submitted = job_submit(
             user=request.user,
@@ -192,7 +196,7 @@ class GenerateApi(APIView):
             body=data,
             image=image,
         )
-        response = self._answer(request, submitted.job)
+        response = self._answer(submitted.job, wait)
         if submitted.balance is not None and response.status_code == 202:
             # The balance the debit left; a job waited for until it finished may have been refunded since,
             # and then the header reads the wallet.
@@ -217,10 +221,9 @@ class GenerateApi(APIView):
         }
 
     @staticmethod
-    def _answer(request: Request, job: Job) -> Response:
+    def _answer(job: Job, wait: int) -> Response:
         # 200 with the full job only for a client that asked to wait; otherwise the 202 summary, also
         # when a replayed Idempotency-Key names a job that has finished since.
-        wait = _wait_seconds(request)
         if wait and wait_for(job, wait).status in FINISHED_STATUSES:
             return Response({"data": job_data(job)}, status=200)
         response = Response({"data": job_summary(job)}, status=202)

@@ -105,7 +105,9 @@ def test_the_listing_is_cursor_paginated_newest_first(api):
     assert rest["nextCursor"] is None
 
 
-@pytest.mark.parametrize("query", ["limit=0", "limit=101", "limit=abc", "cursor=%%%"])
+@pytest.mark.parametrize(
+    "query", ["limit=0", "limit=101", "limit=abc", "cursor=%%%", "limit=%C2%B2", "limit=" + "1" * 5000]
+)
 def test_bad_pagination_is_a_validation_error(api, query):
     assert api.get(f"/api/v1/keys?{query}").status_code == HTTPStatus.UNPROCESSABLE_ENTITY
 

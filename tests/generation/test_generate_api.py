@@ -245,6 +245,13 @@ def test_a_replay_answers_like_the_first_request_even_after_the_job_finished(api
     assert waited.status_code == HTTPStatus.OK and waited.json()["data"]["outputUrl"]
 
 
+@pytest.mark.parametrize("prefer", ["wait=" + "9" * 5000, "wait=\u00b2", "wait=99999999999999999999"])
+def test_an_absurd_prefer_wait_is_read_as_the_longest_wait_or_ignored_never_a_charged_500(api, funded, prefer):
+    response = generate(api, Prefer=prefer)
+    assert response.status_code in (HTTPStatus.OK, HTTPStatus.ACCEPTED)
+    assert Job.objects.count() == 1 and wallet_balance(user_id=funded.pk) == 99
+
+
 def test_a_live_key_never_gets_the_job_a_test_key_made_with_the_same_idempotency_key(client, funded, make_key):
     test_key, live_key = make_key(funded, mode="test"), make_key(funded)
     first = generate(client, **{"Idempotency-Key": "k-1", "Authorization": f"Bearer {test_key}"})
