@@ -5,9 +5,10 @@ from urllib.parse import urlsplit
 
 from allauth.account.adapter import DefaultAccountAdapter
 from django.conf import settings
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest
 
+from accounts.auth import client_ip
 from accounts.models import User
 
 
@@ -22,6 +23,13 @@ class AccountAdapter(DefaultAccountAdapter):
         if len(email) > limit:
             raise ValidationError(f"An e-mail address can be at most {limit} characters.")
         return super().clean_email(email)
+
+    def get_client_ip(self, request: HttpRequest) -> str:
+        # Login and sign-up rate limits count the address the API's allowlists see (FLIXLY_PROXY_HOPS).
+        ip = client_ip(request)
+        if not ip:
+            raise PermissionDenied("Unable to determine the client's address.")
+        return ip
 
     def get_from_email(self) -> str:
         return settings.DEFAULT_FROM_EMAIL

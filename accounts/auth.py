@@ -27,11 +27,18 @@ KEY_PATTERN = re.compile(r"^flx_(live|test)_[0-9a-f]{40}$")
 
 
 def client_ip(request: HttpRequest) -> str | None:
-    if settings.SECURE_PROXY_SSL_HEADER:
-        forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
-        if forwarded:
-            return forwarded.split(",")[0].strip()
-    return request.META.get("REMOTE_ADDR")
+    """The address the request came from: behind proxies, the X-Forwarded-For entry the nearest of them
+    appended for the client (FLIXLY_PROXY_HOPS from the right); else, or when that is not an address, the peer."""
+    peer = request.META.get("REMOTE_ADDR")
+    if not settings.FLIXLY_BEHIND_PROXY:
+        return peer
+    entries = request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")
+    if len(entries) < settings.FLIXLY_PROXY_HOPS:
+        return peer
+    try:
+        return str(ipaddress.ip_address(entries[-settings.FLIXLY_PROXY_HOPS].strip()))
+    except ValueError:
+        return peer
 
 
 def _ip_allowed(ip: str | None, cidrs: tuple[str, ...]) -> bool:
@@ -41,6 +48,8 @@ def _ip_allowed(ip: str | None, cidrs: tuple[str, ...]) -> bool:
         address = ipaddress.ip_address(ip or "")
     except ValueError:
         return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        address = address.ipv4_mapped  # an IPv4 client reaching a dual-stack socket
     return any(address in ipaddress.ip_network(cidr) for cidr in cidrs)
 
 

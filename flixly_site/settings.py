@@ -292,7 +292,12 @@ FLIXLY_WEBHOOK_QUEUE = env_str("FLIXLY_WEBHOOK_QUEUE") or "webhooks"
 CELERY_TASK_ROUTES = {"generation.tasks.deliver_webhook": {"queue": FLIXLY_WEBHOOK_QUEUE}}
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("FLIXLY_BEHIND_PROXY", False) else None
+# Behind a TLS-terminating proxy: trust its X-Forwarded-Proto, and take the client's address from the
+# X-Forwarded-For entry the proxies appended (FLIXLY_PROXY_HOPS of them, counted from the right): the
+# entries to their left are whatever the client sent.
+FLIXLY_BEHIND_PROXY = env_bool("FLIXLY_BEHIND_PROXY", False)
+FLIXLY_PROXY_HOPS = env_int("FLIXLY_PROXY_HOPS", 1, minimum=1)
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if FLIXLY_BEHIND_PROXY else None
 if not DEBUG:
     SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
     SECURE_REDIRECT_EXEMPT = [r"^api/v1/health$"]

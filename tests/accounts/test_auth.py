@@ -136,6 +136,54 @@ def test_a_key_from_an_allowed_ip_is_accepted(client, user, make_key):
     assert get_ping(client, key).status_code == HTTPStatus.OK
 
 
+@pytest.fixture
+def behind_proxy(settings):
+    settings.FLIXLY_BEHIND_PROXY = True
+    settings.FLIXLY_PROXY_HOPS = 1
+    return settings
+
+
+def test_behind_a_proxy_a_spoofed_forwarded_address_does_not_pass_the_allowlist(client, user, make_key, behind_proxy):
+    key = make_key(user, allowed_ips=["10.1.2.3/32"])
+    # The client sent "10.1.2.3"; the proxy appended the address it really came from.
+    response = get_ping(client, key, **{"X-Forwarded-For": "10.1.2.3, 203.0.113.9"})
+    assert response.status_code == HTTPStatus.FORBIDDEN
+
+
+def test_behind_a_proxy_the_address_the_proxy_appended_is_the_clients(client, user, make_key, behind_proxy):
+    key = make_key(user, allowed_ips=["10.1.2.3/32"])
+    assert get_ping(client, key, **{"X-Forwarded-For": "198.51.100.1, 10.1.2.3"}).status_code == HTTPStatus.OK
+    assert ApiKey.objects.get().last_used_ip == "10.1.2.3"
+
+
+def test_behind_two_proxies_the_client_is_the_second_address_from_the_right(client, user, make_key, behind_proxy):
+    behind_proxy.FLIXLY_PROXY_HOPS = 2
+    key = make_key(user, allowed_ips=["10.1.2.3/32"])
+    # client -> CDN (appends the client's address) -> load balancer (appends the CDN's) -> gunicorn
+    spoofed = "10.1.2.3, 203.0.113.9, 198.51.100.7"
+    assert get_ping(client, key, **{"X-Forwarded-For": spoofed}).status_code == HTTPStatus.FORBIDDEN
+    assert get_ping(client, key, **{"X-Forwarded-For": "10.1.2.3"}).status_code == HTTPStatus.FORBIDDEN  # too few
+    assert get_ping(client, key, **{"X-Forwarded-For": "1.1.1.1, 10.1.2.3, 198.51.100.7"}).status_code == HTTPStatus.OK
+
+
+@pytest.mark.parametrize("forwarded", ["not-an-ip", "", " , ", "10.1.2.3:443"])
+def test_a_forwarded_address_that_is_not_an_address_counts_as_the_peer(client, user, make_key, behind_proxy, forwarded):
+    key = make_key(user, allowed_ips=["127.0.0.0/8"])
+    assert get_ping(client, key, **{"X-Forwarded-For": forwarded}).status_code == HTTPStatus.OK
+    assert ApiKey.objects.get().last_used_ip == "127.0.0.1"
+
+
+def test_without_a_proxy_a_forwarded_header_is_ignored(client, user, make_key):
+    key = make_key(user, allowed_ips=["10.1.2.3/32"])
+    assert get_ping(client, key, **{"X-Forwarded-For": "10.1.2.3"}).status_code == HTTPStatus.FORBIDDEN
+
+
+def test_an_ipv4_client_seen_through_an_ipv6_socket_matches_its_ipv4_range(client, user, make_key):
+    key = make_key(user, allowed_ips=["10.0.0.0/8"])
+    response = client.get("/api/v1/ping", HTTP_AUTHORIZATION=f"Bearer {key}", REMOTE_ADDR="::ffff:10.1.2.3")
+    assert response.status_code == HTTPStatus.OK, response.json()
+
+
 def test_a_warm_authenticated_request_runs_at_most_one_query(client, raw_key, django_assert_max_num_queries):
     get_ping(client, raw_key)  # warms the identity cache and writes last_used_at
     with django_assert_max_num_queries(1):

@@ -146,3 +146,11 @@ def test_the_admin_link_is_for_staff_only(client, django_user_model):
     EmailAddress.objects.create(user=user, email=user.email, verified=True, primary=True)
     client.force_login(user)
     assert 'href="/admin/"' not in client.get("/dashboard/").content.decode()
+
+
+def test_login_rate_limits_count_the_address_the_proxy_saw_not_the_one_the_client_claims(rf, settings):
+    from allauth.account.adapter import get_adapter
+
+    settings.FLIXLY_BEHIND_PROXY = True
+    request = rf.post("/accounts/login/", HTTP_X_FORWARDED_FOR="10.9.9.9, 203.0.113.5")
+    assert get_adapter(request).get_client_ip(request) == "203.0.113.5"
