@@ -1,5 +1,6 @@
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -70,6 +71,8 @@ class WalletAdmin(ReadOnlyAdmin):
         return extra + super().get_urls()
 
     def adjust_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        if not request.user.has_perm("billing.adjust_credits"):  # admin_view checks only is_staff
+            raise PermissionDenied
         wallet = get_object_or_404(Wallet.objects.select_related("user"), pk=pk)
         form = AdjustForm(request.POST or None)
         if request.method == "POST" and form.is_valid():
@@ -139,8 +142,12 @@ class StripeEventAdmin(ReadOnlyAdmin):
     readonly_fields = [f.name for f in StripeEvent._meta.fields]
     actions = ["reprocess"]
 
+    def has_view_permission(self, request: HttpRequest, obj=None) -> bool:
+        return request.user.has_perm("billing.view_stripeevent")
+
     def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return request.user.is_staff  # needed for actions; every field stays read-only
+        # needed for the reprocess action, which may grant credits; every field stays read-only
+        return request.user.has_perm("billing.change_stripeevent")
 
     @admin.action(description="Process selected events again")
     def reprocess(self, request: HttpRequest, queryset: QuerySet[StripeEvent]) -> None:

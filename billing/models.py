@@ -28,6 +28,7 @@ class Wallet(models.Model):
 
     class Meta:
         constraints = [models.CheckConstraint(condition=Q(balance__gte=0), name="wallet_balance_not_negative")]
+        permissions = [("adjust_credits", "Can grant or take credits")]
 
     def __str__(self) -> str:
         return f"{self.user} ({self.balance} credits)"

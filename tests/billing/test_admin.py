@@ -63,6 +63,31 @@ def test_the_wallet_page_is_read_only_and_shows_the_ledger(client, user, staff_u
     assert Wallet.objects.get(user=user).balance == 10
 
 
+def test_staff_without_the_credits_permission_cannot_grant(client, user, staff_user):
+    wallet_adjust(user_id=user.pk, amount=10, reason="start")
+    client.force_login(staff_user)  # staff, but given no permissions
+    url = f"/admin/billing/wallet/{user.pk}/adjust/"
+    assert client.get(url).status_code == HTTPStatus.FORBIDDEN
+    response = client.post(url, {"amount": 1_000_000, "reason": "for me", "once": "t1"})
+    assert response.status_code == HTTPStatus.FORBIDDEN
+    assert wallet_balance(user_id=user.pk) == 10
+
+
+def test_staff_given_the_credits_permission_can_grant(client, user, staff_user):
+    from django.contrib.auth.models import Permission
+
+    wallet_adjust(user_id=user.pk, amount=10, reason="start")
+    staff_user.user_permissions.add(Permission.objects.get(codename="adjust_credits"))
+    client.force_login(staff_user)
+    client.post(f"/admin/billing/wallet/{user.pk}/adjust/", {"amount": 5, "reason": "Goodwill", "once": "t1"})
+    assert wallet_balance(user_id=user.pk) == 15
+
+
+def test_staff_without_permissions_cannot_reprocess_stripe_events(client, staff_user):
+    client.force_login(staff_user)
+    assert client.get("/admin/billing/stripeevent/").status_code == HTTPStatus.FORBIDDEN
+
+
 def test_non_staff_cannot_adjust(client, user):
     client.force_login(user)
     response = client.post(f"/admin/billing/wallet/{user.pk}/adjust/", {"amount": 25, "reason": "x", "once": "t1"})
