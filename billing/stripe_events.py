@@ -178,7 +178,14 @@ def _invoice_price(invoice: dict) -> str | None:
     return None
 
 
+# A subscription's first invoice and each renewal bring a month of credits; a prorated plan switch,
+# a manual invoice or a $0 one (a trial, a 100% coupon, the customer's credit balance) brings none.
+GRANTING_INVOICES = {"subscription_create", "subscription_cycle"}
+
+
 def on_invoice_paid(invoice: dict, created: datetime) -> None:
+    if invoice.get("billing_reason") not in GRANTING_INVOICES or not invoice.get("amount_paid"):
+        return
     plan = Plan.objects.filter(stripe_price_id=_invoice_price(invoice)).first() if _invoice_price(invoice) else None
     if plan is None or plan.monthly_credits == 0:
         return  # not a plan invoice (or a plan without monthly credits)

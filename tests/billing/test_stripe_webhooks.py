@@ -157,7 +157,7 @@ def test_subscription_events_out_of_order_keep_the_newest_state(client, user, pr
     assert user.plan_id == "free"
 
 
-def invoice(user, invoice_id: str = "in_1", price: str = "price_pro") -> dict:
+def invoice(user, invoice_id: str = "in_1", price: str = "price_pro", **fields) -> dict:
     line = {"price": {"id": price}}
     return {
         "id": invoice_id,
@@ -165,7 +165,30 @@ def invoice(user, invoice_id: str = "in_1", price: str = "price_pro") -> dict:
         "customer": "cus_1",
         "metadata": {"flixly_user": str(user.pk)},
         "lines": {"data": [line]},
+        "billing_reason": "subscription_cycle",
+        "amount_paid": 2900,
+        **fields,
     }
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"billing_reason": "subscription_update"},  # a plan switch in the Customer Portal, prorated
+        {"billing_reason": "manual"},
+        {"billing_reason": "subscription_create", "amount_paid": 0},  # a trial's first invoice
+        {"amount_paid": 0},  # paid from the customer's credit balance or a 100% coupon
+    ],
+)
+def test_only_a_paid_invoice_that_starts_or_renews_a_period_grants_monthly_credits(client, user, pro_plan, fields):
+    for number in range(3):
+        post(client, event("invoice.paid", invoice(user, f"in_{number}", **fields)))
+    assert wallet_balance(user_id=user.pk) == 0
+
+
+def test_the_first_paid_invoice_of_a_subscription_grants_monthly_credits(client, user, pro_plan):
+    post(client, event("invoice.paid", invoice(user, billing_reason="subscription_create")))
+    assert wallet_balance(user_id=user.pk) == 2200
 
 
 def test_a_paid_invoice_grants_the_plans_monthly_credits_once(client, user, pro_plan):
