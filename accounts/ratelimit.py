@@ -8,16 +8,20 @@ cached balance): atomic, one round trip, shared by every web process. Without Re
 cache (in-process, locked) does the same for a single process.
 """
 
+import contextlib
+import threading
 import time
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import redis
+from django.conf import settings
 from django.core.cache import cache
 
 from flixly_site.errors import RateLimited, ServiceUnavailable
-from flixly_site.shared import LuaScript, redis_client
+from flixly_site.shared import LuaScript, redis_client, redis_command
 
 WINDOW_SECONDS = 60
 
@@ -100,3 +104,65 @@ def parallel_tasks_check(*, plan_limit: int, active: int) -> None:
             f"Your plan runs {jobs} at a time, and {busy} queued or running. Try again when {which} finishes.",
             headers={"Retry-After": str(PARALLEL_RETRY_AFTER)},
         )
+
+
+# Requests that hold a web thread until their job ends (Prefer: wait, the OpenAI surface) hold one of the
+# account's wait slots meanwhile: as many as its plan's parallel tasks. Replays of one Idempotency-Key pass
+# the parallel-task check, and would otherwise tie up every thread of the server.
+WAIT_SLOT_SECONDS = 120  # past the longest wait (60 s): a slot whose holder died frees itself then
+
+_TAKE_SLOT = LuaScript("""
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1] - ARGV[3])
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[4]) then return 0 end
+redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+return 1
+""")
+_local_slots: dict[str, dict[str, float]] = {}  # without Redis: this process's slots, as the default cache
+_local_lock = threading.Lock()
+
+
+@dataclass
+class WaitSlot:
+    key: str
+    token: str
+    taken: bool
+
+    def __enter__(self) -> "WaitSlot":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.release()
+
+    def release(self) -> None:
+        if not self.taken:
+            return
+        self.taken = False
+        if redis_client() is None:
+            with _local_lock:
+                _local_slots.get(self.key, {}).pop(self.token, None)
+            return
+        with contextlib.suppress(redis.RedisError):  # else it frees itself after WAIT_SLOT_SECONDS
+            redis_command(settings.REDIS_URL, "ZREM", self.key, self.token)
+
+
+def wait_slot(*, bucket: str, limit: int, now: float | None = None) -> WaitSlot:
+    """One of the bucket's `limit` wait slots if one is free (`taken`); release() it when the wait ends."""
+    key, token, now = f"waits:{bucket}", uuid.uuid4().hex, time.time() if now is None else now
+    if redis_client() is None:
+        return WaitSlot(key, token, _take_local(key, token, now, limit))
+    try:
+        taken = _TAKE_SLOT(keys=[key], args=[now, token, WAIT_SLOT_SECONDS, limit])
+    except redis.RedisError:
+        taken = 0  # the request goes on without waiting, or is refused where it must wait
+    return WaitSlot(key, token, bool(taken))
+
+
+def _take_local(key: str, token: str, now: float, limit: int) -> bool:
+    with _local_lock:
+        held = {t: at for t, at in _local_slots.get(key, {}).items() if at > now - WAIT_SLOT_SECONDS}
+        if len(held) >= limit:
+            _local_slots[key] = held
+            return False
+        _local_slots[key] = {**held, token: now}
+        return True

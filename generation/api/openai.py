@@ -25,7 +25,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from flixly_site.errors import ApplicationError, ServiceUnavailable, ValidationFailed
+from accounts.ratelimit import PARALLEL_RETRY_AFTER, WaitSlot, account_bucket, wait_slot
+from flixly_site.errors import ApplicationError, RateLimited, ServiceUnavailable, ValidationFailed
 from flixly_site.parsers import is_json_object
 from generation.api.views import idempotency_key, wait_for
 from generation.audio import SPEECH_FORMATS, ConversionFailed, speech_convert
@@ -53,7 +54,20 @@ def _body(request: Request) -> dict:
 
 def _run(request: Request, fields: dict, renamed: dict[str, str]) -> Job:
     """Submit the job and wait for it; a 422 names OpenAI's fields (`renamed`: ours -> theirs)."""
-    return _answered(request, _submit(request, fields, renamed), WAIT_SECONDS)
+    with _wait_slot(request):
+        return _answered(request, _submit(request, fields, renamed), WAIT_SECONDS)
+
+
+def _wait_slot(request: Request) -> WaitSlot:
+    """One of the account's wait slots for a call that holds its thread until the job ends, taken before
+    anything is charged; a 429 when they are all in use (replays of one Idempotency-Key, say)."""
+    slot = wait_slot(bucket=account_bucket(request.user.pk), limit=request.user.plan.parallel_tasks)
+    if not slot.taken:
+        raise RateLimited(
+            "As many calls as your plan runs jobs at a time are already waiting on theirs. Try again when one ends.",
+            headers={"Retry-After": str(PARALLEL_RETRY_AFTER)},
+        )
+    return slot
 
 
 def _submit(request: Request, fields: dict, renamed: dict[str, str], *, live_reply: bool = False) -> Job:
@@ -234,17 +248,22 @@ def _streamed(request: Request, fields: dict, *, include_usage: bool) -> Streami
     """A streamed completion. With live reply streams its pieces go out as the worker writes them; a job
     that ends before its first piece (or without live streams) is answered as the finished job, so a
     failure is still an HTTP error and not a broken stream."""
-    job = _submit(request, fields, CHAT_RENAMED, live_reply=True)
-    deadline = time.monotonic() + WAIT_SECONDS
-    reader = ReplyReader(job.pk) if job.live_reply and streams_live() else None
-    first = _first_pieces(reader, job, deadline) if reader else []
-    if not first or _status(job) in (JobStatus.FAILED, JobStatus.CANCELED):
-        job = _answered(request, job, max(0.0, deadline - time.monotonic()))
-        return _event_stream(_chunks(job, _words(job.text), lambda: job, include_usage=include_usage))
-    pieces = _live_pieces(reader, job, first, deadline)
-    return _event_stream(
-        _chunks(job, pieces, functools.partial(_reply_outcome, job, deadline), include_usage=include_usage)
-    )
+    slot = _wait_slot(request)
+    try:
+        job = _submit(request, fields, CHAT_RENAMED, live_reply=True)
+        deadline = time.monotonic() + WAIT_SECONDS
+        reader = ReplyReader(job.pk) if job.live_reply and streams_live() else None
+        first = _first_pieces(reader, job, deadline) if reader else []
+        if not first or _status(job) in (JobStatus.FAILED, JobStatus.CANCELED):
+            job = _answered(request, job, max(0.0, deadline - time.monotonic()))
+            chunks = _chunks(job, _words(job.text), lambda: job, include_usage=include_usage)
+        else:
+            outcome = functools.partial(_reply_outcome, job, deadline)
+            chunks = _chunks(job, _live_pieces(reader, job, first, deadline), outcome, include_usage=include_usage)
+    except BaseException:
+        slot.release()
+        raise
+    return _event_stream(chunks, then=slot.release)  # the slot is held until the last piece is sent
 
 
 def _reply_outcome(job: Job, deadline: float) -> Job:
@@ -327,11 +346,16 @@ def _stream_error(message: str, job: Job) -> dict:
     return {"error": {"message": message, "type": "server_error", "code": None}}
 
 
-def _event_stream(chunks: Iterator[dict]) -> StreamingHttpResponse:
+def _event_stream(chunks: Iterator[dict], *, then: Callable[[], None]) -> StreamingHttpResponse:
+    """The chunks as server-sent events; `then` runs once they are sent, or the client has gone."""
+
     def events() -> Iterator[bytes]:
-        for chunk in chunks:
-            yield f"data: {json.dumps(chunk, separators=(',', ':'))}\n\n".encode()
-        yield b"data: [DONE]\n\n"
+        try:
+            for chunk in chunks:
+                yield f"data: {json.dumps(chunk, separators=(',', ':'))}\n\n".encode()
+            yield b"data: [DONE]\n\n"
+        finally:
+            then()
 
     response = StreamingHttpResponse(events(), content_type="text/event-stream")
     response["Cache-Control"] = "no-cache"

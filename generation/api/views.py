@@ -1,5 +1,7 @@
+import contextlib
 import re
 import time
+from collections.abc import Iterator
 
 from django.conf import settings
 from django.http import StreamingHttpResponse
@@ -10,6 +12,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.ratelimit import account_bucket, wait_slot
 from accounts.selectors import KeyIdentity
 from billing.services import wallet_balance
 from flixly_site.errors import PayloadTooLarge, ValidationFailed
@@ -119,6 +122,17 @@ def _wait_seconds(request: Request) -> int:
     return MAX_WAIT_SECONDS if len(digits) > 2 else min(int(digits), MAX_WAIT_SECONDS)
 
 
+@contextlib.contextmanager
+def _waiting(request: Request, seconds: int) -> Iterator[int]:
+    """The seconds to wait for the job: Prefer is a preference, and with every wait slot of the account in
+    use (accounts.ratelimit.wait_slot) the job is answered at once."""
+    if not seconds:
+        yield 0
+        return
+    with wait_slot(bucket=account_bucket(request.user.pk), limit=request.user.plan.parallel_tasks) as slot:
+        yield seconds if slot.taken else 0
+
+
 def wait_for(job: Job, seconds: int) -> Job:
     """The job once it has finished, or as it stands after `seconds`."""
     deadline = time.monotonic() + seconds
@@ -186,17 +200,17 @@ class GenerateApi(APIView):
             if valid.image_url:
                 _check_input_url(valid.image_url)  # the checks a submit makes before fetching, without fetching
             return Response({"data": self._quote(request, valid)})
-        wait = _wait_seconds(request)  # read before the charge: nothing after it may refuse the request
         image = _fetch_input(valid.image_url) if valid.image_url else upload
-        submitted = job_submit(
-            user=request.user,
-            identity=request.auth,
-            request=valid,
-            idempotency_key=key,
-            body=data,
-            image=image,
-        )
-        response = self._answer(submitted.job, wait)
+        with _waiting(request, _wait_seconds(request)) as wait:  # before the charge: nothing after it refuses
+            submitted = job_submit(
+                user=request.user,
+                identity=request.auth,
+                request=valid,
+                idempotency_key=key,
+                body=data,
+                image=image,
+            )
+            response = self._answer(submitted.job, wait)
         if submitted.balance is not None and response.status_code == 202:
             # The balance the debit left; a job waited for until it finished may have been refunded since,
             # and then the header reads the wallet.

@@ -7,7 +7,7 @@ import httpx
 import pytest
 
 from accounts.models import Plan
-from accounts.ratelimit import WINDOW_SECONDS, parallel_tasks_check, ratelimit_hit
+from accounts.ratelimit import WAIT_SLOT_SECONDS, WINDOW_SECONDS, parallel_tasks_check, ratelimit_hit, wait_slot
 from flixly_site.errors import RateLimited
 
 
@@ -102,3 +102,41 @@ def test_fifty_parallel_http_requests_at_limit_ten_let_exactly_ten_through(live_
         statuses = list(pool.map(call, range(50)))
     assert statuses.count(HTTPStatus.OK) == 10
     assert statuses.count(HTTPStatus.TOO_MANY_REQUESTS) == 40
+
+
+def test_an_account_holds_at_most_its_limit_of_waiting_requests(db):
+    one, other = f"a-{time.time_ns()}", f"b-{time.time_ns()}"
+    first, second = wait_slot(bucket=one, limit=1), wait_slot(bucket=one, limit=1)
+    assert first.taken and not second.taken
+    assert wait_slot(bucket=other, limit=1).taken  # other accounts are apart
+    first.release()
+    second.release()  # a slot never taken gives nothing back
+    third = wait_slot(bucket=one, limit=1)
+    assert third.taken
+    third.release()
+
+
+def test_a_slot_its_holder_never_gave_back_frees_itself(db):
+    bucket, now = f"lost-{time.time_ns()}", time.time()
+    assert wait_slot(bucket=bucket, limit=1, now=now).taken
+    assert not wait_slot(bucket=bucket, limit=1, now=now + WAIT_SLOT_SECONDS - 1).taken
+    assert wait_slot(bucket=bucket, limit=1, now=now + WAIT_SLOT_SECONDS + 1).taken
+
+
+@pytest.mark.redis
+def test_wait_slots_are_exact_on_real_redis_under_concurrency():
+    barrier = threading.Barrier(30)
+    bucket = f"waits-concurrent-{time.time_ns()}"
+
+    def take(_):
+        barrier.wait()
+        return wait_slot(bucket=bucket, limit=3)
+
+    with ThreadPoolExecutor(max_workers=30) as pool:
+        slots = list(pool.map(take, range(30)))
+    assert sum(slot.taken for slot in slots) == 3
+    for slot in slots:
+        slot.release()
+    again = wait_slot(bucket=bucket, limit=3)
+    assert again.taken
+    again.release()

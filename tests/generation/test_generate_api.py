@@ -1,4 +1,5 @@
 import json
+import time
 from http import HTTPStatus
 
 import pytest
@@ -249,6 +250,18 @@ def test_a_replay_answers_like_the_first_request_even_after_the_job_finished(api
 def test_an_absurd_prefer_wait_is_read_as_the_longest_wait_or_ignored_never_a_charged_500(api, funded, prefer):
     response = generate(api, Prefer=prefer)
     assert response.status_code in (HTTPStatus.OK, HTTPStatus.ACCEPTED)
+    assert Job.objects.count() == 1 and wallet_balance(user_id=funded.pk) == 99
+
+
+def test_prefer_wait_is_not_honoured_past_the_plans_parallel_tasks(api, funded, no_worker):
+    from accounts.ratelimit import account_bucket, wait_slot
+
+    held = wait_slot(bucket=account_bucket(funded.pk), limit=funded.plan.parallel_tasks)  # another request waiting
+    started = time.monotonic()
+    response = generate(api, Prefer="wait=5")
+    held.release()
+    assert response.status_code == HTTPStatus.ACCEPTED
+    assert time.monotonic() - started < 2
     assert Job.objects.count() == 1 and wallet_balance(user_id=funded.pk) == 99
 
 

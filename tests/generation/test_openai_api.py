@@ -251,6 +251,22 @@ def test_a_job_past_the_wait_is_canceled_and_refunded(live_server, raw_key, fund
     assert wallet_balance(user_id=funded.pk) == 100
 
 
+@pytest.mark.parametrize("stream", [False, True])
+def test_past_the_plans_parallel_tasks_of_waiting_calls_a_call_is_a_429_before_any_charge(ai, funded, stream):
+    from accounts.ratelimit import account_bucket, wait_slot
+
+    held = wait_slot(bucket=account_bucket(funded.pk), limit=funded.plan.parallel_tasks)  # another call waiting
+    try:
+        with pytest.raises(openai.RateLimitError) as raised:
+            ai.chat.completions.create(model="local-chat", messages=MESSAGES, stream=stream)
+    finally:
+        held.release()
+    assert raised.value.response.headers["Retry-After"]
+    assert not Job.objects.exists() and wallet_balance(user_id=funded.pk) == 100
+    list(ai.chat.completions.create(model="local-chat", messages=MESSAGES, stream=True))  # the slot is free again
+    ai.chat.completions.create(model="local-chat", messages=MESSAGES)  # and the stream gave it back
+
+
 def test_the_developer_role_and_a_cut_reply(ai):
     messages = [{"role": "developer", "content": "Be brief."}, *MESSAGES]
     completion = ai.chat.completions.create(model="local-chat", messages=messages, max_tokens=2)
