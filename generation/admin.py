@@ -32,7 +32,7 @@ class AiModelForm(forms.ModelForm):
 class AiModelAdmin(admin.ModelAdmin):
     form = AiModelForm
     list_display = ("id", "name", "vendor", "route", "credits", "enabled", "timeout_seconds")
-    list_filter = ("route", "enabled", "vendor")
+    list_filter = ("route", "enabled", "staff_edited", "vendor")
     list_editable = ("enabled", "credits")
     search_fields = ("id", "name", "vendor", "upstream_model")
     readonly_fields = ("updated_at",)
@@ -45,6 +45,9 @@ class AiModelAdmin(admin.ModelAdmin):
         return super().get_changelist_form(request, form=AiModelForm, **kwargs)
 
     def save_model(self, request: HttpRequest, obj: AiModel, form, change: bool) -> None:
+        # A save here is staff's choice, kept by the next sync_catalog; unless staff just unticked that.
+        if not (change and "staff_edited" in form.changed_data and not obj.staff_edited):
+            obj.staff_edited = True
         super().save_model(request, obj, form, change)
         catalog_forget()
 

@@ -29,18 +29,22 @@ _cache: dict[str, object] = {"at": 0.0, "models": {}}
 
 
 def catalog_sync(*, path: Path = CATALOG_FILE) -> tuple[int, int]:
-    """Create or update every model in the data file; staff's `enabled` choice is kept. Idempotent."""
+    """Create or update every model in the data file; staff's `enabled` choice is kept, and so is every
+    setting of a model staff edited (`staff_edited`). Idempotent. Returns (created, updated)."""
     entries = json.loads(path.read_text())["models"]
+    edited = set(AiModel.objects.filter(staff_edited=True).values_list("id", flat=True))
     created = 0
     with transaction.atomic():
         for order, entry in enumerate(entries):
             fields = _fields(entry, order)
             if problems := catalog_problems(AiModel(**fields)):
                 raise ValueError(f"{path.name}: {entry['id']}: {problems}")
+            if entry["id"] in edited:
+                continue
             _, was_created = AiModel.objects.update_or_create(id=entry["id"], defaults=fields)
             created += was_created
     catalog_forget()
-    return created, len(entries) - created
+    return created, len(entries) - created - len(edited & {entry["id"] for entry in entries})
 
 
 def _fields(entry: dict, order: int) -> dict:

@@ -28,6 +28,11 @@ class AiModel(models.Model):
     upstream_model = models.CharField(max_length=200)
     timeout_seconds = models.PositiveIntegerField(default=300)
     enabled = models.BooleanField(default=True)
+    staff_edited = models.BooleanField(
+        default=False,
+        help_text="Ticked when staff save the model here: sync_catalog (run by every `make run`) then keeps its "
+        "settings. Untick it and save to take the catalog file's settings at the next sync.",
+    )
     sort_order = models.PositiveIntegerField(default=0)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -4,8 +4,8 @@ from generation.catalog import catalog_sync
 
 
 class Command(BaseCommand):
-    help = "Load or update the model catalog from generation/catalog.json (idempotent; keeps staff's enabled flags)."
+    help = "Load or update the model catalog from generation/catalog.json (idempotent; keeps what staff edited)."
 
     def handle(self, *args, **options) -> None:
         created, updated = catalog_sync()
-        self.stdout.write(f"Catalog synced: {created} created, {updated} updated.")
+        self.stdout.write(f"Catalog synced: {created} created, {updated} updated; models staff edited are kept.")
