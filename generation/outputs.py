@@ -56,6 +56,11 @@ def output_url(name: str) -> str:
     return settings.SITE_URL + reverse("job-output", args=[token, Path(name).name])
 
 
+def output_download_name(job_id: object, filename: str) -> str:
+    """What a saved output is called: a job's outputs are 0.png, 1.png...; saved, every job's would clash."""
+    return f"flixly-{job_id}-{filename}"
+
+
 def output_name_from_token(token: str) -> str | None:
     try:
         name = signing.loads(token, salt=SALT, max_age=URL_LIFETIME)

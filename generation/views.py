@@ -38,7 +38,7 @@ from generation.models import (
     WebhookDelivery,
     WebhookEndpoint,
 )
-from generation.outputs import output_name_from_token
+from generation.outputs import output_download_name, output_name_from_token
 from generation.ranges import ranged_file_response
 from generation.selectors import export_window, job_get, jobs_for
 from generation.services import IdempotencyConflict, Submitted, job_cancel, job_submit
@@ -263,7 +263,7 @@ def _own_job(request: HttpRequest, job_id: uuid.UUID) -> Job:
 
 def _output_view(job: Job, output: dict) -> dict:
     kind = output["contentType"].split("/")[0]
-    filename = f"flixly-{job.id}-{PurePosixPath(output['url'].split('?')[0]).name}"  # not every file 0.png
+    filename = output_download_name(job.id, PurePosixPath(output["url"].split("?")[0]).name)
     return {**output, "kind": kind if kind in ("image", "video", "audio") else "file", "filename": filename}
 
 
@@ -324,6 +324,9 @@ def output_file(request: HttpRequest, token: str, filename: str) -> HttpResponse
     file = default_storage.open(name, "rb")
     response = ranged_file_response(request, file, default_storage.size(name), content_type)
     response["Cache-Control"] = "private, max-age=3600"
+    path = PurePosixPath(name)  # outputs/<account>/<job>/<n>.<suffix>
+    response["Content-Disposition"] = f'inline; filename="{output_download_name(path.parent.name, path.name)}"'
+    response["Content-Security-Policy"] = "sandbox"  # an HTML or SVG file from a provider runs no script here
     return response
 
 

@@ -41,3 +41,13 @@ def test_a_user_creates_copies_rolls_and_revokes_a_key(signed_in, live_server):
     page.screenshot(path=f"{SCREENSHOTS}/api-keys-revoked.png", full_page=True)
     table, box = page.locator(".table-wrap table").bounding_box(), page.locator(".table-wrap").bounding_box()
     assert table["width"] <= box["width"]  # a revoked key's empty actions cell no longer widens the table
+
+
+@pytest.mark.browser_context_args(java_script_enabled=False)
+def test_without_javascript_a_key_is_created_and_no_copy_button_shows_that_could_not_work(signed_in, live_server):
+    page = signed_in
+    page.goto(f"{live_server.url}/settings/api-keys/")
+    page.get_by_label("Name:", exact=True).fill("No script")
+    page.get_by_role("button", name="Create API Key").click()
+    assert KEY.fullmatch(page.locator("#new-key").inner_text())
+    expect(page.locator("[data-copy]")).to_be_hidden()

@@ -345,6 +345,15 @@ def _output_path(api) -> str:
     return url.removeprefix("http://127.0.0.1:8000")
 
 
+def test_an_output_is_saved_under_the_jobs_name_not_0_png(client, api, funded):
+    job_id = generate(api).json()["data"]["jobId"]
+    path = api.get(f"/api/v1/jobs/{job_id}").json()["data"]["outputUrl"].removeprefix("http://127.0.0.1:8000")
+    for response in (client.get(path), client.get(path, HTTP_RANGE="bytes=0-9")):
+        assert response["Content-Disposition"] == f'inline; filename="flixly-{job_id}-0.png"'
+        assert response["X-Content-Type-Options"] == "nosniff"
+        assert response["Content-Security-Policy"] == "sandbox"
+
+
 def _body(response) -> bytes:
     return b"".join(response.streaming_content) if response.streaming else response.content
 
