@@ -23,7 +23,7 @@ from django.views.decorators.http import require_http_methods, require_POST, req
 
 from accounts.services import parse_uuid
 from billing.services import wallet_balance
-from flixly_site.errors import ApplicationError, NotFound, RateLimited, ValidationFailed
+from flixly_site.errors import ApplicationError, NotFound, RateLimited, ValidationFailed, error_json
 from flixly_site.forms import add_api_errors, form_field_name, form_sent_twice, form_token_release, form_token_renew
 from flixly_site.pagination import keyset_page
 from generation.api.serializers import job_data
@@ -170,7 +170,17 @@ def generate(request: HttpRequest) -> HttpResponse:
     if submitted is not None:
         messages.success(request, _submitted_message(submitted))
         return redirect("job-detail", job_id=submitted.job.pk)
+    if form.is_bound and "application/json" in request.headers.get("Accept", ""):
+        return _live_price(form, price)
     return _playground(request, form, models, routes, price)
+
+
+def _live_price(form: GenerateForm, price: int | None) -> JsonResponse:
+    """generate.js's price as the form changes: the page's own quote, so it spends none of the API's rate limit."""
+    if price is not None:
+        return JsonResponse({"data": {"creditsCharged": price}})
+    details = {name: [str(message) for message in errors] for name, errors in form.errors.items()}
+    return error_json("validation_error", 422, "The form is not ready for a price yet.", details)
 
 
 def _submitted_message(submitted: Submitted) -> str:

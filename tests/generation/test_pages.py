@@ -170,6 +170,28 @@ def test_a_refused_submit_still_shows_the_price_it_would_have_charged(signed_in,
     assert Job.objects.count() == 1
 
 
+def quote_json(client, **fields):
+    body = {"model": "local-image", "type": "TEXT_TO_IMAGE", "prompt": "A lighthouse", "intent": "quote", **fields}
+    return client.post("/generate/", body, headers={"Accept": "application/json"})
+
+
+def test_the_pages_live_price_is_json_and_spends_none_of_the_api_rate_limit(signed_in, funded):
+    from accounts.ratelimit import account_bucket, ratelimit_peek
+
+    for _ in range(funded.plan.requests_per_minute + 5):
+        response = quote_json(signed_in, width="2048", height="2048")
+        assert response.status_code == HTTPStatus.OK
+    assert response.json() == {"data": {"creditsCharged": 2}}
+    assert ratelimit_peek(bucket=account_bucket(funded.pk), limit=10).count == 0
+    assert not Job.objects.exists() and wallet_balance(user_id=funded.pk) == 100
+
+
+def test_the_live_price_names_each_field_that_keeps_it_from_a_price(signed_in):
+    response = quote_json(signed_in, width="9000", seed="x")
+    assert response.status_code == HTTPStatus.UNPROCESSABLE_ENTITY
+    assert {"width", "seed"} <= set(response.json()["error"]["details"])
+
+
 def test_an_uploaded_image_feeds_an_image_to_image_job(signed_in):
     upload = io.BytesIO(png_bytes())
     upload.name = "input.png"
