@@ -154,3 +154,14 @@ def test_login_rate_limits_count_the_address_the_proxy_saw_not_the_one_the_clien
     settings.FLIXLY_BEHIND_PROXY = True
     request = rf.post("/accounts/login/", HTTP_X_FORWARDED_FOR="10.9.9.9, 203.0.113.5")
     assert get_adapter(request).get_client_ip(request) == "203.0.113.5"
+
+
+def test_a_changed_password_is_told_to_the_account_by_e_mail(client, user):
+    EmailAddress.objects.get_or_create(user=user, email=user.email, defaults={"verified": True, "primary": True})
+    client.force_login(user)
+    new = "a new correct horse 42"
+    client.post(
+        "/accounts/password/change/", {"oldpassword": "correct horse battery", "password1": new, "password2": new}
+    )
+    assert [message.to for message in mail.outbox] == [[user.email]]
+    assert "password" in mail.outbox[0].subject.lower()
