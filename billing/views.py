@@ -1,5 +1,6 @@
 import logging
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
@@ -43,6 +44,7 @@ def billing(request: HttpRequest) -> HttpResponse:
         "chart": _chart(request.user),
         "key_spend": spend_by_key(user=request.user),
         "payments_enabled": stripe_gateway.payments_enabled(),
+        "support_email": settings.FLIXLY_SUPPORT_EMAIL,
         "checkout_canceled": request.GET.get("checkout") == "canceled",
     }
     return render(request, "billing/billing.html", context)

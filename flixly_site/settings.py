@@ -201,6 +201,8 @@ MAILERS = {
 }
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Flixly <no-reply@flixly.local>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
+# Where customers ask for help (shown where the product cannot help them itself, e.g. no payments yet).
+FLIXLY_SUPPORT_EMAIL = env_str("FLIXLY_SUPPORT_EMAIL")
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

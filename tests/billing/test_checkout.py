@@ -161,3 +161,20 @@ def test_the_billing_page_shows_this_months_credit_use_per_api_key(client, user,
     table = page[page.index("Credits by API key") :]
     assert re.search(r"Production.*?>30<", table, re.S)
     assert re.search(r"Staging.*?>7<.*?500", table, re.S)
+
+
+def test_without_payments_a_customer_is_told_whom_to_ask_not_how_to_configure_the_server(client, user, settings):
+    settings.STRIPE_SECRET_KEY = ""
+    settings.FLIXLY_SUPPORT_EMAIL = "help@flixly.example"
+    client.force_login(user)
+    page = client.get("/billing/").content.decode()
+    assert "Payments are not configured" in page
+    assert "STRIPE_SECRET_KEY" not in page and "manage.py" not in page
+    assert 'href="mailto:help@flixly.example"' in page
+
+
+def test_without_payments_staff_are_told_how_to_set_them_up(client, staff_user, settings):
+    settings.STRIPE_SECRET_KEY = ""
+    client.force_login(staff_user)
+    page = client.get("/billing/").content.decode()
+    assert "STRIPE_SECRET_KEY" in page and "grant_credits" in page
