@@ -9,7 +9,7 @@ from django.views.decorators.http import require_http_methods
 from accounts.api.serializers import apikey_status
 from accounts.forms import ApiKeyCreateForm, ApiKeyRollForm
 from accounts.models import ApiKey
-from accounts.selectors import apikey_get, apikey_list_for_page
+from accounts.selectors import apikey_get, apikey_grace_until, apikey_list_for_page
 from accounts.services import IssuedKey, apikey_create, apikey_revoke, apikey_roll
 from flixly_site.errors import ApplicationError
 from flixly_site.forms import add_api_errors, form_sent_twice, form_token_release
@@ -81,7 +81,8 @@ def api_key_roll(request: HttpRequest, key_id) -> HttpResponse:
             _form_error(request, form, error)
         else:
             return _show_secret(request, issued, "rolled")
-    return render(request, "accounts/key_roll.html", {"nav": "keys", "api_key": api_key, "form": form})
+    context = {"nav": "keys", "api_key": api_key, "form": form, "grace_until": apikey_grace_until(api_key=api_key)}
+    return render(request, "accounts/key_roll.html", context)
 
 
 @login_required

@@ -225,6 +225,17 @@ def test_the_roll_page_says_the_key_keeps_its_expiry_date(client, user, own_key)
     assert f"keeps its expiry date, {own_key.expires_at:%Y-%m-%d}" in page
 
 
+def test_the_roll_page_warns_that_rolling_again_ends_a_running_grace_period(client, user, own_key):
+    from accounts.services import apikey_roll
+
+    client.force_login(user)
+    assert "still works until" not in client.get(f"/settings/api-keys/{own_key.id}/roll/").content.decode()
+    apikey_roll(user=user, key_id=own_key.id, grace_hours=2)
+    page = client.get(f"/settings/api-keys/{own_key.id}/roll/").content.decode()
+    assert "The secret before the last roll still works until" in page
+    assert "rolling again ends it when this roll's grace period ends, if that is sooner" in page
+
+
 def test_the_create_form_shows_every_problem_on_one_send(client, user):
     # The IP and model errors used to appear only once the form's own errors were put right.
     client.force_login(user)
