@@ -1,7 +1,12 @@
+from collections.abc import Callable
+
+from allauth.account.models import EmailAddress
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html_join
 
 from accounts.models import ApiKey, Plan, User
 from accounts.services import apikey_forget_plan, apikey_forget_user, apikey_revoke
@@ -28,15 +33,40 @@ class UserAdmin(DjangoUserAdmin):
     list_filter = ("plan", "is_active", "is_staff")
     search_fields = ("email",)
     fieldsets = (
-        (None, {"fields": ("email", "password", "plan")}),
+        (None, {"fields": ("email", "password", "plan", "related")}),
         ("Name", {"fields": ("first_name", "last_name")}),
         ("Permissions", {"fields": ("is_active", "is_staff", "is_superuser", "groups", "user_permissions")}),
         ("Dates", {"fields": ("last_login", "date_joined")}),
     )
     add_fieldsets = ((None, {"classes": ("wide",), "fields": ("email", "password1", "password2")}),)
+    readonly_fields = ("related",)
+    actions = ["deactivate"]
+    # (label, url) of the account's pages in other apps (billing: its credits; generation: its jobs), added
+    # by those apps' admin modules: this app imports neither.
+    related_links: list[Callable[[User], tuple[str, str]]] = [
+        lambda user: ("API keys", reverse("admin:accounts_apikey_changelist") + f"?user__id__exact={user.pk}")
+    ]
+
+    @admin.display(description="Account")
+    def related(self, user: User) -> str:
+        links = (link(user) for link in self.related_links)
+        return format_html_join(" · ", '<a href="{}">{}</a>', ((url, label) for label, url in links))
+
+    def has_delete_permission(self, request: HttpRequest, obj: User | None = None) -> bool:
+        return False  # the account's ledger is the record of its money: deactivate it instead
+
+    @admin.action(description="Deactivate selected accounts (their keys and sessions stop working)")
+    def deactivate(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
+        for user in queryset.filter(is_active=True):
+            user.is_active = False
+            user.save(update_fields=["is_active"])
+            apikey_forget_user(user=user)
+        messages.success(request, "Deactivated; reactivate an account by ticking Active on its page.")
 
     def save_model(self, request: HttpRequest, obj: User, form, change: bool) -> None:
         super().save_model(request, obj, form, change)
+        if not change:  # staff vouch for the address of an account they add: no verification e-mail
+            EmailAddress.objects.create(user=obj, email=obj.email, verified=True, primary=True)
         # A plan change or deactivation applies to cached API key identities at once.
         apikey_forget_user(user=obj)
 

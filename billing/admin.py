@@ -8,8 +8,9 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
+from accounts.admin import UserAdmin
 from billing.models import BillingAlert, CreditPack, LedgerEntry, StripeEvent, Wallet
-from billing.services import amount_check, wallet_adjust
+from billing.services import amount_check, wallet_adjust, wallet_balance
 from billing.stripe_events import stripe_event_process
 from flixly_site.errors import ValidationFailed
 from flixly_site.forms import SubmitOnceField, form_sent_twice, form_token_release
@@ -169,3 +170,12 @@ class BillingAlertAdmin(admin.ModelAdmin):
     @admin.action(description="Mark resolved")
     def resolve(self, request: HttpRequest, queryset: QuerySet[BillingAlert]) -> None:
         queryset.update(resolved_at=timezone.now())
+
+
+UserAdmin.related_links += [
+    lambda user: (
+        f"{wallet_balance(user_id=user.pk):,} credits: grant or adjust",
+        reverse("admin:billing_wallet_adjust", args=[user.pk]),
+    ),
+    lambda user: ("Credit ledger", reverse("admin:billing_ledgerentry_changelist") + f"?user__id__exact={user.pk}"),
+]

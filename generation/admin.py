@@ -4,7 +4,9 @@ from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.urls import reverse
 
+from accounts.admin import UserAdmin
 from generation.catalog import catalog_forget
 from generation.models import AiModel, Job, JobEvent, JobStatus, WebhookDelivery, WebhookEndpoint
 from generation.pricing import catalog_problems
@@ -112,3 +114,8 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
+
+
+UserAdmin.related_links.append(
+    lambda user: ("Jobs", reverse("admin:generation_job_changelist") + f"?user__id__exact={user.pk}")
+)

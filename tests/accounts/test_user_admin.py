@@ -1,0 +1,53 @@
+"""Staff run customers' accounts from the admin: one page per account, deactivation instead of deletion."""
+
+from http import HTTPStatus
+
+import pytest
+from allauth.account.models import EmailAddress
+
+from billing.services import wallet_adjust
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def admin_client(client, staff_user):
+    staff_user.is_superuser = True
+    staff_user.save()
+    client.force_login(staff_user)
+    return client
+
+
+def test_an_account_cannot_be_deleted_its_ledger_is_the_record_of_its_money(admin_client, user):
+    assert admin_client.get(f"/admin/accounts/user/{user.pk}/delete/").status_code == HTTPStatus.FORBIDDEN
+    changelist = admin_client.get("/admin/accounts/user/").content.decode()
+    assert "delete_selected" not in changelist and "deactivate" in changelist
+
+
+def test_deactivating_accounts_stops_their_keys_at_once(
+    admin_client, user, raw_key, django_capture_on_commit_callbacks
+):
+    headers = {"Authorization": f"Bearer {raw_key}"}
+    assert admin_client.get("/api/v1/keys", headers=headers).status_code == HTTPStatus.OK
+    with django_capture_on_commit_callbacks(execute=True):  # the admin's transaction commits
+        admin_client.post("/admin/accounts/user/", {"action": "deactivate", "_selected_action": [user.pk]})
+    user.refresh_from_db()
+    assert user.is_active is False
+    assert admin_client.get("/api/v1/keys", headers=headers).status_code == HTTPStatus.UNAUTHORIZED
+
+
+def test_an_accounts_page_shows_its_balance_and_links_to_its_credits_jobs_and_keys(admin_client, user):
+    wallet_adjust(user_id=user.pk, amount=42, reason="start")
+    page = admin_client.get(f"/admin/accounts/user/{user.pk}/change/").content.decode()
+    assert "42 credits" in page
+    assert f"/admin/billing/wallet/{user.pk}/adjust/" in page
+    assert f"/admin/generation/job/?user__id__exact={user.pk}" in page
+    assert f"/admin/accounts/apikey/?user__id__exact={user.pk}" in page
+
+
+def test_an_account_staff_add_needs_no_verification_e_mail(admin_client, django_user_model):
+    password = "Quiet-Lake-4512-x"
+    form = {"email": "added@example.com", "password1": password, "password2": password, "usable_password": "true"}
+    admin_client.post("/admin/accounts/user/add/", form)
+    added = django_user_model.objects.get(email="added@example.com")
+    assert EmailAddress.objects.filter(user=added, email=added.email, verified=True, primary=True).exists()
