@@ -92,9 +92,10 @@ def _messages(detail: Any) -> list[str]:
     return [str(m) for m in detail] if isinstance(detail, list) else [str(detail)]
 
 
-def _shape(data: dict, *, json_types: bool) -> dict:
-    """GenerateInput's field rules, applied field by field (what Serializer.is_valid does, minus the copies).
-    With json_types (a JSON body) each field must also arrive as its own type; form fields are all text."""
+def _shape(data: dict, *, json_types: bool) -> tuple[dict, dict[str, list[str]]]:
+    """GenerateInput's field rules, applied field by field (what Serializer.is_valid does, minus the copies):
+    the fields that pass, and the errors of those that do not. With json_types (a JSON body) each field must
+    also arrive as its own type; form fields are all text."""
     shaped: dict[str, Any] = {}
     errors: dict[str, list[str]] = {}
     for name, field in FIELDS.items():
@@ -111,9 +112,7 @@ def _shape(data: dict, *, json_types: bool) -> dict:
         except serializers.ValidationError as error:
             errors[name] = _messages(error.detail)
     errors.update({name: [f"Unknown field '{name}'."] for name in sorted(set(data) - KNOWN_FIELDS)})
-    if errors:
-        raise ValidationFailed(details=errors)
-    return shaped
+    return shaped, errors
 
 
 def _whole_as_int(value: Any) -> Any:
@@ -234,10 +233,25 @@ def _in_model_terms(error: ValidationFailed, data: dict) -> ValidationFailed:
 
 
 def validate_generate(data: dict, *, has_upload: bool = False, json_types: bool = False) -> ValidRequest:
+    shaped, errors = _shape(data, json_types=json_types)
+    if errors:  # one 422 names every bad setting: the model's range checks of the fields that passed too
+        details = {**_model_param_errors(shaped, has_upload), **errors}
+        raise _in_model_terms(ValidationFailed(details=details), data)
+    return _checked(shaped, has_upload)
+
+
+def _model_param_errors(shaped: dict, has_upload: bool) -> dict[str, list[str]]:
+    if "model" not in shaped or "type" not in shaped:
+        return {}
     try:
-        shaped = _shape(data, json_types=json_types)
+        _checked(shaped, has_upload)
     except ValidationFailed as error:
-        raise _in_model_terms(error, data) from None
+        return {name: texts for name, texts in (error.details or {}).items() if name in MODEL_PARAMS}
+    return {}
+
+
+def _checked(shaped: dict, has_upload: bool) -> ValidRequest:
+    """The catalog's checks of a body whose fields each have their shape."""
     model = catalog_get(shaped["model"])
     if model is None:
         raise ValidationFailed(details={"model": [f"{catalog_absence(shaped['model'])} See GET /api/v1/models."]})

@@ -265,6 +265,21 @@ def test_prefer_wait_is_not_honoured_past_the_plans_parallel_tasks(api, funded, 
     assert Job.objects.count() == 1 and wallet_balance(user_id=funded.pk) == 99
 
 
+def test_one_422_names_every_bad_setting_both_past_a_global_bound_and_outside_the_models_range(api, funded):
+    body = {
+        "model": "local-speech",
+        "type": "TEXT_TO_SPEECH",
+        "prompt": "hi",
+        "speed": 5,
+        "voice": "x",
+        "language": "y",
+    }
+    response = generate(api, body)
+    assert response.status_code == HTTPStatus.UNPROCESSABLE_ENTITY
+    assert set(response.json()["error"]["details"]) == {"speed", "voice", "language"}
+    assert not Job.objects.exists()
+
+
 def test_a_live_key_never_gets_the_job_a_test_key_made_with_the_same_idempotency_key(client, funded, make_key):
     test_key, live_key = make_key(funded, mode="test"), make_key(funded)
     first = generate(client, **{"Idempotency-Key": "k-1", "Authorization": f"Bearer {test_key}"})

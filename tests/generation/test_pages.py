@@ -192,6 +192,25 @@ def test_the_live_price_names_each_field_that_keeps_it_from_a_price(signed_in):
     assert {"width", "seed"} <= set(response.json()["error"]["details"])
 
 
+@pytest.mark.parametrize(
+    ("fields", "named"),
+    [
+        (
+            {"model": "local-speech", "type": "TEXT_TO_SPEECH", "speed": "5", "voice": "bogus", "language": "klingon"},
+            ("id_speed_error", "id_voice_error", "id_language_error"),
+        ),
+        (
+            {"model": "local-video", "type": "TEXT_TO_VIDEO", "duration": "99", "fps": "1000"},
+            ("id_duration_error", "id_fps_error"),
+        ),
+    ],
+)
+def test_generate_names_every_bad_setting_on_one_submit(signed_in, fields, named):
+    page = post_generate(signed_in, **fields).content.decode()
+    assert all(f'id="{error}"' in page for error in named), [e for e in named if f'id="{e}"' not in page]
+    assert not Job.objects.exists()
+
+
 def test_an_uploaded_image_feeds_an_image_to_image_job(signed_in):
     upload = io.BytesIO(png_bytes())
     upload.name = "input.png"
