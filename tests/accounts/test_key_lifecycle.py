@@ -251,3 +251,12 @@ def test_the_copy_button_is_hidden_until_javascript_can_make_it_work(client, use
     client.force_login(user)
     page = client.post("/settings/api-keys/", CREATE).content.decode()
     assert 'data-copy="#new-key" hidden' in page
+
+
+def test_a_key_used_moments_ago_says_so_in_words(client, user, own_key):
+    from django.utils import timezone
+
+    ApiKey.objects.filter(pk=own_key.pk).update(last_used_at=timezone.now())
+    page = client.get("/settings/api-keys/").content.decode()
+    assert "0\xa0minutes ago" not in page and "0 minutes ago" not in page
+    assert "now" in page
