@@ -113,6 +113,16 @@ def _one_choice(data: dict) -> None:
         raise _refused("n", "Only n=1 is supported: send one request per result.")
 
 
+def _one_of(data: dict, field: str, choices: tuple[str, ...], *, default: str) -> str:
+    """The field's value, one of `choices` (`default` when absent or null); anything else is a 422 naming it."""
+    value = data.get(field)
+    if value is None:
+        return default
+    if not isinstance(value, str) or value not in choices:
+        raise _refused(field, f"Use one of {', '.join(choices)}.")
+    return value
+
+
 def _refused(field: str, message: str) -> ValidationFailed:
     return _in_openai_terms(ValidationFailed(details={field: [message]}), {})
 
@@ -376,9 +386,7 @@ class ImageGenerationsApi(JobApi):
     def post(self, request: Request) -> Response:
         data = _body(request)
         _one_choice(data)
-        response_format = data.get("response_format") or "url"
-        if response_format not in ("url", "b64_json"):
-            raise _refused("response_format", "Use url or b64_json.")
+        response_format = _one_of(data, "response_format", ("url", "b64_json"), default="url")
         width, height = _size(data.get("size"))
         fields = {"model": data.get("model"), "type": "TEXT_TO_IMAGE", "prompt": data.get("prompt")}
         fields |= {"width": width, "height": height, "style": data.get("style")}
@@ -411,9 +419,7 @@ class SpeechApi(JobApi):
     )
     def post(self, request: Request) -> HttpResponse:
         data = _body(request)
-        response_format = data.get("response_format") or "mp3"  # OpenAI's default
-        if response_format not in SPEECH_FORMATS:
-            raise _refused("response_format", f"Use one of {', '.join(SPEECH_FORMATS)}.")
+        response_format = _one_of(data, "response_format", tuple(SPEECH_FORMATS), default="mp3")  # OpenAI's default
         fields = {"model": data.get("model"), "type": "TEXT_TO_SPEECH", "prompt": data.get("input")}
         fields |= {"voice": data.get("voice"), "speed": data.get("speed")}
         return _speech_answer(_run(request, fields, {"prompt": "input"}), response_format)

@@ -199,6 +199,24 @@ def test_speech_that_cannot_be_converted_is_a_500_naming_the_job_and_not_retried
             lambda ai: ai.audio.speech.create(model="local-speech", input="x", voice="f1", response_format="ogg"),
             "response_format",
         ),
+        *(
+            (
+                lambda ai, value=value: ai.audio.speech.create(
+                    model="local-speech", input="x", voice="f1", extra_body={"response_format": value}
+                ),
+                "response_format",
+            )
+            for value in ({"a": 1}, ["mp3"], [], 3)
+        ),
+        *(
+            (
+                lambda ai, value=value: ai.images.generate(
+                    model="local-image", prompt="x", extra_body={"response_format": value}
+                ),
+                "response_format",
+            )
+            for value in ({"a": 1}, ["url"], [], 0)
+        ),
     ],
 )
 def test_bad_input_is_a_422_naming_openais_field(ai, call, field):
