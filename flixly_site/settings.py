@@ -263,6 +263,10 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "One API and one credit system for generative images, video, speech, music and chat.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # The schema and its docs page are public documents: no Authorization header (a dead key, a site's
+    # HTTP basic auth) is read on them.
+    "SERVE_AUTHENTICATION": [],
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "SCHEMA_PATH_PREFIX": r"/api/v1",
     "COMPONENT_SPLIT_REQUEST": True,
     "REDOC_DIST": "SIDECAR",
