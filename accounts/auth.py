@@ -60,7 +60,7 @@ def _refuse_dead_key(identity: KeyIdentity) -> None:
     if identity.secret_valid_until is not None and identity.secret_valid_until <= now:
         raise Unauthorized("This API key was rolled and its old secret no longer works; use the new key.")
     if identity.expires_at <= now:
-        raise Unauthorized("This API key has expired; create or roll a key under Settings -> API Keys.")
+        raise Unauthorized("This API key has expired; create a new key under Settings -> API Keys.")
 
 
 @functools.cache

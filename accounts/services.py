@@ -185,6 +185,9 @@ def apikey_roll(*, user: User, key_id, grace_hours: int = 0, test_keys_only: boo
         api_key = _owned_key(user, key_id, test_keys_only)
         if api_key.revoked_at:
             raise ValidationFailed("A revoked key cannot be rolled.", details={"id": ["This key is revoked."]})
+        if api_key.expires_at <= now:  # rolling keeps the expiry date: the new secret would be dead already
+            message = "An expired key cannot be rolled: create a new key."
+            raise ValidationFailed(message, details={"id": ["This key has expired."]})
         grace_end = now + timedelta(hours=grace_hours)
         # Every older secret dies at the end of this grace at the latest.
         api_key.secrets.filter(Q(valid_until__isnull=True) | Q(valid_until__gt=grace_end)).update(valid_until=grace_end)

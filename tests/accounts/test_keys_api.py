@@ -176,3 +176,12 @@ def test_every_bad_setting_is_named_in_one_answer(api):
     response = create(api, allowedIps=["10.0.0.0/33"], allowedModels=["not-a-model"], expiresInDays=999)
     assert response.status_code == HTTPStatus.UNPROCESSABLE_ENTITY
     assert {"allowedIps", "allowedModels", "expiresInDays"} <= set(response.json()["error"]["details"])
+
+
+def test_an_expired_key_cannot_be_rolled_into_a_key_that_is_dead_already(api):
+    key_id = create(api).json()["data"]["id"]
+    ApiKey.objects.filter(id=key_id).update(expires_at=timezone.now() - timedelta(days=1))
+    response = api.post(f"/api/v1/keys/{key_id}/roll", {}, content_type="application/json")
+    assert response.status_code == HTTPStatus.UNPROCESSABLE_ENTITY
+    assert "expired" in response.json()["error"]["message"]
+    assert ApiKey.objects.get(id=key_id).rolled_at is None
