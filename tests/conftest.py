@@ -132,6 +132,15 @@ def staff_user(django_user_model):
 
 
 @pytest.fixture
+def admin_client(client, staff_user):
+    """The Django test client logged in as a superuser (pytest-django's own needs a username field)."""
+    staff_user.is_superuser = True
+    staff_user.save()
+    client.force_login(staff_user)
+    return client
+
+
+@pytest.fixture
 def page(page):
     page.set_default_timeout(10_000)
     return page

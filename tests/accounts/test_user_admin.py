@@ -10,14 +10,6 @@ from billing.services import wallet_adjust
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def admin_client(client, staff_user):
-    staff_user.is_superuser = True
-    staff_user.save()
-    client.force_login(staff_user)
-    return client
-
-
 def test_an_account_cannot_be_deleted_its_ledger_is_the_record_of_its_money(admin_client, user):
     assert admin_client.get(f"/admin/accounts/user/{user.pk}/delete/").status_code == HTTPStatus.FORBIDDEN
     changelist = admin_client.get("/admin/accounts/user/").content.decode()

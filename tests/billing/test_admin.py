@@ -8,14 +8,6 @@ from billing.services import MAX_BALANCE, MAX_CREDITS_PER_MOVEMENT, wallet_adjus
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def admin_client(client, staff_user):
-    staff_user.is_superuser = True
-    staff_user.save()
-    client.force_login(staff_user)
-    return client
-
-
 def test_staff_grant_writes_a_ledger_row_with_their_name_and_reason(client, user, staff_user):
     staff_user.is_superuser = True
     staff_user.save()

@@ -148,10 +148,7 @@ def test_staff_cannot_delete_a_job_its_ledger_rows_point_to(client, staff_user):
     assert 'value="delete_selected"' not in client.get("/admin/generation/job/").content.decode()
 
 
-def _save_in_admin(client, staff_user, model: AiModel, **changes):
-    staff_user.is_superuser = True
-    staff_user.save()
-    client.force_login(staff_user)
+def _save_in_admin(client, model: AiModel, **changes):
     form = admin_form(model, **changes)
     data = {name: form.data[name] for name in form.fields if form.data.get(name) is not None}
     data = {name: value for name, value in data.items() if value is not False}  # an unticked box is not sent
@@ -159,32 +156,29 @@ def _save_in_admin(client, staff_user, model: AiModel, **changes):
     assert response.status_code == 302, response.context and response.context["adminform"].form.errors
 
 
-def test_a_model_staff_edited_keeps_their_settings_when_the_catalog_is_synced_again(client, staff_user):
+def test_a_model_staff_edited_keeps_their_settings_when_the_catalog_is_synced_again(admin_client):
     from django.core.management import call_command
 
-    _save_in_admin(client, staff_user, AiModel.objects.get(id="ideogram-v3"), credits=9, name="Ideogram (house)")
+    _save_in_admin(admin_client, AiModel.objects.get(id="ideogram-v3"), credits=9, name="Ideogram (house)")
     call_command("sync_catalog")
     model = AiModel.objects.get(id="ideogram-v3")
     assert (model.credits, model.name, model.staff_edited) == (9, "Ideogram (house)", True)
 
 
-def test_unticking_staff_edited_takes_the_catalog_settings_at_the_next_sync(client, staff_user):
+def test_unticking_staff_edited_takes_the_catalog_settings_at_the_next_sync(admin_client):
     from django.core.management import call_command
 
     catalog_credits = AiModel.objects.get(id="ideogram-v3").credits
-    _save_in_admin(client, staff_user, AiModel.objects.get(id="ideogram-v3"), credits=9)
-    _save_in_admin(client, staff_user, AiModel.objects.get(id="ideogram-v3"), staff_edited=False)
+    _save_in_admin(admin_client, AiModel.objects.get(id="ideogram-v3"), credits=9)
+    _save_in_admin(admin_client, AiModel.objects.get(id="ideogram-v3"), staff_edited=False)
     call_command("sync_catalog")
     model = AiModel.objects.get(id="ideogram-v3")
     assert (model.credits, model.staff_edited) == (catalog_credits, False)
 
 
-def test_a_price_edited_in_the_model_list_is_kept_by_the_next_sync(client, staff_user):
+def test_a_price_edited_in_the_model_list_is_kept_by_the_next_sync(admin_client):
     from django.core.management import call_command
 
-    staff_user.is_superuser = True
-    staff_user.save()
-    client.force_login(staff_user)
     data = {
         "form-TOTAL_FORMS": "1",
         "form-INITIAL_FORMS": "1",
@@ -193,6 +187,6 @@ def test_a_price_edited_in_the_model_list_is_kept_by_the_next_sync(client, staff
         "form-0-credits": "9",
         "_save": "Save",
     }
-    client.post("/admin/generation/aimodel/?q=ideogram-v3", data)
+    admin_client.post("/admin/generation/aimodel/?q=ideogram-v3", data)
     call_command("sync_catalog")
     assert AiModel.objects.get(id="ideogram-v3").credits == 9
