@@ -20,6 +20,7 @@ import redis
 from django.conf import settings
 from django.core.cache import cache
 
+from accounts.models import User
 from flixly_site.errors import RateLimited, ServiceUnavailable
 from flixly_site.shared import LuaScript, redis_client, redis_command
 
@@ -144,6 +145,11 @@ class WaitSlot:
             return
         with contextlib.suppress(redis.RedisError):  # else it frees itself after WAIT_SLOT_SECONDS
             redis_command(settings.REDIS_URL, "ZREM", self.key, self.token)
+
+
+def account_wait_slot(user: User) -> WaitSlot:
+    """One of the account's wait slots: as many as its plan runs jobs at a time."""
+    return wait_slot(bucket=account_bucket(user.pk), limit=user.plan.parallel_tasks)
 
 
 def wait_slot(*, bucket: str, limit: int, now: float | None = None) -> WaitSlot:

@@ -133,20 +133,16 @@ def apikey_list(*, user: User) -> QuerySet[ApiKey]:
     return ApiKey.objects.filter(user=user).order_by("-created_at", "-id")
 
 
-def _in_grace() -> Q:
-    return Q(secrets__valid_until__gt=timezone.now())
-
-
 def apikey_list_for_page(*, user: User) -> QuerySet[ApiKey]:
     """The keys page's list: also until when a rolled key's old secret still works (`grace_until`)."""
-    return apikey_list(user=user).annotate(grace_until=Max("secrets__valid_until", filter=_in_grace()))
+    in_grace = Q(secrets__valid_until__gt=timezone.now())
+    return apikey_list(user=user).annotate(grace_until=Max("secrets__valid_until", filter=in_grace))
 
 
 def apikey_grace_until(*, api_key: ApiKey) -> datetime | None:
     """Until when a secret the key was rolled past still works; None when none does."""
-    return ApiKey.objects.filter(pk=api_key.pk).aggregate(until=Max("secrets__valid_until", filter=_in_grace()))[
-        "until"
-    ]
+    in_grace = api_key.secrets.filter(valid_until__gt=timezone.now())
+    return in_grace.aggregate(until=Max("valid_until"))["until"]
 
 
 def apikey_get(*, user: User, key_id) -> ApiKey | None:

@@ -43,6 +43,10 @@ def _signer(model: type[Model]) -> Signer:
     return Signer(salt=f"flixly.cursor.{model._meta.label_lower}")
 
 
+def _bad_cursor() -> ValidationFailed:
+    return ValidationFailed("The cursor is not valid.", details={"cursor": ["Not a cursor from this API."]})
+
+
 def cursor_for(model: type[Model], moment: datetime, pk: Any) -> str:
     """The cursor that resumes a list of `model` after its row (moment, pk)."""
     raw = json.dumps([moment.isoformat(), str(pk)])
@@ -63,9 +67,7 @@ def _decode(cursor: str, model: type[Model]) -> tuple[datetime, Any]:
         pk = pk_field.to_python(raw_pk)
         pk_field.run_validators(pk)  # integers within the column's range
     except (BadSignature, ValueError, TypeError, DjangoValidationError):
-        raise ValidationFailed(
-            "The cursor is not valid.", details={"cursor": ["Not a cursor from this API."]}
-        ) from None
+        raise _bad_cursor() from None
     return moment, pk
 
 
@@ -80,9 +82,7 @@ def sorted_page[T](
         try:
             after = json.loads(signer.unsign(cursor))
         except (BadSignature, ValueError):
-            raise ValidationFailed(
-                "The cursor is not valid.", details={"cursor": ["Not a cursor from this API."]}
-            ) from None
+            raise _bad_cursor() from None
         start = next((index for index, item in enumerate(items) if key(item) > after), len(items))
     rows = list(items[start : start + limit])
     more = start + limit < len(items)

@@ -25,7 +25,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.ratelimit import PARALLEL_RETRY_AFTER, WaitSlot, account_bucket, wait_slot
+from accounts.ratelimit import PARALLEL_RETRY_AFTER, WaitSlot, account_wait_slot
 from flixly_site.errors import ApplicationError, RateLimited, ServiceUnavailable, ValidationFailed
 from flixly_site.parsers import is_json_object
 from generation.api.views import idempotency_key, wait_for
@@ -61,7 +61,7 @@ def _run(request: Request, fields: dict, renamed: dict[str, str]) -> Job:
 def _wait_slot(request: Request) -> WaitSlot:
     """One of the account's wait slots for a call that holds its thread until the job ends, taken before
     anything is charged; a 429 when they are all in use (replays of one Idempotency-Key, say)."""
-    slot = wait_slot(bucket=account_bucket(request.user.pk), limit=request.user.plan.parallel_tasks)
+    slot = account_wait_slot(request.user)
     if not slot.taken:
         raise RateLimited(
             "As many calls as your plan runs jobs at a time are already waiting on theirs. Try again when one ends.",

@@ -12,7 +12,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.ratelimit import account_bucket, wait_slot
+from accounts.ratelimit import account_wait_slot
 from accounts.selectors import KeyIdentity
 from billing.services import wallet_balance
 from flixly_site.errors import PayloadTooLarge, ValidationFailed
@@ -125,11 +125,11 @@ def _wait_seconds(request: Request) -> int:
 @contextlib.contextmanager
 def _waiting(request: Request, seconds: int) -> Iterator[int]:
     """The seconds to wait for the job: Prefer is a preference, and with every wait slot of the account in
-    use (accounts.ratelimit.wait_slot) the job is answered at once."""
+    use (accounts.ratelimit.account_wait_slot) the job is answered at once."""
     if not seconds:
         yield 0
         return
-    with wait_slot(bucket=account_bucket(request.user.pk), limit=request.user.plan.parallel_tasks) as slot:
+    with account_wait_slot(request.user) as slot:
         yield seconds if slot.taken else 0
 
 
