@@ -321,20 +321,14 @@ def test_a_dry_run_checks_the_idempotency_key_as_the_submit_would(api, funded):
 
 def test_a_dry_run_with_a_key_used_for_another_body_is_the_409_the_submit_would_be(api, funded, no_worker):
     generate(api, **{"Idempotency-Key": "used-1"})
-    other = api.post(
-        "/api/v1/generate?dryRun=true",
-        {"model": "local-image", "type": "TEXT_TO_IMAGE", "prompt": "another picture"},
-        content_type="application/json",
-        headers={"Idempotency-Key": "used-1"},
-    )
-    assert other.status_code == HTTPStatus.CONFLICT
-    same = api.post(
-        "/api/v1/generate?dryRun=true",
-        {"model": "local-image", "type": "TEXT_TO_IMAGE", "prompt": "A cat wearing a top hat"},
-        content_type="application/json",
-        headers={"Idempotency-Key": "used-1"},
-    )
-    assert same.status_code == HTTPStatus.OK
+
+    def dry_run(prompt: str):
+        body = {"model": "local-image", "type": "TEXT_TO_IMAGE", "prompt": prompt}
+        headers = {"Idempotency-Key": "used-1"}
+        return api.post("/api/v1/generate?dryRun=true", body, content_type="application/json", headers=headers)
+
+    assert dry_run("another picture").status_code == HTTPStatus.CONFLICT
+    assert dry_run("A cat wearing a top hat").status_code == HTTPStatus.OK
     assert Job.objects.count() == 1
 
 
