@@ -177,8 +177,7 @@ class Debit:
             [(net,)] = rows[1]
             self._refuse_past_cap(spent=-int(net))
         self.mirror, alerted = moved
-        if self.mirror.balance < settings.FLIXLY_LOW_BALANCE_THRESHOLD and not alerted:
-            _arm_low_balance_email(self.user_id, self.mirror.balance)
+        _alert_if_low(self.user_id, self.mirror.balance, alerted)
 
     def _refuse_past_cap(self, *, spent: int) -> None:
         if spent + self.amount > self.monthly_cap:
@@ -225,6 +224,12 @@ def debit_prepare(
     marked_wallet = (f"FROM {WALLET_TABLE} WHERE user_id = %s AND last_entry = %s", [user_id, str(entry.public_id)])
     ledger_row = InsertFrom(entry, marked_wallet, {"balance_after": "balance"})
     return Debit(user_id, amount, entry, cap, _move_query(user_id, -amount, entry.public_id), (*spend, ledger_row))
+
+
+def _alert_if_low(user_id: int, balance: int, alerted: bool) -> None:
+    """After a debit or a take: the balance crossed under the alert threshold (once per crossing)."""
+    if balance < settings.FLIXLY_LOW_BALANCE_THRESHOLD and not alerted:
+        _arm_low_balance_email(user_id, balance)
 
 
 def _arm_low_balance_email(user_id: int, balance: int) -> None:
@@ -325,7 +330,7 @@ def wallet_take(
         if taken == 0:
             return None, amount
         entry_id = uuid.uuid4()
-        balance, _ = _move(user_id, -taken, entry_id)
+        balance, alerted = _move(user_id, -taken, entry_id)
         entry = LedgerEntry.objects.create(
             public_id=entry_id,
             user_id=user_id,
@@ -338,6 +343,7 @@ def wallet_take(
             reason=reason,
             staff_user_id=staff_user_id,
         )
+        _alert_if_low(user_id, balance, alerted)
     return entry, amount - taken
 
 

@@ -129,6 +129,16 @@ def test_a_top_up_re_arms_the_low_balance_email(funded, settings, django_capture
     assert len(mail.outbox) == 2
 
 
+def test_a_staff_take_crossing_the_threshold_sends_the_low_balance_email_once(
+    funded, settings, django_capture_on_commit_callbacks
+):
+    settings.FLIXLY_LOW_BALANCE_THRESHOLD = 50
+    with django_capture_on_commit_callbacks(execute=True):
+        wallet_adjust(user_id=funded.pk, amount=-70, reason="duplicate grant")
+        wallet_adjust(user_id=funded.pk, amount=-10, reason="another correction")
+    assert len(mail.outbox) == 1 and "30 left" in mail.outbox[0].subject
+
+
 def test_a_keys_monthly_cap_stops_spending_past_it(funded):
     debit(funded, 30, key="a", api_key_id="6f1c1c7e-58b1-4a66-8f56-1b1c4f3c3a01", monthly_cap=50)
     with pytest.raises(CreditCapReached) as refused:
