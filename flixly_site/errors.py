@@ -114,6 +114,24 @@ def error_body(code: str, status: int, message: str, details: Any = None) -> dic
     return {"error": error}
 
 
+OPENAI_PREFIX = "/openai/"
+OPENAI_ERROR_TYPES = {
+    401: "authentication_error",
+    402: "insufficient_quota",
+    403: "permission_error",
+    429: "rate_limit_error",
+}
+
+
+def with_openai_fields(error: dict) -> dict:
+    """An error of the OpenAI-compatible surface, with OpenAI's `type` and `param` next to the contract's
+    fields: clients written for OpenAI switch on them."""
+    status = error["status"]
+    kind = OPENAI_ERROR_TYPES.get(status) or ("server_error" if status >= 500 else "invalid_request_error")
+    field = next(iter(error.get("details") or {}), None)
+    return {**error, "type": kind, "param": None if field == "non_field_errors" else field}
+
+
 def error_json(code: str, status: int, message: str, details: Any = None) -> JsonResponse:
     return JsonResponse(error_body(code, status, message, details), status=status)
 

@@ -1,5 +1,6 @@
 """Project-wide middleware: request ids, body limits and the API error envelope."""
 
+import json
 import logging
 import re
 import uuid
@@ -10,7 +11,7 @@ from django.conf import settings
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.http import Http404, HttpRequest, HttpResponse
 
-from flixly_site.errors import error_json, is_api_path
+from flixly_site.errors import OPENAI_PREFIX, error_json, is_api_path, with_openai_fields
 
 logger = logging.getLogger("flixly.errors")
 
@@ -80,9 +81,20 @@ class ApiErrorEnvelopeMiddleware:
         response = self.get_response(request)
         if not is_api_path(request.path) or response.status_code < 400:
             return response
-        if response.get("Content-Type", "").startswith("application/json"):
+        if not response.get("Content-Type", "").startswith("application/json"):
+            response = self._envelope(response.status_code, response)
+        return self._openai_fields(response) if request.path.startswith(OPENAI_PREFIX) else response
+
+    @staticmethod
+    def _openai_fields(response: HttpResponse) -> HttpResponse:
+        if response.streaming:  # a stream's errors are its own events, already in OpenAI's shape
             return response
-        return self._envelope(response.status_code, response)
+        body = json.loads(response.content)
+        body["error"] = with_openai_fields(body["error"])
+        response.content = json.dumps(body)
+        if response.has_header("Content-Length"):
+            response["Content-Length"] = str(len(response.content))
+        return response
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         if not is_api_path(request.path):

@@ -225,13 +225,15 @@ def test_bad_input_is_a_422_naming_openais_field(ai, call, field):
     assert field in raised.value.body["details"]
     assert not {"maxTokens", "prompt"} & set(re.findall(r"\w+", str(raised.value.body["details"])))  # not ours
     assert f"{field}: " in raised.value.message  # the client shows only the message: it carries the reason
+    assert (raised.value.type, raised.value.param) == ("invalid_request_error", field)  # OpenAI's error fields
     assert not Job.objects.exists()
 
 
 def test_a_missing_key_is_a_401(live_server):
     ai = openai.OpenAI(base_url=f"{live_server.url}/openai/v1", api_key="flx_live_" + "0" * 40, max_retries=0)
-    with pytest.raises(openai.AuthenticationError):
+    with pytest.raises(openai.AuthenticationError) as raised:
         ai.chat.completions.create(model="local-chat", messages=MESSAGES)
+    assert raised.value.type == "authentication_error" and raised.value.body["code"] == "unauthorized"
 
 
 def test_too_few_credits_is_a_402_and_nothing_is_charged(live_server, user, make_key):
@@ -239,6 +241,34 @@ def test_too_few_credits_is_a_402_and_nothing_is_charged(live_server, user, make
     with pytest.raises(openai.APIStatusError) as raised:
         ai.chat.completions.create(model="local-chat", messages=MESSAGES)
     assert raised.value.status_code == 402 and not Job.objects.exists()
+    assert raised.value.type == "insufficient_quota"  # OpenAI's type for an account out of credit
+
+
+@pytest.mark.parametrize(
+    ("request_args", "status", "kind"),
+    [
+        (("GET", "/openai/v1/no-such-thing"), 404, "invalid_request_error"),
+        (
+            (
+                "POST",
+                "/openai/v1/chat/completions",
+                {"content": b"{not json", "headers": {"Content-Type": "application/json"}},
+            ),
+            422,
+            "invalid_request_error",
+        ),
+        (("GET", "/openai/v1/models", {"headers": {"Authorization": "Bearer nope"}}), 401, "authentication_error"),
+        (("POST", "/openai/v1/chat/completions", {"content": b"x" * (7 * 1024 * 1024)}), 413, "invalid_request_error"),
+    ],
+)
+def test_every_error_of_the_surface_carries_openais_type(live_server, raw_key, request_args, status, kind):
+    method, path, *extra = request_args
+    options = extra[0] if extra else {}
+    headers = {"Authorization": f"Bearer {raw_key}", **options.get("headers", {})}
+    response = httpx.request(method, f"{live_server.url}{path}", content=options.get("content"), headers=headers)
+    error = response.json()["error"]
+    assert (response.status_code, error["status"], error["type"]) == (status, status, kind)
+    assert "param" in error and "code" in error  # as OpenAI's errors, next to the contract's own fields
 
 
 @pytest.fixture
