@@ -340,6 +340,9 @@ CELERY_TASK_IGNORE_RESULT = True
 # A task is acknowledged only after it ran, and requeued if its worker dies mid-way.
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
+# A worker that loses the broker stops its running jobs: their unacknowledged messages go back to the queue,
+# and another worker takes the jobs over (Celery's default from 6.0 on).
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 600, minimum=1)
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 660, minimum=1)

@@ -1,8 +1,13 @@
 import uuid
 
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
+
+# A job's longest time limit: its hard limit (30 s more) stays well inside the Redis broker's visibility
+# timeout (settings: an hour), after which Redis would hand the running job's message to another worker.
+MAX_JOB_SECONDS = 3000
 
 
 class Route(models.TextChoices):
@@ -26,7 +31,12 @@ class AiModel(models.Model):
     max_prompt_chars = models.PositiveIntegerField(default=2000)
     route = models.CharField(max_length=20, choices=Route.choices)
     upstream_model = models.CharField(max_length=200)
-    timeout_seconds = models.PositiveIntegerField(default=300)
+    timeout_seconds = models.PositiveIntegerField(
+        default=300,
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_JOB_SECONDS)],
+        help_text=f"A job's time limit, at most {MAX_JOB_SECONDS} s: past about an hour Redis hands the job's "
+        "message to a second worker.",
+    )
     enabled = models.BooleanField(default=True)
     staff_edited = models.BooleanField(
         default=False,

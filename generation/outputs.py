@@ -24,12 +24,14 @@ def input_store(*, user_id: int, job_id: str, content: bytes) -> str:
     return default_storage.save(f"inputs/{user_id}/{job_id}", ContentFile(content))
 
 
-def outputs_store(*, user_id: int, job_id: str, result: GenerationResult) -> list[dict]:
+def outputs_store(*, user_id: int, job_id: str, attempt: int, result: GenerationResult) -> list[dict]:
+    """Save the attempt's outputs under names of its own: an attempt that lost the job deletes its files,
+    and on a storage that overwrites (S3's default) a shared name would be the winner's file."""
     stored = []
     for index, output in enumerate(result.outputs):
         suffix = output.path.suffix or mimetypes.guess_extension(output.content_type) or ""
         with open(output.path, "rb") as handle:
-            name = default_storage.save(f"outputs/{user_id}/{job_id}/{index}{suffix}", File(handle))
+            name = default_storage.save(f"outputs/{user_id}/{job_id}/{attempt}/{index}{suffix}", File(handle))
         stored.append(
             {
                 "name": name,

@@ -282,14 +282,20 @@ def job_take_over(*, job_id: str) -> Job | None:
     if job is None:
         return None
     if job.attempts >= MAX_ATTEMPTS:
-        job_fail(job_id=job_id, detail="worker lost on every attempt", from_statuses=[JobStatus.RUNNING])
+        job_fail(job_id=job_id, attempt=job.attempts, detail="worker lost on every attempt")
         return None
-    job_requeue(job_id=job_id, reason="worker lost")
+    job_requeue(job_id=job_id, attempt=job.attempts, reason="worker lost")
     return job_claim(job_id=job_id)
 
 
 class JobCanceled(Exception):
     pass
+
+
+def _this_attempt(job: Job):
+    """The job's row while `job`'s attempt is the one running: a worker's writes go through it, so an
+    attempt taken over (a redelivered message, the reaper) can no longer change the job."""
+    return Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING, attempts=job.attempts)
 
 
 def _progress_reporter(job: Job, reply: ReplyWriter | None = None):
@@ -300,7 +306,7 @@ def _progress_reporter(job: Job, reply: ReplyWriter | None = None):
         if percent - last["value"] < 10 and percent != 100:
             return
         last["value"] = percent
-        still = Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING)
+        still = _this_attempt(job)
         if reply is None or not reply.started:  # a reply that has begun to reach its reader is delivered (and charged)
             still = still.filter(cancel_requested=False)
         updated = still.update(progress=percent)
@@ -336,9 +342,9 @@ def job_execute(*, job: Job) -> None:
             try:
                 result = provider_for(job.route).run(request, _progress_reporter(job, reply), deadline)
             except JobCanceled:
-                job_cancel_finish(job_id=job.pk)
+                job_cancel_finish(job=job)
                 return
-            outputs = outputs_store(user_id=job.user_id, job_id=str(job.id), result=result)
+            outputs = outputs_store(user_id=job.user_id, job_id=str(job.id), attempt=job.attempts, result=result)
         job_complete(job=job, outputs=outputs, text=result.text or "", usage=result.usage, metadata=result.metadata)
     finally:
         if reply:
@@ -349,7 +355,7 @@ def job_complete(*, job: Job, outputs: list[dict], text: str, usage: dict, metad
     if job.route != job.model.route:
         metadata = {**metadata, "localFallback": True, "note": "The upstream is not configured; the local engine ran."}
     with transaction.atomic():
-        done = Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING).update(
+        done = _this_attempt(job).update(
             status=JobStatus.COMPLETED,
             progress=100,
             outputs=outputs,
@@ -362,7 +368,7 @@ def job_complete(*, job: Job, outputs: list[dict], text: str, usage: dict, metad
             job_event(job.pk, "completed", outputs=len(outputs))
             job_event_record(job, "job.completed")
     if not done:
-        outputs_delete(outputs)  # canceled or reaped meanwhile: its outputs are not kept
+        outputs_delete(outputs)  # canceled, reaped or taken over meanwhile: this attempt's outputs are not kept
         return False
     logger.info("job completed id=%s model=%s", job.pk, job.model_id)
     return True
@@ -398,10 +404,14 @@ def _category(job: Job) -> str:
     return CATEGORY.get(job.type, "")
 
 
-def job_fail(*, job_id, detail: str, message: str = GENERIC_FAILURE, from_statuses=ACTIVE_STATUSES) -> bool:
-    """Fail an unfinished job and refund it exactly once (the refund's key is the job id)."""
+def job_fail(*, job_id, detail: str, message: str = GENERIC_FAILURE, attempt: int | None = None) -> bool:
+    """Fail an unfinished job and refund it exactly once (the refund's key is the job id). With `attempt`
+    (a worker's, or the reaper's), only while that attempt is the one running."""
+    unfinished = Job.objects.filter(pk=job_id, status__in=ACTIVE_STATUSES)
+    if attempt is not None:
+        unfinished = unfinished.filter(status=JobStatus.RUNNING, attempts=attempt)
     with transaction.atomic():
-        failed = Job.objects.filter(pk=job_id, status__in=from_statuses).update(
+        failed = unfinished.update(
             status=JobStatus.FAILED, error=message, error_detail=detail[:4000], completed_at=timezone.now()
         )
         if not failed:
@@ -415,10 +425,11 @@ def job_fail(*, job_id, detail: str, message: str = GENERIC_FAILURE, from_status
     return True
 
 
-def job_requeue(*, job_id, reason: str) -> bool:
-    """running -> queued for another attempt (a transient upstream error or a vanished worker)."""
+def job_requeue(*, job_id, attempt: int, reason: str) -> bool:
+    """running -> queued for another attempt (a transient upstream error or a vanished worker), while
+    `attempt` is the one running."""
     with transaction.atomic():
-        moved = Job.objects.filter(pk=job_id, status=JobStatus.RUNNING).update(
+        moved = Job.objects.filter(pk=job_id, status=JobStatus.RUNNING, attempts=attempt).update(
             status=JobStatus.QUEUED, progress=None, enqueued_at=timezone.now()
         )
         if moved:
@@ -441,13 +452,16 @@ def job_cancel(*, user: User, job_id) -> Job:
     return job
 
 
-def job_cancel_finish(*, job_id) -> None:
+def job_cancel_finish(*, job: Job) -> None:
+    """The attempt stopped at a report because the job was canceled (or is no longer its own)."""
     with transaction.atomic():
-        if Job.objects.filter(pk=job_id, status=JobStatus.RUNNING).update(
-            status=JobStatus.CANCELED, completed_at=timezone.now()
+        if (
+            _this_attempt(job)
+            .filter(cancel_requested=True)
+            .update(status=JobStatus.CANCELED, completed_at=timezone.now())
         ):
-            job_event(job_id, "canceled")
-            job = Job.objects.get(pk=job_id)
+            job_event(job.pk, "canceled")
+            job = Job.objects.get(pk=job.pk)
             _report_refund(job, _refund(job, "Job canceled"))
 
 
@@ -462,10 +476,13 @@ def jobs_reap(*, now=None) -> dict[str, int]:
             _publish_quietly(job)
             counts["requeued"] += 1
     for job in Job.objects.filter(status=JobStatus.RUNNING, deadline_at__lt=now).select_related("model")[:500]:
-        if job.attempts < MAX_ATTEMPTS and job_requeue(job_id=job.pk, reason="worker did not finish in time"):
+        retry = job.attempts < MAX_ATTEMPTS
+        if retry and job_requeue(job_id=job.pk, attempt=job.attempts, reason="worker did not finish in time"):
             _publish_quietly(job)
             counts["retried"] += 1
-        elif job_fail(job_id=job.pk, detail="Stuck past its deadline after retries", from_statuses=[JobStatus.RUNNING]):
+        elif not retry and job_fail(
+            job_id=job.pk, attempt=job.attempts, detail="Stuck past its deadline after retries"
+        ):
             counts["failed"] += 1
     return counts
 

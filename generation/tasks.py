@@ -34,23 +34,23 @@ def run_job(self, job_id: str) -> None:
         job = _claim_once_committed(self, job_id)
     if job is None:
         return  # already claimed, finished or canceled: a redelivered message does nothing
+    attempt = job.attempts  # every outcome below applies only while this attempt still runs the job
     try:
         job_execute(job=job)
     except ProviderError as error:
         if (
             error.transient
             and self.request.retries < MAX_TRANSIENT_RETRIES
-            and job_requeue(job_id=job_id, reason=str(error))
+            and job_requeue(job_id=job_id, attempt=attempt, reason=str(error))
         ):
             raise self.retry(countdown=transient_retry_delay(self.request.retries)) from None
-        job_fail(job_id=job_id, detail=f"provider error: {error}")
+        job_fail(job_id=job_id, attempt=attempt, detail=f"provider error: {error}")
     except SoftTimeLimitExceeded:
-        job_fail(
-            job_id=job_id, detail="soft time limit", message="The generation timed out. Your credits were refunded."
-        )
+        timed_out = "The generation timed out. Your credits were refunded."
+        job_fail(job_id=job_id, attempt=attempt, detail="soft time limit", message=timed_out)
     except Exception as error:
         logger.exception("job %s crashed", job_id)
-        job_fail(job_id=job_id, detail=f"crash: {error!r}")
+        job_fail(job_id=job_id, attempt=attempt, detail=f"crash: {error!r}")
 
 
 def _claim_once_committed(task, job_id: str) -> Job | None:

@@ -334,8 +334,8 @@ def output_file(request: HttpRequest, token: str, filename: str) -> HttpResponse
     file = default_storage.open(name, "rb")
     response = ranged_file_response(request, file, default_storage.size(name), content_type)
     response["Cache-Control"] = "private, max-age=3600"
-    path = PurePosixPath(name)  # outputs/<account>/<job>/<n>.<suffix>
-    response["Content-Disposition"] = f'inline; filename="{output_download_name(path.parent.name, path.name)}"'
+    path = PurePosixPath(name)  # outputs/<account>/<job>/[<attempt>/]<n>.<suffix>
+    response["Content-Disposition"] = f'inline; filename="{output_download_name(path.parts[2], path.name)}"'
     response["Content-Security-Policy"] = "sandbox"  # an HTML or SVG file from a provider runs no script here
     return response
 

@@ -8,7 +8,7 @@ from django.contrib.admin.sites import site
 from django.forms.models import model_to_dict
 from django.test import RequestFactory
 
-from generation.models import AiModel
+from generation.models import MAX_JOB_SECONDS, AiModel
 from generation.pricing import catalog_problems
 
 pytestmark = pytest.mark.django_db
@@ -125,6 +125,18 @@ def test_a_price_edited_in_the_model_list_goes_through_the_same_checks(client, s
 def test_an_unknown_job_type_is_refused_in_the_admin(types):
     form = admin_form(AiModel.objects.get(id="local-music"), types=types)
     assert not form.is_valid() and "types" in form.errors
+
+
+@pytest.mark.parametrize("seconds", [0, MAX_JOB_SECONDS + 1, 7200])
+def test_a_time_limit_past_what_the_broker_allows_a_running_job_is_refused(seconds):
+    # Redis hands an unacknowledged message out again after its visibility timeout: the job would run twice.
+    form = admin_form(AiModel.objects.get(id="local-image"), timeout_seconds=seconds)
+    assert not form.is_valid() and "timeout_seconds" in form.errors
+    assert admin_form(AiModel.objects.get(id="local-image"), timeout_seconds=MAX_JOB_SECONDS).is_valid()
+
+
+def test_every_catalog_time_limit_is_within_the_bounds():
+    assert all(1 <= model.timeout_seconds <= MAX_JOB_SECONDS for model in AiModel.objects.all())
 
 
 def test_a_model_id_cannot_be_changed_once_made(client, staff_user):

@@ -11,6 +11,11 @@ def test_tasks_are_acknowledged_late_and_requeued_when_a_worker_dies():
     assert app.conf.task_reject_on_worker_lost is True
 
 
+def test_a_worker_that_loses_the_broker_stops_the_jobs_whose_messages_go_back():
+    # The broker hands those messages out again: the job would otherwise run twice at once.
+    assert app.conf.worker_cancel_long_running_tasks_on_connection_loss is True
+
+
 def test_tasks_have_soft_and_hard_time_limits():
     assert 0 < app.conf.task_soft_time_limit < app.conf.task_time_limit
 

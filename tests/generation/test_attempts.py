@@ -1,0 +1,119 @@
+"""One attempt at a job at a time: a worker whose attempt was taken over (a redelivered message, the
+reaper) can no longer change the job, refund it or touch the outputs of the attempt that replaced it."""
+
+from datetime import timedelta
+
+import pytest
+from celery.exceptions import SoftTimeLimitExceeded
+from django.core.files.storage import default_storage
+from django.utils import timezone
+
+from billing.models import EntryKind, LedgerEntry
+from billing.services import wallet_balance
+from generation.models import Job, JobStatus
+from generation.providers.base import GenerationResult, OutputFile
+from generation.services import (
+    JobCanceled,
+    _progress_reporter,
+    job_cancel,
+    job_cancel_finish,
+    job_claim,
+    job_complete,
+    job_execute,
+    job_fail,
+    job_requeue,
+    job_take_over,
+    jobs_reap,
+)
+from generation.tasks import run_job
+from tests.generation.conftest import ScriptedProvider, generate
+
+pytestmark = pytest.mark.django_db
+
+
+def submit(api) -> str:
+    return generate(api, {"model": "scripted-chat", "type": "CHAT", "prompt": "hi"}).json()["data"]["jobId"]
+
+
+def run_redelivered(job_id: str) -> None:
+    """run_job as a worker runs a message the broker delivered again (its first worker looked lost)."""
+    run_job.push_request(delivery_info={"redelivered": True}, retries=0, id="again")
+    try:
+        run_job.run(job_id)
+    finally:
+        run_job.pop_request()
+
+
+def moves(job_id: str) -> list[tuple[str, int]]:
+    return list(LedgerEntry.objects.filter(reference_id=job_id).values_list("kind", "amount"))
+
+
+def test_an_attempt_taken_over_while_alive_can_no_longer_report_complete_or_fail_the_job(
+    api, funded, scripted, no_worker
+):
+    job_id = submit(api)
+    first = job_claim(job_id=job_id)
+    second = job_take_over(job_id=job_id)  # a redelivered message: the first worker looked lost
+    with pytest.raises(JobCanceled):
+        _progress_reporter(first)(50)
+    assert not job_complete(job=first, outputs=[], text="stale", usage={}, metadata={})
+    assert not job_fail(job_id=job_id, attempt=first.attempts, detail="the first attempt's late failure")
+    assert not job_requeue(job_id=job_id, attempt=first.attempts, reason="the first attempt's late retry")
+    job = Job.objects.get(pk=job_id)
+    assert (job.status, job.attempts, job.progress, job.text) == (JobStatus.RUNNING, 2, 0, "")
+    assert job_complete(job=second, outputs=[], text="fresh", usage={}, metadata={})
+    assert Job.objects.get(pk=job_id).text == "fresh"
+    assert moves(job_id) == [(EntryKind.DEBIT, -5)] and wallet_balance(user_id=funded.pk) == 95
+
+
+def test_a_canceled_job_is_finished_only_by_the_attempt_that_runs_it(api, funded, scripted, no_worker, user):
+    job_id = submit(api)
+    first = job_claim(job_id=job_id)
+    job_take_over(job_id=job_id)
+    job_cancel(user=user, job_id=job_id)  # running: the worker stops at its next report
+    job_cancel_finish(job=first)  # the stale attempt's stop does not end the running one
+    assert Job.objects.get(pk=job_id).status == JobStatus.RUNNING and moves(job_id) == [(EntryKind.DEBIT, -5)]
+
+
+def test_a_late_soft_time_limit_of_an_attempt_the_reaper_replaced_does_not_fail_the_new_one(
+    api, funded, scripted, no_worker, monkeypatch
+):
+    job_id = submit(api)
+
+    def run(self, request, progress, deadline):
+        assert jobs_reap(now=timezone.now() + timedelta(seconds=400))["retried"] == 1
+        assert job_claim(job_id=job_id).attempts == 2  # another worker runs the job now
+        raise SoftTimeLimitExceeded()  # the first attempt's limit, raised late
+
+    monkeypatch.setattr(ScriptedProvider, "run", run)
+    run_job.apply(args=[job_id])
+    job = Job.objects.get(pk=job_id)
+    assert (job.status, job.attempts) == (JobStatus.RUNNING, 2)
+    assert moves(job_id) == [(EntryKind.DEBIT, -5)]
+
+
+def test_an_attempt_that_lost_the_job_keeps_its_hands_off_the_winners_outputs(
+    api, funded, scripted, no_worker, monkeypatch, settings, tmp_path
+):
+    # S3 overwrites a file of the same name by default (AWS_S3_FILE_OVERWRITE): so does this storage.
+    overwriting = {"location": str(tmp_path), "allow_overwrite": True}
+    storage = {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": overwriting}
+    settings.STORAGES = {**settings.STORAGES, "default": storage}
+    job_id = submit(api)
+    first = job_claim(job_id=job_id)
+    calls = []
+
+    def run(self, request, progress, deadline):
+        calls.append(1)
+        if len(calls) == 1:
+            run_redelivered(job_id)  # the second attempt completes first
+        path = request.workdir / "out.txt"
+        path.write_text(f"attempt {len(calls)}")
+        return GenerationResult(outputs=[OutputFile(path=path, content_type="text/plain", bytes=9)])
+
+    monkeypatch.setattr(ScriptedProvider, "run", run)
+    job_execute(job=first)
+    job = Job.objects.get(pk=job_id)
+    assert job.status == JobStatus.COMPLETED
+    with default_storage.open(job.outputs[0]["name"]) as stored:
+        assert stored.read() == b"attempt 2"
