@@ -20,7 +20,7 @@ from django.utils import timezone
 from accounts.models import FREE_PLAN_SLUG, Plan, User
 from accounts.services import user_set_plan
 from billing.models import EntryKind, LedgerEntry, StripeEvent, Wallet
-from billing.services import billing_alert_raise, wallet_credit, wallet_take
+from billing.services import billing_alert_raise, wallet_credit, wallet_lock, wallet_take
 
 logger = logging.getLogger("flixly.billing")
 
@@ -211,6 +211,14 @@ def on_charge_refunded(charge: dict, created: datetime) -> None:
     if purchase is None or not charge.get("amount"):
         return  # not a credit pack payment
     owed = purchase.amount * charge["amount_refunded"] // charge["amount"]
+    with transaction.atomic():
+        # Each refund's event carries the total refunded so far: with the wallet locked first, events of one
+        # payment count what the others took one after another, and together never take more than owed.
+        wallet_lock(user_id=purchase.user_id)
+        _claw_back(purchase, payment_intent, owed, charge["amount_refunded"])
+
+
+def _claw_back(purchase: LedgerEntry, payment_intent: str, owed: int, refunded_cents: int) -> None:
     taken = -(
         LedgerEntry.objects.filter(
             user_id=purchase.user_id, kind=EntryKind.CLAWBACK, reference_id=payment_intent
@@ -223,7 +231,7 @@ def on_charge_refunded(charge: dict, created: datetime) -> None:
         user_id=purchase.user_id,
         amount=owed - taken,
         kind=EntryKind.CLAWBACK,
-        idempotency_key=f"clawback:{payment_intent}:{charge['amount_refunded']}",
+        idempotency_key=f"clawback:{payment_intent}:{refunded_cents}",
         reference_type="stripe_payment_intent",
         reference_id=payment_intent,
         reason="Payment refunded",

@@ -16,6 +16,7 @@ from billing.services import (
     debit_prepare,
     wallet_adjust,
     wallet_balance,
+    wallet_credit,
     wallet_refund,
 )
 from tests.fakes import stripe_signature_header
@@ -113,3 +114,36 @@ def test_concurrent_duplicate_webhooks_credit_once(user, settings):
     statuses = run_concurrently(deliver, 40)
     assert set(statuses) == {200}
     assert wallet_balance(user_id=user.pk) == 300
+
+
+def test_concurrent_partial_refund_events_claw_back_at_most_what_was_bought(user, settings):
+    settings.STRIPE_WEBHOOK_SECRET = "whsec_concurrent"
+    wallet_adjust(user_id=user.pk, amount=1000, reason="other credits")
+    pack = {"reference_type": "stripe_payment_intent", "reference_id": "pi_r"}
+    wallet_credit(user_id=user.pk, amount=300, kind=EntryKind.PURCHASE, idempotency_key="checkout:cs_r", **pack)
+
+    def deliver(index: int) -> int:
+        # Stripe sends one charge.refunded per refund, each with the total refunded so far: 55%, 60%... 100%.
+        charge = {"payment_intent": "pi_r", "amount": 2000, "amount_refunded": 1000 + 50 * (index + 1)}
+        event = {
+            "id": f"evt_r{index}",
+            "type": "charge.refunded",
+            "created": int(time.time()),
+            "data": {"object": charge},
+        }
+        payload = json.dumps(event)
+        signature = stripe_signature_header(payload, "whsec_concurrent")
+        return (
+            Client()
+            .post(
+                "/billing/stripe/webhook/",
+                data=payload,
+                content_type="application/json",
+                headers={"Stripe-Signature": signature},
+            )
+            .status_code
+        )
+
+    assert set(run_concurrently(deliver, 20)) == {200}
+    clawed = LedgerEntry.objects.filter(kind=EntryKind.CLAWBACK).values_list("amount", flat=True)
+    assert -sum(clawed) == 300 and wallet_balance(user_id=user.pk) == 1000
