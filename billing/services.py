@@ -281,8 +281,9 @@ def wallet_credit(
             )
     except IntegrityError:
         return None  # the unique idempotency key: this credit already happened
-    if alerted and balance >= settings.FLIXLY_LOW_BALANCE_THRESHOLD:
-        Wallet.objects.filter(user_id=user_id).update(low_balance_alerted=False)  # a top-up re-arms the alert
+    if alerted and balance >= settings.FLIXLY_LOW_BALANCE_THRESHOLD and kind != EntryKind.REFUND:
+        # A top-up re-arms the alert; a failed job's refund does not, or each failure would warn again.
+        Wallet.objects.filter(user_id=user_id).update(low_balance_alerted=False)
     return entry
 
 

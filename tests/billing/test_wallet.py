@@ -139,6 +139,21 @@ def test_a_staff_take_crossing_the_threshold_sends_the_low_balance_email_once(
     assert len(mail.outbox) == 1 and "30 left" in mail.outbox[0].subject
 
 
+def test_a_refund_does_not_re_arm_the_low_balance_email_a_top_up_does(
+    funded, settings, django_capture_on_commit_callbacks
+):
+    settings.FLIXLY_LOW_BALANCE_THRESHOLD = 98
+    with django_capture_on_commit_callbacks(execute=True):
+        for job in ("a", "b", "c"):  # each job fails and is refunded: the balance is back to 100 each time
+            debit(funded, 5, key=job)
+            wallet_refund(user_id=funded.pk, amount=5, job_id=job)
+    assert len(mail.outbox) == 1
+    with django_capture_on_commit_callbacks(execute=True):
+        wallet_adjust(user_id=funded.pk, amount=10, reason="top-up")
+        debit(funded, 20, key="d")
+    assert len(mail.outbox) == 2
+
+
 def test_a_keys_monthly_cap_stops_spending_past_it(funded):
     debit(funded, 30, key="a", api_key_id="6f1c1c7e-58b1-4a66-8f56-1b1c4f3c3a01", monthly_cap=50)
     with pytest.raises(CreditCapReached) as refused:
