@@ -10,7 +10,8 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.urls import reverse
 
-from generation.providers.base import GenerationResult
+from generation.providers.base import GenerationResult, ProviderError
+from generation.validation import CATEGORY
 
 URL_LIFETIME = 24 * 3600
 SALT = "flixly.outputs"
@@ -18,6 +19,21 @@ SALT = "flixly.outputs"
 
 def _uses_s3() -> bool:
     return settings.STORAGES["default"]["BACKEND"].startswith("storages.")
+
+
+MEDIA_OF_CATEGORY = {"images": "image/", "videos": "video/", "audio": "audio/"}
+
+
+def outputs_check(*, job_type: str, result: GenerationResult) -> None:
+    """A media job completes only with files of its kind: an upstream that answers 200 with an error page,
+    a note or nothing has failed (and the job is refunded), not delivered."""
+    media = MEDIA_OF_CATEGORY.get(CATEGORY[job_type])
+    if media is None:
+        return
+    sent = [output.content_type for output in result.outputs]
+    if not sent or not all(content_type.startswith(media) for content_type in sent):
+        kind = media.rstrip("/")
+        raise ProviderError(f"The upstream answered {', '.join(sent) or 'no file'} where {kind} was expected.")
 
 
 def input_store(*, user_id: int, job_id: str, content: bytes) -> str:

@@ -26,7 +26,7 @@ from flixly_site.db import Together, run_together
 from flixly_site.errors import Conflict, Forbidden, ServiceUnavailable
 from generation.catalog import provider_for, route_for
 from generation.models import ACTIVE_STATUSES, TYPE_LABELS, Job, JobEvent, JobStatus
-from generation.outputs import input_store, local_copy, outputs_delete, outputs_store
+from generation.outputs import input_store, local_copy, outputs_check, outputs_delete, outputs_store
 from generation.providers.base import GenerationRequest
 from generation.queue import publish_run_job
 from generation.selectors import job_get, jobs_active_count_query
@@ -344,6 +344,7 @@ def job_execute(*, job: Job) -> None:
             except JobCanceled:
                 job_cancel_finish(job=job)
                 return
+            outputs_check(job_type=job.type, result=result)
             outputs = outputs_store(user_id=job.user_id, job_id=str(job.id), attempt=job.attempts, result=result)
         job_complete(job=job, outputs=outputs, text=result.text or "", usage=result.usage, metadata=result.metadata)
     finally:

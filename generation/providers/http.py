@@ -223,6 +223,8 @@ def sniff_content_type(path: Path) -> str:
         return "audio/wav" if head[8:12] == b"WAVE" else "image/webp"
     if head[4:8] == b"ftyp":
         return "video/mp4"
+    if len(head) > 1 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0:  # an MPEG audio frame's sync bits
+        return "audio/aac" if head[1] & 0xF6 == 0xF0 else "audio/mpeg"  # ADTS: layer bits 00
     return "application/octet-stream"
 
 
