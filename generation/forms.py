@@ -84,7 +84,7 @@ class GenerateForm(forms.Form):
     height = _number("Height (pixels)", "Images only.")
     steps = _number("Steps", "Images only. More steps add detail but take longer.")
     seed = _number("Seed", "Optional. The same seed and prompt give the same result again.", min=0)
-    duration = _decimal("Duration (seconds)", "Video and music only.")
+    duration = _number("Duration (seconds)", "Video and music only. Whole seconds.", min=1)
     resolution = forms.ChoiceField(label="Resolution", required=False, choices=RESOLUTIONS, help_text="Video only.")
     voice = forms.CharField(label="Voice", required=False, max_length=64, help_text="Speech only.")
     speed = _decimal("Speed", "Speech only. 1 is normal speed.")

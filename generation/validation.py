@@ -56,7 +56,7 @@ class GenerateInput(serializers.Serializer):
     steps = serializers.IntegerField(required=False, min_value=1, max_value=50)
     seed = serializers.IntegerField(required=False, min_value=0, max_value=2**32 - 1)
     style = serializers.CharField(required=False, max_length=60)
-    duration = serializers.FloatField(required=False, min_value=0.5, max_value=600)
+    duration = serializers.IntegerField(required=False, min_value=1, max_value=600)  # whole seconds, as priced
     resolution = serializers.ChoiceField(required=False, choices=["480p", "720p", "1080p"])
     fps = serializers.IntegerField(required=False, min_value=1, max_value=60)
     imageUrl = serializers.CharField(required=False, max_length=2048)
@@ -116,7 +116,7 @@ def _shape(data: dict, *, json_types: bool) -> tuple[dict, dict[str, list[str]]]
 
 
 def _whole_as_int(value: Any) -> Any:
-    """A FloatField's whole number as an int: `"duration": 10` is echoed as 10, not 10.0."""
+    """A FloatField's whole number as an int: `"speed": 1` is echoed as 1, not 1.0."""
     return int(value) if isinstance(value, float) and value.is_integer() else value
 
 

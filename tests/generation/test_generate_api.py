@@ -584,6 +584,21 @@ def test_a_whole_duration_is_echoed_as_sent(api, funded):
     assert json.dumps(response.json()["data"]["params"]["duration"]) == "5"
 
 
+@pytest.mark.parametrize(("model", "duration"), [("seedance-2.0", 4.0001), ("local-video", 9.99), ("local-music", 7.5)])
+def test_a_fractional_duration_is_a_422_not_the_next_price_tier(api, funded, model, duration):
+    kind = "TEXT_TO_MUSIC" if model == "local-music" else "TEXT_TO_VIDEO"
+    body = {"model": model, "type": kind, "prompt": "waves", "duration": duration}
+    response = api.post("/api/v1/generate?dryRun=true", body, content_type="application/json")
+    assert response.status_code == HTTPStatus.UNPROCESSABLE_ENTITY
+    assert response.json()["error"]["details"]["duration"] == ["Must be an integer, not a number."]
+
+
+def test_a_whole_duration_sent_as_a_float_is_taken(api, funded):
+    body = {"model": "kling-3.0", "type": "TEXT_TO_VIDEO", "prompt": "waves", "duration": 5.0}
+    response = api.post("/api/v1/generate?dryRun=true", body, content_type="application/json")
+    assert response.json()["data"]["params"]["duration"] == 5
+
+
 def test_a_chat_message_keeps_only_its_role_and_content(api, funded, no_worker):
     message = {"role": "user", "content": "hi", "name": "a\x00b", "padding": "x" * 50_000}
     body = {"model": "local-chat", "type": "CHAT", "messages": [message]}
