@@ -134,7 +134,8 @@ def _in_openai_terms(error: ValidationFailed, renamed: dict[str, str]) -> Valida
     details: dict[str, list[str]] = {}
     for name, messages in (error.details or {}).items():
         theirs = renamed.get(name, name)
-        details.setdefault(theirs, []).extend(re.sub(rf"\b{re.escape(name)}\b", theirs, m) for m in messages)
+        said = details.setdefault(theirs, [])  # width and height are both `size`: one reason once
+        said.extend(m for m in (re.sub(rf"\b{re.escape(name)}\b", theirs, m) for m in messages) if m not in said)
     reasons = "; ".join(f"{name}: {' '.join(messages)}" for name, messages in details.items())
     return ValidationFailed(f"The request failed validation. {reasons}", details=details)
 

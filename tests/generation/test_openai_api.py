@@ -229,6 +229,13 @@ def test_bad_input_is_a_422_naming_openais_field(ai, call, field):
     assert not Job.objects.exists()
 
 
+def test_a_size_too_large_both_ways_is_named_once(ai):
+    with pytest.raises(openai.UnprocessableEntityError) as raised:
+        ai.images.generate(model="local-image", prompt="x", size="100000x100000")
+    reasons = raised.value.body["details"]["size"]
+    assert len(reasons) == len(set(reasons)) == 1 and raised.value.message.count(reasons[0]) == 1
+
+
 def test_a_missing_key_is_a_401(live_server):
     ai = openai.OpenAI(base_url=f"{live_server.url}/openai/v1", api_key="flx_live_" + "0" * 40, max_retries=0)
     with pytest.raises(openai.AuthenticationError) as raised:
