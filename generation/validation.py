@@ -159,6 +159,8 @@ def _prompt(model: AiModel, job_type: str, data: dict, errors: dict) -> dict:
         errors["prompt"] = ["prompt is required."]
     elif len(prompt) > limit:
         errors["prompt"] = [f"prompt must be at most {limit} characters for this model."]
+    if "messages" in data:
+        errors["messages"] = [f"{job_type} does not take messages; send a prompt."]
     extra = {"prompt": prompt}
     if data.get("negativePrompt"):
         if job_type not in VISUAL:

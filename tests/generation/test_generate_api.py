@@ -593,6 +593,18 @@ def test_a_fractional_duration_is_a_422_not_the_next_price_tier(api, funded, mod
     assert response.json()["error"]["details"]["duration"] == ["Must be an integer, not a number."]
 
 
+def test_messages_for_a_type_other_than_chat_are_a_422_not_dropped(api, funded):
+    body = {
+        "model": "local-image",
+        "type": "TEXT_TO_IMAGE",
+        "prompt": "cat",
+        "messages": [{"role": "user", "content": "x"}],
+    }
+    response = api.post("/api/v1/generate?dryRun=true", body, content_type="application/json")
+    assert response.status_code == HTTPStatus.UNPROCESSABLE_ENTITY
+    assert response.json()["error"]["details"] == {"messages": ["TEXT_TO_IMAGE does not take messages; send a prompt."]}
+
+
 def test_a_whole_duration_sent_as_a_float_is_taken(api, funded):
     body = {"model": "kling-3.0", "type": "TEXT_TO_VIDEO", "prompt": "waves", "duration": 5.0}
     response = api.post("/api/v1/generate?dryRun=true", body, content_type="application/json")
