@@ -132,6 +132,16 @@ def test_a_processing_failure_answers_500_and_is_visible_to_staff(client):
     assert "no Flixly account" in stored.last_error
 
 
+def test_a_failing_event_raises_one_billing_alert_however_often_stripe_retries_it(client):
+    orphan = event("checkout.session.completed", {"id": "cs_x", "mode": "payment", "payment_status": "paid"})
+    for _ in range(3):  # Stripe's retries
+        assert post(client, orphan).status_code == HTTPStatus.INTERNAL_SERVER_ERROR
+    alert = BillingAlert.objects.get()
+    stored = StripeEvent.objects.get()
+    assert alert.reference == stored.event_id and "checkout.session.completed" in alert.message
+    assert stored.last_error.startswith("ValueError: Checkout Session cs_x")  # read by staff, not a repr
+
+
 def test_subscription_events_set_the_plan(client, user, pro_plan):
     post(client, event("customer.subscription.created", subscription(user)))
     user.refresh_from_db()
