@@ -55,7 +55,9 @@ class UserAdmin(DjangoUserAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: User | None = None) -> bool:
         return False  # the account's ledger is the record of its money: deactivate it instead
 
-    @admin.action(description="Deactivate selected accounts (their keys and sessions stop working)")
+    @admin.action(
+        permissions=["change"], description="Deactivate selected accounts (their keys and sessions stop working)"
+    )
     def deactivate(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
         for user in queryset.filter(is_active=True):
             user.is_active = False
@@ -82,7 +84,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # keys are created by their owners (or create_api_key), never typed in
 
-    @admin.action(description="Revoke selected keys")
+    @admin.action(permissions=["change"], description="Revoke selected keys")
     def revoke_keys(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
         for api_key in queryset.select_related("user"):
             apikey_revoke(user=api_key.user, key_id=api_key.id)

@@ -150,7 +150,7 @@ class StripeEventAdmin(ReadOnlyAdmin):
         # needed for the reprocess action, which may grant credits; every field stays read-only
         return request.user.has_perm("billing.change_stripeevent")
 
-    @admin.action(description="Process selected events again")
+    @admin.action(permissions=["change"], description="Process selected events again")
     def reprocess(self, request: HttpRequest, queryset: QuerySet[StripeEvent]) -> None:
         for row in queryset.filter(processed_at__isnull=True):
             try:
@@ -167,7 +167,7 @@ class BillingAlertAdmin(admin.ModelAdmin):
     readonly_fields = ("created_at", "user", "message", "reference")
     actions = ["resolve"]
 
-    @admin.action(description="Mark resolved")
+    @admin.action(permissions=["change"], description="Mark resolved")
     def resolve(self, request: HttpRequest, queryset: QuerySet[BillingAlert]) -> None:
         queryset.update(resolved_at=timezone.now())
 

@@ -84,7 +84,7 @@ class JobAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Job | None = None) -> bool:
         return False  # a job is the record its ledger rows, events and outputs point to
 
-    @admin.action(description="Fail and refund selected unfinished jobs")
+    @admin.action(permissions=["change"], description="Fail and refund selected unfinished jobs")
     def fail_and_refund(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
         failed = sum(
             job_fail(job_id=job.pk, detail=f"failed by staff {request.user}")

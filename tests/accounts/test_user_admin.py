@@ -43,3 +43,12 @@ def test_an_account_staff_add_needs_no_verification_e_mail(admin_client, django_
     admin_client.post("/admin/accounts/user/add/", form)
     added = django_user_model.objects.get(email="added@example.com")
     assert EmailAddress.objects.filter(user=added, email=added.email, verified=True, primary=True).exists()
+
+
+def test_staff_who_may_only_view_accounts_cannot_deactivate_them(staff_client, user):
+    client = staff_client("accounts.view_user")
+    assert 'value="deactivate"' not in client.get("/admin/accounts/user/").content.decode()
+    assert 'value="deactivate"' not in client.get(f"/admin/accounts/user/{user.pk}/change/").content.decode()
+    client.post("/admin/accounts/user/", {"action": "deactivate", "_selected_action": [user.pk], "index": 0})
+    user.refresh_from_db()
+    assert user.is_active is True

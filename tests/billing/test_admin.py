@@ -117,3 +117,29 @@ def test_a_credit_pack_above_the_maximum_is_a_form_error(admin_client):
     assert response.status_code == HTTPStatus.OK
     assert response.context["adminform"].form.errors["credits"]
     assert not CreditPack.objects.exists()
+
+
+def test_staff_who_may_only_view_stripe_events_cannot_process_them_again(staff_client):
+    from django.utils import timezone
+
+    from billing.models import StripeEvent
+
+    event = StripeEvent.objects.create(
+        event_id="evt_1", type="unhandled.kind", payload={}, stripe_created_at=timezone.now(), last_error="boom"
+    )
+    client = staff_client("billing.view_stripeevent")
+    assert 'value="reprocess"' not in client.get("/admin/billing/stripeevent/").content.decode()
+    client.post("/admin/billing/stripeevent/", {"action": "reprocess", "_selected_action": [event.pk], "index": 0})
+    event.refresh_from_db()
+    assert event.processed_at is None
+
+
+def test_staff_who_may_only_view_billing_alerts_cannot_resolve_them(staff_client):
+    from billing.models import BillingAlert
+
+    alert = BillingAlert.objects.create(message="A refund could not claw back all its credits")
+    client = staff_client("billing.view_billingalert")
+    assert 'value="resolve"' not in client.get("/admin/billing/billingalert/").content.decode()
+    client.post("/admin/billing/billingalert/", {"action": "resolve", "_selected_action": [alert.pk], "index": 0})
+    alert.refresh_from_db()
+    assert alert.resolved_at is None
