@@ -52,6 +52,12 @@ class UserAdmin(DjangoUserAdmin):
         links = (link(user) for link in self.related_links)
         return format_html_join(" · ", '<a href="{}">{}</a>', ((url, label) for label, url in links))
 
+    def get_readonly_fields(self, request: HttpRequest, obj: User | None = None) -> tuple[str, ...]:
+        # "Can change user" must not be a way to every other permission (billing.adjust_credits among them).
+        if request.user.is_superuser:
+            return self.readonly_fields
+        return (*self.readonly_fields, "is_staff", "is_superuser", "groups", "user_permissions")
+
     def has_delete_permission(self, request: HttpRequest, obj: User | None = None) -> bool:
         return False  # the account's ledger is the record of its money: deactivate it instead
 

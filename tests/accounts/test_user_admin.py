@@ -52,3 +52,38 @@ def test_staff_who_may_only_view_accounts_cannot_deactivate_them(staff_client, u
     client.post("/admin/accounts/user/", {"action": "deactivate", "_selected_action": [user.pk], "index": 0})
     user.refresh_from_db()
     assert user.is_active is True
+
+
+def change_form(user, **fields) -> dict:
+    """The account's page as sent by Save, with `fields` changed."""
+    form = {"email": user.email, "plan": user.plan_id, "is_active": "on"}
+    return form | {"date_joined_0": "2026-01-01", "date_joined_1": "10:00:00"} | fields
+
+
+def test_only_superusers_can_grant_staff_superuser_groups_or_permissions(staff_client, staff_user):
+    from django.contrib.auth.models import Group, Permission
+
+    client = staff_client("accounts.view_user", "accounts.change_user")
+    adjust_credits = Permission.objects.get(codename="adjust_credits")
+    finance = Group.objects.create(name="Finance")
+    form = change_form(
+        staff_user, is_staff="on", is_superuser="on", groups=[finance.pk], user_permissions=[adjust_credits.pk]
+    )
+    response = client.post(f"/admin/accounts/user/{staff_user.pk}/change/", form)
+    assert response.status_code == HTTPStatus.FOUND
+    staff_user.refresh_from_db()
+    assert staff_user.is_superuser is False and not staff_user.groups.exists()
+    assert not staff_user.user_permissions.filter(codename="adjust_credits").exists()
+
+
+def test_staff_who_are_not_superusers_cannot_make_an_account_staff(staff_client, user):
+    client = staff_client("accounts.view_user", "accounts.change_user")
+    client.post(f"/admin/accounts/user/{user.pk}/change/", change_form(user, is_staff="on"))
+    user.refresh_from_db()
+    assert user.is_staff is False
+
+
+def test_a_superuser_can_make_an_account_staff(admin_client, user):
+    admin_client.post(f"/admin/accounts/user/{user.pk}/change/", change_form(user, is_staff="on"))
+    user.refresh_from_db()
+    assert user.is_staff is True
