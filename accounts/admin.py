@@ -58,6 +58,12 @@ class UserAdmin(DjangoUserAdmin):
             return self.readonly_fields
         return (*self.readonly_fields, "is_staff", "is_superuser", "groups", "user_permissions")
 
+    def has_change_permission(self, request: HttpRequest, obj: User | None = None) -> bool:
+        # Whoever sets a superuser's password or address can sign in as them.
+        if obj is not None and obj.is_superuser and not request.user.is_superuser:
+            return False
+        return super().has_change_permission(request, obj)
+
     def has_delete_permission(self, request: HttpRequest, obj: User | None = None) -> bool:
         return False  # the account's ledger is the record of its money: deactivate it instead
 

@@ -87,3 +87,13 @@ def test_a_superuser_can_make_an_account_staff(admin_client, user):
     admin_client.post(f"/admin/accounts/user/{user.pk}/change/", change_form(user, is_staff="on"))
     user.refresh_from_db()
     assert user.is_staff is True
+
+
+def test_staff_who_are_not_superusers_cannot_change_a_superusers_password_or_address(staff_client, django_user_model):
+    boss = django_user_model.objects.create_superuser(email="boss@example.com", password="correct horse battery")
+    client = staff_client("accounts.view_user", "accounts.change_user")
+    password = {"password1": "Taken-Over-4512", "password2": "Taken-Over-4512", "usable_password": "true"}
+    client.post(f"/admin/accounts/user/{boss.pk}/password/", password)
+    client.post(f"/admin/accounts/user/{boss.pk}/change/", change_form(boss, email="me@example.com"))
+    boss.refresh_from_db()
+    assert boss.check_password("correct horse battery") and boss.email == "boss@example.com"
