@@ -96,6 +96,11 @@ class ApiKeyAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # keys are created by their owners (or create_api_key), never typed in
 
+    def has_delete_permission(self, request: HttpRequest, obj: ApiKey | None = None) -> bool:
+        # Revocation stops a key at once, everywhere; a deletion left cached copies working and lost the
+        # record of the key its ledger rows name.
+        return False
+
     @admin.action(permissions=["change"], description="Revoke selected keys")
     def revoke_keys(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
         for api_key in queryset.select_related("user"):

@@ -1,5 +1,7 @@
 """Staff see every account's API keys in the admin and can revoke them; nobody types one in."""
 
+from http import HTTPStatus
+
 import pytest
 
 from accounts.models import ApiKey
@@ -15,3 +17,13 @@ def test_staff_who_may_only_view_keys_cannot_revoke_them(staff_client, user, raw
     client.post("/admin/accounts/apikey/", {"action": "revoke_keys", "_selected_action": [key.pk], "index": 0})
     key.refresh_from_db()
     assert key.revoked_at is None
+
+
+def test_a_key_cannot_be_deleted_in_the_admin_only_revoked(admin_client, user, raw_key):
+    # A deleted key kept working while the auth layer's cache held it, and its record was gone.
+    key = ApiKey.objects.get(user=user)
+    assert admin_client.get(f"/admin/accounts/apikey/{key.pk}/delete/").status_code == HTTPStatus.FORBIDDEN
+    assert 'value="delete_selected"' not in admin_client.get("/admin/accounts/apikey/").content.decode()
+    form = {"action": "delete_selected", "_selected_action": [key.pk], "index": 0, "post": "yes"}
+    admin_client.post("/admin/accounts/apikey/", form)
+    assert ApiKey.objects.filter(pk=key.pk).exists()
