@@ -9,8 +9,9 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from accounts.admin import UserAdmin
+from accounts.models import User
 from billing.models import BillingAlert, CreditPack, LedgerEntry, StripeEvent, Wallet
-from billing.services import amount_check, wallet_adjust, wallet_balance
+from billing.services import amount_check, wallet_adjust, wallet_balance, wallet_ensure
 from billing.stripe_events import stripe_event_process
 from flixly_site.errors import ValidationFailed
 from flixly_site.forms import SubmitOnceField, form_sent_twice, form_token_release
@@ -68,29 +69,31 @@ class WalletAdmin(ReadOnlyAdmin):
         return format_html('<a href="{}">Grant or adjust</a>', reverse("admin:billing_wallet_adjust", args=[wallet.pk]))
 
     def get_urls(self):
-        extra = [path("<int:pk>/adjust/", self.admin_site.admin_view(self.adjust_view), name="billing_wallet_adjust")]
-        return extra + super().get_urls()
+        # By account, not by wallet: accounts added in the admin or at the terminal have none until one is made here.
+        adjust = self.admin_site.admin_view(self.adjust_view)
+        return [path("<int:user_id>/adjust/", adjust, name="billing_wallet_adjust"), *super().get_urls()]
 
-    def adjust_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+    def adjust_view(self, request: HttpRequest, user_id: int) -> HttpResponse:
         if not request.user.has_perm("billing.adjust_credits"):  # admin_view checks only is_staff
             raise PermissionDenied
-        wallet = get_object_or_404(Wallet.objects.select_related("user"), pk=pk)
+        user = get_object_or_404(User, pk=user_id)
+        wallet = wallet_ensure(user_id=user.pk)
         form = AdjustForm(request.POST or None)
         if request.method == "POST" and form.is_valid():
-            page = reverse("admin:billing_wallet_change", args=[pk])
+            page = reverse("admin:billing_wallet_change", args=[user.pk])
             if sent := form_sent_twice(request, form, page=page):
                 return sent
             grant = {name: form.cleaned_data[name] for name in ("amount", "reason", "once")}
             try:
                 # the token also keys the ledger row: a repeat is refused there when the cache could not tell
-                entry = wallet_adjust(user_id=wallet.user_id, staff_user_id=request.user.pk, **grant)
+                entry = wallet_adjust(user_id=user.pk, staff_user_id=request.user.pk, **grant)
             except ValidationFailed as error:
                 form.add_error("amount", error.message)
                 form_token_release(request, form)
             else:
                 moved = entry.amount if entry else 0
-                messages.success(request, f"{moved:+d} credits for {wallet.user}.")
-                return redirect("admin:billing_wallet_change", pk)
+                messages.success(request, f"{moved:+d} credits for {user}.")
+                return redirect("admin:billing_wallet_change", user.pk)
         context = {**self.admin_site.each_context(request), "wallet": wallet, "form": form, "title": "Grant or adjust"}
         return render(request, "admin/billing/wallet_adjust.html", context)
 

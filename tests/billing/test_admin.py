@@ -143,3 +143,16 @@ def test_staff_who_may_only_view_billing_alerts_cannot_resolve_them(staff_client
     client.post("/admin/billing/billingalert/", {"action": "resolve", "_selected_action": [alert.pk], "index": 0})
     alert.refresh_from_db()
     assert alert.resolved_at is None
+
+
+def test_an_account_added_in_the_admin_can_be_granted_credits_from_its_page(admin_client, django_user_model):
+    # It had no wallet: its page's "grant or adjust" link was a 404.
+    password = "Quiet-Lake-4512-x"
+    form = {"email": "added@example.com", "password1": password, "password2": password, "usable_password": "true"}
+    admin_client.post("/admin/accounts/user/add/", form)
+    added = django_user_model.objects.get(email="added@example.com")
+    page = admin_client.get(f"/admin/accounts/user/{added.pk}/change/").content.decode()
+    adjust = f"/admin/billing/wallet/{added.pk}/adjust/"
+    assert adjust in page and admin_client.get(adjust).status_code == HTTPStatus.OK
+    admin_client.post(adjust, {"amount": 50, "reason": "Welcome", "once": "t1"})
+    assert wallet_balance(user_id=added.pk) == 50
