@@ -39,6 +39,21 @@ class AdjustForm(forms.Form):
         return self.cleaned_data["amount"]
 
 
+def _adjusted(user: User, asked: int, entry: LedgerEntry | None) -> tuple[int, str]:
+    """The message level and text for an adjustment: a take stops at zero, so it may take less than asked."""
+    if entry is None and (asked > 0 or wallet_balance(user_id=user.pk) > 0):
+        return messages.INFO, "That adjustment was already written, so nothing was done again."  # its token's row
+    if entry is None:
+        return messages.WARNING, f"Nothing was taken from {user}: the balance is 0."
+    if entry.amount == asked:
+        return messages.SUCCESS, f"{asked:+,d} credits for {user}."
+    taken = -entry.amount
+    return (
+        messages.WARNING,
+        f"Only {taken:,} of the {-asked:,} credits asked were taken from {user}: the balance was {taken:,}.",
+    )
+
+
 @admin.register(Wallet)
 class WalletAdmin(ReadOnlyAdmin):
     list_display = ("user", "balance", "subscription_status", "stripe_customer_id", "updated_at", "adjust_link")
@@ -91,8 +106,7 @@ class WalletAdmin(ReadOnlyAdmin):
                 form.add_error("amount", error.message)
                 form_token_release(request, form)
             else:
-                moved = entry.amount if entry else 0
-                messages.success(request, f"{moved:+d} credits for {user}.")
+                messages.add_message(request, *_adjusted(user, form.cleaned_data["amount"], entry))
                 return redirect("admin:billing_wallet_change", user.pk)
         context = {**self.admin_site.each_context(request), "wallet": wallet, "form": form, "title": "Grant or adjust"}
         return render(request, "admin/billing/wallet_adjust.html", context)

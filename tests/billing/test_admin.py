@@ -156,3 +156,19 @@ def test_an_account_added_in_the_admin_can_be_granted_credits_from_its_page(admi
     assert adjust in page and admin_client.get(adjust).status_code == HTTPStatus.OK
     admin_client.post(adjust, {"amount": 50, "reason": "Welcome", "once": "t1"})
     assert wallet_balance(user_id=added.pk) == 50
+
+
+def test_a_take_larger_than_the_balance_says_only_the_balance_was_taken(admin_client, user):
+    wallet_adjust(user_id=user.pk, amount=541, reason="start")
+    take = {"amount": -1000, "reason": "Chargeback", "once": "t1"}
+    page = admin_client.post(f"/admin/billing/wallet/{user.pk}/adjust/", take, follow=True)
+    [message] = [str(message) for message in page.context["messages"]]
+    assert message == f"Only 541 of the 1,000 credits asked were taken from {user}: the balance was 541."
+    assert wallet_balance(user_id=user.pk) == 0
+
+
+def test_a_take_from_an_empty_balance_says_nothing_was_taken(admin_client, user):
+    take = {"amount": -1000, "reason": "Chargeback", "once": "t1"}
+    page = admin_client.post(f"/admin/billing/wallet/{user.pk}/adjust/", take, follow=True)
+    [message] = [str(message) for message in page.context["messages"]]
+    assert message == f"Nothing was taken from {user}: the balance is 0."
