@@ -1,3 +1,5 @@
+from datetime import timedelta
+
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
@@ -11,6 +13,7 @@ from django.utils.html import format_html, format_html_join
 from accounts.admin import UserAdmin
 from accounts.models import User
 from billing.models import BillingAlert, CreditPack, LedgerEntry, StripeEvent, Wallet
+from billing.selectors import adjustment_last, adjustment_repeated
 from billing.services import amount_check, wallet_adjust, wallet_balance, wallet_ensure
 from billing.stripe_events import stripe_event_process
 from flixly_site.errors import ValidationFailed
@@ -28,15 +31,36 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
+# Back reloads the adjust page, with a new token: the same adjustment sent again this soon is taken for that.
+REPEAT_WINDOW = timedelta(minutes=10)
+
+
 class AdjustForm(forms.Form):
     amount = forms.IntegerField(help_text="Positive grants credits; negative takes them (never below zero).")
     reason = forms.CharField(max_length=300, help_text="Shown on the account's ledger.")
-    once = SubmitOnceField()  # Back and submit again, or a double click, writes one row
+    # Shown only with the question: a box already on the page could be ticked by habit, or by the browser on Back.
+    repeat = forms.BooleanField(required=False, label="Write it again", widget=forms.HiddenInput)
+    once = SubmitOnceField()  # a reload or a double click writes one row
 
     def clean_amount(self) -> int:
         if self.cleaned_data["amount"] == 0:
             raise forms.ValidationError("Use a non-zero amount.")
         return self.cleaned_data["amount"]
+
+    def ask_to_repeat(self, entry: LedgerEntry) -> None:
+        """Refuse the adjustment as a likely repeat of `entry`, with the box that confirms it."""
+        self.fields["repeat"].widget = forms.CheckboxInput()
+        at = timezone.localtime(entry.created_at).strftime("%H:%M %Z")
+        self.add_error(
+            "repeat",
+            f"This repeats the adjustment of {entry.amount:+,d} credits with this reason written at {at} "
+            f"by {entry.staff_user or 'an operator'}. Tick “Write it again” to write another.",
+        )
+
+
+def _repeated(user: User, amount: int, reason: str) -> LedgerEntry | None:
+    since = timezone.now() - REPEAT_WINDOW
+    return adjustment_repeated(user_id=user.pk, amount=amount, reason=reason, since=since)
 
 
 def _adjusted(user: User, asked: int, entry: LedgerEntry | None) -> tuple[int, str]:
@@ -94,22 +118,35 @@ class WalletAdmin(ReadOnlyAdmin):
         user = get_object_or_404(User, pk=user_id)
         wallet = wallet_ensure(user_id=user.pk)
         form = AdjustForm(request.POST or None)
-        if request.method == "POST" and form.is_valid():
-            page = reverse("admin:billing_wallet_change", args=[user.pk])
-            if sent := form_sent_twice(request, form, page=page):
-                return sent
-            grant = {name: form.cleaned_data[name] for name in ("amount", "reason", "once")}
-            try:
-                # the token also keys the ledger row: a repeat is refused there when the cache could not tell
-                entry = wallet_adjust(user_id=user.pk, staff_user_id=request.user.pk, **grant)
-            except ValidationFailed as error:
-                form.add_error("amount", error.message)
-                form_token_release(request, form)
-            else:
-                messages.add_message(request, *_adjusted(user, form.cleaned_data["amount"], entry))
-                return redirect("admin:billing_wallet_change", user.pk)
-        context = {**self.admin_site.each_context(request), "wallet": wallet, "form": form, "title": "Grant or adjust"}
+        if request.method == "POST" and form.is_valid() and (done := self._adjust(request, user, form)):
+            return done
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Grant or adjust",
+            "wallet": wallet,
+            "form": form,
+            "last": adjustment_last(user_id=user.pk),
+        }
         return render(request, "admin/billing/wallet_adjust.html", context)
+
+    def _adjust(self, request: HttpRequest, user: User, form: AdjustForm) -> HttpResponse | None:
+        """Write the form's adjustment and go to the wallet; None when the form is refused, to show it again."""
+        if sent := form_sent_twice(request, form, page=reverse("admin:billing_wallet_change", args=[user.pk])):
+            return sent
+        grant = {name: form.cleaned_data[name] for name in ("amount", "reason", "once")}
+        if not form.cleaned_data["repeat"] and (repeated := _repeated(user, grant["amount"], grant["reason"])):
+            form.ask_to_repeat(repeated)
+            form_token_release(request, form)  # ticked, the same form is a new try
+            return None
+        try:
+            # the token also keys the ledger row: a repeat is refused there when the cache could not tell
+            entry = wallet_adjust(user_id=user.pk, staff_user_id=request.user.pk, **grant)
+        except ValidationFailed as error:
+            form.add_error("amount", error.message)
+            form_token_release(request, form)
+            return None
+        messages.add_message(request, *_adjusted(user, grant["amount"], entry))
+        return redirect("admin:billing_wallet_change", user.pk)
 
 
 @admin.register(LedgerEntry)

@@ -1,6 +1,9 @@
+from datetime import timedelta
 from http import HTTPStatus
 
 import pytest
+import time_machine
+from django.utils import timezone
 
 from billing.models import CreditPack, LedgerEntry, Wallet
 from billing.services import MAX_BALANCE, MAX_CREDITS_PER_MOVEMENT, wallet_adjust, wallet_balance
@@ -120,8 +123,6 @@ def test_a_credit_pack_above_the_maximum_is_a_form_error(admin_client):
 
 
 def test_staff_who_may_only_view_stripe_events_cannot_process_them_again(staff_client):
-    from django.utils import timezone
-
     from billing.models import StripeEvent
 
     event = StripeEvent.objects.create(
@@ -172,3 +173,54 @@ def test_a_take_from_an_empty_balance_says_nothing_was_taken(admin_client, user)
     page = admin_client.post(f"/admin/billing/wallet/{user.pk}/adjust/", take, follow=True)
     [message] = [str(message) for message in page.context["messages"]]
     assert message == f"Nothing was taken from {user}: the balance is 0."
+
+
+def fresh_form(client, user) -> dict:
+    """What the adjust page sends: each load of the page (as Back does) brings a new token."""
+    form = client.get(f"/admin/billing/wallet/{user.pk}/adjust/").context["form"]
+    return {"once": form["once"].value()}
+
+
+def test_the_same_adjustment_sent_again_from_a_fresh_page_asks_to_confirm_the_repeat(admin_client, user):
+    grant = {"amount": 1000, "reason": "Goodwill"}
+    admin_client.post(f"/admin/billing/wallet/{user.pk}/adjust/", {**grant, **fresh_form(admin_client, user)})
+    again = admin_client.post(f"/admin/billing/wallet/{user.pk}/adjust/", {**grant, **fresh_form(admin_client, user)})
+    assert again.status_code == HTTPStatus.OK
+    [refused] = again.context["form"].errors["repeat"]
+    assert refused.startswith("This repeats the adjustment of +1,000 credits with this reason written at ")
+    assert 'type="checkbox" name="repeat"' in again.content.decode()
+    assert wallet_balance(user_id=user.pk) == 1000 and LedgerEntry.objects.filter(user=user).count() == 1
+
+
+def test_a_repeat_that_staff_confirm_is_written(admin_client, user):
+    grant = {"amount": 1000, "reason": "Goodwill"}
+    admin_client.post(f"/admin/billing/wallet/{user.pk}/adjust/", {**grant, **fresh_form(admin_client, user)})
+    confirmed = {**grant, **fresh_form(admin_client, user), "repeat": "on"}
+    assert admin_client.post(f"/admin/billing/wallet/{user.pk}/adjust/", confirmed).status_code == HTTPStatus.FOUND
+    assert wallet_balance(user_id=user.pk) == 2000
+
+
+def test_a_take_that_stopped_at_zero_is_also_a_repeat_when_sent_again(admin_client, user):
+    wallet_adjust(user_id=user.pk, amount=300, reason="start")
+    take = {"amount": -1000, "reason": "Chargeback"}
+    admin_client.post(f"/admin/billing/wallet/{user.pk}/adjust/", {**take, **fresh_form(admin_client, user)})
+    wallet_adjust(user_id=user.pk, amount=500, reason="top-up")
+    again = admin_client.post(f"/admin/billing/wallet/{user.pk}/adjust/", {**take, **fresh_form(admin_client, user)})
+    assert again.context["form"].errors["repeat"] and wallet_balance(user_id=user.pk) == 500
+
+
+def test_an_adjustment_outside_the_last_ten_minutes_is_not_a_repeat(admin_client, user):
+    grant = {"amount": 1000, "reason": "Goodwill"}
+    with time_machine.travel(timezone.now() - timedelta(minutes=11)):
+        admin_client.post(f"/admin/billing/wallet/{user.pk}/adjust/", {**grant, **fresh_form(admin_client, user)})
+    admin_client.post(f"/admin/billing/wallet/{user.pk}/adjust/", {**grant, **fresh_form(admin_client, user)})
+    assert wallet_balance(user_id=user.pk) == 2000
+
+
+def test_the_adjust_page_shows_the_accounts_last_adjustment(admin_client, user):
+    admin_client.post(
+        f"/admin/billing/wallet/{user.pk}/adjust/",
+        {"amount": 25, "reason": "Goodwill for the outage", **fresh_form(admin_client, user)},
+    )
+    page = admin_client.get(f"/admin/billing/wallet/{user.pk}/adjust/").content.decode()
+    assert "Last adjustment: <strong>+25</strong>" in page and "Goodwill for the outage" in page
