@@ -1,6 +1,5 @@
 from collections.abc import Callable
 
-from allauth.account.models import EmailAddress
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.db.models import QuerySet
@@ -9,7 +8,7 @@ from django.urls import reverse
 from django.utils.html import format_html_join
 
 from accounts.models import ApiKey, Plan, User
-from accounts.services import apikey_forget_plan, apikey_forget_user, apikey_revoke
+from accounts.services import apikey_forget_plan, apikey_forget_user, apikey_revoke, user_set_email
 
 
 @admin.register(Plan)
@@ -79,8 +78,8 @@ class UserAdmin(DjangoUserAdmin):
 
     def save_model(self, request: HttpRequest, obj: User, form, change: bool) -> None:
         super().save_model(request, obj, form, change)
-        if not change:  # staff vouch for the address of an account they add: no verification e-mail
-            EmailAddress.objects.create(user=obj, email=obj.email, verified=True, primary=True)
+        if not change or "email" in form.changed_data:  # staff vouch for the address they set: no e-mail to prove it
+            user_set_email(user=obj, email=obj.email)
         # A plan change or deactivation applies to cached API key identities at once.
         apikey_forget_user(user=obj)
 

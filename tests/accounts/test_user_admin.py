@@ -6,6 +6,7 @@ import pytest
 from allauth.account.models import EmailAddress
 
 from billing.services import wallet_adjust
+from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -97,3 +98,26 @@ def test_staff_who_are_not_superusers_cannot_change_a_superusers_password_or_add
     client.post(f"/admin/accounts/user/{boss.pk}/change/", change_form(boss, email="me@example.com"))
     boss.refresh_from_db()
     assert boss.check_password("correct horse battery") and boss.email == "boss@example.com"
+
+
+def log_in(email: str, password: str = "correct horse battery"):
+    from django.test import Client
+
+    return Client().post("/accounts/login/", {"login": email, "password": password})
+
+
+def test_an_address_staff_change_is_the_login_at_once_and_the_old_one_no_longer_is(admin_client):
+    customer = UserFactory(email="old@example.com")
+    admin_client.post(f"/admin/accounts/user/{customer.pk}/change/", change_form(customer, email="New@Example.com"))
+    customer.refresh_from_db()
+    assert customer.email == "new@example.com"
+    assert log_in("new@example.com")["Location"] == "/dashboard/"
+    assert log_in("old@example.com").status_code == HTTPStatus.OK  # the form again, with its error
+
+
+def test_an_account_staff_add_is_stored_lower_cased_as_sign_up_stores_it(admin_client, django_user_model):
+    password = "Quiet-Lake-4512-x"
+    form = {"email": "Added@Example.com", "password1": password, "password2": password, "usable_password": "true"}
+    admin_client.post("/admin/accounts/user/add/", form)
+    assert django_user_model.objects.filter(email="added@example.com").exists()
+    assert log_in("added@example.com", password)["Location"] == "/dashboard/"
