@@ -74,6 +74,7 @@ class UserAdmin(DjangoUserAdmin):
             user.is_active = False
             user.save(update_fields=["is_active"])
             apikey_forget_user(user=user)
+            self.log_change(request, user, "Deactivated by the admin action.")
         messages.success(request, "Deactivated; reactivate an account by ticking Active on its page.")
 
     def save_model(self, request: HttpRequest, obj: User, form, change: bool) -> None:
@@ -102,6 +103,8 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
     @admin.action(permissions=["change"], description="Revoke selected keys")
     def revoke_keys(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
-        for api_key in queryset.select_related("user"):
+        live = list(queryset.filter(revoked_at__isnull=True).select_related("user"))
+        for api_key in live:
             apikey_revoke(user=api_key.user, key_id=api_key.id)
-        messages.success(request, f"Revoked {queryset.count()} key(s).")
+            self.log_change(request, api_key, "Revoked by the admin action.")
+        messages.success(request, f"Revoked {len(live)} key(s).")

@@ -211,6 +211,9 @@ class StripeEventAdmin(ReadOnlyAdmin):
                 stripe_event_process(row=row)
             except Exception as error:
                 messages.error(request, f"{row.event_id}: {error}")
+                self.log_change(request, row, f"Processed again by the admin action; it failed: {error}")
+            else:
+                self.log_change(request, row, "Processed again by the admin action.")
         messages.info(request, "Done; failures stay listed with their error.")
 
 

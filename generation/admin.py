@@ -86,10 +86,11 @@ class JobAdmin(admin.ModelAdmin):
 
     @admin.action(permissions=["change"], description="Fail and refund selected unfinished jobs")
     def fail_and_refund(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
-        failed = sum(
-            job_fail(job_id=job.pk, detail=f"failed by staff {request.user}")
-            for job in queryset.filter(status__in=[JobStatus.QUEUED, JobStatus.RUNNING])
-        )
+        failed = 0
+        for job in queryset.filter(status__in=[JobStatus.QUEUED, JobStatus.RUNNING]):
+            if job_fail(job_id=job.pk, detail=f"failed by staff {request.user}"):
+                self.log_change(request, job, "Failed and refunded by the admin action.")
+                failed += 1
         messages.success(request, f"Failed and refunded {failed} job(s).")
 
 

@@ -27,3 +27,15 @@ def test_a_key_cannot_be_deleted_in_the_admin_only_revoked(admin_client, user, r
     form = {"action": "delete_selected", "_selected_action": [key.pk], "index": 0, "post": "yes"}
     admin_client.post("/admin/accounts/apikey/", form)
     assert ApiKey.objects.filter(pk=key.pk).exists()
+
+
+def test_revoking_keys_with_the_admin_action_is_in_each_keys_history(admin_client, staff_user, user, raw_key):
+    from django.contrib.admin.models import CHANGE, LogEntry
+
+    key = ApiKey.objects.get(user=user)
+    admin_client.post("/admin/accounts/apikey/", {"action": "revoke_keys", "_selected_action": [key.pk], "index": 0})
+    entry = LogEntry.objects.get(object_id=str(key.pk))
+    assert (entry.user, entry.action_flag, entry.change_message) == (staff_user, CHANGE, "Revoked by the admin action.")
+    assert (
+        "Revoked by the admin action." in admin_client.get(f"/admin/accounts/apikey/{key.pk}/history/").content.decode()
+    )

@@ -121,3 +121,11 @@ def test_an_account_staff_add_is_stored_lower_cased_as_sign_up_stores_it(admin_c
     admin_client.post("/admin/accounts/user/add/", form)
     assert django_user_model.objects.filter(email="added@example.com").exists()
     assert log_in("added@example.com", password)["Location"] == "/dashboard/"
+
+
+def test_deactivating_accounts_is_in_each_accounts_history(admin_client, user):
+    from django.contrib.admin.models import LogEntry
+
+    admin_client.post("/admin/accounts/user/", {"action": "deactivate", "_selected_action": [user.pk], "index": 0})
+    [entry] = LogEntry.objects.filter(object_id=str(user.pk))
+    assert entry.change_message == "Deactivated by the admin action."

@@ -224,3 +224,20 @@ def test_the_adjust_page_shows_the_accounts_last_adjustment(admin_client, user):
     )
     page = admin_client.get(f"/admin/billing/wallet/{user.pk}/adjust/").content.decode()
     assert "Last adjustment: <strong>+25</strong>" in page and "Goodwill for the outage" in page
+
+
+def test_processing_a_stripe_event_again_is_in_its_history(admin_client):
+    from django.contrib.admin.models import LogEntry
+
+    from billing.models import StripeEvent
+
+    event = StripeEvent.objects.create(
+        event_id="evt_1", type="unhandled.kind", payload={}, stripe_created_at=timezone.now(), last_error="boom"
+    )
+    admin_client.post(
+        "/admin/billing/stripeevent/", {"action": "reprocess", "_selected_action": [event.pk], "index": 0}
+    )
+    event.refresh_from_db()
+    assert event.processed_at is not None
+    [entry] = LogEntry.objects.filter(object_id=str(event.pk))
+    assert entry.change_message == "Processed again by the admin action."

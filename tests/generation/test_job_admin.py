@@ -23,3 +23,14 @@ def test_staff_who_may_only_view_jobs_cannot_fail_and_refund_them(staff_client, 
     client.post("/admin/generation/job/", form)
     queued_job.refresh_from_db()
     assert queued_job.status == JobStatus.QUEUED and wallet_balance(user_id=user.pk) == 0
+
+
+def test_fail_and_refund_refunds_the_job_and_is_in_its_history(admin_client, user, queued_job):
+    from django.contrib.admin.models import LogEntry
+
+    form = {"action": "fail_and_refund", "_selected_action": [queued_job.pk], "index": 0}
+    admin_client.post("/admin/generation/job/", form)
+    queued_job.refresh_from_db()
+    assert queued_job.status == JobStatus.FAILED and wallet_balance(user_id=user.pk) == 5
+    [entry] = LogEntry.objects.filter(object_id=str(queued_job.pk))
+    assert entry.change_message == "Failed and refunded by the admin action."
