@@ -5,7 +5,6 @@ from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
-from django.utils.html import format_html_join
 
 from accounts.models import ApiKey, Plan, User
 from accounts.services import apikey_forget_plan, apikey_forget_user, apikey_revoke, user_set_email
@@ -32,24 +31,25 @@ class UserAdmin(DjangoUserAdmin):
     list_filter = ("plan", "is_active", "is_staff")
     search_fields = ("email",)
     fieldsets = (
-        (None, {"fields": ("email", "password", "plan", "related")}),
+        (None, {"fields": ("email", "password", "plan")}),
         ("Name", {"fields": ("first_name", "last_name")}),
         ("Permissions", {"fields": ("is_active", "is_staff", "is_superuser", "groups", "user_permissions")}),
         ("Dates", {"fields": ("last_login", "date_joined")}),
     )
     add_fieldsets = ((None, {"classes": ("wide",), "fields": ("email", "password1", "password2")}),)
-    readonly_fields = ("related",)
     actions = ["deactivate"]
     # (label, url) of the account's pages in other apps (billing: its credits; generation: its jobs), added
-    # by those apps' admin modules: this app imports neither.
-    related_links: list[Callable[[User], tuple[str, str]]] = [
-        lambda user: ("API keys", reverse("admin:accounts_apikey_changelist") + f"?user__id__exact={user.pk}")
+    # by those apps' admin modules: this app imports neither. None leaves out a link the staff member may
+    # not follow. Shown on the account's page by its change_form.html.
+    related_links: list[Callable[[HttpRequest, User], tuple[str, str] | None]] = [
+        lambda request, user: ("API keys", reverse("admin:accounts_apikey_changelist") + f"?user__id__exact={user.pk}")
     ]
 
-    @admin.display(description="Account")
-    def related(self, user: User) -> str:
-        links = (link(user) for link in self.related_links)
-        return format_html_join(" · ", '<a href="{}">{}</a>', ((url, label) for label, url in links))
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if obj is not None:
+            links = (link(request, obj) for link in self.related_links)
+            context["related_links"] = [link for link in links if link]
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
     def get_readonly_fields(self, request: HttpRequest, obj: User | None = None) -> tuple[str, ...]:
         # "Can change user" must not be a way to every other permission (billing.adjust_credits among them).

@@ -31,6 +31,10 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
+def may_adjust(request: HttpRequest) -> bool:
+    return request.user.has_perm("billing.adjust_credits")  # the admin itself checks only is_staff
+
+
 # Back reloads the adjust page, with a new token: the same adjustment sent again this soon is taken for that.
 REPEAT_WINDOW = timedelta(minutes=10)
 
@@ -107,13 +111,18 @@ class WalletAdmin(ReadOnlyAdmin):
     def adjust_link(self, wallet: Wallet) -> str:
         return format_html('<a href="{}">Grant or adjust</a>', reverse("admin:billing_wallet_adjust", args=[wallet.pk]))
 
+    def get_list_display(self, request: HttpRequest) -> tuple[str, ...]:
+        if may_adjust(request):
+            return self.list_display
+        return tuple(name for name in self.list_display if name != "adjust_link")
+
     def get_urls(self):
         # By account, not by wallet: accounts added in the admin or at the terminal have none until one is made here.
         adjust = self.admin_site.admin_view(self.adjust_view)
         return [path("<int:user_id>/adjust/", adjust, name="billing_wallet_adjust"), *super().get_urls()]
 
     def adjust_view(self, request: HttpRequest, user_id: int) -> HttpResponse:
-        if not request.user.has_perm("billing.adjust_credits"):  # admin_view checks only is_staff
+        if not may_adjust(request):
             raise PermissionDenied
         user = get_object_or_404(User, pk=user_id)
         wallet = wallet_ensure(user_id=user.pk)
@@ -229,10 +238,15 @@ class BillingAlertAdmin(admin.ModelAdmin):
         queryset.update(resolved_at=timezone.now())
 
 
-UserAdmin.related_links += [
-    lambda user: (
-        f"{wallet_balance(user_id=user.pk):,} credits: grant or adjust",
-        reverse("admin:billing_wallet_adjust", args=[user.pk]),
-    ),
-    lambda user: ("Credit ledger", reverse("admin:billing_ledgerentry_changelist") + f"?user__id__exact={user.pk}"),
-]
+def _grant_link(request: HttpRequest, user: User) -> tuple[str, str] | None:
+    if not may_adjust(request):
+        return None  # the page would refuse them
+    label = f"{wallet_balance(user_id=user.pk):,} credits: grant or adjust"
+    return label, reverse("admin:billing_wallet_adjust", args=[user.pk])
+
+
+def _ledger_link(request: HttpRequest, user: User) -> tuple[str, str]:
+    return "Credit ledger", reverse("admin:billing_ledgerentry_changelist") + f"?user__id__exact={user.pk}"
+
+
+UserAdmin.related_links += [_grant_link, _ledger_link]

@@ -118,5 +118,5 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
 
 
 UserAdmin.related_links.append(
-    lambda user: ("Jobs", reverse("admin:generation_job_changelist") + f"?user__id__exact={user.pk}")
+    lambda request, user: ("Jobs", reverse("admin:generation_job_changelist") + f"?user__id__exact={user.pk}")
 )

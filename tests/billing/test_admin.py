@@ -241,3 +241,19 @@ def test_processing_a_stripe_event_again_is_in_its_history(admin_client):
     assert event.processed_at is not None
     [entry] = LogEntry.objects.filter(object_id=str(event.pk))
     assert entry.change_message == "Processed again by the admin action."
+
+
+def test_staff_without_the_credits_permission_are_not_offered_the_grant_link(staff_client, user):
+    wallet_adjust(user_id=user.pk, amount=10, reason="start")
+    client = staff_client("accounts.view_user", "billing.view_wallet")
+    account = client.get(f"/admin/accounts/user/{user.pk}/change/").content.decode()
+    assert "Credit ledger" in account and "/adjust/" not in account
+    assert "/adjust/" not in client.get("/admin/billing/wallet/").content.decode()
+
+
+def test_staff_with_the_credits_permission_are_offered_the_grant_link(staff_client, user):
+    wallet_adjust(user_id=user.pk, amount=10, reason="start")
+    client = staff_client("accounts.view_user", "billing.view_wallet", "billing.adjust_credits")
+    adjust = f"/admin/billing/wallet/{user.pk}/adjust/"
+    assert adjust in client.get(f"/admin/accounts/user/{user.pk}/change/").content.decode()
+    assert adjust in client.get("/admin/billing/wallet/").content.decode()
