@@ -1,15 +1,13 @@
 from collections.abc import Callable
 
-from allauth.account.models import EmailAddress
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
-from django.utils.html import format_html_join
 
 from accounts.models import ApiKey, Plan, User
-from accounts.services import apikey_forget_plan, apikey_forget_user, apikey_revoke
+from accounts.services import apikey_forget_plan, apikey_forget_user, apikey_revoke, user_set_email
 
 
 @admin.register(Plan)
@@ -33,40 +31,56 @@ class UserAdmin(DjangoUserAdmin):
     list_filter = ("plan", "is_active", "is_staff")
     search_fields = ("email",)
     fieldsets = (
-        (None, {"fields": ("email", "password", "plan", "related")}),
+        (None, {"fields": ("email", "password", "plan")}),
         ("Name", {"fields": ("first_name", "last_name")}),
         ("Permissions", {"fields": ("is_active", "is_staff", "is_superuser", "groups", "user_permissions")}),
         ("Dates", {"fields": ("last_login", "date_joined")}),
     )
     add_fieldsets = ((None, {"classes": ("wide",), "fields": ("email", "password1", "password2")}),)
-    readonly_fields = ("related",)
     actions = ["deactivate"]
     # (label, url) of the account's pages in other apps (billing: its credits; generation: its jobs), added
-    # by those apps' admin modules: this app imports neither.
-    related_links: list[Callable[[User], tuple[str, str]]] = [
-        lambda user: ("API keys", reverse("admin:accounts_apikey_changelist") + f"?user__id__exact={user.pk}")
+    # by those apps' admin modules: this app imports neither. None leaves out a link the staff member may
+    # not follow. Shown on the account's page by its change_form.html.
+    related_links: list[Callable[[HttpRequest, User], tuple[str, str] | None]] = [
+        lambda request, user: ("API keys", reverse("admin:accounts_apikey_changelist") + f"?user__id__exact={user.pk}")
     ]
 
-    @admin.display(description="Account")
-    def related(self, user: User) -> str:
-        links = (link(user) for link in self.related_links)
-        return format_html_join(" · ", '<a href="{}">{}</a>', ((url, label) for label, url in links))
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if obj is not None:
+            links = (link(request, obj) for link in self.related_links)
+            context["related_links"] = [link for link in links if link]
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: User | None = None) -> tuple[str, ...]:
+        # "Can change user" must not be a way to every other permission (billing.adjust_credits among them).
+        if request.user.is_superuser:
+            return self.readonly_fields
+        return (*self.readonly_fields, "is_staff", "is_superuser", "groups", "user_permissions")
+
+    def has_change_permission(self, request: HttpRequest, obj: User | None = None) -> bool:
+        # Whoever sets a superuser's password or address can sign in as them.
+        if obj is not None and obj.is_superuser and not request.user.is_superuser:
+            return False
+        return super().has_change_permission(request, obj)
 
     def has_delete_permission(self, request: HttpRequest, obj: User | None = None) -> bool:
         return False  # the account's ledger is the record of its money: deactivate it instead
 
-    @admin.action(description="Deactivate selected accounts (their keys and sessions stop working)")
+    @admin.action(
+        permissions=["change"], description="Deactivate selected accounts (their keys and sessions stop working)"
+    )
     def deactivate(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
         for user in queryset.filter(is_active=True):
             user.is_active = False
             user.save(update_fields=["is_active"])
             apikey_forget_user(user=user)
+            self.log_change(request, user, "Deactivated by the admin action.")
         messages.success(request, "Deactivated; reactivate an account by ticking Active on its page.")
 
     def save_model(self, request: HttpRequest, obj: User, form, change: bool) -> None:
         super().save_model(request, obj, form, change)
-        if not change:  # staff vouch for the address of an account they add: no verification e-mail
-            EmailAddress.objects.create(user=obj, email=obj.email, verified=True, primary=True)
+        if not change or "email" in form.changed_data:  # staff vouch for the address they set: no e-mail to prove it
+            user_set_email(user=obj, email=obj.email)
         # A plan change or deactivation applies to cached API key identities at once.
         apikey_forget_user(user=obj)
 
@@ -82,8 +96,15 @@ class ApiKeyAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # keys are created by their owners (or create_api_key), never typed in
 
-    @admin.action(description="Revoke selected keys")
+    def has_delete_permission(self, request: HttpRequest, obj: ApiKey | None = None) -> bool:
+        # Revocation stops a key at once, everywhere; a deletion left cached copies working and lost the
+        # record of the key its ledger rows name.
+        return False
+
+    @admin.action(permissions=["change"], description="Revoke selected keys")
     def revoke_keys(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
-        for api_key in queryset.select_related("user"):
+        live = list(queryset.filter(revoked_at__isnull=True).select_related("user"))
+        for api_key in live:
             apikey_revoke(user=api_key.user, key_id=api_key.id)
-        messages.success(request, f"Revoked {queryset.count()} key(s).")
+            self.log_change(request, api_key, "Revoked by the admin action.")
+        messages.success(request, f"Revoked {len(live)} key(s).")

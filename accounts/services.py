@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import redis
+from allauth.account.models import EmailAddress
 from django.conf import settings
 from django.core.cache import cache
 from django.core.mail import send_mail
@@ -319,6 +320,18 @@ def user_set_plan(*, user: User, plan: Plan) -> User:
         User.objects.filter(pk=user.pk).update(plan=plan)
         user.plan = plan
         apikey_forget_user(user=user)
+    return user
+
+
+def user_set_email(*, user: User, email: str) -> User:
+    """An address staff set for the account: lower-cased, as sign-up stores it, and at once its verified,
+    primary and only address (allauth signs in by these), so it is the login and the old one is not."""
+    email = email.strip().lower()
+    with transaction.atomic():
+        User.objects.filter(pk=user.pk).update(email=email)
+        user.email = email
+        EmailAddress.objects.filter(user=user).exclude(email=email).delete()
+        EmailAddress.objects.update_or_create(user=user, email=email, defaults={"verified": True, "primary": True})
     return user
 
 

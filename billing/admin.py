@@ -1,3 +1,5 @@
+from datetime import timedelta
+
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
@@ -9,8 +11,10 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from accounts.admin import UserAdmin
+from accounts.models import User
 from billing.models import BillingAlert, CreditPack, LedgerEntry, StripeEvent, Wallet
-from billing.services import amount_check, wallet_adjust, wallet_balance
+from billing.selectors import adjustment_last, adjustment_repeated
+from billing.services import amount_check, wallet_adjust, wallet_balance, wallet_ensure
 from billing.stripe_events import stripe_event_process
 from flixly_site.errors import ValidationFailed
 from flixly_site.forms import SubmitOnceField, form_sent_twice, form_token_release
@@ -27,15 +31,55 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
+def may_adjust(request: HttpRequest) -> bool:
+    return request.user.has_perm("billing.adjust_credits")  # the admin itself checks only is_staff
+
+
+# Back reloads the adjust page, with a new token: the same adjustment sent again this soon is taken for that.
+REPEAT_WINDOW = timedelta(minutes=10)
+
+
 class AdjustForm(forms.Form):
     amount = forms.IntegerField(help_text="Positive grants credits; negative takes them (never below zero).")
     reason = forms.CharField(max_length=300, help_text="Shown on the account's ledger.")
-    once = SubmitOnceField()  # Back and submit again, or a double click, writes one row
+    # Shown only with the question: a box already on the page could be ticked by habit, or by the browser on Back.
+    repeat = forms.BooleanField(required=False, label="Write it again", widget=forms.HiddenInput)
+    once = SubmitOnceField()  # a reload or a double click writes one row
 
     def clean_amount(self) -> int:
         if self.cleaned_data["amount"] == 0:
             raise forms.ValidationError("Use a non-zero amount.")
         return self.cleaned_data["amount"]
+
+    def ask_to_repeat(self, entry: LedgerEntry) -> None:
+        """Refuse the adjustment as a likely repeat of `entry`, with the box that confirms it."""
+        self.fields["repeat"].widget = forms.CheckboxInput()
+        at = timezone.localtime(entry.created_at).strftime("%H:%M %Z")
+        self.add_error(
+            "repeat",
+            f"This repeats the adjustment of {entry.amount:+,d} credits with this reason written at {at} "
+            f"by {entry.staff_user or 'an operator'}. Tick “Write it again” to write another.",
+        )
+
+
+def _repeated(user: User, amount: int, reason: str) -> LedgerEntry | None:
+    since = timezone.now() - REPEAT_WINDOW
+    return adjustment_repeated(user_id=user.pk, amount=amount, reason=reason, since=since)
+
+
+def _adjusted(user: User, asked: int, entry: LedgerEntry | None) -> tuple[int, str]:
+    """The message level and text for an adjustment: a take stops at zero, so it may take less than asked."""
+    if entry is None and (asked > 0 or wallet_balance(user_id=user.pk) > 0):
+        return messages.INFO, "That adjustment was already written, so nothing was done again."  # its token's row
+    if entry is None:
+        return messages.WARNING, f"Nothing was taken from {user}: the balance is 0."
+    if entry.amount == asked:
+        return messages.SUCCESS, f"{asked:+,d} credits for {user}."
+    taken = -entry.amount
+    return (
+        messages.WARNING,
+        f"Only {taken:,} of the {-asked:,} credits asked were taken from {user}: the balance was {taken:,}.",
+    )
 
 
 @admin.register(Wallet)
@@ -67,32 +111,51 @@ class WalletAdmin(ReadOnlyAdmin):
     def adjust_link(self, wallet: Wallet) -> str:
         return format_html('<a href="{}">Grant or adjust</a>', reverse("admin:billing_wallet_adjust", args=[wallet.pk]))
 
-    def get_urls(self):
-        extra = [path("<int:pk>/adjust/", self.admin_site.admin_view(self.adjust_view), name="billing_wallet_adjust")]
-        return extra + super().get_urls()
+    def get_list_display(self, request: HttpRequest) -> tuple[str, ...]:
+        if may_adjust(request):
+            return self.list_display
+        return tuple(name for name in self.list_display if name != "adjust_link")
 
-    def adjust_view(self, request: HttpRequest, pk: int) -> HttpResponse:
-        if not request.user.has_perm("billing.adjust_credits"):  # admin_view checks only is_staff
+    def get_urls(self):
+        # By account, not by wallet: accounts added in the admin or at the terminal have none until one is made here.
+        adjust = self.admin_site.admin_view(self.adjust_view)
+        return [path("<int:user_id>/adjust/", adjust, name="billing_wallet_adjust"), *super().get_urls()]
+
+    def adjust_view(self, request: HttpRequest, user_id: int) -> HttpResponse:
+        if not may_adjust(request):
             raise PermissionDenied
-        wallet = get_object_or_404(Wallet.objects.select_related("user"), pk=pk)
+        user = get_object_or_404(User, pk=user_id)
+        wallet = wallet_ensure(user_id=user.pk)
         form = AdjustForm(request.POST or None)
-        if request.method == "POST" and form.is_valid():
-            page = reverse("admin:billing_wallet_change", args=[pk])
-            if sent := form_sent_twice(request, form, page=page):
-                return sent
-            grant = {name: form.cleaned_data[name] for name in ("amount", "reason", "once")}
-            try:
-                # the token also keys the ledger row: a repeat is refused there when the cache could not tell
-                entry = wallet_adjust(user_id=wallet.user_id, staff_user_id=request.user.pk, **grant)
-            except ValidationFailed as error:
-                form.add_error("amount", error.message)
-                form_token_release(request, form)
-            else:
-                moved = entry.amount if entry else 0
-                messages.success(request, f"{moved:+d} credits for {wallet.user}.")
-                return redirect("admin:billing_wallet_change", pk)
-        context = {**self.admin_site.each_context(request), "wallet": wallet, "form": form, "title": "Grant or adjust"}
+        if request.method == "POST" and form.is_valid() and (done := self._adjust(request, user, form)):
+            return done
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Grant or adjust",
+            "wallet": wallet,
+            "form": form,
+            "last": adjustment_last(user_id=user.pk),
+        }
         return render(request, "admin/billing/wallet_adjust.html", context)
+
+    def _adjust(self, request: HttpRequest, user: User, form: AdjustForm) -> HttpResponse | None:
+        """Write the form's adjustment and go to the wallet; None when the form is refused, to show it again."""
+        if sent := form_sent_twice(request, form, page=reverse("admin:billing_wallet_change", args=[user.pk])):
+            return sent
+        grant = {name: form.cleaned_data[name] for name in ("amount", "reason", "once")}
+        if not form.cleaned_data["repeat"] and (repeated := _repeated(user, grant["amount"], grant["reason"])):
+            form.ask_to_repeat(repeated)
+            form_token_release(request, form)  # ticked, the same form is a new try
+            return None
+        try:
+            # the token also keys the ledger row: a repeat is refused there when the cache could not tell
+            entry = wallet_adjust(user_id=user.pk, staff_user_id=request.user.pk, **grant)
+        except ValidationFailed as error:
+            form.add_error("amount", error.message)
+            form_token_release(request, form)
+            return None
+        messages.add_message(request, *_adjusted(user, grant["amount"], entry))
+        return redirect("admin:billing_wallet_change", user.pk)
 
 
 @admin.register(LedgerEntry)
@@ -150,13 +213,16 @@ class StripeEventAdmin(ReadOnlyAdmin):
         # needed for the reprocess action, which may grant credits; every field stays read-only
         return request.user.has_perm("billing.change_stripeevent")
 
-    @admin.action(description="Process selected events again")
+    @admin.action(permissions=["change"], description="Process selected events again")
     def reprocess(self, request: HttpRequest, queryset: QuerySet[StripeEvent]) -> None:
         for row in queryset.filter(processed_at__isnull=True):
             try:
                 stripe_event_process(row=row)
             except Exception as error:
                 messages.error(request, f"{row.event_id}: {error}")
+                self.log_change(request, row, f"Processed again by the admin action; it failed: {error}")
+            else:
+                self.log_change(request, row, "Processed again by the admin action.")
         messages.info(request, "Done; failures stay listed with their error.")
 
 
@@ -167,15 +233,20 @@ class BillingAlertAdmin(admin.ModelAdmin):
     readonly_fields = ("created_at", "user", "message", "reference")
     actions = ["resolve"]
 
-    @admin.action(description="Mark resolved")
+    @admin.action(permissions=["change"], description="Mark resolved")
     def resolve(self, request: HttpRequest, queryset: QuerySet[BillingAlert]) -> None:
         queryset.update(resolved_at=timezone.now())
 
 
-UserAdmin.related_links += [
-    lambda user: (
-        f"{wallet_balance(user_id=user.pk):,} credits: grant or adjust",
-        reverse("admin:billing_wallet_adjust", args=[user.pk]),
-    ),
-    lambda user: ("Credit ledger", reverse("admin:billing_ledgerentry_changelist") + f"?user__id__exact={user.pk}"),
-]
+def _grant_link(request: HttpRequest, user: User) -> tuple[str, str] | None:
+    if not may_adjust(request):
+        return None  # the page would refuse them
+    label = f"{wallet_balance(user_id=user.pk):,} credits: grant or adjust"
+    return label, reverse("admin:billing_wallet_adjust", args=[user.pk])
+
+
+def _ledger_link(request: HttpRequest, user: User) -> tuple[str, str]:
+    return "Credit ledger", reverse("admin:billing_ledgerentry_changelist") + f"?user__id__exact={user.pk}"
+
+
+UserAdmin.related_links += [_grant_link, _ledger_link]

@@ -18,6 +18,18 @@ def ledger_for(*, user: User) -> QuerySet[LedgerEntry]:
     return LedgerEntry.objects.filter(user=user)
 
 
+def adjustment_last(*, user_id: int) -> LedgerEntry | None:
+    return LedgerEntry.objects.filter(user_id=user_id, kind=EntryKind.ADJUSTMENT).select_related("staff_user").first()
+
+
+def adjustment_repeated(*, user_id: int, amount: int, reason: str, since: datetime) -> LedgerEntry | None:
+    """The newest adjustment of the account since `since` that one of `amount` with `reason` would repeat."""
+    # A take stops at zero, so its row may show less than was asked.
+    moved = Q(amount=amount) if amount > 0 else Q(amount__gte=amount, amount__lt=0)
+    adjustments = LedgerEntry.objects.filter(moved, user_id=user_id, kind=EntryKind.ADJUSTMENT, created_at__gte=since)
+    return adjustments.filter(reason__iexact=reason).select_related("staff_user").first()
+
+
 def packs_for_sale() -> QuerySet[CreditPack]:
     return CreditPack.objects.filter(active=True)
 

@@ -100,8 +100,9 @@ def _add(user_id: int, amount: int, entry_id: uuid.UUID) -> tuple[int, bool]:
     return moved
 
 
-def wallet_ensure(*, user_id: int) -> None:
-    Wallet.objects.get_or_create(user_id=user_id)
+def wallet_ensure(*, user_id: int) -> Wallet:
+    wallet, _ = Wallet.objects.get_or_create(user_id=user_id)
+    return wallet
 
 
 def wallet_lock(*, user_id: int) -> Wallet:

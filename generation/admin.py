@@ -84,12 +84,13 @@ class JobAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Job | None = None) -> bool:
         return False  # a job is the record its ledger rows, events and outputs point to
 
-    @admin.action(description="Fail and refund selected unfinished jobs")
+    @admin.action(permissions=["change"], description="Fail and refund selected unfinished jobs")
     def fail_and_refund(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
-        failed = sum(
-            job_fail(job_id=job.pk, detail=f"failed by staff {request.user}")
-            for job in queryset.filter(status__in=[JobStatus.QUEUED, JobStatus.RUNNING])
-        )
+        failed = 0
+        for job in queryset.filter(status__in=[JobStatus.QUEUED, JobStatus.RUNNING]):
+            if job_fail(job_id=job.pk, detail=f"failed by staff {request.user}"):
+                self.log_change(request, job, "Failed and refunded by the admin action.")
+                failed += 1
         messages.success(request, f"Failed and refunded {failed} job(s).")
 
 
@@ -117,5 +118,5 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
 
 
 UserAdmin.related_links.append(
-    lambda user: ("Jobs", reverse("admin:generation_job_changelist") + f"?user__id__exact={user.pk}")
+    lambda request, user: ("Jobs", reverse("admin:generation_job_changelist") + f"?user__id__exact={user.pk}")
 )

@@ -141,6 +141,23 @@ def admin_client(client, staff_user):
 
 
 @pytest.fixture
+def staff_client(client, staff_user):
+    """Log the test client in as a staff member holding only the given permissions ("app.codename")."""
+    from django.contrib.auth.models import Permission
+
+    def log_in(*permissions: str):
+        for permission in permissions:
+            app_label, codename = permission.split(".")
+            staff_user.user_permissions.add(
+                Permission.objects.get(content_type__app_label=app_label, codename=codename)
+            )
+        client.force_login(staff_user)
+        return client
+
+    return log_in
+
+
+@pytest.fixture
 def page(page):
     page.set_default_timeout(10_000)
     return page

@@ -6,6 +6,7 @@ import pytest
 from allauth.account.models import EmailAddress
 
 from billing.services import wallet_adjust
+from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -43,3 +44,88 @@ def test_an_account_staff_add_needs_no_verification_e_mail(admin_client, django_
     admin_client.post("/admin/accounts/user/add/", form)
     added = django_user_model.objects.get(email="added@example.com")
     assert EmailAddress.objects.filter(user=added, email=added.email, verified=True, primary=True).exists()
+
+
+def test_staff_who_may_only_view_accounts_cannot_deactivate_them(staff_client, user):
+    client = staff_client("accounts.view_user")
+    assert 'value="deactivate"' not in client.get("/admin/accounts/user/").content.decode()
+    assert 'value="deactivate"' not in client.get(f"/admin/accounts/user/{user.pk}/change/").content.decode()
+    client.post("/admin/accounts/user/", {"action": "deactivate", "_selected_action": [user.pk], "index": 0})
+    user.refresh_from_db()
+    assert user.is_active is True
+
+
+def change_form(user, **fields) -> dict:
+    """The account's page as sent by Save, with `fields` changed."""
+    form = {"email": user.email, "plan": user.plan_id, "is_active": "on"}
+    return form | {"date_joined_0": "2026-01-01", "date_joined_1": "10:00:00"} | fields
+
+
+def test_only_superusers_can_grant_staff_superuser_groups_or_permissions(staff_client, staff_user):
+    from django.contrib.auth.models import Group, Permission
+
+    client = staff_client("accounts.view_user", "accounts.change_user")
+    adjust_credits = Permission.objects.get(codename="adjust_credits")
+    finance = Group.objects.create(name="Finance")
+    form = change_form(
+        staff_user, is_staff="on", is_superuser="on", groups=[finance.pk], user_permissions=[adjust_credits.pk]
+    )
+    response = client.post(f"/admin/accounts/user/{staff_user.pk}/change/", form)
+    assert response.status_code == HTTPStatus.FOUND
+    staff_user.refresh_from_db()
+    assert staff_user.is_superuser is False and not staff_user.groups.exists()
+    assert not staff_user.user_permissions.filter(codename="adjust_credits").exists()
+
+
+def test_staff_who_are_not_superusers_cannot_make_an_account_staff(staff_client, user):
+    client = staff_client("accounts.view_user", "accounts.change_user")
+    client.post(f"/admin/accounts/user/{user.pk}/change/", change_form(user, is_staff="on"))
+    user.refresh_from_db()
+    assert user.is_staff is False
+
+
+def test_a_superuser_can_make_an_account_staff(admin_client, user):
+    admin_client.post(f"/admin/accounts/user/{user.pk}/change/", change_form(user, is_staff="on"))
+    user.refresh_from_db()
+    assert user.is_staff is True
+
+
+def test_staff_who_are_not_superusers_cannot_change_a_superusers_password_or_address(staff_client, django_user_model):
+    boss = django_user_model.objects.create_superuser(email="boss@example.com", password="correct horse battery")
+    client = staff_client("accounts.view_user", "accounts.change_user")
+    password = {"password1": "Taken-Over-4512", "password2": "Taken-Over-4512", "usable_password": "true"}
+    client.post(f"/admin/accounts/user/{boss.pk}/password/", password)
+    client.post(f"/admin/accounts/user/{boss.pk}/change/", change_form(boss, email="me@example.com"))
+    boss.refresh_from_db()
+    assert boss.check_password("correct horse battery") and boss.email == "boss@example.com"
+
+
+def log_in(email: str, password: str = "correct horse battery"):
+    from django.test import Client
+
+    return Client().post("/accounts/login/", {"login": email, "password": password})
+
+
+def test_an_address_staff_change_is_the_login_at_once_and_the_old_one_no_longer_is(admin_client):
+    customer = UserFactory(email="old@example.com")
+    admin_client.post(f"/admin/accounts/user/{customer.pk}/change/", change_form(customer, email="New@Example.com"))
+    customer.refresh_from_db()
+    assert customer.email == "new@example.com"
+    assert log_in("new@example.com")["Location"] == "/dashboard/"
+    assert log_in("old@example.com").status_code == HTTPStatus.OK  # the form again, with its error
+
+
+def test_an_account_staff_add_is_stored_lower_cased_as_sign_up_stores_it(admin_client, django_user_model):
+    password = "Quiet-Lake-4512-x"
+    form = {"email": "Added@Example.com", "password1": password, "password2": password, "usable_password": "true"}
+    admin_client.post("/admin/accounts/user/add/", form)
+    assert django_user_model.objects.filter(email="added@example.com").exists()
+    assert log_in("added@example.com", password)["Location"] == "/dashboard/"
+
+
+def test_deactivating_accounts_is_in_each_accounts_history(admin_client, user):
+    from django.contrib.admin.models import LogEntry
+
+    admin_client.post("/admin/accounts/user/", {"action": "deactivate", "_selected_action": [user.pk], "index": 0})
+    [entry] = LogEntry.objects.filter(object_id=str(user.pk))
+    assert entry.change_message == "Deactivated by the admin action."

@@ -1,6 +1,9 @@
+from datetime import timedelta
 from http import HTTPStatus
 
 import pytest
+import time_machine
+from django.utils import timezone
 
 from billing.models import CreditPack, LedgerEntry, Wallet
 from billing.services import MAX_BALANCE, MAX_CREDITS_PER_MOVEMENT, wallet_adjust, wallet_balance
@@ -117,3 +120,140 @@ def test_a_credit_pack_above_the_maximum_is_a_form_error(admin_client):
     assert response.status_code == HTTPStatus.OK
     assert response.context["adminform"].form.errors["credits"]
     assert not CreditPack.objects.exists()
+
+
+def test_staff_who_may_only_view_stripe_events_cannot_process_them_again(staff_client):
+    from billing.models import StripeEvent
+
+    event = StripeEvent.objects.create(
+        event_id="evt_1", type="unhandled.kind", payload={}, stripe_created_at=timezone.now(), last_error="boom"
+    )
+    client = staff_client("billing.view_stripeevent")
+    assert 'value="reprocess"' not in client.get("/admin/billing/stripeevent/").content.decode()
+    client.post("/admin/billing/stripeevent/", {"action": "reprocess", "_selected_action": [event.pk], "index": 0})
+    event.refresh_from_db()
+    assert event.processed_at is None
+
+
+def test_staff_who_may_only_view_billing_alerts_cannot_resolve_them(staff_client):
+    from billing.models import BillingAlert
+
+    alert = BillingAlert.objects.create(message="A refund could not claw back all its credits")
+    client = staff_client("billing.view_billingalert")
+    assert 'value="resolve"' not in client.get("/admin/billing/billingalert/").content.decode()
+    client.post("/admin/billing/billingalert/", {"action": "resolve", "_selected_action": [alert.pk], "index": 0})
+    alert.refresh_from_db()
+    assert alert.resolved_at is None
+
+
+def test_an_account_added_in_the_admin_can_be_granted_credits_from_its_page(admin_client, django_user_model):
+    # It had no wallet: its page's "grant or adjust" link was a 404.
+    password = "Quiet-Lake-4512-x"
+    form = {"email": "added@example.com", "password1": password, "password2": password, "usable_password": "true"}
+    admin_client.post("/admin/accounts/user/add/", form)
+    added = django_user_model.objects.get(email="added@example.com")
+    page = admin_client.get(f"/admin/accounts/user/{added.pk}/change/").content.decode()
+    adjust = f"/admin/billing/wallet/{added.pk}/adjust/"
+    assert adjust in page and admin_client.get(adjust).status_code == HTTPStatus.OK
+    admin_client.post(adjust, {"amount": 50, "reason": "Welcome", "once": "t1"})
+    assert wallet_balance(user_id=added.pk) == 50
+
+
+def test_a_take_larger_than_the_balance_says_only_the_balance_was_taken(admin_client, user):
+    wallet_adjust(user_id=user.pk, amount=541, reason="start")
+    take = {"amount": -1000, "reason": "Chargeback", "once": "t1"}
+    page = admin_client.post(f"/admin/billing/wallet/{user.pk}/adjust/", take, follow=True)
+    [message] = [str(message) for message in page.context["messages"]]
+    assert message == f"Only 541 of the 1,000 credits asked were taken from {user}: the balance was 541."
+    assert wallet_balance(user_id=user.pk) == 0
+
+
+def test_a_take_from_an_empty_balance_says_nothing_was_taken(admin_client, user):
+    take = {"amount": -1000, "reason": "Chargeback", "once": "t1"}
+    page = admin_client.post(f"/admin/billing/wallet/{user.pk}/adjust/", take, follow=True)
+    [message] = [str(message) for message in page.context["messages"]]
+    assert message == f"Nothing was taken from {user}: the balance is 0."
+
+
+def fresh_form(client, user) -> dict:
+    """What the adjust page sends: each load of the page (as Back does) brings a new token."""
+    form = client.get(f"/admin/billing/wallet/{user.pk}/adjust/").context["form"]
+    return {"once": form["once"].value()}
+
+
+def test_the_same_adjustment_sent_again_from_a_fresh_page_asks_to_confirm_the_repeat(admin_client, user):
+    grant = {"amount": 1000, "reason": "Goodwill"}
+    admin_client.post(f"/admin/billing/wallet/{user.pk}/adjust/", {**grant, **fresh_form(admin_client, user)})
+    again = admin_client.post(f"/admin/billing/wallet/{user.pk}/adjust/", {**grant, **fresh_form(admin_client, user)})
+    assert again.status_code == HTTPStatus.OK
+    [refused] = again.context["form"].errors["repeat"]
+    assert refused.startswith("This repeats the adjustment of +1,000 credits with this reason written at ")
+    assert 'type="checkbox" name="repeat"' in again.content.decode()
+    assert wallet_balance(user_id=user.pk) == 1000 and LedgerEntry.objects.filter(user=user).count() == 1
+
+
+def test_a_repeat_that_staff_confirm_is_written(admin_client, user):
+    grant = {"amount": 1000, "reason": "Goodwill"}
+    admin_client.post(f"/admin/billing/wallet/{user.pk}/adjust/", {**grant, **fresh_form(admin_client, user)})
+    confirmed = {**grant, **fresh_form(admin_client, user), "repeat": "on"}
+    assert admin_client.post(f"/admin/billing/wallet/{user.pk}/adjust/", confirmed).status_code == HTTPStatus.FOUND
+    assert wallet_balance(user_id=user.pk) == 2000
+
+
+def test_a_take_that_stopped_at_zero_is_also_a_repeat_when_sent_again(admin_client, user):
+    wallet_adjust(user_id=user.pk, amount=300, reason="start")
+    take = {"amount": -1000, "reason": "Chargeback"}
+    admin_client.post(f"/admin/billing/wallet/{user.pk}/adjust/", {**take, **fresh_form(admin_client, user)})
+    wallet_adjust(user_id=user.pk, amount=500, reason="top-up")
+    again = admin_client.post(f"/admin/billing/wallet/{user.pk}/adjust/", {**take, **fresh_form(admin_client, user)})
+    assert again.context["form"].errors["repeat"] and wallet_balance(user_id=user.pk) == 500
+
+
+def test_an_adjustment_outside_the_last_ten_minutes_is_not_a_repeat(admin_client, user):
+    grant = {"amount": 1000, "reason": "Goodwill"}
+    with time_machine.travel(timezone.now() - timedelta(minutes=11)):
+        admin_client.post(f"/admin/billing/wallet/{user.pk}/adjust/", {**grant, **fresh_form(admin_client, user)})
+    admin_client.post(f"/admin/billing/wallet/{user.pk}/adjust/", {**grant, **fresh_form(admin_client, user)})
+    assert wallet_balance(user_id=user.pk) == 2000
+
+
+def test_the_adjust_page_shows_the_accounts_last_adjustment(admin_client, user):
+    admin_client.post(
+        f"/admin/billing/wallet/{user.pk}/adjust/",
+        {"amount": 25, "reason": "Goodwill for the outage", **fresh_form(admin_client, user)},
+    )
+    page = admin_client.get(f"/admin/billing/wallet/{user.pk}/adjust/").content.decode()
+    assert "Last adjustment: <strong>+25</strong>" in page and "Goodwill for the outage" in page
+
+
+def test_processing_a_stripe_event_again_is_in_its_history(admin_client):
+    from django.contrib.admin.models import LogEntry
+
+    from billing.models import StripeEvent
+
+    event = StripeEvent.objects.create(
+        event_id="evt_1", type="unhandled.kind", payload={}, stripe_created_at=timezone.now(), last_error="boom"
+    )
+    admin_client.post(
+        "/admin/billing/stripeevent/", {"action": "reprocess", "_selected_action": [event.pk], "index": 0}
+    )
+    event.refresh_from_db()
+    assert event.processed_at is not None
+    [entry] = LogEntry.objects.filter(object_id=str(event.pk))
+    assert entry.change_message == "Processed again by the admin action."
+
+
+def test_staff_without_the_credits_permission_are_not_offered_the_grant_link(staff_client, user):
+    wallet_adjust(user_id=user.pk, amount=10, reason="start")
+    client = staff_client("accounts.view_user", "billing.view_wallet")
+    account = client.get(f"/admin/accounts/user/{user.pk}/change/").content.decode()
+    assert "Credit ledger" in account and "/adjust/" not in account
+    assert "/adjust/" not in client.get("/admin/billing/wallet/").content.decode()
+
+
+def test_staff_with_the_credits_permission_are_offered_the_grant_link(staff_client, user):
+    wallet_adjust(user_id=user.pk, amount=10, reason="start")
+    client = staff_client("accounts.view_user", "billing.view_wallet", "billing.adjust_credits")
+    adjust = f"/admin/billing/wallet/{user.pk}/adjust/"
+    assert adjust in client.get(f"/admin/accounts/user/{user.pk}/change/").content.decode()
+    assert adjust in client.get("/admin/billing/wallet/").content.decode()
