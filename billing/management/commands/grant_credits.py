@@ -23,5 +23,6 @@ class Command(BaseCommand):
             entry = wallet_adjust(user_id=user.pk, amount=options["amount"], reason=options["reason"].strip())
         except ValidationFailed as error:
             raise CommandError(f"--amount: {error.message}") from None
-        moved = entry.amount if entry else 0
-        self.stdout.write(f"{moved:+d} credits for {user.email}; balance {wallet_balance(user_id=user.pk)}.")
+        moved, asked = (entry.amount if entry else 0), options["amount"]
+        short = f" (only {-moved} of the {-asked} asked: the balance was {-moved})" if moved != asked else ""
+        self.stdout.write(f"{moved:+d} credits for {user.email}{short}; balance {wallet_balance(user_id=user.pk)}.")
