@@ -84,7 +84,13 @@ class User(AbstractUser):
     objects = UserManager()
 
     class Meta:
-        constraints = [models.UniqueConstraint(Lower("email"), name="user_email_ci_unique")]
+        constraints = [
+            models.UniqueConstraint(
+                Lower("email"),
+                name="user_email_ci_unique",
+                violation_error_message="Another account already uses this e-mail address.",
+            )
+        ]
 
     def __str__(self) -> str:
         return self.email

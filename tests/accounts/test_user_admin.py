@@ -115,6 +115,17 @@ def test_an_address_staff_change_is_the_login_at_once_and_the_old_one_no_longer_
     assert log_in("old@example.com").status_code == HTTPStatus.OK  # the form again, with its error
 
 
+def test_an_address_another_account_uses_is_refused_in_plain_words(admin_client):
+    UserFactory(email="taken@example.com")
+    customer = UserFactory(email="mine@example.com")
+    page = admin_client.post(
+        f"/admin/accounts/user/{customer.pk}/change/", change_form(customer, email="Taken@Example.com")
+    )
+    assert "Another account already uses this e-mail address." in page.content.decode()
+    customer.refresh_from_db()
+    assert customer.email == "mine@example.com"
+
+
 def test_an_account_staff_add_is_stored_lower_cased_as_sign_up_stores_it(admin_client, django_user_model):
     password = "Quiet-Lake-4512-x"
     form = {"email": "Added@Example.com", "password1": password, "password2": password, "usable_password": "true"}
