@@ -160,10 +160,19 @@ class WalletAdmin(ReadOnlyAdmin):
 
 @admin.register(LedgerEntry)
 class LedgerEntryAdmin(ReadOnlyAdmin):
-    list_display = ("created_at", "user", "kind", "amount", "balance_after", "reason", "reference_id", "staff_user")
+    list_display = ("created_at", "user", "kind", "amount", "balance_after", "reason", "reference", "staff_user")
     list_filter = ("kind", "category")
     search_fields = ("user__email", "reference_id", "idempotency_key")
     date_hierarchy = "created_at"
+    show_full_result_count = False  # the ledger only grows: one count a page, not two
+
+    @admin.display(description="Reference", ordering="reference_id")
+    def reference(self, entry: LedgerEntry) -> str:
+        if entry.reference_type != "job":
+            return entry.reference_id
+        return format_html(
+            '<a href="{}">{}</a>', reverse("admin:generation_job_change", args=[entry.reference_id]), entry.reference_id
+        )
 
 
 class CreditPackForm(forms.ModelForm):

@@ -1,3 +1,4 @@
+from pathlib import PurePosixPath
 from typing import Any
 
 from django import forms
@@ -5,10 +6,13 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
+from django.utils.html import format_html_join
+from django.utils.safestring import mark_safe
 
 from accounts.admin import UserAdmin
 from generation.catalog import catalog_forget
 from generation.models import AiModel, Job, JobEvent, JobStatus, WebhookDelivery, WebhookEndpoint
+from generation.outputs import output_url
 from generation.pricing import catalog_problems
 from generation.services import job_fail
 
@@ -70,16 +74,40 @@ class JobEventInline(admin.TabularInline):
 
 @admin.register(Job)
 class JobAdmin(admin.ModelAdmin):
-    list_display = ("id", "user", "model", "type", "status", "credits_charged", "credits_refunded", "created_at")
+    list_display = ("job", "user", "model", "type", "status", "credits", "created_at")
     list_filter = ("status", "type", "route", "is_test")
     search_fields = ("id", "user__email", "model__id")
     date_hierarchy = "created_at"
-    readonly_fields = [f.name for f in Job._meta.fields]
+    show_full_result_count = False  # jobs only grow: one count a page, not two
+    exclude = ("outputs",)
+    readonly_fields = [*(f.name for f in Job._meta.fields if f.name != "outputs"), "files"]
     inlines = [JobEventInline]
     actions = ["fail_and_refund"]
 
+    @admin.display(description="Job", ordering="id")
+    def job(self, job: Job) -> str:
+        return str(job.pk)[:8]  # search takes the whole id
+
+    @admin.display(description="Credits", ordering="credits_charged")
+    def credits(self, job: Job) -> str:
+        return (
+            f"{job.credits_charged} (refunded {job.credits_refunded})"
+            if job.credits_refunded
+            else str(job.credits_charged)
+        )
+
+    @admin.display(description="Files")
+    def files(self, job: Job) -> str:
+        return (
+            format_html_join(mark_safe("<br>"), '<a href="{}">{}</a> ({})', (_file_link(o) for o in job.outputs)) or "-"
+        )
+
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Job | None = None) -> bool:
+        # The list's actions need it; a job's own page is a record with nothing to edit (no Save button).
+        return obj is None and super().has_change_permission(request)
 
     def has_delete_permission(self, request: HttpRequest, obj: Job | None = None) -> bool:
         return False  # a job is the record its ledger rows, events and outputs point to
@@ -92,6 +120,13 @@ class JobAdmin(admin.ModelAdmin):
                 self.log_change(request, job, "Failed and refunded by the admin action.")
                 failed += 1
         messages.success(request, f"Failed and refunded {failed} job(s).")
+
+
+def _file_link(output: dict) -> tuple[str, str, str]:
+    size = f", {output['width']}x{output['height']}" if output.get("width") else ""
+    seconds = f", {output['durationSeconds']} s" if output.get("durationSeconds") else ""
+    about = f"{output['contentType']}{size}{seconds}, {output.get('bytes') or 0:,} bytes"
+    return output_url(output["name"]), PurePosixPath(output["name"]).name, about
 
 
 @admin.register(WebhookEndpoint)
@@ -115,6 +150,9 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
+
+    def has_change_permission(self, request: HttpRequest, obj: WebhookDelivery | None = None) -> bool:
+        return False  # a record of what was sent: nothing on it to edit (no Save button)
 
 
 UserAdmin.related_links.append(

@@ -3,10 +3,11 @@ from http import HTTPStatus
 
 import pytest
 import time_machine
+from django.db import transaction
 from django.utils import timezone
 
 from billing.models import CreditPack, LedgerEntry, Wallet
-from billing.services import MAX_BALANCE, MAX_CREDITS_PER_MOVEMENT, wallet_adjust, wallet_balance
+from billing.services import MAX_BALANCE, MAX_CREDITS_PER_MOVEMENT, debit_prepare, wallet_adjust, wallet_balance
 
 pytestmark = pytest.mark.django_db
 
@@ -257,3 +258,12 @@ def test_staff_with_the_credits_permission_are_offered_the_grant_link(staff_clie
     adjust = f"/admin/billing/wallet/{user.pk}/adjust/"
     assert adjust in client.get(f"/admin/accounts/user/{user.pk}/change/").content.decode()
     assert adjust in client.get("/admin/billing/wallet/").content.decode()
+
+
+def test_a_ledger_row_of_a_job_links_to_the_job(admin_client, user):
+    wallet_adjust(user_id=user.pk, amount=10, reason="funds")
+    job_id = "6f1c1c7e-58b1-4a66-8f56-1b1c4f3c3a01"
+    with transaction.atomic():
+        debit_prepare(user_id=user.pk, amount=3, idempotency_key=f"debit:{job_id}", reference_id=job_id).run()
+    page = admin_client.get("/admin/billing/ledgerentry/").content.decode()
+    assert f'href="/admin/generation/job/{job_id}/change/"' in page

@@ -34,3 +34,47 @@ def test_fail_and_refund_refunds_the_job_and_is_in_its_history(admin_client, use
     assert queued_job.status == JobStatus.FAILED and wallet_balance(user_id=user.pk) == 5
     [entry] = LogEntry.objects.filter(object_id=str(queued_job.pk))
     assert entry.change_message == "Failed and refunded by the admin action."
+
+
+@pytest.fixture
+def completed_job(user) -> Job:
+    output = {"name": "outputs/1/job/1/0.png", "contentType": "image/png", "width": 64, "height": 64, "bytes": 90}
+    return Job.objects.create(
+        user=user,
+        model_id="local-image",
+        type="TEXT_TO_IMAGE",
+        route="local",
+        status=JobStatus.COMPLETED,
+        credits_charged=5,
+        outputs=[output],
+    )
+
+
+def test_a_jobs_page_is_a_record_with_its_files_linked_and_no_save_button(admin_client, completed_job):
+    page = admin_client.get(f"/admin/generation/job/{completed_job.pk}/change/").content.decode()
+    assert 'name="_save"' not in page and 'name="_continue"' not in page  # nothing on it can be changed
+    assert "/outputs/" in page and ">0.png</a> (image/png, 64x64, 90 bytes)" in page
+
+
+def test_the_jobs_list_fits_a_laptop_screen(admin_client, completed_job):
+    page = admin_client.get("/admin/generation/job/").content.decode()
+    assert f">{str(completed_job.pk)[:8]}</a>" in page  # a UUID in full wrapped over four lines
+    assert "column-credits_charged" not in page and "column-credits" in page  # one column: charged and refunded
+
+
+def test_staff_with_change_permission_still_fail_and_refund_from_the_list(staff_client, user, queued_job):
+    client = staff_client("generation.view_job", "generation.change_job")
+    form = {"action": "fail_and_refund", "_selected_action": [queued_job.pk], "index": 0}
+    client.post("/admin/generation/job/", form)
+    queued_job.refresh_from_db()
+    assert queued_job.status == JobStatus.FAILED
+
+
+def test_a_webhook_deliverys_page_is_a_record_with_no_save_button(admin_client, completed_job):
+    from generation.models import WebhookDelivery
+
+    delivery = WebhookDelivery.objects.create(
+        user=completed_job.user, job=completed_job, event="job.completed", url="https://example.com/hook", body="{}"
+    )
+    page = admin_client.get(f"/admin/generation/webhookdelivery/{delivery.pk}/change/").content.decode()
+    assert "job.completed" in page and 'name="_save"' not in page
