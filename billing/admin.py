@@ -242,6 +242,12 @@ class BillingAlertAdmin(admin.ModelAdmin):
     readonly_fields = ("created_at", "user", "message", "reference")
     actions = ["resolve"]
 
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # raised by the system, about money it could not move
+
+    def has_delete_permission(self, request: HttpRequest, obj: BillingAlert | None = None) -> bool:
+        return False  # resolved, not deleted: the record stays
+
     @admin.action(permissions=["change"], description="Mark resolved")
     def resolve(self, request: HttpRequest, queryset: QuerySet[BillingAlert]) -> None:
         queryset.update(resolved_at=timezone.now())

@@ -154,6 +154,9 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
     def has_change_permission(self, request: HttpRequest, obj: WebhookDelivery | None = None) -> bool:
         return False  # a record of what was sent: nothing on it to edit (no Save button)
 
+    def has_delete_permission(self, request: HttpRequest, obj: WebhookDelivery | None = None) -> bool:
+        return False  # the customer's deliveries list reads the same rows
+
 
 UserAdmin.related_links.append(
     lambda request, user: ("Jobs", reverse("admin:generation_job_changelist") + f"?user__id__exact={user.pk}")

@@ -267,3 +267,14 @@ def test_a_ledger_row_of_a_job_links_to_the_job(admin_client, user):
         debit_prepare(user_id=user.pk, amount=3, idempotency_key=f"debit:{job_id}", reference_id=job_id).run()
     page = admin_client.get("/admin/billing/ledgerentry/").content.decode()
     assert f'href="/admin/generation/job/{job_id}/change/"' in page
+
+
+def test_billing_alerts_are_raised_by_the_system_not_added_or_deleted_by_staff(admin_client):
+    page = admin_client.get("/admin/billing/billingalert/").content.decode()
+    assert "/admin/billing/billingalert/add/" not in page
+    assert admin_client.get("/admin/billing/billingalert/add/").status_code == HTTPStatus.FORBIDDEN
+
+
+def test_webhook_deliveries_are_a_record_staff_cannot_delete(admin_client):
+    page = admin_client.get("/admin/generation/webhookdelivery/").content.decode()
+    assert 'value="delete_selected"' not in page
