@@ -1,6 +1,8 @@
 """Typed readers for environment variables that fail loudly on bad values."""
 
+import json
 import os
+from urllib.parse import urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -42,3 +44,35 @@ def env_list(name: str, default: list[str]) -> list[str]:
     if raw is None:
         return default
     return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def env_url(name: str, default: str = "", *, schemes: tuple[str, ...]) -> str:
+    """A URL with one of `schemes` and a host (or a path, for file-like schemes). The value itself is never
+    echoed: it may carry a password."""
+    raw = os.environ.get(name, default).strip()
+    if not raw:
+        return raw
+    parts = urlsplit(raw)
+    if parts.scheme not in schemes or not (parts.netloc or parts.path):
+        allowed = ", ".join(f"{scheme}://" for scheme in schemes)
+        raise ImproperlyConfigured(f"{name} must be a URL starting with one of {allowed}")
+    return raw
+
+
+def env_choice(name: str, default: str, *, choices: tuple[str, ...]) -> str:
+    raw = os.environ.get(name, default).strip()
+    if raw.upper() not in choices:
+        raise ImproperlyConfigured(f"{name} must be one of {', '.join(choices)}, got {raw!r}")
+    return raw.upper()
+
+
+def env_json_object(name: str) -> dict[str, str]:
+    """A JSON object of strings, e.g. {"route": "package.module.Class"}."""
+    raw = os.environ.get(name, "").strip() or "{}"
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a JSON object, and is not valid JSON") from None
+    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+        raise ImproperlyConfigured(f'{name} must be a JSON object of strings, e.g. {{"route": "package.Class"}}')
+    return value

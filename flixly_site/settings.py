@@ -5,7 +5,6 @@ Celery broker, local media, console e-mail). Production differs only by environm
 variables; see README.md for the full list.
 """
 
-import json
 import secrets
 from pathlib import Path
 
@@ -13,7 +12,7 @@ import dj_database_url
 import dj_email_url
 from django.core.exceptions import ImproperlyConfigured
 
-from flixly_site.env import env_bool, env_int, env_list, env_str
+from flixly_site.env import env_bool, env_choice, env_int, env_json_object, env_list, env_str, env_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("FLIXLY_VAR_DIR", str(BASE_DIR / "var")))
@@ -46,7 +45,7 @@ FLIXLY_KEY_PEPPER = _required_secret("FLIXLY_KEY_PEPPER", "key_pepper")
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"] if DEBUG else [])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
-SITE_URL = env_str("FLIXLY_SITE_URL", "http://127.0.0.1:8000").rstrip("/")
+SITE_URL = env_url("FLIXLY_SITE_URL", "http://127.0.0.1:8000", schemes=("http", "https")).rstrip("/")
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -112,7 +111,7 @@ TEMPLATES = [
 ]
 
 # Database: PostgreSQL through DATABASE_URL in production, SQLite under var/ otherwise.
-DATABASE_URL = env_str("DATABASE_URL")
+DATABASE_URL = env_url("DATABASE_URL", schemes=("postgres", "postgresql", "pgsql", "sqlite"))
 if DATABASE_URL:
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)}
     # Parameters travel apart from the SQL (no quoting into the text), and a statement run five times
@@ -141,7 +140,7 @@ else:
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Cache (API key lookups, rate limits): Redis when REDIS_URL is set.
-REDIS_URL = env_str("REDIS_URL")
+REDIS_URL = env_url("REDIS_URL", schemes=("redis", "rediss", "unix"))
 if REDIS_URL:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
 else:
@@ -179,7 +178,7 @@ ACCOUNT_EMAIL_SUBJECT_PREFIX = "[Flixly] "
 ACCOUNT_DEFAULT_HTTP_PROTOCOL = "http" if DEBUG else "https"
 
 # E-mail: printed to the console unless EMAIL_URL is set (smtp://user:pass@host:587/?tls=True).
-EMAIL_URL = env_str("EMAIL_URL")
+EMAIL_URL = env_url("EMAIL_URL", schemes=("smtp", "smtps", "submission", "console", "file", "memory", "dummy"))
 
 
 def _mailer_from_url(url: str) -> dict:
@@ -278,7 +277,11 @@ SPECTACULAR_SETTINGS = {
 }
 
 # Celery: the filesystem broker under var/ needs no server; production sets CELERY_BROKER_URL.
-CELERY_BROKER_URL = env_str("CELERY_BROKER_URL") or REDIS_URL or "filesystem://"
+CELERY_BROKER_URL = (
+    env_url("CELERY_BROKER_URL", schemes=("redis", "rediss", "amqp", "amqps", "pyamqp", "sqs", "filesystem", "memory"))
+    or REDIS_URL
+    or "filesystem://"
+)
 QUEUE_DIR = VAR_DIR / "celery" / "queue"
 if CELERY_BROKER_URL == "filesystem://":
     for folder in ("queue", "processed", "control"):
@@ -317,7 +320,7 @@ if not DEBUG:
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 
-LOG_LEVEL = env_str("FLIXLY_LOG_LEVEL", "INFO")
+LOG_LEVEL = env_choice("FLIXLY_LOG_LEVEL", "INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"))
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -346,6 +349,10 @@ CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 600, minimum=1)
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 660, minimum=1)
+if CELERY_TASK_TIME_LIMIT <= CELERY_TASK_SOFT_TIME_LIMIT:
+    raise ImproperlyConfigured(
+        f"CELERY_TASK_TIME_LIMIT must be more than CELERY_TASK_SOFT_TIME_LIMIT ({CELERY_TASK_SOFT_TIME_LIMIT})"
+    )
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_TIMEZONE = "UTC"
@@ -362,7 +369,7 @@ FAL_KEY = env_str("FAL_KEY")
 FAL_API_BASE = env_str("FAL_API_BASE", "https://queue.fal.run").rstrip("/")
 FLIXLY_PROVIDER_TIMEOUT = env_int("FLIXLY_PROVIDER_TIMEOUT", 30, minimum=1)
 # Extra provider routes for catalog entries, e.g. {"myproxy": "mypackage.providers.MyProvider"} (JSON).
-FLIXLY_EXTRA_PROVIDERS: dict[str, str] = json.loads(env_str("FLIXLY_EXTRA_PROVIDERS", "{}"))
+FLIXLY_EXTRA_PROVIDERS = env_json_object("FLIXLY_EXTRA_PROVIDERS")
 # Serves bench/urls.py (a bare endpoint and a hand-written submit) for `make bench` only.
 FLIXLY_BENCH_ENDPOINTS = env_bool("FLIXLY_BENCH_ENDPOINTS", False)
 # For tests and local development only: let imageUrl reach http:// and private addresses.

@@ -8,6 +8,11 @@ class GenerationConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from django.core import checks
+
+        from generation.checks import extra_providers_import
+
+        checks.register(extra_providers_import)
         # Python guesses audio/x-wav for .wav; the jobs name their WAV outputs audio/wav, and a download
         # must say the same.
         mimetypes.add_type("audio/wav", ".wav")

@@ -103,3 +103,31 @@ def test_the_postgresql_connection_prepares_a_statement_after_five_runs():
             cursor.execute("SELECT %s::int + 1", [41])
         cursor.execute("SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE %s", ["SELECT $1::int + 1%"])
         assert cursor.fetchone()[0] == 1
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("REDIS_URL", "bogus"),
+        ("CELERY_BROKER_URL", "127.0.0.1:6379"),
+        ("DATABASE_URL", "nonsense"),
+        ("EMAIL_URL", "bogus"),
+        ("FLIXLY_EXTRA_PROVIDERS", "{bad"),
+        ("FLIXLY_EXTRA_PROVIDERS", '["a.B"]'),
+        ("FLIXLY_LOG_LEVEL", "LOUD"),
+        ("FLIXLY_SITE_URL", "notaurl"),
+        ("CELERY_TASK_TIME_LIMIT", "10"),
+    ],
+)
+def test_a_bad_setting_stops_startup_naming_it(name, value):
+    result = run_manage("check", env={name: value, "FLIXLY_VAR_DIR": "var/test-deploy"})
+    assert result.returncode != 0
+    assert f"ImproperlyConfigured: {name} " in result.stderr, result.stderr[-600:]
+
+
+def test_an_extra_provider_that_cannot_be_imported_fails_the_checks_naming_it():
+    result = run_manage(
+        "check", env={"FLIXLY_EXTRA_PROVIDERS": '{"x": "no.such.Provider"}', "FLIXLY_VAR_DIR": "var/test-deploy"}
+    )
+    assert result.returncode != 0
+    assert "FLIXLY_EXTRA_PROVIDERS" in result.stderr and "no.such.Provider" in result.stderr
