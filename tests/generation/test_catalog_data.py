@@ -63,7 +63,7 @@ PARAMS_BY_CATEGORY = {
     "music": {"duration"},
     "chat": {"maxTokens"},
 }
-# The public API's outer bounds (shared/API.md); a model may narrow them, never widen them.
+# The public API's outer bounds (docs/contract.md); a model may narrow them, never widen them.
 API_BOUNDS = {"width": (256, 2048), "height": (256, 2048), "steps": (1, 50), "speed": (0.5, 2.0)}
 
 REQUIRED_IDS = [
