@@ -355,6 +355,7 @@ if CELERY_TASK_TIME_LIMIT <= CELERY_TASK_SOFT_TIME_LIMIT:
     )
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+CELERY_WORKER_REDIRECT_STDOUTS_LEVEL = "INFO"  # what a task prints (the console mailer's e-mails) is no warning
 CELERY_TIMEZONE = "UTC"
 
 # Upstream providers: a model whose provider is not configured runs on the local engine when

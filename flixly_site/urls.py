@@ -1,6 +1,7 @@
 from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
+from django.views.generic import RedirectView
 
 from flixly_site import views
 from flixly_site.api import HealthApi
@@ -25,6 +26,8 @@ urlpatterns = [
     path("dashboard/", views.dashboard, name="dashboard"),
     path("docs/", views.docs, name="docs"),
     path("accounts/", include("allauth.urls")),
+    # The developer guide Flixly started from sends people to /auth/login: that address keeps working.
+    path("auth/login/", RedirectView.as_view(pattern_name="account_login", query_string=True)),
     path("", include("accounts.urls")),
     path("", include("billing.urls")),
     path("", include("generation.urls")),

@@ -165,3 +165,10 @@ def test_a_changed_password_is_told_to_the_account_by_e_mail(client, user):
     )
     assert [message.to for message in mail.outbox] == [[user.email]]
     assert "password" in mail.outbox[0].subject.lower()
+
+
+@pytest.mark.parametrize("path", ["/auth/login", "/auth/login/", "/auth/login/?next=/settings/api-keys/"])
+def test_the_login_address_the_developer_guide_gives_leads_to_the_login_page(client, path):
+    response = client.get(path, follow=True)
+    assert response.redirect_chain[-1][0].startswith("/accounts/login/")
+    assert "next=/settings/api-keys/" in response.redirect_chain[-1][0] or "next" not in path

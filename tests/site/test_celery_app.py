@@ -24,3 +24,8 @@ def test_beat_schedule_names_registered_tasks(db):
     app.loader.import_default_modules()
     for entry in app.conf.beat_schedule.values():
         assert entry["task"] in app.tasks
+
+
+def test_what_a_worker_prints_is_logged_as_information_not_a_warning():
+    # The console mailer of `make run` prints the worker's e-mails: they are not warnings.
+    assert app.conf.worker_redirect_stdouts_level == "INFO"
