@@ -15,7 +15,11 @@ class Plan(models.Model):
     requests_per_minute = models.PositiveIntegerField(validators=[MinValueValidator(1), MaxValueValidator(200)])
     parallel_tasks = models.PositiveIntegerField(validators=[MinValueValidator(1), MaxValueValidator(25)])
     monthly_credits = models.PositiveIntegerField(default=0, help_text="Credits granted by each paid invoice.")
-    price_cents = models.PositiveIntegerField(default=0, help_text="Monthly price shown on the billing page.")
+    price_cents = models.PositiveIntegerField(
+        default=0,
+        help_text="Monthly price shown on the billing page. Customers pay the Stripe price's amount: change it in "
+        "Stripe too.",
+    )
     currency = models.CharField(max_length=3, default="usd")
     stripe_price_id = models.CharField(max_length=100, blank=True, help_text="Stripe recurring Price for this plan.")
     sort_order = models.PositiveSmallIntegerField(default=0)

@@ -93,9 +93,14 @@ class LedgerEntry(models.Model):
 class CreditPack(models.Model):
     name = models.CharField(max_length=60)
     credits = models.PositiveIntegerField()
-    price_cents = models.PositiveIntegerField()
+    price_cents = models.PositiveIntegerField(
+        help_text="Shown on the billing page, and charged when there is no Stripe price. With one, customers pay "
+        "that price's amount: change it in Stripe too."
+    )
     currency = models.CharField(max_length=3, default="usd")
-    stripe_price_id = models.CharField(max_length=100, blank=True, help_text="Empty: Checkout gets the price inline.")
+    stripe_price_id = models.CharField(
+        max_length=100, blank=True, help_text="Empty: Checkout charges the price above, inline."
+    )
     active = models.BooleanField(default=True)
     sort_order = models.PositiveSmallIntegerField(default=0)
 
