@@ -37,29 +37,50 @@ def may_adjust(request: HttpRequest) -> bool:
 
 # Back reloads the adjust page, with a new token: the same adjustment sent again this soon is taken for that.
 REPEAT_WINDOW = timedelta(minutes=10)
+LARGE_ADJUSTMENT = 100_000  # credits: a slip of the keyboard this size is worth a second look
+
+
+def _amount_checked(amount: int) -> int:
+    """An amount the wallet takes in one movement, else the form field's error."""
+    try:
+        amount_check(amount=amount)
+    except ValidationFailed as error:
+        raise forms.ValidationError(error.message) from None
+    return amount
 
 
 class AdjustForm(forms.Form):
     amount = forms.IntegerField(help_text="Positive grants credits; negative takes them (never below zero).")
     reason = forms.CharField(max_length=300, help_text="Shown on the account's ledger.")
-    # Shown only with the question: a box already on the page could be ticked by habit, or by the browser on Back.
-    repeat = forms.BooleanField(required=False, label="Write it again", widget=forms.HiddenInput)
+    # Shown only with a question: a box already on the page could be ticked by habit, or by the browser on Back.
+    confirm = forms.BooleanField(required=False, widget=forms.HiddenInput)
     once = SubmitOnceField()  # a reload or a double click writes one row
 
     def clean_amount(self) -> int:
-        if self.cleaned_data["amount"] == 0:
+        amount = self.cleaned_data["amount"]
+        if amount == 0:
             raise forms.ValidationError("Use a non-zero amount.")
-        return self.cleaned_data["amount"]
+        return _amount_checked(amount)
 
-    def ask_to_repeat(self, entry: LedgerEntry) -> None:
-        """Refuse the adjustment as a likely repeat of `entry`, with the box that confirms it."""
-        self.fields["repeat"].widget = forms.CheckboxInput()
-        at = timezone.localtime(entry.created_at).strftime("%H:%M %Z")
-        self.add_error(
-            "repeat",
-            f"This repeats the adjustment of {entry.amount:+,d} credits with this reason written at {at} "
-            f"by {entry.staff_user or 'an operator'}. Tick “Write it again” to write another.",
+    def ask_to_confirm(self, question: str, label: str) -> None:
+        """Refuse the adjustment with `question`, and the box (labelled `label`) that confirms it."""
+        self.fields["confirm"].widget = forms.CheckboxInput()
+        self.fields["confirm"].label = label
+        self.add_error("confirm", f"{question} Tick “{label}” to write it.")
+
+
+def _question(user: User, amount: int, reason: str) -> tuple[str, str] | None:
+    """What to ask before writing this adjustment (and the confirming box's label), if anything."""
+    if repeated := _repeated(user, amount, reason):
+        at = timezone.localtime(repeated.created_at).strftime("%H:%M %Z")
+        by = repeated.staff_user or "an operator"
+        return (
+            f"This repeats the adjustment of {repeated.amount:+,d} credits with this reason written at {at} by {by}.",
+            "Write it again",
         )
+    if abs(amount) > LARGE_ADJUSTMENT:
+        return f"{amount:+,d} credits is a large adjustment.", f"Yes, {amount:+,d} credits"
+    return None
 
 
 def _repeated(user: User, amount: int, reason: str) -> LedgerEntry | None:
@@ -143,8 +164,8 @@ class WalletAdmin(ReadOnlyAdmin):
         if sent := form_sent_twice(request, form, page=reverse("admin:billing_wallet_change", args=[user.pk])):
             return sent
         grant = {name: form.cleaned_data[name] for name in ("amount", "reason", "once")}
-        if not form.cleaned_data["repeat"] and (repeated := _repeated(user, grant["amount"], grant["reason"])):
-            form.ask_to_repeat(repeated)
+        if not form.cleaned_data["confirm"] and (question := _question(user, grant["amount"], grant["reason"])):
+            form.ask_to_confirm(*question)
             form_token_release(request, form)  # ticked, the same form is a new try
             return None
         try:
@@ -178,11 +199,7 @@ class LedgerEntryAdmin(ReadOnlyAdmin):
 class CreditPackForm(forms.ModelForm):
     def clean_credits(self) -> int:
         # Checked here, not at checkout: a pack the wallet would refuse could be paid for but never granted.
-        try:
-            amount_check(amount=self.cleaned_data["credits"])
-        except ValidationFailed as error:
-            raise forms.ValidationError(error.message) from None
-        return self.cleaned_data["credits"]
+        return _amount_checked(self.cleaned_data["credits"])
 
 
 @admin.register(CreditPack)

@@ -187,16 +187,16 @@ def test_the_same_adjustment_sent_again_from_a_fresh_page_asks_to_confirm_the_re
     admin_client.post(f"/admin/billing/wallet/{user.pk}/adjust/", {**grant, **fresh_form(admin_client, user)})
     again = admin_client.post(f"/admin/billing/wallet/{user.pk}/adjust/", {**grant, **fresh_form(admin_client, user)})
     assert again.status_code == HTTPStatus.OK
-    [refused] = again.context["form"].errors["repeat"]
+    [refused] = again.context["form"].errors["confirm"]
     assert refused.startswith("This repeats the adjustment of +1,000 credits with this reason written at ")
-    assert 'type="checkbox" name="repeat"' in again.content.decode()
+    assert 'type="checkbox" name="confirm"' in again.content.decode()
     assert wallet_balance(user_id=user.pk) == 1000 and LedgerEntry.objects.filter(user=user).count() == 1
 
 
 def test_a_repeat_that_staff_confirm_is_written(admin_client, user):
     grant = {"amount": 1000, "reason": "Goodwill"}
     admin_client.post(f"/admin/billing/wallet/{user.pk}/adjust/", {**grant, **fresh_form(admin_client, user)})
-    confirmed = {**grant, **fresh_form(admin_client, user), "repeat": "on"}
+    confirmed = {**grant, **fresh_form(admin_client, user), "confirm": "on"}
     assert admin_client.post(f"/admin/billing/wallet/{user.pk}/adjust/", confirmed).status_code == HTTPStatus.FOUND
     assert wallet_balance(user_id=user.pk) == 2000
 
@@ -207,7 +207,7 @@ def test_a_take_that_stopped_at_zero_is_also_a_repeat_when_sent_again(admin_clie
     admin_client.post(f"/admin/billing/wallet/{user.pk}/adjust/", {**take, **fresh_form(admin_client, user)})
     wallet_adjust(user_id=user.pk, amount=500, reason="top-up")
     again = admin_client.post(f"/admin/billing/wallet/{user.pk}/adjust/", {**take, **fresh_form(admin_client, user)})
-    assert again.context["form"].errors["repeat"] and wallet_balance(user_id=user.pk) == 500
+    assert again.context["form"].errors["confirm"] and wallet_balance(user_id=user.pk) == 500
 
 
 def test_an_adjustment_outside_the_last_ten_minutes_is_not_a_repeat(admin_client, user):
@@ -278,3 +278,15 @@ def test_billing_alerts_are_raised_by_the_system_not_added_or_deleted_by_staff(a
 def test_webhook_deliveries_are_a_record_staff_cannot_delete(admin_client):
     page = admin_client.get("/admin/generation/webhookdelivery/").content.decode()
     assert 'value="delete_selected"' not in page
+
+
+@pytest.mark.parametrize("amount", [100_001, -100_001, 2_000_000_000])
+def test_an_adjustment_this_large_asks_to_confirm_it_first(admin_client, user, amount):
+    wallet_adjust(user_id=user.pk, amount=200_000, reason="start")
+    grant = {"amount": amount, "reason": "Typo?", **fresh_form(admin_client, user)}
+    asked = admin_client.post(f"/admin/billing/wallet/{user.pk}/adjust/", grant)
+    [question] = asked.context["form"].errors["confirm"]
+    assert question.startswith(f"{amount:+,d} credits is a large adjustment.") and LedgerEntry.objects.count() == 1
+    confirmed = {**grant, **fresh_form(admin_client, user), "confirm": "on"}
+    assert admin_client.post(f"/admin/billing/wallet/{user.pk}/adjust/", confirmed).status_code == HTTPStatus.FOUND
+    assert LedgerEntry.objects.count() == 2
