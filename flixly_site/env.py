@@ -47,13 +47,12 @@ def env_list(name: str, default: list[str]) -> list[str]:
 
 
 def env_url(name: str, default: str = "", *, schemes: tuple[str, ...]) -> str:
-    """A URL with one of `schemes` and a host (or a path, for file-like schemes). The value itself is never
-    echoed: it may carry a password."""
+    """A URL with one of `schemes` (some need nothing after it: filesystem://, console://). The value itself
+    is never echoed: it may carry a password."""
     raw = os.environ.get(name, default).strip()
     if not raw:
         return raw
-    parts = urlsplit(raw)
-    if parts.scheme not in schemes or not (parts.netloc or parts.path):
+    if "://" not in raw or urlsplit(raw).scheme not in schemes:
         allowed = ", ".join(f"{scheme}://" for scheme in schemes)
         raise ImproperlyConfigured(f"{name} must be a URL starting with one of {allowed}")
     return raw

@@ -131,3 +131,20 @@ def test_an_extra_provider_that_cannot_be_imported_fails_the_checks_naming_it():
     )
     assert result.returncode != 0
     assert "FLIXLY_EXTRA_PROVIDERS" in result.stderr and "no.such.Provider" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("CELERY_BROKER_URL", "filesystem://"),
+        ("CELERY_BROKER_URL", "memory://"),
+        ("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0"),
+        ("EMAIL_URL", "console://"),
+        ("EMAIL_URL", "dummy://"),
+        ("DATABASE_URL", "sqlite:///var/test-deploy/db.sqlite3"),
+        ("REDIS_URL", "unix:///run/redis.sock"),
+    ],
+)
+def test_every_scheme_a_url_setting_takes_starts_up_in_its_usual_form(name, value):
+    result = run_manage("check", env={name: value, "FLIXLY_VAR_DIR": "var/test-deploy"})
+    assert "ImproperlyConfigured" not in result.stderr, result.stderr[-600:]
