@@ -263,7 +263,9 @@ def job_claim(*, job_id: str) -> Job | None:
         return None
     deadline = now + timedelta(seconds=job.model.timeout_seconds)
     with transaction.atomic():  # the state change and its event land together or not at all
-        claimed = Job.objects.filter(pk=job_id, status=JobStatus.QUEUED).update(
+        # On the attempt number read above: a claim and requeue by another worker meanwhile makes this one
+        # claim nothing, rather than run under a number the job no longer has (its every write refused).
+        claimed = Job.objects.filter(pk=job_id, status=JobStatus.QUEUED, attempts=job.attempts).update(
             status=JobStatus.RUNNING, started_at=now, deadline_at=deadline, attempts=F("attempts") + 1, progress=0
         )
         if not claimed:
@@ -292,10 +294,10 @@ class JobCanceled(Exception):
     pass
 
 
-def _this_attempt(job: Job):
-    """The job's row while `job`'s attempt is the one running: a worker's writes go through it, so an
-    attempt taken over (a redelivered message, the reaper) can no longer change the job."""
-    return Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING, attempts=job.attempts)
+def _running(job_id, attempt: int):
+    """The job's row while `attempt` is the one running: every write of a worker (and the reaper's) goes
+    through it, so an attempt taken over (a redelivered message, the reaper) can no longer change the job."""
+    return Job.objects.filter(pk=job_id, status=JobStatus.RUNNING, attempts=attempt)
 
 
 def _progress_reporter(job: Job, reply: ReplyWriter | None = None):
@@ -306,7 +308,7 @@ def _progress_reporter(job: Job, reply: ReplyWriter | None = None):
         if percent - last["value"] < 10 and percent != 100:
             return
         last["value"] = percent
-        still = _this_attempt(job)
+        still = _running(job.pk, job.attempts)
         if reply is None or not reply.started:  # a reply that has begun to reach its reader is delivered (and charged)
             still = still.filter(cancel_requested=False)
         updated = still.update(progress=percent)
@@ -356,7 +358,7 @@ def job_complete(*, job: Job, outputs: list[dict], text: str, usage: dict, metad
     if job.route != job.model.route:
         metadata = {**metadata, "localFallback": True, "note": "The upstream is not configured; the local engine ran."}
     with transaction.atomic():
-        done = _this_attempt(job).update(
+        done = _running(job.pk, job.attempts).update(
             status=JobStatus.COMPLETED,
             progress=100,
             outputs=outputs,
@@ -408,9 +410,9 @@ def _category(job: Job) -> str:
 def job_fail(*, job_id, detail: str, message: str = GENERIC_FAILURE, attempt: int | None = None) -> bool:
     """Fail an unfinished job and refund it exactly once (the refund's key is the job id). With `attempt`
     (a worker's, or the reaper's), only while that attempt is the one running."""
-    unfinished = Job.objects.filter(pk=job_id, status__in=ACTIVE_STATUSES)
-    if attempt is not None:
-        unfinished = unfinished.filter(status=JobStatus.RUNNING, attempts=attempt)
+    unfinished = (
+        Job.objects.filter(pk=job_id, status__in=ACTIVE_STATUSES) if attempt is None else _running(job_id, attempt)
+    )
     with transaction.atomic():
         failed = unfinished.update(
             status=JobStatus.FAILED, error=message, error_detail=detail[:4000], completed_at=timezone.now()
@@ -430,9 +432,7 @@ def job_requeue(*, job_id, attempt: int, reason: str) -> bool:
     """running -> queued for another attempt (a transient upstream error or a vanished worker), while
     `attempt` is the one running."""
     with transaction.atomic():
-        moved = Job.objects.filter(pk=job_id, status=JobStatus.RUNNING, attempts=attempt).update(
-            status=JobStatus.QUEUED, progress=None, enqueued_at=timezone.now()
-        )
+        moved = _running(job_id, attempt).update(status=JobStatus.QUEUED, progress=None, enqueued_at=timezone.now())
         if moved:
             job_event(job_id, "retried", reason=reason)
     return bool(moved)
@@ -457,7 +457,7 @@ def job_cancel_finish(*, job: Job) -> None:
     """The attempt stopped at a report because the job was canceled (or is no longer its own)."""
     with transaction.atomic():
         if (
-            _this_attempt(job)
+            _running(job.pk, job.attempts)
             .filter(cancel_requested=True)
             .update(status=JobStatus.CANCELED, completed_at=timezone.now())
         ):

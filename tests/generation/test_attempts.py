@@ -117,3 +117,25 @@ def test_an_attempt_that_lost_the_job_keeps_its_hands_off_the_winners_outputs(
     assert job.status == JobStatus.COMPLETED
     with default_storage.open(job.outputs[0]["name"]) as stored:
         assert stored.read() == b"attempt 2"
+
+
+def test_a_claim_whose_read_went_stale_claims_nothing_rather_than_a_number_it_does_not_hold(
+    api, funded, scripted, no_worker, monkeypatch
+):
+    import generation.services as services
+
+    job_id = submit(api)
+    real, once = services.timedelta, []
+
+    def meanwhile(*args, **kwargs):  # runs between the claim's read of the job and its conditional UPDATE
+        if not once:
+            once.append(1)
+            other = job_claim(job_id=job_id)  # another message's worker claims it and fails transiently
+            job_requeue(job_id=job_id, attempt=other.attempts, reason="transient")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(services, "timedelta", meanwhile)
+    assert job_claim(job_id=job_id) is None  # it read attempt 0; the job has had attempt 1 since
+    monkeypatch.setattr(services, "timedelta", real)
+    fresh = job_claim(job_id=job_id)  # run_job looks again (_claim_once_committed): a fresh read claims it
+    assert fresh.attempts == Job.objects.get(pk=job_id).attempts == 2
