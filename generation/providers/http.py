@@ -223,9 +223,21 @@ def sniff_content_type(path: Path) -> str:
         return "audio/wav" if head[8:12] == b"WAVE" else "image/webp"
     if head[4:8] == b"ftyp":
         return "video/mp4"
-    if len(head) > 1 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0:  # an MPEG audio frame's sync bits
-        return "audio/aac" if head[1] & 0xF6 == 0xF0 else "audio/mpeg"  # ADTS: layer bits 00
-    return "application/octet-stream"
+    return _mpeg_audio(head) or "application/octet-stream"
+
+
+def _mpeg_audio(head: bytes) -> str | None:
+    """An MP3 (MPEG layer II/III) or ADTS AAC frame header, checked past its sync bits: FF FE also starts
+    UTF-16 text, such as an upstream's JSON error."""
+    if len(head) < 3 or head[0] != 0xFF or head[1] & 0xE0 != 0xE0:
+        return None
+    if head[1] & 0xF6 == 0xF0:  # ADTS: 12 sync bits, layer 00
+        return "audio/aac" if (head[2] >> 2) & 0x0F <= 12 else None  # sampling frequency index
+    version, layer = (head[1] >> 3) & 3, (head[1] >> 1) & 3
+    bitrate, rate = head[2] >> 4, (head[2] >> 2) & 3
+    if version == 1 or layer not in (1, 2) or bitrate == 0x0F or rate == 3:  # reserved values; layer I is not MP3
+        return None
+    return "audio/mpeg"
 
 
 def describe_output(path: Path, content_type: str) -> OutputFile:

@@ -59,6 +59,11 @@ def test_speech_answered_with_audio_completes(api, funded, speech_model, monkeyp
         (b"\xff\xf1\x50\x80", "audio/aac"),  # ADTS
         (b"\xff\xd8\xff\xe0", "image/jpeg"),
         (b'{"error": 1}', "application/octet-stream"),
+        ('{"error": "quota"}'.encode("utf-16"), "application/octet-stream"),  # FF FE: UTF-16 text, not MPEG
+        (b"\xff\xfb\xf0\x64", "application/octet-stream"),  # bitrate index 1111: no MPEG frame
+        (b"\xff\xfb\x9c\x64", "application/octet-stream"),  # sample rate index 11: reserved
+        (b"\xff\xff\x90\x64", "application/octet-stream"),  # layer I: not MP3
+        (b"\xff\xf1\x7c\x80", "application/octet-stream"),  # ADTS sampling index 15: reserved
     ],
 )
 def test_an_untyped_upstream_file_is_named_by_its_first_bytes(tmp_path, head, content_type):
