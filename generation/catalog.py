@@ -5,6 +5,7 @@ import time
 from pathlib import Path
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils.module_loading import import_string
 
@@ -37,7 +38,7 @@ def catalog_sync(*, path: Path = CATALOG_FILE) -> tuple[int, int]:
     with transaction.atomic():
         for order, entry in enumerate(entries):
             fields = _fields(entry, order)
-            if problems := catalog_problems(AiModel(**fields)):
+            if problems := _entry_problems(AiModel(id=entry["id"], **fields)):
                 raise ValueError(f"{path.name}: {entry['id']}: {problems}")
             if entry["id"] in edited:
                 continue
@@ -45,6 +46,15 @@ def catalog_sync(*, path: Path = CATALOG_FILE) -> tuple[int, int]:
             created += was_created
     catalog_forget()
     return created, len(entries) - created - len(edited & {entry["id"] for entry in entries})
+
+
+def _entry_problems(model: AiModel) -> dict[str, list[str]]:
+    """What the admin would refuse in this entry: its field rules (route, time limit) and the pricing checks."""
+    try:
+        model.clean_fields()
+    except ValidationError as error:
+        return error.message_dict
+    return catalog_problems(model)
 
 
 def _fields(entry: dict, order: int) -> dict:

@@ -8,6 +8,7 @@ from django.contrib.admin.sites import site
 from django.forms.models import model_to_dict
 from django.test import RequestFactory
 
+from generation.catalog import CATALOG_FILE, catalog_sync
 from generation.models import MAX_JOB_SECONDS, AiModel
 from generation.pricing import catalog_problems
 
@@ -202,3 +203,14 @@ def test_a_price_edited_in_the_model_list_is_kept_by_the_next_sync(admin_client)
     admin_client.post("/admin/generation/aimodel/?q=ideogram-v3", data)
     call_command("sync_catalog")
     assert AiModel.objects.get(id="ideogram-v3").credits == 9
+
+
+@pytest.mark.parametrize(
+    ("field", "value"), [("timeoutSeconds", 7200), ("timeoutSeconds", 0), ("route", "carrier-pigeon")]
+)
+def test_sync_catalog_refuses_an_entry_the_admin_would_refuse(tmp_path, field, value):
+    entries = json.loads(CATALOG_FILE.read_text())["models"]
+    broken = tmp_path / "catalog.json"
+    broken.write_text(json.dumps({"models": [{**entries[0], field: value}]}))
+    with pytest.raises(ValueError, match=entries[0]["id"]):
+        catalog_sync(path=broken)
