@@ -58,8 +58,8 @@ class UserAdmin(DjangoUserAdmin):
         return (*self.readonly_fields, "is_staff", "is_superuser", "groups", "user_permissions")
 
     def has_change_permission(self, request: HttpRequest, obj: User | None = None) -> bool:
-        # Whoever sets a superuser's password or address can sign in as them.
-        if obj is not None and obj.is_superuser and not request.user.is_superuser:
+        # Whoever sets a staff member's password or address can sign in as them, with their permissions.
+        if obj is not None and not _may_manage(request.user, obj):
             return False
         return super().has_change_permission(request, obj)
 
@@ -70,6 +70,8 @@ class UserAdmin(DjangoUserAdmin):
         permissions=["change"], description="Deactivate selected accounts (their keys and sessions stop working)"
     )
     def deactivate(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
+        if not request.user.is_superuser:
+            queryset = queryset.filter(is_staff=False, is_superuser=False)  # as their pages: customers only
         for user in queryset.filter(is_active=True):
             user.is_active = False
             user.save(update_fields=["is_active"])
@@ -83,6 +85,11 @@ class UserAdmin(DjangoUserAdmin):
             user_set_email(user=obj, email=obj.email)
         # A plan change or deactivation applies to cached API key identities at once.
         apikey_forget_user(user=obj)
+
+
+def _may_manage(staff: User, account: User) -> bool:
+    """Superusers manage every account; other staff manage customers' and their own."""
+    return staff.is_superuser or account == staff or not (account.is_staff or account.is_superuser)
 
 
 @admin.register(ApiKey)

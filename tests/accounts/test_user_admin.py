@@ -90,8 +90,13 @@ def test_a_superuser_can_make_an_account_staff(admin_client, user):
     assert user.is_staff is True
 
 
-def test_staff_who_are_not_superusers_cannot_change_a_superusers_password_or_address(staff_client, django_user_model):
-    boss = django_user_model.objects.create_superuser(email="boss@example.com", password="correct horse battery")
+@pytest.mark.parametrize("role", ["superuser", "staff"])
+def test_staff_who_are_not_superusers_cannot_change_another_staff_members_password_or_address(
+    staff_client, django_user_model, role
+):
+    # Whoever sets their password can sign in as them, with every permission they hold.
+    make = django_user_model.objects.create_superuser if role == "superuser" else django_user_model.objects.create_user
+    boss = make(email="boss@example.com", password="correct horse battery", is_staff=True)
     client = staff_client("accounts.view_user", "accounts.change_user")
     password = {"password1": "Taken-Over-4512", "password2": "Taken-Over-4512", "usable_password": "true"}
     client.post(f"/admin/accounts/user/{boss.pk}/password/", password)
@@ -140,3 +145,13 @@ def test_deactivating_accounts_is_in_each_accounts_history(admin_client, user):
     admin_client.post("/admin/accounts/user/", {"action": "deactivate", "_selected_action": [user.pk], "index": 0})
     [entry] = LogEntry.objects.filter(object_id=str(user.pk))
     assert entry.change_message == "Deactivated by the admin action."
+
+
+def test_staff_who_are_not_superusers_deactivate_customers_but_not_staff(staff_client, django_user_model, user):
+    boss = django_user_model.objects.create_superuser(email="boss@example.com", password="correct horse battery")
+    colleague = django_user_model.objects.create_user(email="colleague@example.com", password="x" * 12, is_staff=True)
+    client = staff_client("accounts.view_user", "accounts.change_user")
+    chosen = [boss.pk, colleague.pk, user.pk]
+    client.post("/admin/accounts/user/", {"action": "deactivate", "_selected_action": chosen, "index": 0})
+    active = dict(django_user_model.objects.filter(pk__in=chosen).values_list("pk", "is_active"))
+    assert active == {boss.pk: True, colleague.pk: True, user.pk: False}
