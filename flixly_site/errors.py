@@ -129,7 +129,7 @@ def with_openai_fields(error: dict) -> dict:
     status = error["status"]
     kind = OPENAI_ERROR_TYPES.get(status) or ("server_error" if status >= 500 else "invalid_request_error")
     field = next(iter(error.get("details") or {}), None)
-    return {**error, "type": kind, "param": None if field == "non_field_errors" else field}
+    return {**error, "type": kind, "param": None if field in ("non_field_errors", "body") else field}
 
 
 def error_json(code: str, status: int, message: str, details: Any = None) -> JsonResponse:
