@@ -294,6 +294,8 @@ if CELERY_BROKER_URL == "filesystem://":
         "polling_interval": 0.1,
     }
 else:
+    # An unacknowledged message (its worker vanished) goes back to the queue after this: jobs are bounded
+    # to fit inside it (generation.models.MAX_JOB_SECONDS).
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600, "socket_connect_timeout": 2, "socket_timeout": 5}
 CELERY_TASK_ALWAYS_EAGER = False
 # Webhook deliveries wait on other people's servers (up to 20 s an attempt): their own queue and worker

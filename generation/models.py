@@ -5,9 +5,11 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 
-# A job's longest time limit: its hard limit (30 s more) stays well inside the Redis broker's visibility
-# timeout (settings: an hour), after which Redis would hand the running job's message to another worker.
-MAX_JOB_SECONDS = 3000
+# A job's longest time limit. A job and its one retry (started by the reaper once the first attempt is past
+# its deadline), hard limits included, end within the Redis broker's visibility timeout (settings: an hour):
+# a vanished worker's message, handed out again after it, then finds the job finished, not a live second
+# attempt to take over and fail.
+MAX_JOB_SECONDS = 1500
 
 
 class Route(models.TextChoices):
@@ -34,8 +36,8 @@ class AiModel(models.Model):
     timeout_seconds = models.PositiveIntegerField(
         default=300,
         validators=[MinValueValidator(1), MaxValueValidator(MAX_JOB_SECONDS)],
-        help_text=f"A job's time limit, at most {MAX_JOB_SECONDS} s: past about an hour Redis hands the job's "
-        "message to a second worker.",
+        help_text=f"A job's time limit, at most {MAX_JOB_SECONDS} s: a job and its one retry must end within the "
+        "hour after which Redis hands a vanished worker's message out again.",
     )
     enabled = models.BooleanField(default=True)
     staff_edited = models.BooleanField(

@@ -29,3 +29,10 @@ def test_beat_schedule_names_registered_tasks(db):
 def test_what_a_worker_prints_is_logged_as_information_not_a_warning():
     # The console mailer of `make run` prints the worker's e-mails: they are not warnings.
     assert app.conf.worker_redirect_stdouts_level == "INFO"
+
+
+def test_a_job_and_its_retry_end_inside_the_redis_visibility_timeout():
+    from generation.models import MAX_JOB_SECONDS
+
+    hard, reaper_tick = MAX_JOB_SECONDS + 30, app.conf.beat_schedule["reap-jobs"]["schedule"]
+    assert 2 * (hard + reaper_tick) < 3600  # the visibility_timeout set for Redis brokers in settings
