@@ -14,7 +14,7 @@ from accounts.admin import UserAdmin
 from accounts.models import User
 from billing.models import BillingAlert, CreditPack, LedgerEntry, StripeEvent, Wallet
 from billing.selectors import adjustment_last, adjustment_repeated
-from billing.services import amount_check, wallet_adjust, wallet_balance, wallet_ensure
+from billing.services import adjustment_outcome, amount_check, wallet_adjust, wallet_balance, wallet_ensure
 from billing.stripe_events import stripe_event_process
 from flixly_site.errors import ValidationFailed
 from flixly_site.forms import SubmitOnceField, form_sent_twice, form_token_release
@@ -88,19 +88,11 @@ def _repeated(user: User, amount: int, reason: str) -> LedgerEntry | None:
     return adjustment_repeated(user_id=user.pk, amount=amount, reason=reason, since=since)
 
 
-def _adjusted(user: User, asked: int, entry: LedgerEntry | None) -> tuple[int, str]:
-    """The message level and text for an adjustment: a take stops at zero, so it may take less than asked."""
-    if entry is None and (asked > 0 or wallet_balance(user_id=user.pk) > 0):
-        return messages.INFO, "That adjustment was already written, so nothing was done again."  # its token's row
-    if entry is None:
-        return messages.WARNING, f"Nothing was taken from {user}: the balance is 0."
-    if entry.amount == asked:
-        return messages.SUCCESS, f"{asked:+,d} credits for {user}."
-    taken = -entry.amount
-    return (
-        messages.WARNING,
-        f"Only {taken:,} of the {-asked:,} credits asked were taken from {user}: the balance was {taken:,}.",
-    )
+def _level(entry: LedgerEntry | None, shortfall: int) -> int:
+    """How an adjustment's message is shown: a take stops at zero, so it may take less than asked."""
+    if entry is None and shortfall == 0:
+        return messages.INFO  # already written under the form's token
+    return messages.WARNING if shortfall else messages.SUCCESS
 
 
 @admin.register(Wallet)
@@ -170,12 +162,13 @@ class WalletAdmin(ReadOnlyAdmin):
             return None
         try:
             # the token also keys the ledger row: a repeat is refused there when the cache could not tell
-            entry = wallet_adjust(user_id=user.pk, staff_user_id=request.user.pk, **grant)
+            entry, shortfall = wallet_adjust(user_id=user.pk, staff_user_id=request.user.pk, **grant)
         except ValidationFailed as error:
             form.add_error("amount", error.message)
             form_token_release(request, form)
             return None
-        messages.add_message(request, *_adjusted(user, grant["amount"], entry))
+        outcome = adjustment_outcome(who=user, asked=grant["amount"], entry=entry, shortfall=shortfall)
+        messages.add_message(request, _level(entry, shortfall), outcome)
         return redirect("admin:billing_wallet_change", user.pk)
 
 

@@ -351,32 +351,30 @@ def wallet_take(
 
 def wallet_adjust(
     *, user_id: int, amount: int, reason: str, staff_user_id: int | None = None, once: str | None = None
-) -> LedgerEntry | None:
-    """A staff or operator correction: positive grants, negative takes (never below zero). With `once` (a
-    form's token) a second adjustment under the same token writes nothing and returns None."""
+) -> tuple[LedgerEntry | None, int]:
+    """A staff or operator correction: positive grants, negative takes (never below zero); returns the entry
+    and the credits a take could not take. With `once` (a form's token) a second adjustment under the same
+    token writes nothing: (None, 0)."""
     if amount == 0 or not reason.strip():
         raise ValueError("An adjustment needs a non-zero amount and a reason.")
     key = f"adjustment:{once or uuid.uuid4()}"
+    written = {"kind": EntryKind.ADJUSTMENT, "idempotency_key": key, "reason": reason, "staff_user_id": staff_user_id}
+    written["reference_type"] = "staff" if staff_user_id else "operator"
     if amount > 0:
-        return wallet_credit(
-            user_id=user_id,
-            amount=amount,
-            kind=EntryKind.ADJUSTMENT,
-            idempotency_key=key,
-            reference_type="staff" if staff_user_id else "operator",
-            reason=reason,
-            staff_user_id=staff_user_id,
-        )
-    entry, _ = wallet_take(
-        user_id=user_id,
-        amount=-amount,
-        kind=EntryKind.ADJUSTMENT,
-        idempotency_key=key,
-        reference_type="staff" if staff_user_id else "operator",
-        reason=reason,
-        staff_user_id=staff_user_id,
-    )
-    return entry
+        return wallet_credit(user_id=user_id, amount=amount, **written), 0
+    return wallet_take(user_id=user_id, amount=-amount, **written)
+
+
+def adjustment_outcome(*, who: object, asked: int, entry: LedgerEntry | None, shortfall: int) -> str:
+    """What an adjustment did, in a sentence for the staff member or operator who asked for it."""
+    if entry is None and shortfall == 0:
+        return "That adjustment was already written, so nothing was done again."
+    if entry is None:
+        return f"Nothing was taken from {who}: the balance is 0."
+    if shortfall:
+        taken = -entry.amount
+        return f"Only {taken:,} of the {-asked:,} credits asked were taken from {who}: the balance was {taken:,}."
+    return f"{asked:+,d} credits for {who}."
 
 
 def wallet_signup_bonus(*, user_id: int) -> LedgerEntry | None:

@@ -3,11 +3,13 @@ from http import HTTPStatus
 
 import pytest
 import time_machine
+from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
 from billing.models import CreditPack, LedgerEntry, Wallet
 from billing.services import MAX_BALANCE, MAX_CREDITS_PER_MOVEMENT, debit_prepare, wallet_adjust, wallet_balance
+from flixly_site.forms import _token_key
 
 pytestmark = pytest.mark.django_db
 
@@ -290,3 +292,18 @@ def test_an_adjustment_this_large_asks_to_confirm_it_first(admin_client, user, a
     confirmed = {**grant, **fresh_form(admin_client, user), "confirm": "on"}
     assert admin_client.post(f"/admin/billing/wallet/{user.pk}/adjust/", confirmed).status_code == HTTPStatus.FOUND
     assert LedgerEntry.objects.count() == 2
+
+
+def test_a_take_that_emptied_the_balance_sent_again_says_it_was_already_written(admin_client, user):
+    wallet_adjust(user_id=user.pk, amount=300, reason="start")
+    take = {"amount": -1000, "reason": "Chargeback", "once": "t1"}
+    admin_client.post(f"/admin/billing/wallet/{user.pk}/adjust/", take, follow=True)  # its message shown
+    cache.delete(_token_key("t1", user_id_of(admin_client)))  # the guard's memory is gone: the ledger row's key knows
+    confirmed = {**take, "confirm": "on"}  # asked whether to write it again, staff say yes: its row has the token
+    again = admin_client.post(f"/admin/billing/wallet/{user.pk}/adjust/", confirmed, follow=True)
+    [message] = [str(message) for message in again.context["messages"]]
+    assert message == "That adjustment was already written, so nothing was done again."
+
+
+def user_id_of(client) -> int:
+    return int(client.session["_auth_user_id"])

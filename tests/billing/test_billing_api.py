@@ -68,7 +68,7 @@ def test_grant_credits_with_a_negative_amount_stops_at_zero_and_says_so(user, ca
     call_command("grant_credits", "--email", user.email, "--amount", "-100", "--reason", "Correction")
     assert wallet_balance(user_id=user.pk) == 0
     output = capsys.readouterr().out
-    assert "-30 credits" in output and "only 30 of the 100 asked: the balance was 30" in output
+    assert f"Only 30 of the 100 credits asked were taken from {user.email}: the balance was 30." in output
 
 
 def test_create_api_key_with_credits_starts_with_exactly_those_credits(capsys, settings):

@@ -72,8 +72,8 @@ def test_a_grant_with_a_used_idempotency_key_is_a_no_op(user):
 
 
 def test_a_negative_adjustment_never_goes_below_zero(funded):
-    entry = wallet_adjust(user_id=funded.pk, amount=-250, reason="chargeback")
-    assert entry.amount == -100
+    entry, shortfall = wallet_adjust(user_id=funded.pk, amount=-250, reason="chargeback")
+    assert (entry.amount, shortfall) == (-100, 150)
     assert wallet_balance(user_id=funded.pk) == 0
 
 

@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from accounts.models import User
-from billing.services import wallet_adjust, wallet_balance
+from billing.services import adjustment_outcome, wallet_adjust, wallet_balance
 from flixly_site.errors import ValidationFailed
 
 
@@ -20,9 +20,10 @@ class Command(BaseCommand):
         if options["amount"] == 0 or not options["reason"].strip():
             raise CommandError("--amount must be non-zero and --reason must not be empty.")
         try:
-            entry = wallet_adjust(user_id=user.pk, amount=options["amount"], reason=options["reason"].strip())
+            entry, shortfall = wallet_adjust(
+                user_id=user.pk, amount=options["amount"], reason=options["reason"].strip()
+            )
         except ValidationFailed as error:
             raise CommandError(f"--amount: {error.message}") from None
-        moved, asked = (entry.amount if entry else 0), options["amount"]
-        short = f" (only {-moved} of the {-asked} asked: the balance was {-moved})" if moved != asked else ""
-        self.stdout.write(f"{moved:+d} credits for {user.email}{short}; balance {wallet_balance(user_id=user.pk)}.")
+        outcome = adjustment_outcome(who=user.email, asked=options["amount"], entry=entry, shortfall=shortfall)
+        self.stdout.write(f"{outcome} Balance: {wallet_balance(user_id=user.pk)}.")
