@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from accounts.models import FREE_PLAN_SLUG, Plan, User
 from accounts.services import user_set_plan
-from billing.models import BillingAlert, EntryKind, LedgerEntry, StripeEvent, Wallet
+from billing.models import EntryKind, LedgerEntry, StripeEvent, Wallet
 from billing.services import billing_alert_raise, wallet_credit, wallet_lock, wallet_take
 
 logger = logging.getLogger("flixly.billing")
@@ -68,8 +68,11 @@ def stripe_event_process(*, row: StripeEvent) -> bool:
     except Exception as error:
         # Visible to staff in the admin, and raised as an alert the first time; the 500 makes Stripe retry later.
         described = f"{type(error).__name__}: {error}"[:2000]
+        # The first failure only (one conditional UPDATE decides it, even between concurrent retries) raises
+        # the alert: Stripe retries a failing event for days.
+        first = StripeEvent.objects.filter(pk=row.pk, last_error="").update(last_error=described)
         StripeEvent.objects.filter(pk=row.pk).update(attempts=F("attempts") + 1, last_error=described)
-        if not BillingAlert.objects.filter(reference=row.event_id).exists():
+        if first:
             message = f"Stripe event {row.event_id} ({row.type}) could not be processed: {described}"
             billing_alert_raise(user_id=None, message=message, reference=row.event_id)
         raise

@@ -147,3 +147,29 @@ def test_concurrent_partial_refund_events_claw_back_at_most_what_was_bought(user
     assert set(run_concurrently(deliver, 20)) == {200}
     clawed = LedgerEntry.objects.filter(kind=EntryKind.CLAWBACK).values_list("amount", flat=True)
     assert -sum(clawed) == 300 and wallet_balance(user_id=user.pk) == 1000
+
+
+def test_concurrent_retries_of_a_failing_event_raise_one_alert(settings):
+    from billing.models import BillingAlert
+
+    settings.STRIPE_WEBHOOK_SECRET = "whsec_concurrent"
+    orphan = {"id": "cs_o", "mode": "payment", "payment_status": "paid"}  # no account: it cannot be processed
+    payload = json.dumps(
+        {"id": "evt_o", "type": "checkout.session.completed", "created": int(time.time()), "data": {"object": orphan}}
+    )
+
+    def deliver(_: int) -> int:
+        signature = stripe_signature_header(payload, "whsec_concurrent")
+        return (
+            Client()
+            .post(
+                "/billing/stripe/webhook/",
+                data=payload,
+                content_type="application/json",
+                headers={"Stripe-Signature": signature},
+            )
+            .status_code
+        )
+
+    assert set(run_concurrently(deliver, 20, workers=10)) == {500}
+    assert BillingAlert.objects.filter(reference="evt_o").count() == 1
