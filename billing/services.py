@@ -138,6 +138,14 @@ def _key_spend_query(api_key_id: uuid.UUID | str) -> Query:
     return sql, [prep[0](api_key_id, connection), prep[1](month_start(), connection)]
 
 
+def key_spent_this_month(*, api_key_id: uuid.UUID | str) -> int:
+    """The credits the key spent this month, net of refunds: what its monthly cap counts."""
+    with connection.cursor() as cursor:
+        cursor.execute(*_key_spend_query(api_key_id))
+        (net,) = cursor.fetchone()
+    return max(0, -int(net))
+
+
 @dataclass
 class Debit:
     """A debit, to run with writes of the caller's in one round trip inside its transaction.

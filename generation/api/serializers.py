@@ -109,6 +109,9 @@ class QuoteSchema(serializers.Serializer):
     creditsCharged = serializers.IntegerField(help_text="What the job would cost (0 with a test key).")
     available = serializers.BooleanField()
     sufficientCredits = serializers.BooleanField()
+    withinMonthlyCap = serializers.BooleanField(
+        allow_null=True, help_text="Whether the key's monthly credit cap leaves room for the price; null without a cap."
+    )
 
 
 class ModelSchema(serializers.Serializer):

@@ -14,7 +14,7 @@ from rest_framework.views import APIView
 
 from accounts.ratelimit import account_wait_slot
 from accounts.selectors import KeyIdentity
-from billing.services import wallet_balance
+from billing.services import key_spent_this_month, wallet_balance
 from flixly_site.errors import PayloadTooLarge, ValidationFailed
 from flixly_site.pagination import page_limit, page_parameters, paginated_response, sorted_page
 from flixly_site.parsers import JSONParser, is_json_object
@@ -223,6 +223,7 @@ class GenerateApi(APIView):
     def _quote(request: Request, valid) -> dict:
         is_test = getattr(request.auth, "is_test", False)
         price = 0 if is_test else valid.price
+        cap = getattr(request.auth, "monthly_credit_cap", None)
         return {
             "dryRun": True,
             "valid": True,
@@ -232,6 +233,10 @@ class GenerateApi(APIView):
             "creditsCharged": price,
             "available": route_for(valid.model, is_test=is_test) is not None,
             "sufficientCredits": price == 0 or wallet_balance(user_id=request.user.pk) >= price,
+            # null: the key has no cap (or a session asks)
+            "withinMonthlyCap": None
+            if cap is None
+            else key_spent_this_month(api_key_id=request.auth.key_id) + price <= cap,
         }
 
     @staticmethod

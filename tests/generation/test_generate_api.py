@@ -66,6 +66,21 @@ def test_a_dry_run_refuses_an_image_url_the_submit_would_refuse(api, funded, url
     assert wallet_balance(user_id=funded.pk) == 100
 
 
+def test_a_dry_run_says_whether_the_keys_monthly_cap_leaves_room_for_the_price(
+    client, api, funded, make_key, no_worker
+):
+    body = {"model": "flux-dev", "type": "TEXT_TO_IMAGE", "prompt": "x"}  # 3 credits
+    capped = {"Authorization": f"Bearer {make_key(funded, monthly_credit_cap=5)}"}
+    quote = client.post("/api/v1/generate?dryRun=true", body, content_type="application/json", headers=capped)
+    assert quote.json()["data"]["withinMonthlyCap"] is True
+    assert client.post("/api/v1/generate", body, content_type="application/json", headers=capped).status_code == 202
+    quote = client.post("/api/v1/generate?dryRun=true", body, content_type="application/json", headers=capped)
+    assert quote.json()["data"]["withinMonthlyCap"] is False  # 3 + 3 is past 5: the submit would be refused
+    assert client.post("/api/v1/generate", body, content_type="application/json", headers=capped).status_code == 402
+    uncapped = api.post("/api/v1/generate?dryRun=true", body, content_type="application/json").json()["data"]
+    assert uncapped["withinMonthlyCap"] is None  # no cap on this key
+
+
 def test_a_dry_run_says_whether_the_balance_covers_the_price(api, user):
     from billing.services import wallet_adjust
 
