@@ -304,3 +304,37 @@ def test_another_accounts_key_id_is_not_found(client, raw_key):
         assert response.status_code == HTTPStatus.NOT_FOUND
         assert response.json()["error"]["code"] == "not_found"
     assert ApiKey.objects.get().revoked_at is None
+
+
+@pytest.mark.parametrize(
+    ("path", "logged"),
+    [
+        ("/accounts/password/reset/key/2-dijsoe-4bd3f0c1/", "/accounts/password/reset/key/[hidden]"),
+        ("/accounts/confirm-email/MQ:1vN2x:abc/", "/accounts/confirm-email/[hidden]"),
+        ("/outputs/Im91dHB1dHMvMS8x.sig/0.png", "/outputs/[hidden]"),
+        ("/api/v1/jobs", "/api/v1/jobs"),
+    ],
+)
+def test_the_access_log_leaves_out_paths_that_are_credentials(path, logged):
+    # A reset or confirmation key, or a signed output link, works for whoever reads the log.
+    import runpy
+    from datetime import timedelta as elapsed
+    from types import SimpleNamespace
+
+    from gunicorn.config import Config
+
+    conf = runpy.run_path("gunicorn.conf.py")
+    config = Config()
+    config.set("logger_class", conf["logger_class"])
+    environ = {
+        "REQUEST_METHOD": "GET",
+        "RAW_URI": path,
+        "PATH_INFO": path,
+        "QUERY_STRING": "",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "REMOTE_ADDR": "127.0.0.1",
+    }
+    atoms = conf["logger_class"](config).atoms(
+        SimpleNamespace(status="200", sent=10, headers=[]), [], environ, elapsed(0)
+    )
+    assert f'"GET {logged} HTTP/1.1"' in conf["access_log_format"] % atoms
