@@ -1,3 +1,4 @@
+from allauth.account.decorators import secure_admin_login
 from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
@@ -16,6 +17,7 @@ api_v1 = [
 ]
 
 admin.site.site_header = admin.site.site_title = "Flixly admin"
+admin.site.login = secure_admin_login(admin.site.login)  # through allauth's login, with its failure limits
 admin.site.index_title = "Staff console"
 
 urlpatterns = [

@@ -172,3 +172,14 @@ def test_the_login_address_the_developer_guide_gives_leads_to_the_login_page(cli
     response = client.get(path, follow=True)
     assert response.redirect_chain[-1][0].startswith("/accounts/login/")
     assert "next=/settings/api-keys/" in response.redirect_chain[-1][0] or "next" not in path
+
+
+def test_the_admin_signs_in_through_the_rate_limited_login(client, django_user_model):
+    # Django's own admin login counts no failures: a staff password could be guessed without limit.
+    response = client.get("/admin/login/?next=/admin/")
+    assert response.status_code == 302 and response["Location"].startswith("/accounts/login/?next=")
+    django_user_model.objects.create_superuser(email="boss@example.com", password="correct horse battery")
+    signed_in = client.post(
+        "/accounts/login/?next=/admin/", {"login": "boss@example.com", "password": "correct horse battery"}
+    )
+    assert signed_in["Location"] == "/admin/" and client.get("/admin/").status_code == 200
