@@ -10,6 +10,7 @@ from http import HTTPStatus
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.http import Http404, HttpRequest, HttpResponse
+from django.utils.cache import patch_cache_control
 
 from flixly_site.errors import OPENAI_PREFIX, error_json, is_api_path, with_openai_fields
 
@@ -117,3 +118,17 @@ class ApiErrorEnvelopeMiddleware:
             if header in original:
                 replacement[header] = original[header]
         return replacement
+
+
+class PrivatePagesMiddleware:
+    """A signed-in page (balances, keys, jobs) is for its reader only: no shared cache (a CDN, a proxy) may
+    keep it, nor the browser's disk. Responses that set their own caching (outputs, the API) keep theirs."""
+
+    def __init__(self, get_response: Handler):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if not response.has_header("Cache-Control") and not is_api_path(request.path) and request.user.is_authenticated:
+            patch_cache_control(response, private=True, no_store=True)
+        return response

@@ -31,3 +31,14 @@ def test_account_settings_pages_link_to_each_other(client, user):
 def test_favicon_ico_leads_to_the_logo(client):
     response = client.get("/favicon.ico")
     assert response.status_code == 301 and response["Location"].endswith(".svg")
+
+
+def test_signed_in_pages_are_kept_out_of_shared_caches(client, user):
+    client.force_login(user)
+    for path in ("/dashboard/", "/billing/", "/jobs/", "/settings/api-keys/", "/webhooks/"):
+        cache_control = client.get(path)["Cache-Control"]
+        assert "private" in cache_control and "no-store" in cache_control, path
+
+
+def test_the_public_home_page_says_nothing_about_caching(client):
+    assert "Cache-Control" not in client.get("/")
