@@ -5,6 +5,7 @@ from http import HTTPStatus
 import pytest
 
 from accounts.models import ApiKey
+from tests.admin_actions import offers_action, run_action
 
 pytestmark = pytest.mark.django_db
 
@@ -12,9 +13,9 @@ pytestmark = pytest.mark.django_db
 def test_staff_who_may_only_view_keys_cannot_revoke_them(staff_client, user, raw_key):
     key = ApiKey.objects.get(user=user)
     client = staff_client("accounts.view_apikey")
-    assert 'value="revoke_keys"' not in client.get("/admin/accounts/apikey/").content.decode()
-    assert 'value="revoke_keys"' not in client.get(f"/admin/accounts/apikey/{key.pk}/change/").content.decode()
-    client.post("/admin/accounts/apikey/", {"action": "revoke_keys", "_selected_action": [key.pk], "index": 0})
+    assert not offers_action(client, "/admin/accounts/apikey/", "revoke_keys")
+    assert not offers_action(client, f"/admin/accounts/apikey/{key.pk}/change/", "revoke_keys")
+    run_action(client, "/admin/accounts/apikey/", "revoke_keys", key.pk)
     key.refresh_from_db()
     assert key.revoked_at is None
 
@@ -23,9 +24,8 @@ def test_a_key_cannot_be_deleted_in_the_admin_only_revoked(admin_client, user, r
     # A deleted key kept working while the auth layer's cache held it, and its record was gone.
     key = ApiKey.objects.get(user=user)
     assert admin_client.get(f"/admin/accounts/apikey/{key.pk}/delete/").status_code == HTTPStatus.FORBIDDEN
-    assert 'value="delete_selected"' not in admin_client.get("/admin/accounts/apikey/").content.decode()
-    form = {"action": "delete_selected", "_selected_action": [key.pk], "index": 0, "post": "yes"}
-    admin_client.post("/admin/accounts/apikey/", form)
+    assert not offers_action(admin_client, "/admin/accounts/apikey/", "delete_selected")
+    run_action(admin_client, "/admin/accounts/apikey/", "delete_selected", key.pk, post="yes")
     assert ApiKey.objects.filter(pk=key.pk).exists()
 
 
@@ -33,7 +33,7 @@ def test_revoking_keys_with_the_admin_action_is_in_each_keys_history(admin_clien
     from django.contrib.admin.models import CHANGE, LogEntry
 
     key = ApiKey.objects.get(user=user)
-    admin_client.post("/admin/accounts/apikey/", {"action": "revoke_keys", "_selected_action": [key.pk], "index": 0})
+    run_action(admin_client, "/admin/accounts/apikey/", "revoke_keys", key.pk)
     entry = LogEntry.objects.get(object_id=str(key.pk))
     assert (entry.user, entry.action_flag, entry.change_message) == (staff_user, CHANGE, "Revoked by the admin action.")
     assert (

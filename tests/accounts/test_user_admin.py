@@ -6,6 +6,7 @@ import pytest
 from allauth.account.models import EmailAddress
 
 from billing.services import wallet_adjust
+from tests.admin_actions import offers_action, run_action
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -23,7 +24,7 @@ def test_deactivating_accounts_stops_their_keys_at_once(
     headers = {"Authorization": f"Bearer {raw_key}"}
     assert admin_client.get("/api/v1/keys", headers=headers).status_code == HTTPStatus.OK
     with django_capture_on_commit_callbacks(execute=True):  # the admin's transaction commits
-        admin_client.post("/admin/accounts/user/", {"action": "deactivate", "_selected_action": [user.pk]})
+        run_action(admin_client, "/admin/accounts/user/", "deactivate", user.pk)
     user.refresh_from_db()
     assert user.is_active is False
     assert admin_client.get("/api/v1/keys", headers=headers).status_code == HTTPStatus.UNAUTHORIZED
@@ -48,9 +49,9 @@ def test_an_account_staff_add_needs_no_verification_e_mail(admin_client, django_
 
 def test_staff_who_may_only_view_accounts_cannot_deactivate_them(staff_client, user):
     client = staff_client("accounts.view_user")
-    assert 'value="deactivate"' not in client.get("/admin/accounts/user/").content.decode()
-    assert 'value="deactivate"' not in client.get(f"/admin/accounts/user/{user.pk}/change/").content.decode()
-    client.post("/admin/accounts/user/", {"action": "deactivate", "_selected_action": [user.pk], "index": 0})
+    assert not offers_action(client, "/admin/accounts/user/", "deactivate")
+    assert not offers_action(client, f"/admin/accounts/user/{user.pk}/change/", "deactivate")
+    run_action(client, "/admin/accounts/user/", "deactivate", user.pk)
     user.refresh_from_db()
     assert user.is_active is True
 
@@ -142,7 +143,7 @@ def test_an_account_staff_add_is_stored_lower_cased_as_sign_up_stores_it(admin_c
 def test_deactivating_accounts_is_in_each_accounts_history(admin_client, user):
     from django.contrib.admin.models import LogEntry
 
-    admin_client.post("/admin/accounts/user/", {"action": "deactivate", "_selected_action": [user.pk], "index": 0})
+    run_action(admin_client, "/admin/accounts/user/", "deactivate", user.pk)
     [entry] = LogEntry.objects.filter(object_id=str(user.pk))
     assert entry.change_message == "Deactivated by the admin action."
 
@@ -152,6 +153,6 @@ def test_staff_who_are_not_superusers_deactivate_customers_but_not_staff(staff_c
     colleague = django_user_model.objects.create_user(email="colleague@example.com", password="x" * 12, is_staff=True)
     client = staff_client("accounts.view_user", "accounts.change_user")
     chosen = [boss.pk, colleague.pk, user.pk]
-    client.post("/admin/accounts/user/", {"action": "deactivate", "_selected_action": chosen, "index": 0})
+    run_action(client, "/admin/accounts/user/", "deactivate", *chosen)
     active = dict(django_user_model.objects.filter(pk__in=chosen).values_list("pk", "is_active"))
     assert active == {boss.pk: True, colleague.pk: True, user.pk: False}

@@ -10,6 +10,7 @@ from django.utils import timezone
 from billing.models import CreditPack, LedgerEntry, Wallet
 from billing.services import MAX_BALANCE, MAX_CREDITS_PER_MOVEMENT, debit_prepare, wallet_adjust, wallet_balance
 from flixly_site.forms import _token_key
+from tests.admin_actions import offers_action, run_action
 
 pytestmark = pytest.mark.django_db
 
@@ -132,8 +133,8 @@ def test_staff_who_may_only_view_stripe_events_cannot_process_them_again(staff_c
         event_id="evt_1", type="unhandled.kind", payload={}, stripe_created_at=timezone.now(), last_error="boom"
     )
     client = staff_client("billing.view_stripeevent")
-    assert 'value="reprocess"' not in client.get("/admin/billing/stripeevent/").content.decode()
-    client.post("/admin/billing/stripeevent/", {"action": "reprocess", "_selected_action": [event.pk], "index": 0})
+    assert not offers_action(client, "/admin/billing/stripeevent/", "reprocess")
+    run_action(client, "/admin/billing/stripeevent/", "reprocess", event.pk)
     event.refresh_from_db()
     assert event.processed_at is None
 
@@ -143,8 +144,8 @@ def test_staff_who_may_only_view_billing_alerts_cannot_resolve_them(staff_client
 
     alert = BillingAlert.objects.create(message="A refund could not claw back all its credits")
     client = staff_client("billing.view_billingalert")
-    assert 'value="resolve"' not in client.get("/admin/billing/billingalert/").content.decode()
-    client.post("/admin/billing/billingalert/", {"action": "resolve", "_selected_action": [alert.pk], "index": 0})
+    assert not offers_action(client, "/admin/billing/billingalert/", "resolve")
+    run_action(client, "/admin/billing/billingalert/", "resolve", alert.pk)
     alert.refresh_from_db()
     assert alert.resolved_at is None
 
@@ -237,9 +238,7 @@ def test_processing_a_stripe_event_again_is_in_its_history(admin_client):
     event = StripeEvent.objects.create(
         event_id="evt_1", type="unhandled.kind", payload={}, stripe_created_at=timezone.now(), last_error="boom"
     )
-    admin_client.post(
-        "/admin/billing/stripeevent/", {"action": "reprocess", "_selected_action": [event.pk], "index": 0}
-    )
+    run_action(admin_client, "/admin/billing/stripeevent/", "reprocess", event.pk)
     event.refresh_from_db()
     assert event.processed_at is not None
     [entry] = LogEntry.objects.filter(object_id=str(event.pk))

@@ -88,8 +88,28 @@ def test_concurrent_refunds_of_one_job_refund_once(user):
     assert LedgerEntry.objects.filter(kind=EntryKind.REFUND).count() == 1
 
 
-def test_concurrent_duplicate_webhooks_credit_once(user, settings):
-    settings.STRIPE_WEBHOOK_SECRET = "whsec_concurrent"
+STRIPE_SECRET = "whsec_concurrent"
+
+
+@pytest.fixture
+def stripe_secret(settings) -> None:
+    settings.STRIPE_WEBHOOK_SECRET = STRIPE_SECRET
+
+
+def post_stripe_event(event_id: str, event_type: str, obj: dict) -> int:
+    """Deliver a signed Stripe event as Stripe does, from this thread: the answer's status."""
+    payload = json.dumps({"id": event_id, "type": event_type, "created": int(time.time()), "data": {"object": obj}})
+    signature = stripe_signature_header(payload, STRIPE_SECRET)
+    response = Client().post(
+        "/billing/stripe/webhook/",
+        data=payload,
+        content_type="application/json",
+        headers={"Stripe-Signature": signature},
+    )
+    return response.status_code
+
+
+def test_concurrent_duplicate_webhooks_credit_once(user, stripe_secret):
     session = {
         "id": "cs_c",
         "mode": "payment",
@@ -97,27 +117,12 @@ def test_concurrent_duplicate_webhooks_credit_once(user, settings):
         "payment_intent": "pi_c",
         "metadata": {"flixly_user": str(user.pk), "credits": "300"},
     }
-    payload = json.dumps(
-        {"id": "evt_c", "type": "checkout.session.completed", "created": int(time.time()), "data": {"object": session}}
-    )
-
-    def deliver(_: int) -> int:
-        signature = stripe_signature_header(payload, "whsec_concurrent")
-        response = Client().post(
-            "/billing/stripe/webhook/",
-            data=payload,
-            content_type="application/json",
-            headers={"Stripe-Signature": signature},
-        )
-        return response.status_code
-
-    statuses = run_concurrently(deliver, 40)
+    statuses = run_concurrently(lambda _: post_stripe_event("evt_c", "checkout.session.completed", session), 40)
     assert set(statuses) == {200}
     assert wallet_balance(user_id=user.pk) == 300
 
 
-def test_concurrent_partial_refund_events_claw_back_at_most_what_was_bought(user, settings):
-    settings.STRIPE_WEBHOOK_SECRET = "whsec_concurrent"
+def test_concurrent_partial_refund_events_claw_back_at_most_what_was_bought(user, stripe_secret):
     wallet_adjust(user_id=user.pk, amount=1000, reason="other credits")
     pack = {"reference_type": "stripe_payment_intent", "reference_id": "pi_r"}
     wallet_credit(user_id=user.pk, amount=300, kind=EntryKind.PURCHASE, idempotency_key="checkout:cs_r", **pack)
@@ -125,51 +130,19 @@ def test_concurrent_partial_refund_events_claw_back_at_most_what_was_bought(user
     def deliver(index: int) -> int:
         # Stripe sends one charge.refunded per refund, each with the total refunded so far: 55%, 60%... 100%.
         charge = {"payment_intent": "pi_r", "amount": 2000, "amount_refunded": 1000 + 50 * (index + 1)}
-        event = {
-            "id": f"evt_r{index}",
-            "type": "charge.refunded",
-            "created": int(time.time()),
-            "data": {"object": charge},
-        }
-        payload = json.dumps(event)
-        signature = stripe_signature_header(payload, "whsec_concurrent")
-        return (
-            Client()
-            .post(
-                "/billing/stripe/webhook/",
-                data=payload,
-                content_type="application/json",
-                headers={"Stripe-Signature": signature},
-            )
-            .status_code
-        )
+        return post_stripe_event(f"evt_r{index}", "charge.refunded", charge)
 
     assert set(run_concurrently(deliver, 20)) == {200}
     clawed = LedgerEntry.objects.filter(kind=EntryKind.CLAWBACK).values_list("amount", flat=True)
     assert -sum(clawed) == 300 and wallet_balance(user_id=user.pk) == 1000
 
 
-def test_concurrent_retries_of_a_failing_event_raise_one_alert(settings):
+def test_concurrent_retries_of_a_failing_event_raise_one_alert(stripe_secret):
     from billing.models import BillingAlert
 
-    settings.STRIPE_WEBHOOK_SECRET = "whsec_concurrent"
     orphan = {"id": "cs_o", "mode": "payment", "payment_status": "paid"}  # no account: it cannot be processed
-    payload = json.dumps(
-        {"id": "evt_o", "type": "checkout.session.completed", "created": int(time.time()), "data": {"object": orphan}}
+    statuses = run_concurrently(
+        lambda _: post_stripe_event("evt_o", "checkout.session.completed", orphan), 20, workers=10
     )
-
-    def deliver(_: int) -> int:
-        signature = stripe_signature_header(payload, "whsec_concurrent")
-        return (
-            Client()
-            .post(
-                "/billing/stripe/webhook/",
-                data=payload,
-                content_type="application/json",
-                headers={"Stripe-Signature": signature},
-            )
-            .status_code
-        )
-
-    assert set(run_concurrently(deliver, 20, workers=10)) == {500}
+    assert set(statuses) == {500}
     assert BillingAlert.objects.filter(reference="evt_o").count() == 1

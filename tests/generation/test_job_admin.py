@@ -4,6 +4,7 @@ import pytest
 
 from billing.services import wallet_balance
 from generation.models import Job, JobStatus
+from tests.admin_actions import offers_action, run_action
 
 pytestmark = pytest.mark.django_db
 
@@ -15,12 +16,9 @@ def queued_job(user) -> Job:
 
 def test_staff_who_may_only_view_jobs_cannot_fail_and_refund_them(staff_client, user, queued_job):
     client = staff_client("generation.view_job")
-    assert 'value="fail_and_refund"' not in client.get("/admin/generation/job/").content.decode()
-    assert (
-        'value="fail_and_refund"' not in client.get(f"/admin/generation/job/{queued_job.pk}/change/").content.decode()
-    )
-    form = {"action": "fail_and_refund", "_selected_action": [queued_job.pk], "index": 0}
-    client.post("/admin/generation/job/", form)
+    assert not offers_action(client, "/admin/generation/job/", "fail_and_refund")
+    assert not offers_action(client, f"/admin/generation/job/{queued_job.pk}/change/", "fail_and_refund")
+    run_action(client, "/admin/generation/job/", "fail_and_refund", queued_job.pk)
     queued_job.refresh_from_db()
     assert queued_job.status == JobStatus.QUEUED and wallet_balance(user_id=user.pk) == 0
 
@@ -28,8 +26,7 @@ def test_staff_who_may_only_view_jobs_cannot_fail_and_refund_them(staff_client, 
 def test_fail_and_refund_refunds_the_job_and_is_in_its_history(admin_client, user, queued_job):
     from django.contrib.admin.models import LogEntry
 
-    form = {"action": "fail_and_refund", "_selected_action": [queued_job.pk], "index": 0}
-    admin_client.post("/admin/generation/job/", form)
+    run_action(admin_client, "/admin/generation/job/", "fail_and_refund", queued_job.pk)
     queued_job.refresh_from_db()
     assert queued_job.status == JobStatus.FAILED and wallet_balance(user_id=user.pk) == 5
     [entry] = LogEntry.objects.filter(object_id=str(queued_job.pk))
@@ -64,8 +61,7 @@ def test_the_jobs_list_fits_a_laptop_screen(admin_client, completed_job):
 
 def test_staff_with_change_permission_still_fail_and_refund_from_the_list(staff_client, user, queued_job):
     client = staff_client("generation.view_job", "generation.change_job")
-    form = {"action": "fail_and_refund", "_selected_action": [queued_job.pk], "index": 0}
-    client.post("/admin/generation/job/", form)
+    run_action(client, "/admin/generation/job/", "fail_and_refund", queued_job.pk)
     queued_job.refresh_from_db()
     assert queued_job.status == JobStatus.FAILED
 
