@@ -70,11 +70,12 @@ def stripe_event_process(*, row: StripeEvent) -> bool:
         described = f"{type(error).__name__}: {error}"[:2000]
         # The first failure only (one conditional UPDATE decides it, even between concurrent retries) raises
         # the alert: Stripe retries a failing event for days.
-        first = StripeEvent.objects.filter(pk=row.pk, last_error="").update(last_error=described)
-        StripeEvent.objects.filter(pk=row.pk).update(attempts=F("attempts") + 1, last_error=described)
-        if first:
+        failed = {"attempts": F("attempts") + 1, "last_error": described}
+        if StripeEvent.objects.filter(pk=row.pk, last_error="").update(**failed):
             message = f"Stripe event {row.event_id} ({row.type}) could not be processed: {described}"
             billing_alert_raise(user_id=None, message=message, reference=row.event_id)
+        else:
+            StripeEvent.objects.filter(pk=row.pk).update(**failed)
         raise
 
 

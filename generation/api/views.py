@@ -223,7 +223,8 @@ class GenerateApi(APIView):
     def _quote(request: Request, valid) -> dict:
         is_test = getattr(request.auth, "is_test", False)
         price = 0 if is_test else valid.price
-        cap = getattr(request.auth, "monthly_credit_cap", None)
+        cap = getattr(request.auth, "monthly_credit_cap", None)  # None: no cap on the key, or a session asks
+        within_cap = None if cap is None else key_spent_this_month(api_key_id=request.auth.key_id) + price <= cap
         return {
             "dryRun": True,
             "valid": True,
@@ -233,10 +234,7 @@ class GenerateApi(APIView):
             "creditsCharged": price,
             "available": route_for(valid.model, is_test=is_test) is not None,
             "sufficientCredits": price == 0 or wallet_balance(user_id=request.user.pk) >= price,
-            # null: the key has no cap (or a session asks)
-            "withinMonthlyCap": None
-            if cap is None
-            else key_spent_this_month(api_key_id=request.auth.key_id) + price <= cap,
+            "withinMonthlyCap": within_cap,
         }
 
     @staticmethod
