@@ -40,6 +40,7 @@ CLOCK_SLACK = timedelta(seconds=2)  # a due time written by another host's clock
 TEST_WAIT_SECONDS = ATTEMPT_HARD_LIMIT + 2
 LOST_AFTER = timedelta(seconds=30)  # a due delivery still pending this long after its time lost its message
 MAX_URL_LENGTH = WebhookEndpoint._meta.get_field("url").max_length
+PING_ENDED = "Not retried: the endpoint's URL was changed. Send a new test event."
 NO_ENDPOINT = "No webhook endpoint is set: PUT /api/v1/webhook with a url first."
 
 
@@ -61,7 +62,8 @@ def checked_url(url: str, *, field: str) -> str:
 
 def endpoint_set(*, user: User, url: str) -> WebhookEndpoint:
     """Set (or replace) the account's endpoint with a new signing secret, which the caller shows once.
-    Deliveries still pending for the old URL go to the new one: the user may have replaced it for a reason."""
+    Events still pending for the old URL go to the new one: the user may have replaced it for a reason.
+    A pending test event of the old URL ends there: it tests that URL, and names it in its body."""
     url = checked_url(url, field="url")
     with transaction.atomic():
         old = WebhookEndpoint.objects.select_for_update().filter(user=user).values_list("url", flat=True).first()
@@ -70,8 +72,9 @@ def endpoint_set(*, user: User, url: str) -> WebhookEndpoint:
         )
         if old is not None and old != url:
             # The last attempt's answer came from the old URL: the new one has not answered yet.
-            moved = WebhookDelivery.objects.filter(user=user, status=DeliveryStatus.PENDING, url=old)
-            moved.update(url=url, status_code=None, latency_ms=None, error="")
+            pending = WebhookDelivery.objects.filter(user=user, status=DeliveryStatus.PENDING, url=old)
+            pending.filter(event="ping").update(status=DeliveryStatus.FAILED, next_attempt_at=None, error=PING_ENDED)
+            pending.update(url=url, status_code=None, latency_ms=None, error="")
     return endpoint
 
 

@@ -372,14 +372,33 @@ def test_an_attempt_past_the_tasks_hard_limit_counts_as_failed_and_is_retried(us
     assert 9 <= (delivery.next_attempt_at - timezone.now()).total_seconds() <= 10
 
 
-def test_replacing_the_url_sends_pending_deliveries_to_the_new_one(api, user, endpoint, receiver):
-    receiver.status = 500
-    delivery = _ping(user)
+def test_replacing_the_url_sends_pending_events_to_the_new_one(api, user, endpoint, receiver):
+    delivery = WebhookDelivery.objects.create(
+        user=user,
+        event="job.completed",
+        url=endpoint.url,
+        body="{}",
+        attempts=1,
+        status_code=500,
+        latency_ms=5,
+        error="HTTP 500.",
+        next_attempt_at=timezone.now(),
+    )
     put_endpoint(api, receiver.url + "/new")
     delivery.refresh_from_db()
-    assert delivery.url == receiver.url + "/new"
+    assert (delivery.status, delivery.url) == (DeliveryStatus.PENDING, receiver.url + "/new")
     # The old URL's answer is not shown as the new one's (it read "Failed 500" beside a URL that never failed).
     assert (delivery.status_code, delivery.latency_ms, delivery.error) == (None, None, "")
+
+
+def test_replacing_the_url_ends_a_pending_test_event_of_the_old_one(api, user, endpoint, receiver):
+    # A ping tests one URL and names it in its body: sent on to the new URL it read as that URL's success.
+    receiver.status = 500
+    ping = _ping(user)
+    put_endpoint(api, receiver.url + "/new")
+    ping.refresh_from_db()
+    assert (ping.status, ping.url, ping.next_attempt_at) == (DeliveryStatus.FAILED, endpoint.url, None)
+    assert ping.error == "Not retried: the endpoint's URL was changed. Send a new test event."
 
 
 def test_a_due_time_slightly_ahead_of_this_hosts_clock_is_still_due(user, endpoint, receiver):
