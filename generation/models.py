@@ -146,6 +146,17 @@ class Job(models.Model):
     def type_label(self) -> str:
         return TYPE_LABELS.get(self.type, self.type)
 
+    @property
+    def prompt_text(self) -> str:
+        return prompt_text(self.params)
+
+
+def prompt_text(params: dict) -> str:
+    """What the job was asked: its prompt, or a chat's user messages."""
+    if "prompt" in params:
+        return str(params["prompt"])
+    return "\n\n".join(str(m.get("content", "")) for m in params.get("messages", []) if m.get("role") == "user")
+
 
 class JobEvent(models.Model):
     job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="events")

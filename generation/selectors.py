@@ -13,7 +13,7 @@ from psycopg import sql
 from accounts.models import User
 from flixly_site.errors import NotFound, ValidationFailed
 from flixly_site.pagination import in_utc
-from generation.models import ACTIVE_STATUSES, AiModel, Job, JobStatus
+from generation.models import ACTIVE_STATUSES, AiModel, Job, JobStatus, prompt_text
 from generation.providers.base import JOB_TYPES
 
 JOB_TABLE = Job._meta.db_table
@@ -31,6 +31,7 @@ EXPORT_COLUMNS = [
     ("creditsRefunded", "credits_refunded"),
     ("test", "is_test"),
     ("error", "error"),
+    ("prompt", "params"),  # what the job was asked (generation.models.prompt_text)
 ]
 
 
@@ -64,14 +65,18 @@ def _model_id(value: str | None) -> str | None:
     return value
 
 
+def job_filters(params: dict[str, str]) -> dict[str, str]:
+    """The list's and the export's `status`, `type` and `model` filters, checked, as Job field lookups."""
+    chosen = {
+        "status": _choice(params.get("status"), JobStatus.values, "status"),
+        "type": _choice(params.get("type"), JOB_TYPES, "type"),
+        "model_id": _model_id(params.get("model")),
+    }
+    return {field: value for field, value in chosen.items() if value}
+
+
 def jobs_for(*, user: User, filters: dict[str, str]) -> QuerySet[Job]:
-    jobs = Job.objects.filter(user=user)
-    if status := _choice(filters.get("status"), JobStatus.values, "status"):
-        jobs = jobs.filter(status=status)
-    if job_type := _choice(filters.get("type"), JOB_TYPES, "type"):
-        jobs = jobs.filter(type=job_type)
-    if model := _model_id(filters.get("model")):
-        jobs = jobs.filter(model_id=model)
+    jobs = Job.objects.filter(user=user, **job_filters(filters))
     after = parse_when(filters["createdAfter"], "createdAfter") if filters.get("createdAfter") else None
     before = (
         parse_when(filters["createdBefore"], "createdBefore", through=True) if filters.get("createdBefore") else None
@@ -117,9 +122,11 @@ _PG_TIMESTAMP = """to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS
 EXPORT_CHUNK_BYTES = 64 * 1024
 
 
-def export_csv(*, user: User, start: datetime, end: datetime) -> Iterator[bytes]:
-    """The export as CSV chunks, in constant memory: PostgreSQL formats it with COPY; elsewhere Python does."""
-    rows = _copy_csv(user.pk, start, end) if connection.vendor == "postgresql" else _python_csv(user, start, end)
+def export_csv(*, user: User, start: datetime, end: datetime, filters: dict[str, str]) -> Iterator[bytes]:
+    """The export as CSV chunks, in constant memory: PostgreSQL formats it with COPY; elsewhere Python does.
+    `filters`: Job field lookups from job_filters()."""
+    where = {"user_id": user.pk, "created_at__gte": start, "created_at__lte": end, **filters}
+    rows = _copy_csv(where) if connection.vendor == "postgresql" else _python_csv(where)
     return _in_chunks(rows)
 
 
@@ -139,32 +146,58 @@ def _in_chunks(pieces: Generator[bytes]) -> Iterator[bytes]:
         pieces.close()  # a client that hung up: end the COPY and free the cursor now, not whenever
 
 
+# A cell that starts with one of these a spreadsheet runs as a formula: such a cell starts with a quote
+# instead (OWASP, "CSV Injection"). Only the prompt is text the user wrote.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+# generation.models.prompt_text in SQL: the prompt, or a chat's user messages.
+_PG_PROMPT = """COALESCE(params->>'prompt', array_to_string(ARRAY(
+    SELECT m->>'content' FROM jsonb_array_elements(
+        CASE jsonb_typeof(params->'messages') WHEN 'array' THEN params->'messages' ELSE '[]' END) AS m
+    WHERE m->>'role' = 'user'), E'\\n\\n'))"""
+_PG_FORMULA_STARTS = ", ".join("E'{}'".format(start.encode("unicode_escape").decode()) for start in FORMULA_STARTS)
+_PG_FORMULA_SAFE = f"CASE WHEN left(prompt, 1) IN ({_PG_FORMULA_STARTS}) THEN '''' || prompt ELSE prompt END"
+
+
 def _pg_column(field: str):
     if field == "is_test":
         return sql.SQL("CASE WHEN is_test THEN 'true' ELSE 'false' END")
     if field.endswith("_at"):
         return sql.SQL(_PG_TIMESTAMP.format(column=field))
+    if field == "params":
+        return sql.SQL(_PG_FORMULA_SAFE)
     return sql.Identifier(field)
 
 
-def _copy_csv(user_id: int, start: datetime, end: datetime) -> Generator[bytes]:
+_PG_OPERATORS = {"gte": ">=", "lte": "<="}
+
+
+def _pg_condition(lookup: str, value: object) -> sql.Composed:
+    """`created_at__gte` -> created_at >= <value>; COPY takes no parameters, so values go in as literals."""
+    column, _, operator = lookup.partition("__")
+    return sql.SQL("{} {} {}").format(
+        sql.Identifier(column), sql.SQL(_PG_OPERATORS.get(operator, "=")), sql.Literal(value)
+    )
+
+
+def _copy_csv(where: dict) -> Generator[bytes]:
     columns = sql.SQL(", ").join(
         sql.SQL("{} AS {}").format(_pg_column(field), sql.Identifier(name)) for name, field in EXPORT_COLUMNS
     )
+    conditions = sql.SQL(" AND ").join(_pg_condition(lookup, value) for lookup, value in where.items())
     query = sql.SQL(
-        "COPY (SELECT {} FROM {} WHERE user_id = {} AND created_at >= {} AND created_at <= {} "
-        "ORDER BY created_at, id) TO STDOUT WITH (FORMAT csv, HEADER)"
-    ).format(columns, sql.Identifier(Job._meta.db_table), sql.Literal(user_id), sql.Literal(start), sql.Literal(end))
+        "COPY (SELECT {} FROM {}, LATERAL (SELECT {} AS prompt) AS asked WHERE {} ORDER BY created_at, id) "
+        "TO STDOUT WITH (FORMAT csv, HEADER)"
+    ).format(columns, sql.Identifier(JOB_TABLE), sql.SQL(_PG_PROMPT), conditions)
     with connection.cursor() as cursor, cursor.cursor.copy(query) as copy:
         for block in copy:
             yield bytes(block)
 
 
-def _python_csv(user: User, start: datetime, end: datetime) -> Generator[bytes]:
+def _python_csv(where: dict) -> Generator[bytes]:
     writer = csv.writer(_Echo())
     yield writer.writerow([name for name, _ in EXPORT_COLUMNS]).encode()
     rows = (
-        Job.objects.filter(user=user, created_at__gte=start, created_at__lte=end)
+        Job.objects.filter(**where)
         .order_by("created_at", "id")
         .values_list(*(field for _, field in EXPORT_COLUMNS))
         .iterator(chunk_size=5000)
@@ -178,6 +211,9 @@ def _csv_cell(value):
         return value.astimezone(UTC).strftime(TIMESTAMP_CSV)
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, dict):  # the params: what the job was asked
+        prompt = prompt_text(value)
+        return f"'{prompt}" if prompt.startswith(FORMULA_STARTS) else prompt
     return value
 
 

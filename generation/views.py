@@ -40,7 +40,7 @@ from generation.models import (
 )
 from generation.outputs import output_download_name, output_name_from_token
 from generation.ranges import ranged_file_response
-from generation.selectors import export_window, job_get, jobs_for
+from generation.selectors import export_window, job_filters, job_get, jobs_for
 from generation.services import IdempotencyConflict, Submitted, job_cancel, job_submit
 from generation.validation import NEEDS_IMAGE, VISUAL, ValidRequest, validate_generate
 from generation.webhooks import deliveries_for, endpoint_delete, endpoint_get, endpoint_set, endpoint_test
@@ -214,6 +214,9 @@ def _query(request: HttpRequest, **changes: str | None) -> str:
     return query.urlencode()
 
 
+EXPORT_FILTERS = ("status", "type", "model")  # the list's filters the CSV export takes too
+
+
 @login_required
 def jobs(request: HttpRequest) -> HttpResponse:
     if job_id := parse_uuid(request.GET.get("job", "")):  # links from the billing page's credit history
@@ -228,6 +231,7 @@ def jobs(request: HttpRequest) -> HttpResponse:
         "rows": [(job, job.type_label) for job in rows],
         "next_query": _query(request, cursor=next_cursor) if next_cursor else None,
         "first_query": _query(request, cursor=None) if request.GET.get("cursor") else None,
+        "export_filters": {name: filters[name] for name in EXPORT_FILTERS if name in filters},
         **_export_dates(request),
     }
     return render(request, "generation/jobs.html", context)
@@ -251,12 +255,13 @@ def _date_or_none(text: str) -> date | None:
 def jobs_export(request: HttpRequest) -> HttpResponse:
     """The page's export form: a window the API would refuse comes back as a message on the jobs page;
     a good one goes to the API's CSV export, which this session may call."""
-    params = {name: request.GET[name] for name in ("from", "to") if request.GET.get(name)}
+    params = {name: request.GET[name] for name in ("from", "to", *EXPORT_FILTERS) if request.GET.get(name)}
     try:
         export_window(params)
+        job_filters(params)
     except ValidationFailed as error:
         messages.error(request, error.as_text())
-        typed = {"exportFrom": params.get("from", ""), "exportTo": params.get("to", "")}
+        typed = {"exportFrom": params.pop("from", ""), "exportTo": params.pop("to", ""), **params}
         return redirect(f"{reverse('jobs')}?{urlencode(typed)}")
     return redirect(f"{reverse('api-v1-jobs-export')}?{urlencode(params)}")
 
@@ -277,12 +282,6 @@ def _output_view(job: Job, output: dict) -> dict:
     return {**output, "kind": kind if kind in ("image", "video", "audio") else "file", "filename": filename}
 
 
-def _prompt_text(params: dict) -> str:
-    if "prompt" in params:
-        return params["prompt"]
-    return "\n\n".join(str(m.get("content", "")) for m in params.get("messages", []) if m.get("role") == "user")
-
-
 def _param_rows(params: dict) -> list[tuple[str, Any]]:
     return [(PARAM_LABELS[name], params[name]) for name in PARAM_LABELS if name in params]
 
@@ -298,7 +297,7 @@ def job_detail(request: HttpRequest, job_id: uuid.UUID) -> HttpResponse:
         "unfinished": job.status in ACTIVE_STATUSES,
         "stopping": job.status in ACTIVE_STATUSES and job.cancel_requested,
         "outputs": [_output_view(job, output) for output in data["outputs"]],
-        "prompt": _prompt_text(job.params),
+        "prompt": job.prompt_text,
         "params": _param_rows(job.params),
         "local_fallback": job.metadata.get("localFallback", False),
     }

@@ -31,7 +31,7 @@ from generation.api.serializers import (
 from generation.catalog import catalog_get_or_404, catalog_models, route_for
 from generation.models import FINISHED_STATUSES, Job
 from generation.outbound import OutboundError, TooLarge, check_url, fetch_image
-from generation.selectors import export_csv, export_window, job_get, jobs_for
+from generation.selectors import export_csv, export_window, job_filters, job_get, jobs_for
 from generation.services import job_cancel, job_key_check, job_refuse_disallowed, job_submit
 from generation.validation import upload_read, validate_generate
 from generation.webhooks import require_endpoint
@@ -286,12 +286,13 @@ class JobExportApi(APIView):
 
     @extend_schema(
         operation_id="jobs_export_csv",
-        parameters=[OpenApiParameter("from", str), OpenApiParameter("to", str)],
+        parameters=[OpenApiParameter(name, str) for name in ("from", "to", "status", "type", "model")],
         responses={(200, "text/csv"): str},
     )
     def get(self, request: Request) -> StreamingHttpResponse:
         start, end = export_window(request.query_params)
-        chunks = export_csv(user=request.user, start=start, end=end)
+        filters = job_filters(request.query_params)
+        chunks = export_csv(user=request.user, start=start, end=end, filters=filters)
         response = StreamingHttpResponse(chunks, content_type="text/csv; charset=utf-8")
         filename = f"flixly-jobs-{start:%Y%m%d}-{end:%Y%m%d}.csv"
         response["Content-Disposition"] = f'attachment; filename="{filename}"'

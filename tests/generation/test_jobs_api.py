@@ -189,6 +189,63 @@ def test_the_postgresql_export_is_sent_in_large_chunks_not_row_by_row(api, user)
     assert_written_in_large_chunks(export_in_chunks(api, user))
 
 
+def export_csv_rows(api, query: str = "") -> list[list[str]]:
+    today = timezone.now().date()
+    response = api.get(f"/api/v1/jobs/export.csv?from={today - timedelta(days=1)}&to={today}&{query}")
+    assert response.status_code == HTTPStatus.OK, response.content
+    return list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+
+
+def jobs_to_filter(user) -> dict[str, Job]:
+    return {
+        "failed speech": make_jobs(user, 1, status=JobStatus.FAILED, model_id="local-speech", type="TEXT_TO_SPEECH")[0],
+        "completed speech": make_jobs(user, 1, model_id="local-speech", type="TEXT_TO_SPEECH")[0],
+        "failed image": make_jobs(user, 1, status=JobStatus.FAILED)[0],
+    }
+
+
+def assert_export_filters_like_the_list(api, user) -> None:
+    jobs = jobs_to_filter(user)
+    rows = export_csv_rows(api, "status=failed&type=TEXT_TO_SPEECH&model=local-speech")
+    assert [row[0] for row in rows[1:]] == [str(jobs["failed speech"].pk)]
+    assert len(export_csv_rows(api, "status=failed")) == 1 + 2
+
+
+def test_the_export_takes_the_lists_status_type_and_model_filters(api, user):
+    assert_export_filters_like_the_list(api, user)
+
+
+@pytest.mark.postgres
+def test_the_postgresql_export_takes_the_lists_filters(api, user):
+    assert_export_filters_like_the_list(api, user)
+
+
+def test_an_unknown_export_filter_value_is_a_422_naming_it(api, user):
+    response = api.get("/api/v1/jobs/export.csv?status=done")
+    assert response.status_code == HTTPStatus.UNPROCESSABLE_ENTITY
+    assert set(response.json()["error"]["details"]) == {"status"}
+
+
+def assert_export_shows_what_was_asked(api, user) -> None:
+    make_jobs(user, 1, params={"prompt": "a lighthouse, at dawn"})
+    make_jobs(user, 1, params={"prompt": '=HYPERLINK("https://evil.example")'})
+    chat = {"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}]}
+    make_jobs(user, 1, model_id="local-chat", type="CHAT", params=chat)
+    rows = export_csv_rows(api)
+    assert rows[0][-1] == "prompt"
+    # A cell a spreadsheet would run as a formula starts with a quote (OWASP's advice for CSV exports).
+    assert [row[-1] for row in rows[1:]] == ["a lighthouse, at dawn", '\'=HYPERLINK("https://evil.example")', "Hi"]
+
+
+def test_the_export_shows_each_jobs_prompt_and_never_a_formula(api, user):
+    assert_export_shows_what_was_asked(api, user)
+
+
+@pytest.mark.postgres
+def test_the_postgresql_export_shows_each_jobs_prompt_and_never_a_formula(api, user):
+    assert_export_shows_what_was_asked(api, user)
+
+
 def test_an_export_window_over_90_days_is_a_422(api, user):
     response = api.get("/api/v1/jobs/export.csv?from=2026-01-01&to=2026-06-01")
     assert response.status_code == HTTPStatus.UNPROCESSABLE_ENTITY

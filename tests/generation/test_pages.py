@@ -455,6 +455,39 @@ def test_the_jobs_page_exports_the_chosen_dates(signed_in, funded):
     assert len(rows) == 2  # the header and the job
 
 
+def test_the_jobs_page_exports_the_jobs_its_filters_show(signed_in, funded):
+    shown = Job.objects.create(
+        user=funded, model_id="local-image", type="TEXT_TO_IMAGE", route="local", status="failed"
+    )
+    Job.objects.create(user=funded, model_id="local-image", type="TEXT_TO_IMAGE", route="local")
+    page = signed_in.get("/jobs/?status=failed").content.decode()
+    export_form = page.split('action="/jobs/export/"', 1)[1].split("</form>", 1)[0]
+    assert '<input type="hidden" name="status" value="failed">' in export_form
+    assert "Exports the jobs that match the filters above" in export_form
+    today = timezone.now().date()
+    response = signed_in.get(f"/jobs/export/?from={today}&to={today}&status=failed", follow=True)
+    rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert [row[0] for row in rows[1:]] == [str(shown.pk)]
+
+
+def test_a_refused_export_keeps_the_filters(signed_in):
+    response = signed_in.get("/jobs/export/?from=2026-01-01&to=2026-06-01&type=CHAT", follow=True)
+    assert response.redirect_chain[-1][0].startswith("/jobs/?")
+    assert "type=CHAT" in response.redirect_chain[-1][0]
+
+
+def test_the_jobs_list_shows_what_each_job_was_asked(signed_in, funded):
+    Job.objects.create(
+        user=funded, model_id="local-image", type="TEXT_TO_IMAGE", route="local", params={"prompt": "a red fox " * 20}
+    )
+    chat = {"messages": [{"role": "user", "content": "Tell me a <b>joke</b>"}]}
+    Job.objects.create(user=funded, model_id="local-chat", type="CHAT", route="local", params=chat)
+    page = signed_in.get("/jobs/").content.decode()
+    shown = ("a red fox " * 8)[:79]
+    assert f">{shown}…</span>" in page  # shortened on the page, whole when hovered
+    assert "Tell me a &lt;b&gt;joke&lt;/b&gt;" in page
+
+
 def test_an_export_window_the_api_refuses_comes_back_as_a_message(signed_in):
     response = signed_in.get("/jobs/export/?from=2026-01-01&to=2026-06-01", follow=True)
     assert response.redirect_chain[-1][0].startswith("/jobs/")
