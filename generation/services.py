@@ -330,7 +330,21 @@ def _generation_request(job: Job, workdir: Path, on_text: Callable[[str], None] 
         workdir=workdir / "out",
         image_path=image_path,
         on_text=on_text,
+        stand_in=_stand_in(job),
     )
+
+
+def _stand_in(job: Job) -> str:
+    """Why the local engine runs this job of a hosted model ("" when the model is the local engine's own)."""
+    if job.route == job.model.route:
+        return ""
+    return "test" if job.is_test else "fallback"
+
+
+STAND_IN_METADATA = {
+    "test": {"testMode": True, "note": "Test keys always run on the built-in local engine."},
+    "fallback": {"localFallback": True, "note": "The upstream is not configured; the local engine ran."},
+}
 
 
 def job_execute(*, job: Job) -> None:
@@ -355,8 +369,7 @@ def job_execute(*, job: Job) -> None:
 
 
 def job_complete(*, job: Job, outputs: list[dict], text: str, usage: dict, metadata: dict) -> bool:
-    if job.route != job.model.route:
-        metadata = {**metadata, "localFallback": True, "note": "The upstream is not configured; the local engine ran."}
+    metadata = {**metadata, **STAND_IN_METADATA.get(_stand_in(job), {})}
     with transaction.atomic():
         done = _running(job.pk, job.attempts).update(
             status=JobStatus.COMPLETED,

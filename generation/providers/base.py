@@ -35,6 +35,8 @@ class GenerationRequest:
     image_path: Path | None = None  # the input image for IMAGE_TO_* / REFERENCE_TO_VIDEO, already validated
     # CHAT: called with each piece of the reply as it is written (a streamed completion forwards them).
     on_text: Callable[[str], None] | None = None
+    # Why the local engine runs a hosted model: "test" (a test key) or "fallback" (its upstream is not set up).
+    stand_in: str = ""
 
 
 @dataclass(frozen=True)

@@ -780,24 +780,31 @@ def _last_user_message(request: GenerationRequest) -> str:
     return str(request.params.get("prompt") or "")
 
 
-_DISCLAIMER = (
-    "This answer comes from Flixly's built-in offline engine, which echoes your message instead of running a "
-    "language model. Pick a hosted chat model for a real answer."
-)
+_ECHOES = "echoes your message instead of running a language model"
+_DISCLAIMERS = {
+    "": f"This answer comes from Flixly's built-in offline engine, which {_ECHOES}. "
+    "Pick a hosted chat model for a real answer.",
+    "fallback": "This server has no upstream set up for {model}, so Flixly's built-in offline engine answered: "
+    f"it {_ECHOES}.",
+    "test": f"Test keys always run on Flixly's built-in offline engine, which {_ECHOES}. "
+    "Use a live key for a real answer.",
+}
 
 
-def compose_reply(question: str) -> str:
-    """An honest echo: the local engine has no language model, so it says so and reflects the key words back."""
+def compose_reply(question: str, *, model: str = "", stand_in: str = "") -> str:
+    """An honest echo: the local engine has no language model, so it says so (and why it answered) and
+    reflects the key words back."""
+    disclaimer = _DISCLAIMERS[stand_in].format(model=model)
     keywords = list(dict.fromkeys(w for w in _WORD.findall(question) if w.lower() not in STOPWORDS))[:8]
     if not keywords:
-        return "Local engine reply: I received your message. " + _DISCLAIMER
+        return "Local engine reply: I received your message. " + disclaimer
     topic = ", ".join(keywords[:-1]) + f" and {keywords[-1]}" if len(keywords) > 1 else keywords[0]
     verb = "asked about" if question.rstrip().endswith("?") else "wrote about"
-    return f"Local engine reply: you {verb} {topic}. " + _DISCLAIMER
+    return f"Local engine reply: you {verb} {topic}. " + disclaimer
 
 
 def _chat(request: GenerationRequest, seed: int, progress: ProgressCallback) -> GenerationResult:
-    words = compose_reply(_last_user_message(request)).split()
+    words = compose_reply(_last_user_message(request), model=request.model, stand_in=request.stand_in).split()
     max_tokens = request.params.get("maxTokens")
     if max_tokens:
         words = words[: int(max_tokens)]

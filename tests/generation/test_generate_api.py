@@ -401,6 +401,15 @@ def test_a_test_mode_key_is_free_and_runs_locally(client, funded, make_key):
     assert wallet_balance(user_id=funded.pk) == 100
 
 
+def test_a_test_mode_job_of_a_configured_upstream_says_test_keys_run_locally(client, funded, make_key, settings):
+    settings.FAL_KEY = "fal-key-set"  # flux-dev's upstream is configured: not a fallback
+    key = make_key(funded, mode="test")
+    job_id = generate(client, {"model": "flux-dev"}, Authorization=f"Bearer {key}").json()["data"]["jobId"]
+    job = client.get(f"/api/v1/jobs/{job_id}", HTTP_AUTHORIZATION=f"Bearer {key}").json()["data"]
+    assert job["metadata"]["testMode"] is True and "localFallback" not in job["metadata"]
+    assert job["metadata"]["note"] == "Test keys always run on the built-in local engine."
+
+
 def test_a_key_limited_to_other_models_is_forbidden(client, funded, make_key):
     key = make_key(funded, allowed_models=["flux-dev"])
     response = generate(client, Authorization=f"Bearer {key}")

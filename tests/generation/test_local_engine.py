@@ -293,6 +293,19 @@ def test_chat_replies_to_the_last_user_message_with_usage(tmp_path):
     assert result.usage == {"promptTokens": 2 + 4 + 1 + 4, "completionTokens": len(result.text.split())}
 
 
+@pytest.mark.parametrize(
+    ("stand_in", "says"),
+    [
+        ("", "Pick a hosted chat model for a real answer."),
+        ("fallback", "This server has no upstream set up for gpt-5-nano, so Flixly's built-in offline engine"),
+        ("test", "Test keys always run on Flixly's built-in offline engine"),
+    ],
+)
+def test_a_chat_reply_says_why_the_local_engine_answered(tmp_path, stand_in, says):
+    request = replace(make_request(tmp_path, "CHAT", prompt="Hi there"), model="gpt-5-nano", stand_in=stand_in)
+    assert says in generate(request).text
+
+
 def test_chat_reply_is_capped_at_max_tokens(tmp_path):
     messages = [{"role": "user", "content": "Explain the theory of relativity in detail"}]
 
