@@ -53,7 +53,7 @@ def parse_when(value: str, field: str, *, through: bool = False) -> datetime:
     return moment
 
 
-def _choice(value: str | None, choices, field: str) -> str | None:
+def checked_choice(value: str | None, choices, field: str) -> str | None:
     if value is not None and value not in choices:
         raise ValidationFailed(details={field: [f"Must be one of {list(choices)}."]})
     return value
@@ -68,8 +68,8 @@ def _model_id(value: str | None) -> str | None:
 def job_filters(params: dict[str, str]) -> dict[str, str]:
     """The list's and the export's `status`, `type` and `model` filters, checked, as Job field lookups."""
     chosen = {
-        "status": _choice(params.get("status"), JobStatus.values, "status"),
-        "type": _choice(params.get("type"), JOB_TYPES, "type"),
+        "status": checked_choice(params.get("status"), JobStatus.values, "status"),
+        "type": checked_choice(params.get("type"), JOB_TYPES, "type"),
         "model_id": _model_id(params.get("model")),
     }
     return {field: value for field, value in chosen.items() if value}

@@ -31,7 +31,8 @@ from generation.api.serializers import (
 from generation.catalog import catalog_get_or_404, catalog_models, route_for
 from generation.models import FINISHED_STATUSES, Job
 from generation.outbound import OutboundError, TooLarge, check_url, fetch_image
-from generation.selectors import export_csv, export_window, job_filters, job_get, jobs_for
+from generation.providers.base import JOB_TYPES
+from generation.selectors import checked_choice, export_csv, export_window, job_filters, job_get, jobs_for
 from generation.services import job_cancel, job_key_check, job_refuse_disallowed, job_submit
 from generation.validation import upload_read, validate_generate
 from generation.webhooks import require_endpoint
@@ -46,17 +47,19 @@ class ModelListApi(APIView):
     permission_classes = [AllowAny]
 
     @extend_schema(
-        operation_id="models_list", responses=ModelSchema(many=True), parameters=page_parameters(default="all")
+        operation_id="models_list",
+        responses=ModelSchema(many=True),
+        parameters=[OpenApiParameter("type", str, description="Only models of this job type."), *page_parameters()],
     )
     def get(self, request: Request) -> Response:
-        models = list(catalog_models().values())
-        # The whole catalog unless a limit is asked for: clients look a model up in one call.
-        limit = page_limit(request, default=max(len(models), 1))
+        models = catalog_models().values()
+        if job_type := checked_choice(request.query_params.get("type"), JOB_TYPES, "type"):
+            models = [m for m in models if job_type in m.types]
         page, next_cursor = sorted_page(
-            models,
+            list(models),
             key=lambda m: [m.sort_order, m.id],
             cursor=request.query_params.get("cursor"),
-            limit=limit,
+            limit=page_limit(request),
             salt="models",
         )
         data = [model_data(m, available=route_for(m, is_test=False) is not None) for m in page]

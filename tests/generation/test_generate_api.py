@@ -434,7 +434,7 @@ def test_a_model_whose_upstream_is_not_configured_is_503_without_fallback(api, f
     response = generate(api, {"model": "flux-dev"})
     assert response.status_code == HTTPStatus.SERVICE_UNAVAILABLE
     assert wallet_balance(user_id=funded.pk) == 100
-    listed = {m["id"]: m for m in api.get("/api/v1/models").json()["data"]}
+    listed = {m["id"]: m for m in api.get("/api/v1/models?limit=100").json()["data"]}
     assert listed["flux-dev"]["available"] is False
     assert listed["local-image"]["available"] is True
 

@@ -318,11 +318,10 @@ def test_a_tampered_output_url_is_refused(client, api, funded, tamper):
     assert b"PNG" not in response.content
 
 
-def test_the_models_api_lists_the_catalog(client, db):
+def test_the_models_api_lists_the_catalog_20_at_a_time_like_every_list(client, db):
     listing = client.get("/api/v1/models").json()
-    models = listing["data"]
-    assert len(models) >= 50
-    assert listing["nextCursor"] is None
+    assert len(listing["data"]) == 20 and listing["nextCursor"]
+    assert len(client.get("/api/v1/models?limit=100").json()["data"]) >= 50
     seedance = client.get("/api/v1/models/seedance-2.0").json()["data"]
     assert seedance["credits"] == 12
     assert seedance["pricing"]["byResolution"]["720p"]
@@ -332,7 +331,7 @@ def test_the_models_api_lists_the_catalog(client, db):
 
 
 def test_the_models_api_pages_when_asked_for_a_limit(client, db):
-    everything = [m["id"] for m in client.get("/api/v1/models").json()["data"]]
+    everything = [m["id"] for m in client.get("/api/v1/models?limit=100").json()["data"]]
     seen, cursor = [], ""
     while True:
         page = client.get(f"/api/v1/models?limit=7{cursor}").json()
@@ -352,6 +351,16 @@ def test_a_bad_limit_or_cursor_on_the_models_api_is_named(client, db, query):
     assert set(response.json()["error"]["details"]) == {query.split("=")[0]}
 
 
+def test_the_models_api_filters_by_type_and_pages_within_it(client, db):
+    videos = client.get("/api/v1/models?type=TEXT_TO_VIDEO&limit=5").json()
+    assert len(videos["data"]) == 5 and all("TEXT_TO_VIDEO" in m["types"] for m in videos["data"])
+    after = client.get(f"/api/v1/models?type=TEXT_TO_VIDEO&limit=5&cursor={videos['nextCursor']}").json()["data"]
+    assert after and all("TEXT_TO_VIDEO" in m["types"] for m in after)
+    response = client.get("/api/v1/models?type=VIDEO")
+    assert response.status_code == HTTPStatus.UNPROCESSABLE_ENTITY
+    assert set(response.json()["error"]["details"]) == {"type"}
+
+
 def test_a_models_cursor_still_works_when_its_last_model_was_disabled(client, db):
     from generation.catalog import catalog_forget
     from generation.models import AiModel
@@ -360,7 +369,7 @@ def test_a_models_cursor_still_works_when_its_last_model_was_disabled(client, db
     AiModel.objects.filter(id=first["data"][-1]["id"]).update(enabled=False)
     catalog_forget()
     after = client.get(f"/api/v1/models?limit=3&cursor={first['nextCursor']}").json()["data"]
-    everything = [m["id"] for m in client.get("/api/v1/models").json()["data"]]
+    everything = [m["id"] for m in client.get("/api/v1/models?limit=100").json()["data"]]
     assert [m["id"] for m in after] == everything[2:5]
 
 
