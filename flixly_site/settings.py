@@ -247,11 +247,8 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_CLASSES": ["accounts.auth.PlanRateThrottle"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DATETIME_FORMAT": "%Y-%m-%dT%H:%M:%SZ",  # the contract's (TIME_ZONE is UTC), as pagination.iso_utc
-    "DEFAULT_PARSER_CLASSES": [
-        "flixly_site.parsers.JSONParser",
-        "rest_framework.parsers.MultiPartParser",
-        "rest_framework.parsers.FormParser",
-    ],
+    # JSON in, as the contract says; POST /generate also takes multipart, for an image upload.
+    "DEFAULT_PARSER_CLASSES": ["flixly_site.parsers.JSONParser"],
     "DEFAULT_CONTENT_NEGOTIATION_CLASS": "flixly_site.parsers.JSONFirstNegotiation",
     "EXCEPTION_HANDLER": "flixly_site.errors.api_exception_handler",
     "DEFAULT_METADATA_CLASS": "flixly_site.openapi.EnvelopedMetadata",

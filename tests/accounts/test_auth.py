@@ -300,7 +300,8 @@ def test_another_accounts_key_id_is_not_found(client, raw_key):
     other = UserFactory()
     client.force_login(other)
     key_id = ApiKey.objects.get().id
-    for response in (client.post(f"/api/v1/keys/{key_id}/roll"), client.delete(f"/api/v1/keys/{key_id}")):
+    roll = client.post(f"/api/v1/keys/{key_id}/roll", content_type="application/json")
+    for response in (roll, client.delete(f"/api/v1/keys/{key_id}")):
         assert response.status_code == HTTPStatus.NOT_FOUND
         assert response.json()["error"]["code"] == "not_found"
     assert ApiKey.objects.get().revoked_at is None

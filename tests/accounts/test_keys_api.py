@@ -172,6 +172,20 @@ def test_a_roll_body_of_the_wrong_shape_is_a_422(api, body):
     assert ApiKey.objects.get(id=key_id).rolled_at is None
 
 
+@pytest.mark.parametrize(
+    ("content_type", "body"),
+    [("application/x-www-form-urlencoded", "%%%&&&==="), ("multipart/form-data; boundary=b", "zzzzzz")],
+)
+def test_a_form_body_is_a_415_and_rolls_nothing(api, content_type, body):
+    # Read as an empty form, a garbled body once rolled the key with no grace: its secret died at once.
+    key_id = create(api).json()["data"]["id"]
+    response = api.post(f"/api/v1/keys/{key_id}/roll", body, content_type=content_type)
+    assert response.status_code == HTTPStatus.UNSUPPORTED_MEDIA_TYPE
+    assert response.json()["error"]["code"] == "unsupported_media_type"
+    assert ApiKey.objects.get(id=key_id).rolled_at is None
+    assert api.post("/api/v1/keys", "name=form", content_type=content_type).status_code == 415
+
+
 def test_every_bad_setting_is_named_in_one_answer(api):
     response = create(api, allowedIps=["10.0.0.0/33"], allowedModels=["not-a-model"], expiresInDays=999)
     assert response.status_code == HTTPStatus.UNPROCESSABLE_ENTITY
