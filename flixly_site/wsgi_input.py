@@ -8,8 +8,9 @@ is read here, up to one byte past the body limit, and handed on with its length:
 then refuses an oversized one with the usual 413.
 
 Charsets: Django ignores a Content-Type charset Python does not know, but takes one that names a codec
-which is no text encoding (rot13, base64, zlib...) and then fails decoding the query string before any
-middleware runs: a 500 from the server, not in the API's error shape. Such a charset is ignored too.
+which cannot read a query string (rot13, base64, zlib, which are no text encodings; undefined, punycode)
+and then fails decoding the query string before any middleware runs: a 500 from the server, not in the
+API's error shape. Such a charset is ignored too: every charset kept reads ASCII as ASCII.
 """
 
 import codecs
@@ -41,11 +42,21 @@ class ChunkedBodies:
 CHARSET = re.compile(r";\s*charset\s*=\s*\"?([^\s;\"]*)\"?", re.IGNORECASE)
 
 
-def _text_encoding(name: str) -> bool:
+ASCII = bytes(range(128))
+
+
+def _decodes_ascii(name: str) -> bool:
+    """Whether the charset reads ASCII (all a query string is) as ASCII, as Django needs of it."""
     try:
-        return codecs.lookup(name)._is_text_encoding  # what str.encode itself checks
+        codec = codecs.lookup(name)
     except LookupError:
         return True  # unknown: Django ignores it itself
+    if not codec._is_text_encoding:  # what str.encode itself checks
+        return False
+    try:
+        return ASCII.decode(codec.name) == ASCII.decode("ascii")
+    except UnicodeError:
+        return False
 
 
 class TextCharsetsOnly:
@@ -55,6 +66,6 @@ class TextCharsetsOnly:
     def __call__(self, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
         content_type = environ.get("CONTENT_TYPE", "")
         match = CHARSET.search(content_type) if "charset" in content_type.lower() else None
-        if match and not _text_encoding(match.group(1)):
+        if match and not _decodes_ascii(match.group(1)):
             environ["CONTENT_TYPE"] = content_type[: match.start()] + content_type[match.end() :]
         return self.app(environ, start_response)
