@@ -10,7 +10,7 @@ from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any
 
-from django.core.exceptions import PermissionDenied, RequestDataTooBig
+from django.core.exceptions import PermissionDenied, RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from rest_framework import exceptions as drf
 from rest_framework.response import Response
@@ -181,7 +181,7 @@ def _drf_error(exc: drf.APIException) -> ApplicationError:
     return error
 
 
-def _as_application_error(exc: Exception) -> ApplicationError | None:
+def as_application_error(exc: Exception) -> ApplicationError | None:
     if isinstance(exc, ApplicationError):
         return exc
     if isinstance(exc, Http404):
@@ -190,6 +190,10 @@ def _as_application_error(exc: Exception) -> ApplicationError | None:
         return Forbidden()
     if isinstance(exc, RequestDataTooBig):
         return PayloadTooLarge()
+    if isinstance(exc, TooManyFieldsSent | TooManyFilesSent):  # Django's DATA_UPLOAD_MAX_NUMBER_* limits
+        return ValidationFailed(
+            "The request has too many parts: at most 1,000 query parameters or form fields, and 100 files."
+        )
     if isinstance(exc, drf.APIException):
         return _drf_error(exc)
     return None
@@ -197,7 +201,7 @@ def _as_application_error(exc: Exception) -> ApplicationError | None:
 
 def api_exception_handler(exc: Exception, context: dict) -> Response | None:
     """DRF's EXCEPTION_HANDLER: map every error to the contract's shape."""
-    error = _as_application_error(exc)
+    error = as_application_error(exc)
     if error is None:
         logger.exception("Unhandled API error", exc_info=exc)
         error = ApplicationError()

@@ -8,11 +8,17 @@ from collections.abc import Callable
 from http import HTTPStatus
 
 from django.conf import settings
-from django.core.exceptions import PermissionDenied, RequestDataTooBig
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.utils.cache import patch_cache_control
 
-from flixly_site.errors import OPENAI_PREFIX, error_json, is_api_path, with_openai_fields
+from flixly_site.errors import (
+    OPENAI_PREFIX,
+    ApplicationError,
+    as_application_error,
+    error_json,
+    is_api_path,
+    with_openai_fields,
+)
 
 logger = logging.getLogger("flixly.errors")
 
@@ -100,14 +106,11 @@ class ApiErrorEnvelopeMiddleware:
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         if not is_api_path(request.path):
             return None
-        if isinstance(exception, Http404):
-            return error_json("not_found", 404, "The requested resource does not exist.")
-        if isinstance(exception, PermissionDenied):
-            return error_json("forbidden", 403, "You do not have permission for this.")
-        if isinstance(exception, RequestDataTooBig):
-            return error_json("payload_too_large", 413, "The request body is too large.")
-        logger.exception("Unhandled error on %s %s", request.method, request.path, exc_info=exception)
-        return error_json("internal_error", 500, "Something went wrong on our side.")
+        error = as_application_error(exception)
+        if error is None:
+            logger.exception("Unhandled error on %s %s", request.method, request.path, exc_info=exception)
+            error = ApplicationError()
+        return error_json(error.code, error.status, error.message, error.details)
 
     @staticmethod
     def _envelope(status: int, original: HttpResponse) -> HttpResponse:

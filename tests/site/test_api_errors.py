@@ -274,3 +274,23 @@ def test_every_check_names_a_failure_without_details_under_its_own_name():
     with pytest.raises(ValidationFailed) as raised:
         every_check(good=lambda: 1, bad=refuse)
     assert raised.value.details == {"bad": ["No good."]}
+
+
+@pytest.mark.parametrize("path", ["/api/v1/health", "/api/v1/models", "/api/v1/jobs", "/openai/v1/models"])
+def test_over_a_thousand_query_parameters_is_a_422_not_a_500(api, path):
+    response = api.get(f"{path}?{'a&' * 1001}")
+    assert response.status_code == HTTPStatus.UNPROCESSABLE_ENTITY
+    assert response.json()["error"]["code"] == "validation_error"
+    assert "1,000" in response.json()["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    ("fields", "files"), [({f"f{n}": "x" for n in range(1001)}, {}), ({}, {f"f{n}": b"x" for n in range(101)})]
+)
+def test_a_multipart_body_with_too_many_parts_is_a_422_not_a_500(api, fields, files):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    uploads = {name: SimpleUploadedFile(f"{name}.png", data) for name, data in files.items()}
+    response = api.post("/api/v1/generate", {**fields, **uploads})
+    assert response.status_code == HTTPStatus.UNPROCESSABLE_ENTITY
+    assert response.json()["error"]["code"] == "validation_error"
