@@ -179,7 +179,9 @@ def _text_content(content: object) -> object:
         return content
     if not all(isinstance(part, dict) and part.get("type") == "text" for part in content):
         raise _refused("messages", "Only text content parts are supported.")
-    return "".join(str(part.get("text", "")) for part in content)
+    if not all(isinstance(part.get("text", ""), str) for part in content):
+        raise _refused("messages", "A text part's text must be a string.")
+    return "".join(part.get("text", "") for part in content)
 
 
 ROLES = {"developer": "system"}  # OpenAI's newer name for the system role

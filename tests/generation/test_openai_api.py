@@ -194,6 +194,12 @@ def test_speech_that_cannot_be_converted_is_a_500_naming_the_job_and_not_retried
             ),
             "messages",
         ),
+        (
+            lambda ai: ai.chat.completions.create(
+                model="local-chat", messages=[{"role": "user", "content": [{"type": "text", "text": 5}]}]
+            ),
+            "messages",
+        ),
         (lambda ai: ai.images.generate(model="local-image", prompt="x", size="\uff12\uff15\uff16x256"), "size"),
         (
             lambda ai: ai.audio.speech.create(model="local-speech", input="x", voice="f1", response_format="ogg"),
