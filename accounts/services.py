@@ -72,8 +72,12 @@ def _clean_scopes(scopes: list[str] | None) -> list[str]:
     return [s for s in Scope.values if s in scopes]
 
 
+MAX_ALLOWED_IPS = 50
+MAX_ALLOWED_MODELS = 200
+
+
 def apikey_clean_ips(allowed_ips: list[str] | None) -> list[str]:
-    """A key's allowed IPs as networks; every entry that is not one is named in the 422."""
+    """A key's allowed IPs as networks, each once; every entry that is not one is named in the 422."""
     cleaned, bad = [], []
     for cidr in allowed_ips or []:
         try:
@@ -82,6 +86,10 @@ def apikey_clean_ips(allowed_ips: list[str] | None) -> list[str]:
             bad.append(f"{cidr!r} is not an IP address or CIDR.")
     if bad:
         raise ValidationFailed(details={"allowedIps": bad})
+    cleaned = list(dict.fromkeys(cleaned))
+    if len(cleaned) > MAX_ALLOWED_IPS:
+        message = f"At most {MAX_ALLOWED_IPS} addresses or networks; {len(cleaned)} were given."
+        raise ValidationFailed(details={"allowedIps": [message]})
     return cleaned
 
 
@@ -95,6 +103,10 @@ def _clean_cap(monthly_credit_cap: int | None) -> int | None:
 
 def apikey_clean_models(allowed_models: list[str] | None) -> list[str]:
     models = sorted({m.strip() for m in allowed_models or [] if m.strip()})
+    if len(models) > MAX_ALLOWED_MODELS:
+        raise ValidationFailed(
+            details={"allowedModels": [f"At most {MAX_ALLOWED_MODELS} models; {len(models)} were given."]}
+        )
     # The catalog belongs to generation, which plugs its check in through settings.
     check = settings.FLIXLY_UNKNOWN_MODEL_IDS
     unknown = import_string(check)(models) if models and check else []

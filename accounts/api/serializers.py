@@ -3,6 +3,8 @@ from rest_framework import serializers
 
 from accounts.models import ApiKey, KeyMode, Scope
 from accounts.services import (
+    MAX_ALLOWED_IPS,
+    MAX_ALLOWED_MODELS,
     MAX_EXPIRY_DAYS,
     MAX_GRACE_HOURS,
     MAX_MONTHLY_CREDIT_CAP,
@@ -57,8 +59,12 @@ class ApiKeyCreateInput(StrictJSONSerializer):
     monthlyCreditCap = serializers.IntegerField(
         min_value=1, max_value=MAX_MONTHLY_CREDIT_CAP, required=False, allow_null=True
     )
-    allowedIps = serializers.ListField(child=serializers.CharField(max_length=64), required=False, max_length=50)
-    allowedModels = serializers.ListField(child=serializers.CharField(max_length=100), required=False, max_length=200)
+    allowedIps = serializers.ListField(
+        child=serializers.CharField(max_length=64), required=False, max_length=MAX_ALLOWED_IPS
+    )
+    allowedModels = serializers.ListField(
+        child=serializers.CharField(max_length=100), required=False, max_length=MAX_ALLOWED_MODELS
+    )
 
     # The service checks these again; checked here too, a 422 names them beside the other fields' problems.
     def validate_allowedIps(self, value: list[str]) -> list[str]:  # noqa: N802 (DRF's validate_<field>)

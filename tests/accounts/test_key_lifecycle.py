@@ -260,3 +260,21 @@ def test_a_key_used_moments_ago_says_so_in_words(client, user, own_key):
     page = client.get("/settings/api-keys/").content.decode()
     assert "0\xa0minutes ago" not in page and "0 minutes ago" not in page
     assert "now" in page
+
+
+def test_the_keys_page_keeps_each_allowed_ip_once_and_at_most_50(client, user):
+    client.force_login(user)
+    client.post("/settings/api-keys/", {**CREATE, "allowed_ips": "1.2.3.4, 1.2.3.4/32, 10.0.0.0/8"})
+    assert ApiKey.objects.get().allowed_ips == ["1.2.3.4/32", "10.0.0.0/8"]
+    many = ", ".join(f"10.0.{n}.0/24" for n in range(51))
+    response = client.post("/settings/api-keys/", {**CREATE, "once": "t2", "allowed_ips": many})
+    assert response.context["form"].errors["allowed_ips"] == ["At most 50 addresses or networks; 51 were given."]
+    assert ApiKey.objects.count() == 1
+
+
+def test_the_keys_page_takes_at_most_200_allowed_models(client, user, settings):
+    settings.FLIXLY_UNKNOWN_MODEL_IDS = ""  # any id: this is about the count
+    client.force_login(user)
+    many = ", ".join(f"model-{n}" for n in range(201))
+    response = client.post("/settings/api-keys/", {**CREATE, "allowed_models": many})
+    assert response.context["form"].errors["allowed_models"] == ["At most 200 models; 201 were given."]
