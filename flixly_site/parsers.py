@@ -2,7 +2,7 @@
 
 import codecs
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from rest_framework import negotiation, parsers, serializers
@@ -112,6 +112,20 @@ def json_type_error(field: serializers.Field, value: Any) -> str | None:
     return None if ok else f"Must be {kind}, not {JSON_TYPE_NAMES.get(type(value), 'that')}."
 
 
+MAX_NAMED_UNKNOWN = 10  # a body of a million unknown keys is answered in a few lines, not echoed whole
+MAX_NAME_CHARS = 64
+
+
+def unknown_fields(names: Iterable[str]) -> dict[str, list[str]]:
+    """The 422 details naming a body's unknown fields: the first few, each shortened, and how many more."""
+    unknown = sorted(names)
+    shown = [name if len(name) <= MAX_NAME_CHARS else name[:MAX_NAME_CHARS] + "…" for name in unknown]
+    details = {name: [f"Unknown field '{name}'."] for name in shown[:MAX_NAMED_UNKNOWN]}
+    if len(unknown) > MAX_NAMED_UNKNOWN:
+        details["body"] = [f"And {len(unknown) - MAX_NAMED_UNKNOWN} more unknown fields."]
+    return details
+
+
 class StrictJSONSerializer(serializers.Serializer):
     """An input serializer for JSON bodies: every field known, each sent as its own type."""
 
@@ -123,7 +137,7 @@ class StrictJSONSerializer(serializers.Serializer):
 
     def to_internal_value(self, data: Any) -> Any:
         if is_json_object(data):
-            errors = {name: [f"Unknown field '{name}'."] for name in data if name not in self.fields}
+            errors = unknown_fields(name for name in data if name not in self.fields)
             for name, field in self.fields.items():
                 if name in data and (wrong := json_type_error(field, data[name])):
                     errors[name] = [wrong]

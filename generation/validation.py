@@ -8,7 +8,7 @@ from rest_framework import serializers
 from rest_framework.fields import SkipField, empty
 
 from flixly_site.errors import PayloadTooLarge, ValidationFailed
-from flixly_site.parsers import json_type_error
+from flixly_site.parsers import json_type_error, unknown_fields
 from generation.catalog import catalog_absence, catalog_get
 from generation.models import AiModel
 from generation.outbound import NotAnImage, OutboundError, check_image, check_url
@@ -111,7 +111,7 @@ def _shape(data: dict, *, json_types: bool) -> tuple[dict, dict[str, list[str]]]
             pass  # optional and absent
         except serializers.ValidationError as error:
             errors[name] = _messages(error.detail)
-    errors.update({name: [f"Unknown field '{name}'."] for name in sorted(set(data) - KNOWN_FIELDS)})
+    errors.update(unknown_fields(set(data) - KNOWN_FIELDS))
     return shaped, errors
 
 
