@@ -10,7 +10,13 @@ from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any
 
-from django.core.exceptions import PermissionDenied, RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
+from django.core.exceptions import (
+    DisallowedHost,
+    PermissionDenied,
+    RequestDataTooBig,
+    TooManyFieldsSent,
+    TooManyFilesSent,
+)
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from rest_framework import exceptions as drf
 from rest_framework.response import Response
@@ -65,6 +71,12 @@ class ValidationFailed(ApplicationError):
     code = "validation_error"
     status = HTTPStatus.UNPROCESSABLE_ENTITY
     default_message = "The request failed validation: see details."
+
+
+class BadRequest(ApplicationError):
+    """A request HTTP itself finds malformed (a Host this server does not answer to), before any body is read."""
+
+    code, status, default_message = "bad_request", HTTPStatus.BAD_REQUEST, "The request is malformed."
 
 
 class PayloadTooLarge(ApplicationError):
@@ -222,7 +234,12 @@ def _page_or_json(request: HttpRequest, error: ApplicationError, page_handler) -
 def handler400(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     from django.views import defaults
 
-    error = PayloadTooLarge() if isinstance(exception, RequestDataTooBig) else ValidationFailed("Bad request.")
+    if isinstance(exception, RequestDataTooBig):
+        error = PayloadTooLarge()
+    elif isinstance(exception, DisallowedHost):
+        error = BadRequest("This server does not answer to that Host header.")
+    else:
+        error = BadRequest()
     return _page_or_json(request, error, lambda: defaults.bad_request(request, exception))
 
 

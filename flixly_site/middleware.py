@@ -25,7 +25,7 @@ logger = logging.getLogger("flixly.errors")
 SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 CODE_FOR_STATUS = {
-    HTTPStatus.BAD_REQUEST: "validation_error",
+    HTTPStatus.BAD_REQUEST: "bad_request",
     HTTPStatus.UNAUTHORIZED: "unauthorized",
     HTTPStatus.FORBIDDEN: "forbidden",
     HTTPStatus.NOT_FOUND: "not_found",

@@ -31,6 +31,7 @@ urlpatterns = [
     path("api/v1/crash", CrashApi.as_view()),
     path("", include("flixly_site.urls")),
 ]
+handler400 = "flixly_site.errors.handler400"  # as flixly_site.urls sets it
 
 pytestmark = [pytest.mark.django_db, pytest.mark.urls(__name__)]
 
@@ -306,3 +307,14 @@ def test_a_422_names_a_few_unknown_fields_briefly_not_all_of_them(api, path):
     assert len(unknown) == 10 and all(len(name) <= 65 for name in unknown)
     assert details["body"] == ["And 291 more unknown fields."]
     assert len(response.content) < 5000
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_a_host_this_server_does_not_answer_to_is_a_400_bad_request(client, settings, debug):
+    settings.DEBUG = debug
+    response = client.get("/api/v1/health", HTTP_HOST="evil.example.com")
+    assert response.status_code == HTTPStatus.BAD_REQUEST
+    error = response.json()["error"]
+    assert (error["code"], error["status"]) == ("bad_request", 400)
+    if not debug:  # Django's debug page stands in for handler400: the envelope then names only the status
+        assert error["message"] == "This server does not answer to that Host header."
