@@ -140,7 +140,8 @@ def with_openai_fields(error: dict) -> dict:
     fields: clients written for OpenAI switch on them."""
     status = error["status"]
     kind = OPENAI_ERROR_TYPES.get(status) or ("server_error" if status >= 500 else "invalid_request_error")
-    field = next(iter(error.get("details") or {}), None)
+    # A 422's details name request fields; other errors' details (a 402's price and balance) do not.
+    field = next(iter(error.get("details") or {}), None) if status == HTTPStatus.UNPROCESSABLE_ENTITY else None
     return {**error, "type": kind, "param": None if field in ("non_field_errors", "body") else field}
 
 

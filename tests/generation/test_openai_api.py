@@ -255,6 +255,7 @@ def test_too_few_credits_is_a_402_and_nothing_is_charged(live_server, user, make
         ai.chat.completions.create(model="local-chat", messages=MESSAGES)
     assert raised.value.status_code == 402 and not Job.objects.exists()
     assert raised.value.type == "insufficient_quota"  # OpenAI's type for an account out of credit
+    assert raised.value.param is None  # its details (the price, the balance) are no request fields
 
 
 @pytest.mark.parametrize(
