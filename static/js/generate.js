@@ -86,6 +86,7 @@
     group.hidden = !group.querySelector(".field:not([hidden])");
     const promptLabel = form.querySelector('label[for="id_prompt"]');
     if (promptLabel) promptLabel.textContent = `${promptLabels[type] || "Prompt"}:`;
+    input("prompt").placeholder = catalog.placeholders[type] || "";
     const description = document.getElementById("model-description");
     if (description) {
       const standIn = model.standIn

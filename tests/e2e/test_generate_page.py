@@ -77,3 +77,16 @@ def test_the_page_shows_each_models_own_settings(signed_in):
     page.get_by_label("Model").select_option("local-video")
     assert page.get_by_label("Frames per second").is_visible()
     page.screenshot(path=f"{SCREENSHOTS}/generate-video-settings.png", full_page=True)
+
+
+def test_the_prompt_placeholder_follows_the_kind_of_job(signed_in):
+    page = signed_in
+    page.goto(page.url.split("/dashboard")[0] + "/generate/")
+    prompt = page.locator("#id_prompt")
+    assert prompt.get_attribute("placeholder") == "A lighthouse on a cliff at dusk, watercolor"
+    page.get_by_label("Model").select_option("local-chat")
+    assert page.get_by_label("Your message:").get_attribute("placeholder") == "Write a two-line poem about lighthouses."
+    page.get_by_label("Model").select_option("local-speech")
+    assert prompt.get_attribute("placeholder") == "Welcome to Flixly. Your video is ready to download."
+    page.get_by_label("Model").select_option("local-music")
+    assert prompt.get_attribute("placeholder") == "A calm piano melody with soft strings, slow tempo"

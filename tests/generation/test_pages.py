@@ -15,6 +15,7 @@ from PIL import Image
 
 from billing.models import EntryKind, LedgerEntry
 from billing.services import debit_prepare, wallet_balance
+from generation.forms import GenerateForm
 from generation.models import Job, JobStatus
 
 pytestmark = pytest.mark.django_db
@@ -94,6 +95,35 @@ def test_the_playground_shows_the_balance(signed_in):
     response = signed_in.get("/generate/")
 
     assert re.search(r'id="balance">\s*100\s*<', response.content.decode())
+
+
+def prompt_placeholder(response) -> str:
+    return re.search(r'<textarea name="prompt"[^>]*placeholder="([^"]*)"', response.content.decode()).group(1)
+
+
+@pytest.mark.parametrize(
+    ("job_type", "placeholder"),
+    [
+        ("TEXT_TO_IMAGE", "A lighthouse on a cliff at dusk, watercolor"),
+        ("TEXT_TO_SPEECH", "Welcome to Flixly. Your video is ready to download."),
+        ("TEXT_TO_MUSIC", "A calm piano melody with soft strings, slow tempo"),
+        ("CHAT", "Write a two-line poem about lighthouses."),
+    ],
+)
+def test_the_prompt_placeholder_fits_the_kind_of_job(signed_in, job_type, placeholder):
+    # Speech, music and chat were all offered "A lighthouse on a cliff at dusk, watercolor".
+    assert prompt_placeholder(signed_in.get("/generate/", {"type": job_type})) == placeholder
+
+
+def test_a_refused_form_keeps_the_placeholder_of_its_kind_of_job(signed_in):
+    response = post_generate(signed_in, model="local-speech", type="TEXT_TO_SPEECH", prompt="")
+    assert prompt_placeholder(response) == "Welcome to Flixly. Your video is ready to download."
+
+
+def test_every_kind_of_job_has_its_own_placeholder_for_the_pages_script(signed_in):
+    placeholders = signed_in.get("/generate/").context["catalog"]["placeholders"]
+    assert set(placeholders) == {job_type for job_type, _ in GenerateForm.base_fields["type"].choices}
+    assert len(set(placeholders.values())) == len(placeholders)
 
 
 @pytest.mark.parametrize(("model", "price"), [("local-image", 1), ("flux-dev", 3)])
