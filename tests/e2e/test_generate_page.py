@@ -90,3 +90,23 @@ def test_the_prompt_placeholder_follows_the_kind_of_job(signed_in):
     assert prompt.get_attribute("placeholder") == "Welcome to Flixly. Your video is ready to download."
     page.get_by_label("Model").select_option("local-music")
     assert prompt.get_attribute("placeholder") == "A calm piano melody with soft strings, slow tempo"
+
+
+def test_a_setting_of_a_few_fixed_values_is_a_choice_and_a_range_is_a_number(signed_in, settings):
+    settings.FLIXLY_LOCAL_FALLBACK = True
+    page = signed_in
+    page.goto(page.url.split("/dashboard")[0] + "/generate/")
+    page.get_by_label("Model").select_option("sora-2-pro")
+    duration = page.get_by_label("Duration (seconds)")
+    options = duration.locator("option").evaluate_all("options => options.map(o => [o.value, o.textContent])")
+    assert options == [["", "Model default (4)"], ["4", "4"], ["8", "8"], ["12", "12"]]
+    duration.select_option("8")
+    page.screenshot(path=f"{SCREENSHOTS}/generate-duration-choice.png", full_page=True)
+    page.get_by_label("Model").select_option("local-video")
+    kind, low, high, step, value = duration.evaluate("e => [e.type, e.min, e.max, e.step, e.value]")
+    assert (kind, low, high, step, value) == ("number", "1", "10", "1", "8")
+    page.get_by_label("Model").select_option("sora-2")
+    assert duration.evaluate("e => [e.tagName, e.value]") == ["SELECT", "8"]
+    page.get_by_label("Model").select_option("sora-2-pro")  # from one list of values to another
+    assert duration.evaluate("e => [e.tagName, e.value]") == ["SELECT", "8"]
+    assert "From 1 to 10" not in page.locator("#id_duration_helptext").inner_text()

@@ -126,6 +126,26 @@ def test_every_kind_of_job_has_its_own_placeholder_for_the_pages_script(signed_i
     assert len(set(placeholders.values())) == len(placeholders)
 
 
+def test_a_duration_of_a_few_fixed_values_is_a_choice_of_them(signed_in):
+    # Sora 2 Pro takes 4, 8 or 12 seconds, but the page offered a free number field.
+    html = signed_in.get("/generate/", {"model": "sora-2-pro"}).content.decode()
+    select = re.search(r'<select name="duration"[^>]*>(.*?)</select>', html, re.S)
+    assert select is not None
+    options = re.findall(r'<option value="([^"]*)"[^>]*>([^<]*)</option>', select.group(1))
+    assert options == [("", "Model default (4)"), ("4", "4"), ("8", "8"), ("12", "12")]
+
+
+def test_a_duration_over_a_range_is_a_whole_number_field(signed_in):
+    html = signed_in.get("/generate/", {"model": "local-video"}).content.decode()
+    assert re.search(r'<input type="number" name="duration"[^>]*step="1"', html)
+
+
+def test_a_duration_chosen_from_the_list_reaches_the_job(signed_in, funded, settings):
+    settings.FLIXLY_LOCAL_FALLBACK = True  # no upstream is configured in tests: Sora runs on the local engine
+    post_generate(signed_in, model="sora-2-pro", type="TEXT_TO_VIDEO", prompt="Waves", duration="8")
+    assert Job.objects.get(user=funded).params["duration"] == 8
+
+
 @pytest.mark.parametrize(("model", "price"), [("local-image", 1), ("flux-dev", 3)])
 def test_generating_charges_credits_and_opens_the_job_page_with_the_image(signed_in, funded, model, price):
     response = post_generate(signed_in, model=model, width="256", height="256")
