@@ -97,6 +97,17 @@ def test_the_playground_shows_the_balance(signed_in):
     assert re.search(r'id="balance">\s*100\s*<', response.content.decode())
 
 
+def test_the_playground_says_a_cancel_refunds_until_the_job_finishes(signed_in):
+    # It said "before it runs", but a running job canceled is refunded in full too when it stops
+    # (generation.services.job_cancel_finish); only one that finishes before its next step is charged.
+    html = signed_in.get("/generate/").content.decode()
+    assert "before it runs" not in html
+    assert (
+        "If a job fails, or you cancel it before it finishes, you get them all back: a running job stops at its"
+        " next step, and one that finishes first is charged." in html
+    )
+
+
 def prompt_placeholder(response) -> str:
     return re.search(r'<textarea name="prompt"[^>]*placeholder="([^"]*)"', response.content.decode()).group(1)
 
