@@ -183,3 +183,24 @@ def test_the_admin_signs_in_through_the_rate_limited_login(client, django_user_m
         "/accounts/login/?next=/admin/", {"login": "boss@example.com", "password": "correct horse battery"}
     )
     assert signed_in["Location"] == "/admin/" and client.get("/admin/").status_code == 200
+
+
+def field_blocks(page: str) -> list[str]:
+    """Each field's markup, up to the next field's."""
+    return page.split('<div class="field">')[1:]
+
+
+def test_a_password_error_sits_with_the_password_field_not_under_the_email(client):
+    # Django's as_p put each error above the next field's label: under Email, above Password.
+    page = client.post("/accounts/signup/", {"email": "x@example.com", "password1": "short", "password2": "short"})
+    page = page.content.decode()
+    (password,) = [block for block in field_blocks(page) if 'name="password1"' in block]
+    assert "This password is too short" in password
+    (email,) = [block for block in field_blocks(page) if 'name="email"' in block]
+    assert "errorlist" not in email
+
+
+def test_an_error_follows_its_fields_input(client):
+    page = client.post("/accounts/signup/", {"email": "not-an-address", "password1": PASSWORD, "password2": PASSWORD})
+    (email,) = [block for block in field_blocks(page.content.decode()) if 'name="email"' in block]
+    assert email.index("<label") < email.index('name="email"') < email.index("errorlist")
