@@ -110,3 +110,27 @@ def test_a_setting_of_a_few_fixed_values_is_a_choice_and_a_range_is_a_number(sig
     page.get_by_label("Model").select_option("sora-2-pro")  # from one list of values to another
     assert duration.evaluate("e => [e.tagName, e.value]") == ["SELECT", "8"]
     assert "From 1 to 10" not in page.locator("#id_duration_helptext").inner_text()
+
+
+def test_on_a_phone_the_balance_and_price_come_before_the_generate_button(signed_in):
+    # At 390 px they sat below the button: the price was out of sight when pressing Generate.
+    page = signed_in
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(page.url.split("/dashboard")[0] + "/generate/")
+    button = page.get_by_role("button", name="Generate", exact=True).bounding_box()
+    prompt = page.locator("#id_prompt").bounding_box()
+    for card in ("#balance", "#price"):
+        box = page.locator(card).bounding_box()
+        assert prompt["y"] < box["y"] < button["y"], f"{card} is not between the form and the Generate button"
+    page.screenshot(path=f"{SCREENSHOTS}/phone-generate-order.png", full_page=True)
+
+
+def test_on_a_wide_screen_the_balance_and_price_stay_beside_the_form(signed_in):
+    page = signed_in
+    page.goto(page.url.split("/dashboard")[0] + "/generate/")
+    form = page.locator("#generate-form").bounding_box()
+    button = page.get_by_role("button", name="Generate", exact=True).bounding_box()
+    assert button["x"] + button["width"] <= form["x"] + form["width"]
+    for card in ("#balance", "#price"):
+        assert page.locator(card).bounding_box()["x"] > form["x"] + form["width"]
+    page.screenshot(path=f"{SCREENSHOTS}/generate-wide.png", full_page=True)
