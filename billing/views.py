@@ -7,7 +7,7 @@ from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.models import Plan
 from billing import stripe_gateway
@@ -87,8 +87,10 @@ def subscribe(request: HttpRequest, slug: str) -> HttpResponse:
 
 
 @login_required
-@require_POST
+@require_http_methods(["GET", "POST"])
 def portal(request: HttpRequest) -> HttpResponse:
+    if request.method == "GET":  # a bookmark or a reload: the portal opens from the billing page's button
+        return redirect("billing")
     return _to_stripe(request, lambda: stripe_gateway.portal_for(request.user))
 
 

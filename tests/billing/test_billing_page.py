@@ -2,6 +2,7 @@
 
 import re
 from datetime import UTC, datetime
+from http import HTTPStatus
 
 import pytest
 import time_machine
@@ -60,3 +61,15 @@ def test_an_account_that_spent_nothing_is_told_so_instead_of_an_empty_chart(bill
     chart = chart_of(billing_page())
     assert "No credits spent in the last 30 days." in chart
     assert "<svg" not in chart
+
+
+def test_opening_the_portal_address_directly_goes_back_to_billing(client, user):
+    # A GET (a bookmark, a reload, a typed URL) showed the browser's bare "HTTP ERROR 405".
+    client.force_login(user)
+    response = client.get("/billing/portal/")
+    assert response.status_code == HTTPStatus.FOUND
+    assert response["Location"] == "/billing/"
+
+
+def test_the_portal_address_still_needs_a_login(client):
+    assert client.get("/billing/portal/")["Location"].startswith("/accounts/login/?next=")
