@@ -134,3 +134,26 @@ def test_on_a_wide_screen_the_balance_and_price_stay_beside_the_form(signed_in):
     for card in ("#balance", "#price"):
         assert page.locator(card).bounding_box()["x"] > form["x"] + form["width"]
     page.screenshot(path=f"{SCREENSHOTS}/generate-wide.png", full_page=True)
+
+
+def test_a_chat_reply_reads_as_text_keeping_its_lines_and_wrapping_long_ones(signed_in, django_user_model):
+    from generation.models import AiModel, Job
+
+    model = AiModel.objects.get(pk="local-chat")
+    reply = "First line of the reply.\nSecond line.\n" + "x" * 400
+    job = Job.objects.create(
+        user=django_user_model.objects.get(email="maker@example.com"), model=model, type="CHAT",
+        params={"messages": [{"role": "user", "content": "Hi"}]}, status="completed", route=model.route, text=reply,
+    )  # fmt: skip
+    page = signed_in
+    page.goto(page.url.split("/dashboard")[0] + f"/jobs/{job.pk}/")
+    shown = page.locator(".chat-reply")
+    font, background, text_colour = shown.evaluate(
+        "e => [getComputedStyle(e).fontFamily, getComputedStyle(e).backgroundColor, getComputedStyle(e).color]"
+    )
+    body_font = page.evaluate("getComputedStyle(document.body).fontFamily")
+    assert font == body_font and "monospace" not in font
+    assert background == "rgba(0, 0, 0, 0)" and text_colour == "rgb(27, 29, 41)"  # the page's own text
+    assert shown.inner_text().startswith("First line of the reply.\nSecond line.\n")
+    assert shown.evaluate("e => e.scrollWidth <= e.clientWidth")  # the long line wraps
+    page.locator("section", has=shown).screenshot(path=f"{SCREENSHOTS}/chat-reply.png")

@@ -333,7 +333,8 @@ def test_a_chat_reply_is_shown_as_text(signed_in):
     response = post_generate(signed_in, model="local-chat", type="CHAT", prompt="Say hello")
 
     page = signed_in.get(response["Location"]).content.decode()
-    assert re.search(r'<pre class="chat-reply">.+</pre>', page, re.S)
+    assert re.search(r'<div class="chat-reply">.+</div>', page, re.S)
+    assert "<pre" not in page  # it was a dark monospace code block
 
 
 def test_a_video_job_page_has_a_player(signed_in):
