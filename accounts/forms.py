@@ -29,7 +29,10 @@ class ApiKeyCreateForm(forms.Form):
         help_text="Test keys are never charged and always run on the built-in local engine.",
     )
     scopes = forms.MultipleChoiceField(
-        choices=Scope.choices, initial=DEFAULT_SCOPES, widget=forms.CheckboxSelectMultiple
+        choices=Scope.choices,
+        initial=DEFAULT_SCOPES,
+        widget=forms.CheckboxSelectMultiple,
+        error_messages={"required": "Choose at least one scope."},
     )
     expires_in_days = forms.IntegerField(
         label="Expires in (days)", min_value=1, max_value=MAX_EXPIRY_DAYS, initial=DEFAULT_EXPIRY_DAYS

@@ -7,7 +7,7 @@ from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.models import Plan
 from billing import stripe_gateway
@@ -17,17 +17,28 @@ from flixly_site.errors import ApplicationError
 
 logger = logging.getLogger("flixly.billing")
 CHART_HEIGHT = 120
+CHART_DAYS = 30
 
 
 def _chart(user) -> dict:
-    days = spend_per_day(user=user, days=30)
-    peak = max((spent for _, spent in days), default=0) or 1
+    days = spend_per_day(user=user, days=CHART_DAYS)
+    peak_day, peak = max(days, key=lambda day: day[1])  # the first of the days with the most
+    scale = peak or 1
     bars = [
         {"day": day, "spent": spent, "height": h, "y": CHART_HEIGHT - h, "x": index * 20}
         for index, (day, spent) in enumerate(days)
-        for h in [round(spent / peak * CHART_HEIGHT)]
+        for h in [round(spent / scale * CHART_HEIGHT)]
     ]
-    return {"bars": bars, "total": sum(spent for _, spent in days), "peak": peak, "height": CHART_HEIGHT}
+    return {
+        "bars": bars,
+        "total": sum(spent for _, spent in days),
+        "peak": peak,
+        "peak_day": peak_day,
+        "first": days[0][0],
+        "last": days[-1][0],
+        "days": CHART_DAYS,
+        "height": CHART_HEIGHT,
+    }
 
 
 @login_required
@@ -76,8 +87,10 @@ def subscribe(request: HttpRequest, slug: str) -> HttpResponse:
 
 
 @login_required
-@require_POST
+@require_http_methods(["GET", "POST"])
 def portal(request: HttpRequest) -> HttpResponse:
+    if request.method == "GET":  # a bookmark or a reload: the portal opens from the billing page's button
+        return redirect("billing")
     return _to_stripe(request, lambda: stripe_gateway.portal_for(request.user))
 
 

@@ -28,6 +28,17 @@ GROUPS = {
 # Form field -> the API's camelCase name, where they differ; API field -> form field for errors.
 API_NAMES = {"negative_prompt": "negativePrompt", "max_tokens": "maxTokens"}
 FORM_NAMES = {"messages": "prompt", "imageUrl": "image"}  # API names whose field here has another name
+# What the prompt box suggests for each kind of job; generate.js swaps it when the kind changes.
+PROMPT_PLACEHOLDERS = {
+    "TEXT_TO_IMAGE": "A lighthouse on a cliff at dusk, watercolor",
+    "IMAGE_TO_IMAGE": "The same scene as a pencil sketch",
+    "TEXT_TO_VIDEO": "Waves rolling in below a lighthouse at dusk, slow drone shot",
+    "IMAGE_TO_VIDEO": "The clouds drift by and the waves roll in",
+    "REFERENCE_TO_VIDEO": "The person in the image walks along a beach at sunset",
+    "TEXT_TO_SPEECH": "Welcome to Flixly. Your video is ready to download.",
+    "TEXT_TO_MUSIC": "A calm piano melody with soft strings, slow tempo",
+    "CHAT": "Write a two-line poem about lighthouses.",
+}
 RESOLUTIONS = [("", "Model default"), ("480p", "480p"), ("720p", "720p"), ("1080p", "1080p")]
 
 
@@ -51,7 +62,14 @@ def model_choices(models: Iterable[AiModel], available: set[str]) -> list[tuple[
 
 
 def _number(label: str, help_text: str = "", **attrs: Any) -> forms.IntegerField:
+    attrs.setdefault("step", 1)
     return forms.IntegerField(label=label, required=False, help_text=help_text, widget=forms.NumberInput(attrs))
+
+
+def _choices_of(spec: dict) -> forms.Select:
+    """A setting the model takes only a few values of is a choice of them (generate.js swaps it per model)."""
+    default = f"Model default ({spec['default']})" if "default" in spec else "Model default"
+    return forms.Select(choices=[("", default), *((str(value), str(value)) for value in spec["allowed"])])
 
 
 def _decimal(label: str, help_text: str = "", **attrs: Any) -> forms.FloatField:
@@ -66,7 +84,7 @@ class GenerateForm(forms.Form):
     type = forms.ChoiceField(label="What to make", choices=TYPE_CHOICES)
     prompt = forms.CharField(
         label="Prompt",
-        widget=forms.Textarea(attrs={"rows": 4, "placeholder": "A lighthouse on a cliff at dusk, watercolor"}),
+        widget=forms.Textarea(attrs={"rows": 4}),
         help_text="Describe what you want. For speech, the text to read aloud; for chat, your message.",
     )
     negative_prompt = forms.CharField(
@@ -101,6 +119,21 @@ class GenerateForm(forms.Form):
         self.fields["voice"].widget.attrs["list"] = "voice-options"
         self.fields["language"].widget.attrs["list"] = "language-options"
         self.fields["style"].widget.attrs["list"] = "style-options"
+        self._fit_number_fields(models.get(self._model_id()))
+        job_type = self["type"].value()  # as sent, or as the page was opened (?type=)
+        placeholder = PROMPT_PLACEHOLDERS.get(job_type, PROMPT_PLACEHOLDERS[JOB_TYPES[0]])
+        self.fields["prompt"].widget.attrs["placeholder"] = placeholder
+
+    def _model_id(self) -> str | None:
+        """The model as sent or as the page was opened (?model=), else the picker's first one."""
+        groups = self.fields["model"].choices
+        return self["model"].value() or (groups[0][1][0][0] if groups else None)
+
+    def _fit_number_fields(self, model: AiModel | None) -> None:
+        for name, field in self.fields.items():
+            spec = model.params.get(API_NAMES.get(name, name), {}) if model else {}
+            if isinstance(field, forms.IntegerField | forms.FloatField) and "allowed" in spec:
+                field.widget = _choices_of(spec)
 
     def clean_image(self) -> bytes | None:
         try:

@@ -28,7 +28,7 @@ from flixly_site.forms import add_api_errors, form_field_name, form_sent_twice, 
 from flixly_site.pagination import keyset_page
 from generation.api.serializers import job_data
 from generation.catalog import catalog_every_model, catalog_models, route_for
-from generation.forms import FORM_NAMES, GenerateForm, JobFilterForm, WebhookForm
+from generation.forms import FORM_NAMES, PROMPT_PLACEHOLDERS, GenerateForm, JobFilterForm, WebhookForm
 from generation.models import (
     ACTIVE_STATUSES,
     AiModel,
@@ -87,6 +87,7 @@ def _catalog_json(models: dict[str, AiModel], routes: dict[str, str]) -> dict[st
             }
             for m in models.values()
         },
+        "placeholders": PROMPT_PLACEHOLDERS,
         "needsImage": sorted(NEEDS_IMAGE),
         "visual": sorted(VISUAL),
     }

@@ -12,6 +12,7 @@
   // Form field -> API field, where the names differ.
   const apiNames = { negative_prompt: "negativePrompt", max_tokens: "maxTokens" };
   const modelParams = ["width", "height", "steps", "style", "duration", "resolution", "fps", "voice", "speed", "language", "max_tokens"];
+  const numberParams = ["width", "height", "steps", "duration", "fps", "speed", "max_tokens"];
   const promptLabels = { TEXT_TO_SPEECH: "Text to read aloud", TEXT_TO_MUSIC: "Describe the music", CHAT: "Your message" };
   let quoteTimer = null;
   let quoteSeq = 0;
@@ -37,16 +38,45 @@
     if (!model.types.includes(typeSelect.value) && firstAllowed) typeSelect.value = firstAllowed;
   }
 
+  // A numeric setting the model takes only a few values of is a select of them; a range is a number input.
+  function fitWidget(name, spec) {
+    const el = input(name);
+    if (!el || !spec || !numberParams.includes(name)) return;
+    const value = el.value;
+    const wanted = spec.allowed ? "SELECT" : "INPUT";
+    const fresh = el.tagName === wanted ? el : document.createElement(wanted.toLowerCase());
+    if (fresh !== el) {
+      for (const attr of ["id", "name", "aria-describedby", "aria-invalid"]) {
+        if (el.hasAttribute(attr)) fresh.setAttribute(attr, el.getAttribute(attr));
+      }
+      if (wanted === "INPUT") {
+        fresh.type = "number";
+        fresh.step = name === "speed" ? "any" : "1";
+      }
+      el.replaceWith(fresh);
+    }
+    if (spec.allowed) {
+      const values = spec.allowed.map(String);
+      fresh.replaceChildren(new Option("Model default", ""), ...values.map((value) => new Option(value, value)));
+    }
+    fresh.value = value;  // kept where the new widget has it, else empty (the model's default)
+  }
+
   function describeRange(name, spec) {
     const el = input(name);
     if (!el || !spec) return;
-    const hint = spec.allowed ? spec.allowed.join(", ") : `${spec.min} to ${spec.max}`;
+    const help = document.getElementById(`${el.id}_helptext`);
+    if (help) {
+      help.dataset.base = help.dataset.base || help.textContent;
+      help.textContent = help.dataset.base;
+    }
     if (el.tagName === "SELECT") {
+      const allowed = (spec.allowed || []).map(String);
       for (const option of el.options) {
-        option.hidden = option.value !== "" && !(spec.allowed || []).includes(option.value);
+        option.hidden = option.value !== "" && !allowed.includes(option.value);
       }
       if (el.selectedOptions[0] && el.selectedOptions[0].hidden) el.value = "";
-      el.options[0].textContent = spec.default ? `Model default (${spec.default})` : "Model default";
+      el.options[0].textContent = spec.default !== undefined ? `Model default (${spec.default})` : "Model default";
       return;
     }
     if (el.type === "number") {
@@ -54,9 +84,8 @@
       if (spec.max !== undefined) el.max = spec.max; else el.removeAttribute("max");
     }
     el.placeholder = spec.default !== undefined ? String(spec.default) : "";
-    const help = document.getElementById(`${el.id}_helptext`);
     if (help && (el.type === "number" || !spec.allowed)) {
-      help.dataset.base = help.dataset.base || help.textContent;
+      const hint = spec.allowed ? spec.allowed.join(", ") : `${spec.min} to ${spec.max}`;
       help.textContent = `${spec.allowed ? "One of" : "From"} ${hint}. ${help.dataset.base}`;
     }
   }
@@ -73,6 +102,7 @@
     const type = typeSelect.value;
     modelParams.forEach((name) => {
       const spec = model.params[apiNames[name] || name];
+      fitWidget(name, spec);
       show(name, spec !== undefined);
       describeRange(name, spec);
     });
@@ -86,6 +116,7 @@
     group.hidden = !group.querySelector(".field:not([hidden])");
     const promptLabel = form.querySelector('label[for="id_prompt"]');
     if (promptLabel) promptLabel.textContent = `${promptLabels[type] || "Prompt"}:`;
+    input("prompt").placeholder = catalog.placeholders[type] || "";
     const description = document.getElementById("model-description");
     if (description) {
       const standIn = model.standIn

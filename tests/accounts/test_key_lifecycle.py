@@ -278,3 +278,27 @@ def test_the_keys_page_takes_at_most_200_allowed_models(client, user, settings):
     many = ", ".join(f"model-{n}" for n in range(201))
     response = client.post("/settings/api-keys/", {**CREATE, "allowed_models": many})
     assert response.context["form"].errors["allowed_models"] == ["At most 200 models; 201 were given."]
+
+
+def test_a_key_form_with_no_scope_ticked_says_to_choose_one(client, user):
+    client.force_login(user)
+    response = client.post("/settings/api-keys/", {**CREATE, "scopes": []})
+    assert response.context["form"].errors["scopes"] == ["Choose at least one scope."]
+    assert not ApiKey.objects.exists()
+
+
+def test_a_refused_key_form_lists_its_problems_at_its_top_with_links_to_the_fields(client, user):
+    # The errors were only under their fields, below the fold, and the page came back scrolled to its top.
+    client.force_login(user)
+    page = client.post("/settings/api-keys/", {**CREATE, "scopes": [], "allowed_ips": "hello"}).content.decode()
+    summary = re.search(r'<div class="message error error-summary" id="error-summary"[^>]*>(.*?)</div>', page, re.S)
+    assert summary is not None and page.index("error-summary") < page.index('name="name"')
+    assert '<a href="#id_scopes_0">Scopes: Choose at least one scope.</a>' in summary.group(1)
+    assert '<a href="#id_allowed_ips">Allowed IPs: &#x27;hello&#x27; is not an IP address' in summary.group(1)
+
+
+def test_a_refused_key_form_comes_back_at_the_form_without_javascript(client, user):
+    client.force_login(user)
+    page = client.get("/settings/api-keys/").content.decode()
+    assert 'action="/settings/api-keys/#error-summary"' in page  # the browser scrolls to the summary
+    assert 'id="error-summary"' not in page

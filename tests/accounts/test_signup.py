@@ -183,3 +183,53 @@ def test_the_admin_signs_in_through_the_rate_limited_login(client, django_user_m
         "/accounts/login/?next=/admin/", {"login": "boss@example.com", "password": "correct horse battery"}
     )
     assert signed_in["Location"] == "/admin/" and client.get("/admin/").status_code == 200
+
+
+def field_blocks(page: str) -> list[str]:
+    """Each field's markup, up to the next field's."""
+    return page.split('<div class="field">')[1:]
+
+
+def test_a_password_error_sits_with_the_password_field_not_under_the_email(client):
+    # Django's as_p put each error above the next field's label: under Email, above Password.
+    page = client.post("/accounts/signup/", {"email": "x@example.com", "password1": "short", "password2": "short"})
+    page = page.content.decode()
+    (password,) = [block for block in field_blocks(page) if 'name="password1"' in block]
+    assert "This password is too short" in password
+    (email,) = [block for block in field_blocks(page) if 'name="email"' in block]
+    assert "errorlist" not in email
+
+
+def test_an_error_follows_its_fields_input(client):
+    page = client.post("/accounts/signup/", {"email": "not-an-address", "password1": PASSWORD, "password2": PASSWORD})
+    (email,) = [block for block in field_blocks(page.content.decode()) if 'name="email"' in block]
+    assert email.index("<label") < email.index('name="email"') < email.index("errorlist")
+
+
+def test_the_confirm_page_asks_plainly_whether_the_address_is_yours(client):
+    # It read "Please confirm that x@example.com is an email address for user x@example.com."
+    sign_up(client, "x@example.com")
+    page = client.get(confirmation_link(mail.outbox[0])).content.decode()
+    assert "Confirm that x@example.com is your e-mail address." in page
+    assert "for user" not in page
+
+
+def closing_lines(message) -> list[str]:
+    return [line for line in message.body.splitlines() if line.strip()][-2:]
+
+
+def test_the_verification_mail_names_flixly_not_the_servers_host(client, settings):
+    # It said "register an account on 127.0.0.1:8004" and signed off with the host.
+    settings.SITE_URL = "http://127.0.0.1:8004"
+    sign_up(client)
+    body = mail.outbox[0].body
+    assert "to register an account on Flixly." in body
+    assert "127.0.0.1:8004\n" not in body and "on 127.0.0.1" not in body
+    assert closing_lines(mail.outbox[0]) == ["Thank you for using Flixly!", "The Flixly team"]
+
+
+def test_the_password_reset_mail_signs_off_as_flixly(client, user, settings):
+    settings.SITE_URL = "http://127.0.0.1:8004"
+    client.post("/accounts/password/reset/", {"email": user.email})
+    assert mail.outbox[0].body.startswith("Hello from Flixly!")
+    assert closing_lines(mail.outbox[0]) == ["Thank you for using Flixly!", "The Flixly team"]

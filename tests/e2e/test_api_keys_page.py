@@ -51,3 +51,43 @@ def test_without_javascript_a_key_is_created_and_no_copy_button_shows_that_could
     page.get_by_role("button", name="Create API Key").click()
     assert KEY.fullmatch(page.locator("#new-key").inner_text())
     expect(page.locator("[data-copy]")).to_be_hidden()
+
+
+def in_viewport(page, locator) -> bool:
+    box, height = locator.bounding_box(), page.viewport_size["height"]
+    return box is not None and box["y"] >= 0 and box["y"] + box["height"] <= height
+
+
+def send_a_bad_key_form(page, live_server) -> None:
+    page.goto(f"{live_server.url}/settings/api-keys/")
+    page.get_by_label("Name:", exact=True).fill("Bad one")
+    for scope in page.get_by_role("group", name="Scopes").get_by_role("checkbox").all():
+        scope.uncheck()
+    page.get_by_label("Allowed IPs:").fill("hello")
+    page.get_by_role("button", name="Create API Key").click()
+    page.wait_for_load_state()
+
+
+@pytest.mark.parametrize(
+    "javascript", [True, pytest.param(False, marks=pytest.mark.browser_context_args(java_script_enabled=False))]
+)
+def test_a_refused_key_form_opens_at_a_focused_summary_that_links_to_each_field(
+    signed_in, live_server, make_key, django_user_model, javascript
+):
+    # The page came back scrolled to its top, its errors below the fold and nothing saying so.
+    for name in ("Laptop", "CI", "Server"):  # a few keys push the form down the page
+        make_key(django_user_model.objects.get(email="someone@example.com"), name=name)
+    page = signed_in
+    send_a_bad_key_form(page, live_server)
+    summary = page.locator("#error-summary")
+    assert in_viewport(page, summary)
+    if javascript:
+        expect(summary).to_be_focused()
+    else:
+        page.keyboard.press("Tab")  # keyboard navigation starts at the summary
+        expect(summary.get_by_role("link").first).to_be_focused()
+    page.screenshot(path=f"{SCREENSHOTS}/api-keys-refused-{'js' if javascript else 'nojs'}.png")
+    summary.get_by_role("link", name="Scopes: Choose at least one scope.").click()
+    assert in_viewport(page, page.get_by_label("Generate"))
+    summary.get_by_role("link", name=re.compile("^Allowed IPs: 'hello' is not")).click()
+    assert in_viewport(page, page.get_by_label("Allowed IPs:"))

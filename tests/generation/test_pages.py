@@ -15,6 +15,7 @@ from PIL import Image
 
 from billing.models import EntryKind, LedgerEntry
 from billing.services import debit_prepare, wallet_balance
+from generation.forms import GenerateForm
 from generation.models import Job, JobStatus
 
 pytestmark = pytest.mark.django_db
@@ -94,6 +95,66 @@ def test_the_playground_shows_the_balance(signed_in):
     response = signed_in.get("/generate/")
 
     assert re.search(r'id="balance">\s*100\s*<', response.content.decode())
+
+
+def test_the_playground_says_a_cancel_refunds_until_the_job_finishes(signed_in):
+    # It said "before it runs", but a running job canceled is refunded in full too when it stops
+    # (generation.services.job_cancel_finish); only one that finishes before its next step is charged.
+    html = signed_in.get("/generate/").content.decode()
+    assert "before it runs" not in html
+    assert (
+        "If a job fails, or you cancel it before it finishes, you get them all back: a running job stops at its"
+        " next step, and one that finishes first is charged." in html
+    )
+
+
+def prompt_placeholder(response) -> str:
+    return re.search(r'<textarea name="prompt"[^>]*placeholder="([^"]*)"', response.content.decode()).group(1)
+
+
+@pytest.mark.parametrize(
+    ("job_type", "placeholder"),
+    [
+        ("TEXT_TO_IMAGE", "A lighthouse on a cliff at dusk, watercolor"),
+        ("TEXT_TO_SPEECH", "Welcome to Flixly. Your video is ready to download."),
+        ("TEXT_TO_MUSIC", "A calm piano melody with soft strings, slow tempo"),
+        ("CHAT", "Write a two-line poem about lighthouses."),
+    ],
+)
+def test_the_prompt_placeholder_fits_the_kind_of_job(signed_in, job_type, placeholder):
+    # Speech, music and chat were all offered "A lighthouse on a cliff at dusk, watercolor".
+    assert prompt_placeholder(signed_in.get("/generate/", {"type": job_type})) == placeholder
+
+
+def test_a_refused_form_keeps_the_placeholder_of_its_kind_of_job(signed_in):
+    response = post_generate(signed_in, model="local-speech", type="TEXT_TO_SPEECH", prompt="")
+    assert prompt_placeholder(response) == "Welcome to Flixly. Your video is ready to download."
+
+
+def test_every_kind_of_job_has_its_own_placeholder_for_the_pages_script(signed_in):
+    placeholders = signed_in.get("/generate/").context["catalog"]["placeholders"]
+    assert set(placeholders) == {job_type for job_type, _ in GenerateForm.base_fields["type"].choices}
+    assert len(set(placeholders.values())) == len(placeholders)
+
+
+def test_a_duration_of_a_few_fixed_values_is_a_choice_of_them(signed_in):
+    # Sora 2 Pro takes 4, 8 or 12 seconds, but the page offered a free number field.
+    html = signed_in.get("/generate/", {"model": "sora-2-pro"}).content.decode()
+    select = re.search(r'<select name="duration"[^>]*>(.*?)</select>', html, re.S)
+    assert select is not None
+    options = re.findall(r'<option value="([^"]*)"[^>]*>([^<]*)</option>', select.group(1))
+    assert options == [("", "Model default (4)"), ("4", "4"), ("8", "8"), ("12", "12")]
+
+
+def test_a_duration_over_a_range_is_a_whole_number_field(signed_in):
+    html = signed_in.get("/generate/", {"model": "local-video"}).content.decode()
+    assert re.search(r'<input type="number" name="duration"[^>]*step="1"', html)
+
+
+def test_a_duration_chosen_from_the_list_reaches_the_job(signed_in, funded, settings):
+    settings.FLIXLY_LOCAL_FALLBACK = True  # no upstream is configured in tests: Sora runs on the local engine
+    post_generate(signed_in, model="sora-2-pro", type="TEXT_TO_VIDEO", prompt="Waves", duration="8")
+    assert Job.objects.get(user=funded).params["duration"] == 8
 
 
 @pytest.mark.parametrize(("model", "price"), [("local-image", 1), ("flux-dev", 3)])
@@ -272,7 +333,8 @@ def test_a_chat_reply_is_shown_as_text(signed_in):
     response = post_generate(signed_in, model="local-chat", type="CHAT", prompt="Say hello")
 
     page = signed_in.get(response["Location"]).content.decode()
-    assert re.search(r'<pre class="chat-reply">.+</pre>', page, re.S)
+    assert re.search(r'<div class="chat-reply">.+</div>', page, re.S)
+    assert "<pre" not in page  # it was a dark monospace code block
 
 
 def test_a_video_job_page_has_a_player(signed_in):

@@ -204,3 +204,17 @@ def test_reloading_a_refused_url_shows_the_refusal_again(signed_in, user):
     assert first.status_code == again.status_code == HTTPStatus.OK
     assert "must use https" in again.content.decode()
     assert not WebhookEndpoint.objects.filter(user=user).exists()
+
+
+def test_a_delivery_url_may_wrap_only_after_a_slash_or_before_its_query(signed_in, user):
+    # break-all split "http://127.0.0.1:8905/hook" inside the port: "http://127.0.0.1:890 / 5/hook".
+    url = "http://127.0.0.1:8905/hook?x=1&y=2"
+    WebhookDelivery.objects.create(user=user, event="ping", url=url, body="{}", status=DeliveryStatus.SUCCEEDED)
+    html = signed_in.get("/settings/webhooks/").content.decode()
+    assert "<code>http://<wbr>127.0.0.1:8905/<wbr>hook<wbr>?x=1<wbr>&amp;y=2</code>" in html
+
+
+def test_the_endpoint_url_wraps_at_the_same_places(signed_in, user):
+    WebhookEndpoint.objects.create(user=user, url="https://hooks.example.com/flixly/events", secret="whsec_test")
+    html = signed_in.get("/settings/webhooks/").content.decode()
+    assert '<p class="endpoint-url"><code>https://<wbr>hooks.example.com/<wbr>flixly/<wbr>events</code>' in html

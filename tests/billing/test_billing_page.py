@@ -1,0 +1,75 @@
+"""The billing page's chart of credits spent per day: readable without hovering, and to a screen reader."""
+
+import re
+from datetime import UTC, datetime
+from http import HTTPStatus
+
+import pytest
+import time_machine
+
+from billing.models import EntryKind, LedgerEntry
+
+pytestmark = pytest.mark.django_db
+
+TODAY = datetime(2026, 3, 20, 12, 0, tzinfo=UTC)
+
+
+def spend(user, amount: int, when: datetime, n: int) -> None:
+    with time_machine.travel(when, tick=False):
+        LedgerEntry.objects.create(
+            user=user, amount=-amount, kind=EntryKind.DEBIT, balance_after=0, idempotency_key=f"spend-{n}"
+        )
+
+
+@pytest.fixture
+def billing_page(client, user):
+    def load() -> str:
+        client.force_login(user)
+        with time_machine.travel(TODAY, tick=False):
+            return client.get("/billing/").content.decode()
+
+    return load
+
+
+def chart_of(page: str) -> str:
+    start = page.index('id="chart-heading"')
+    return page[start : page.index("</section>", start)]
+
+
+def test_the_chart_names_its_first_and_last_days_and_its_highest_value(user, billing_page):
+    # It showed bars only: no dates, no scale, the numbers only on hover.
+    spend(user, 30, datetime(2026, 3, 10, 9, 0, tzinfo=UTC), 1)
+    spend(user, 4, datetime(2026, 3, 19, 9, 0, tzinfo=UTC), 2)
+    chart = chart_of(billing_page())
+    assert re.search(r'class="chart-days"[^>]*>\s*<span>Feb 19</span>\s*<span>Mar 20</span>', chart)
+    assert re.search(r'class="chart-scale"[^>]*>\s*<span>30</span>\s*<span>0</span>', chart)
+    assert "Most in one day: 30 credits, on Mar 10." in chart
+
+
+def test_the_chart_has_a_table_of_every_day_for_screen_readers(user, billing_page):
+    spend(user, 30, datetime(2026, 3, 10, 9, 0, tzinfo=UTC), 1)
+    chart = chart_of(billing_page())
+    table = re.search(r'<table class="visually-hidden">(.*?)</table>', chart, re.S).group(1)
+    assert "<caption>Credits spent per day, Feb 19 to Mar 20</caption>" in table
+    rows = re.findall(r"<tr><td>([\d-]+)</td><td>(\d+)</td></tr>", table)
+    assert len(rows) == 30
+    assert rows[0] == ("2026-02-19", "0") and ("2026-03-10", "30") in rows
+    assert re.search(r'<svg class="chart"[^>]*aria-hidden="true"', chart)  # the table stands in for it
+
+
+def test_an_account_that_spent_nothing_is_told_so_instead_of_an_empty_chart(billing_page):
+    chart = chart_of(billing_page())
+    assert "No credits spent in the last 30 days." in chart
+    assert "<svg" not in chart
+
+
+def test_opening_the_portal_address_directly_goes_back_to_billing(client, user):
+    # A GET (a bookmark, a reload, a typed URL) showed the browser's bare "HTTP ERROR 405".
+    client.force_login(user)
+    response = client.get("/billing/portal/")
+    assert response.status_code == HTTPStatus.FOUND
+    assert response["Location"] == "/billing/"
+
+
+def test_the_portal_address_still_needs_a_login(client):
+    assert client.get("/billing/portal/")["Location"].startswith("/accounts/login/?next=")
