@@ -72,6 +72,7 @@ def _clean_scopes(scopes: list[str] | None) -> list[str]:
     return [s for s in Scope.values if s in scopes]
 
 
+DEFAULT_KEY_NAME = "API key"  # a key created through the API without a name
 MAX_ALLOWED_IPS = 50
 MAX_ALLOWED_MODELS = 200
 

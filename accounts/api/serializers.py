@@ -3,6 +3,7 @@ from rest_framework import serializers
 
 from accounts.models import ApiKey, KeyMode, Scope
 from accounts.services import (
+    DEFAULT_KEY_NAME,
     MAX_ALLOWED_IPS,
     MAX_ALLOWED_MODELS,
     MAX_EXPIRY_DAYS,
@@ -50,7 +51,7 @@ class IssuedKeyOutput(ApiKeyOutput):
 
 
 class ApiKeyCreateInput(StrictJSONSerializer):
-    name = serializers.CharField(max_length=100)
+    name = serializers.CharField(max_length=100, default=DEFAULT_KEY_NAME)
     mode = serializers.ChoiceField(choices=KeyMode.values, default=KeyMode.LIVE)
     scopes = serializers.ListField(
         child=serializers.ChoiceField(choices=Scope.values), required=False, allow_empty=False

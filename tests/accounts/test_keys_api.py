@@ -14,6 +14,12 @@ def create(api, **body):
     return api.post("/api/v1/keys", {"name": "ci", **body}, content_type="application/json")
 
 
+def test_a_key_created_without_a_name_is_named_api_key(api):
+    response = api.post("/api/v1/keys", {}, content_type="application/json")
+    assert response.status_code == HTTPStatus.CREATED
+    assert response.json()["data"]["name"] == "API key"
+
+
 def test_creating_a_key_returns_the_secret_once(api):
     response = create(api)
     assert response.status_code == HTTPStatus.CREATED
