@@ -81,7 +81,7 @@ class FetchedFile:
 
 # --- checking ------------------------------------------------------------------------------------------
 def check_url(url: str, *, allow_http: bool | None = None, label: str = "URL") -> ResolvedUrl:
-    """Validate and resolve `url`, or raise UnsafeUrl. `label` names the field in messages (e.g. "imageUrl")."""
+    """Validate and resolve `url`, or raise UnsafeUrl. `label` names the URL in messages ("The image URL")."""
     parts = _split(url, label)
     scheme = _checked_scheme(parts, allow_http, label)
     host = _checked_host(parts, label)
@@ -318,7 +318,7 @@ def post_json(url: str, body: bytes, *, headers: dict[str, str], timeout: float 
 
 
 # --- images --------------------------------------------------------------------------------------------
-def fetch_image(url: str, *, max_bytes: int = MAX_IMAGE_BYTES, label: str = "imageUrl") -> bytes:
+def fetch_image(url: str, *, max_bytes: int = MAX_IMAGE_BYTES, label: str = "The image URL") -> bytes:
     """Fetch `url` and return its bytes if they are an image of at most MAX_IMAGE_PIXELS pixels."""
     content = fetch_bytes(url, max_bytes=max_bytes, label=label).content
     check_image(content, label=label)

@@ -10,7 +10,7 @@ from rest_framework.fields import SkipField, empty
 from flixly_site.errors import PayloadTooLarge, ValidationFailed
 from flixly_site.parsers import json_type_error, unknown_fields
 from generation.catalog import catalog_absence, catalog_get
-from generation.models import AiModel
+from generation.models import TYPE_LABELS, AiModel
 from generation.outbound import NotAnImage, OutboundError, check_image, check_url
 from generation.pricing import price_for
 from generation.providers.base import JOB_TYPES
@@ -124,14 +124,19 @@ def _listing(values) -> str:
     return ", ".join(str(v) for v in values)
 
 
-def _check_range(name: str, value: Any, spec: dict) -> str | None:
+def _check_range(value: Any, spec: dict, model: AiModel) -> str | None:
+    # Without the field's name: the 422 files it under the field, and the dashboard shows it by the field.
     if "allowed" in spec and value not in spec["allowed"]:
-        return f"{name} must be one of {_listing(spec['allowed'])} for this model."
+        return f"Must be one of {_listing(spec['allowed'])} for {model.name}."
     if "min" in spec and value < spec["min"]:
-        return f"{name} must be between {spec['min']} and {spec.get('max')} for this model."
+        return f"Must be between {spec['min']} and {spec.get('max')} for {model.name}."
     if "max" in spec and value > spec["max"]:
-        return f"{name} must be between {spec.get('min')} and {spec['max']} for this model."
+        return f"Must be between {spec.get('min')} and {spec['max']} for {model.name}."
     return None
+
+
+def _type_name(job_type: str) -> str:
+    return f"{TYPE_LABELS.get(job_type, job_type).lower()} ({job_type})"
 
 
 def _model_params(model: AiModel, data: dict, errors: dict) -> dict:
@@ -141,7 +146,7 @@ def _model_params(model: AiModel, data: dict, errors: dict) -> dict:
         if name in data and spec is None:
             errors[name] = [f"{model.id} does not take {name}."]
         elif name in data:
-            problem = _check_range(name, data[name], spec)
+            problem = _check_range(data[name], spec, model)
             if problem:
                 errors[name] = [problem]
             params[name] = data[name]
@@ -214,7 +219,7 @@ def _webhook_url(data: dict, errors: dict) -> str | None:
     url = data.get("webhookUrl") or None
     if url:
         try:
-            check_url(url, label="webhookUrl")  # refused when set, and checked again at every delivery
+            check_url(url, label="The webhook URL")  # refused when set, and checked again at every delivery
         except OutboundError as error:
             errors["webhookUrl"] = [str(error)]
     return url
@@ -230,7 +235,7 @@ def _in_model_terms(error: ValidationFailed, data: dict) -> ValidationFailed:
     for name in MODEL_PARAMS:
         value, spec = data.get(name), model.params.get(name)
         if name in details and spec and isinstance(value, int | float) and not isinstance(value, bool):
-            details[name] = [_check_range(name, value, spec) or details[name][0]]
+            details[name] = [_check_range(value, spec, model) or details[name][0]]
     return ValidationFailed(details=details)
 
 
@@ -259,7 +264,8 @@ def _checked(shaped: dict, has_upload: bool) -> ValidRequest:
         raise ValidationFailed(details={"model": [f"{catalog_absence(shaped['model'])} See GET /api/v1/models."]})
     job_type = shaped["type"]
     if job_type not in model.types:
-        raise ValidationFailed(details={"type": [f"{model.id} supports {_listing(model.types)}, not {job_type}."]})
+        makes = _listing(_type_name(t) for t in model.types)
+        raise ValidationFailed(details={"type": [f"{model.name} makes {makes}, not {_type_name(job_type)}."]})
     errors: dict[str, list[str]] = {}
     webhook_url = _webhook_url(shaped, errors)
     params = {**_prompt(model, job_type, shaped, errors), **_model_params(model, shaped, errors)}

@@ -54,7 +54,7 @@ def checked_url(url: str, *, field: str) -> str:
     if len(url) > MAX_URL_LENGTH:
         raise ValidationFailed(details={field: [f"Must be at most {MAX_URL_LENGTH} characters."]})
     try:
-        check_url(url, label=field)
+        check_url(url, label="The webhook URL")
     except OutboundError as error:
         raise ValidationFailed(details={field: [str(error)]}) from None
     return url

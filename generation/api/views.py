@@ -104,7 +104,7 @@ def _dry_run(request: Request) -> bool:
 
 def _check_input_url(url: str) -> None:
     try:
-        check_url(url, label="imageUrl")
+        check_url(url, label="The image URL")
     except OutboundError as error:
         raise ValidationFailed(details={"imageUrl": [str(error)]}) from None
 

@@ -593,7 +593,7 @@ def test_output_urls_are_presigned_when_outputs_live_on_s3(settings):
 def test_a_number_past_the_global_bound_is_named_with_the_models_own_range(api, funded):
     response = generate(api, {"model": "kling-3.0", "type": "TEXT_TO_VIDEO", "prompt": "a wave", "duration": 999})
     assert response.status_code == HTTPStatus.UNPROCESSABLE_ENTITY
-    assert response.json()["error"]["details"]["duration"] == ["duration must be between 3 and 8 for this model."]
+    assert response.json()["error"]["details"]["duration"] == ["Must be between 3 and 8 for Kling 3.0."]
 
 
 def test_a_bad_query_parameter_is_not_called_a_body_error(api):
@@ -647,3 +647,11 @@ def test_the_charge_names_the_model_and_the_kind_of_job_in_words(api, funded, no
     generate(api)
     debit = LedgerEntry.objects.get(kind="debit")
     assert debit.reason == "Flixly Local Image (text to image)"  # not (TEXT_TO_IMAGE)
+
+
+def test_a_type_the_model_does_not_make_is_named_in_words_and_ids(api, funded):
+    response = generate(api, {"model": "local-speech", "type": "TEXT_TO_IMAGE"})
+    assert response.status_code == HTTPStatus.UNPROCESSABLE_ENTITY
+    assert response.json()["error"]["details"]["type"] == [
+        "Flixly Local Speech makes text to speech (TEXT_TO_SPEECH), not text to image (TEXT_TO_IMAGE)."
+    ]

@@ -231,9 +231,9 @@ def test_a_malformed_or_non_https_url_is_refused_with_a_clear_message(url, messa
         check_url(url)
 
 
-def test_the_label_names_the_field_in_messages():
-    with pytest.raises(UnsafeUrl, match=r"^imageUrl must use https\.$"):
-        check_url("http://93.184.216.34/", label="imageUrl")
+def test_the_label_names_the_url_in_messages():
+    with pytest.raises(UnsafeUrl, match=r"^The image URL must use https\.$"):
+        check_url("http://93.184.216.34/", label="The image URL")
 
 
 def test_a_host_name_resolving_to_a_private_address_is_refused_without_naming_the_address(dns):
@@ -338,7 +338,7 @@ def test_a_body_over_the_limit_is_refused_while_it_streams_without_a_content_len
 
 def test_an_image_over_five_megabytes_is_refused(server):
     server.routes["/big.png"] = Route(body=[b"\0" * 2**20] * 6, content_type="image/png")
-    with pytest.raises(TooLarge, match="imageUrl is larger than the 5 MB limit"):
+    with pytest.raises(TooLarge, match="The image URL is larger than the 5 MB limit"):
         fetch_image(server.url("/big.png"))
 
 
@@ -371,7 +371,7 @@ def test_a_server_slower_than_the_timeout_raises_fetch_failed(server):
 
 def test_text_that_is_not_an_image_raises_not_an_image(server):
     server.routes["/notes.txt"] = Route(body=b"definitely not a picture\n" * 20, content_type="text/plain")
-    with pytest.raises(NotAnImage, match="imageUrl is not a readable image"):
+    with pytest.raises(NotAnImage, match="The image URL is not a readable image"):
         fetch_image(server.url("/notes.txt"))
 
 

@@ -184,7 +184,7 @@ def test_a_duration_outside_the_models_range_is_shown_by_the_field_and_nothing_i
 
     html = response.content.decode()
     assert response.status_code == HTTPStatus.OK
-    assert re.search(r'id="id_duration_error"><li>duration must be between 1 and 10 for this model', html)
+    assert re.search(r'id="id_duration_error"><li>Must be between 1 and 10 for', html)
     assert re.search(r'name="duration" value="60(\.0)?"[^>]*aria-invalid="true"', html)
     assert re.search(r">\s*Waves</textarea>", html)
     assert not Job.objects.exists()

@@ -102,7 +102,7 @@ def test_replacing_the_url_issues_a_new_secret(signed_in, user, endpoint, receiv
 
 @pytest.mark.parametrize(
     ("url", "message"),
-    [("http://93.184.215.14/hook", "url must use https."), ("https://127.0.0.1/hook", "private address")],
+    [("http://93.184.215.14/hook", "The webhook URL must use https."), ("https://127.0.0.1/hook", "private address")],
 )
 def test_an_unsafe_url_is_refused_by_the_field_and_nothing_is_stored(signed_in, url, message):
     response = set_url(signed_in, url)
