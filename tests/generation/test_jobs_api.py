@@ -204,20 +204,16 @@ def jobs_to_filter(user) -> dict[str, Job]:
     }
 
 
-def assert_export_filters_like_the_list(api, user) -> None:
+# Each runs on SQLite (Python writes the CSV) and, in the PostgreSQL pass, on COPY.
+ON_EACH_DATABASE = pytest.mark.parametrize("db_pass", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+
+
+@ON_EACH_DATABASE
+def test_the_export_takes_the_lists_status_type_and_model_filters(api, user, db_pass):
     jobs = jobs_to_filter(user)
     rows = export_csv_rows(api, "status=failed&type=TEXT_TO_SPEECH&model=local-speech")
     assert [row[0] for row in rows[1:]] == [str(jobs["failed speech"].pk)]
     assert len(export_csv_rows(api, "status=failed")) == 1 + 2
-
-
-def test_the_export_takes_the_lists_status_type_and_model_filters(api, user):
-    assert_export_filters_like_the_list(api, user)
-
-
-@pytest.mark.postgres
-def test_the_postgresql_export_takes_the_lists_filters(api, user):
-    assert_export_filters_like_the_list(api, user)
 
 
 def test_an_unknown_export_filter_value_is_a_422_naming_it(api, user):
@@ -226,7 +222,8 @@ def test_an_unknown_export_filter_value_is_a_422_naming_it(api, user):
     assert set(response.json()["error"]["details"]) == {"status"}
 
 
-def assert_export_shows_what_was_asked(api, user) -> None:
+@ON_EACH_DATABASE
+def test_the_export_shows_each_jobs_prompt_and_never_a_formula(api, user, db_pass):
     make_jobs(user, 1, params={"prompt": "a lighthouse, at dawn"})
     make_jobs(user, 1, params={"prompt": '=HYPERLINK("https://evil.example")'})
     chat = {"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}]}
@@ -235,15 +232,6 @@ def assert_export_shows_what_was_asked(api, user) -> None:
     assert rows[0][-1] == "prompt"
     # A cell a spreadsheet would run as a formula starts with a quote (OWASP's advice for CSV exports).
     assert [row[-1] for row in rows[1:]] == ["a lighthouse, at dawn", '\'=HYPERLINK("https://evil.example")', "Hi"]
-
-
-def test_the_export_shows_each_jobs_prompt_and_never_a_formula(api, user):
-    assert_export_shows_what_was_asked(api, user)
-
-
-@pytest.mark.postgres
-def test_the_postgresql_export_shows_each_jobs_prompt_and_never_a_formula(api, user):
-    assert_export_shows_what_was_asked(api, user)
 
 
 def test_an_export_window_over_90_days_is_a_422(api, user):
