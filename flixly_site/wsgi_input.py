@@ -8,9 +8,9 @@ is read here, up to one byte past the body limit, and handed on with its length:
 then refuses an oversized one with the usual 413.
 
 Charsets: Django ignores a Content-Type charset Python does not know, but takes one that names a codec
-which cannot read a query string (rot13, base64, zlib, which are no text encodings; undefined, punycode)
-and then fails decoding the query string before any middleware runs: a 500 from the server, not in the
-API's error shape. Such a charset is ignored too: every charset kept reads ASCII as ASCII.
+which cannot read a query string (rot13, base64, zlib, which are no text encodings; undefined, punycode,
+idna, which fail with an error Django does not catch) and then fails decoding the query string before any
+middleware runs: a 500 from the server, not in the API's error shape. Such a charset is ignored too.
 """
 
 import codecs
@@ -42,21 +42,19 @@ class ChunkedBodies:
 CHARSET = re.compile(r";\s*charset\s*=\s*\"?([^\s;\"]*)\"?", re.IGNORECASE)
 
 
-ASCII = bytes(range(128))
+# Text encodings whose failures are a plain UnicodeError, not the UnicodeDecodeError Django catches (and then
+# reads the query string as latin-1 instead).
+RAISE_UNCAUGHT = {"undefined", "punycode", "idna"}
 
 
-def _decodes_ascii(name: str) -> bool:
-    """Whether the charset reads ASCII (all a query string is) as ASCII, as Django needs of it."""
+def _usable_charset(name: str) -> bool:
+    """Whether Django can decode a query string and a form in this charset without a 500."""
     try:
         codec = codecs.lookup(name)
     except LookupError:
         return True  # unknown: Django ignores it itself
-    if not codec._is_text_encoding:  # what str.encode itself checks
-        return False
-    try:
-        return ASCII.decode(codec.name) == ASCII.decode("ascii")
-    except UnicodeError:
-        return False
+    # _is_text_encoding: what str.encode itself checks
+    return codec._is_text_encoding and codec.name not in RAISE_UNCAUGHT
 
 
 class TextCharsetsOnly:
@@ -66,6 +64,6 @@ class TextCharsetsOnly:
     def __call__(self, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
         content_type = environ.get("CONTENT_TYPE", "")
         match = CHARSET.search(content_type) if "charset" in content_type.lower() else None
-        if match and not _decodes_ascii(match.group(1)):
+        if match and not _usable_charset(match.group(1)):
             environ["CONTENT_TYPE"] = content_type[: match.start()] + content_type[match.end() :]
         return self.app(environ, start_response)

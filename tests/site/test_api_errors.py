@@ -194,14 +194,23 @@ def call_wsgi(
     return statuses[0], content
 
 
-# undefined and punycode are text encodings that cannot decode a query string (UnicodeError, which Django
-# does not catch: the server's own HTML 500).
-@pytest.mark.parametrize("charset", ["rot13", "base64", "hex", "zlib", "no-such-charset", "undefined", "punycode"])
+# undefined, punycode and idna are text encodings whose failures are a plain UnicodeError, which Django does
+# not catch while decoding the query string: the server's own HTML 500.
+@pytest.mark.parametrize(
+    "charset", ["rot13", "base64", "hex", "zlib", "no-such-charset", "undefined", "punycode", "idna"]
+)
 def test_a_charset_that_cannot_decode_a_query_string_is_ignored_like_an_unknown_one(charset):
     content_type = f"application/json; charset={charset}"
-    status, content = call_wsgi(b'{"a": 1}', content_type=content_type, query="x=1")
+    status, content = call_wsgi(b'{"a": 1}', content_type=content_type, query="x..y=1")
     assert status.startswith("200")
     assert json.loads(content) == {"data": {"a": 1}}
+
+
+@pytest.mark.parametrize("charset", ["utf-16", "utf-32", "utf-8", "latin-1"])
+def test_a_body_in_a_declared_text_charset_is_read_in_it(charset):
+    status, content = call_wsgi('{"a": "é"}'.encode(charset), content_type=f"application/json; charset={charset}")
+    assert status.startswith("200")
+    assert json.loads(content) == {"data": {"a": "é"}}
 
 
 def test_a_chunked_json_body_is_read():
