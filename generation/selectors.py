@@ -154,8 +154,9 @@ _PG_PROMPT = """COALESCE(params->>'prompt', array_to_string(ARRAY(
     SELECT m->>'content' FROM jsonb_array_elements(
         CASE jsonb_typeof(params->'messages') WHEN 'array' THEN params->'messages' ELSE '[]' END) AS m
     WHERE m->>'role' = 'user'), E'\\n\\n'))"""
-_PG_FORMULA_STARTS = ", ".join("E'{}'".format(start.encode("unicode_escape").decode()) for start in FORMULA_STARTS)
-_PG_FORMULA_SAFE = f"CASE WHEN left(prompt, 1) IN ({_PG_FORMULA_STARTS}) THEN '''' || prompt ELSE prompt END"
+_PG_FORMULA_SAFE = sql.SQL("CASE WHEN left(prompt, 1) IN ({}) THEN '''' || prompt ELSE prompt END").format(
+    sql.SQL(", ").join(map(sql.Literal, FORMULA_STARTS))
+)
 
 
 def _pg_column(field: str):
@@ -164,19 +165,17 @@ def _pg_column(field: str):
     if field.endswith("_at"):
         return sql.SQL(_PG_TIMESTAMP.format(column=field))
     if field == "params":
-        return sql.SQL(_PG_FORMULA_SAFE)
+        return _PG_FORMULA_SAFE
     return sql.Identifier(field)
 
 
-_PG_OPERATORS = {"gte": ">=", "lte": "<="}
+_PG_OPERATORS = {"": "=", "gte": ">=", "lte": "<="}  # the lookups export_csv's `where` uses: another is a KeyError
 
 
 def _pg_condition(lookup: str, value: object) -> sql.Composed:
     """`created_at__gte` -> created_at >= <value>; COPY takes no parameters, so values go in as literals."""
     column, _, operator = lookup.partition("__")
-    return sql.SQL("{} {} {}").format(
-        sql.Identifier(column), sql.SQL(_PG_OPERATORS.get(operator, "=")), sql.Literal(value)
-    )
+    return sql.SQL("{} {} {}").format(sql.Identifier(column), sql.SQL(_PG_OPERATORS[operator]), sql.Literal(value))
 
 
 def _copy_csv(where: dict) -> Generator[bytes]:
@@ -195,25 +194,21 @@ def _copy_csv(where: dict) -> Generator[bytes]:
 
 def _python_csv(where: dict) -> Generator[bytes]:
     writer = csv.writer(_Echo())
+    fields = [field for _, field in EXPORT_COLUMNS]
     yield writer.writerow([name for name, _ in EXPORT_COLUMNS]).encode()
-    rows = (
-        Job.objects.filter(**where)
-        .order_by("created_at", "id")
-        .values_list(*(field for _, field in EXPORT_COLUMNS))
-        .iterator(chunk_size=5000)
-    )
+    rows = Job.objects.filter(**where).order_by("created_at", "id").values_list(*fields).iterator(chunk_size=5000)
     for row in rows:
-        yield writer.writerow([_csv_cell(value) for value in row]).encode()
+        yield writer.writerow([_csv_cell(field, value) for field, value in zip(fields, row, strict=True)]).encode()
 
 
-def _csv_cell(value):
+def _csv_cell(field: str, value):
+    if field == "params":  # what the job was asked
+        prompt = prompt_text(value)
+        return f"'{prompt}" if prompt.startswith(FORMULA_STARTS) else prompt
     if isinstance(value, datetime):
         return value.astimezone(UTC).strftime(TIMESTAMP_CSV)
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, dict):  # the params: what the job was asked
-        prompt = prompt_text(value)
-        return f"'{prompt}" if prompt.startswith(FORMULA_STARTS) else prompt
     return value
 
 

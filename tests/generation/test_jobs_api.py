@@ -10,7 +10,7 @@ from django.utils import timezone
 from billing.models import EntryKind, LedgerEntry
 from billing.services import wallet_balance
 from generation.models import Job, JobStatus
-from generation.selectors import EXPORT_CHUNK_BYTES
+from generation.selectors import EXPORT_CHUNK_BYTES, FORMULA_STARTS
 from tests.factories import UserFactory
 from tests.generation.conftest import generate
 
@@ -223,15 +223,24 @@ def test_an_unknown_export_filter_value_is_a_422_naming_it(api, user):
 
 
 @ON_EACH_DATABASE
-def test_the_export_shows_each_jobs_prompt_and_never_a_formula(api, user, db_pass):
+def test_the_export_shows_each_jobs_prompt(api, user, db_pass):
     make_jobs(user, 1, params={"prompt": "a lighthouse, at dawn"})
-    make_jobs(user, 1, params={"prompt": '=HYPERLINK("https://evil.example")'})
     chat = {"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}]}
     make_jobs(user, 1, model_id="local-chat", type="CHAT", params=chat)
     rows = export_csv_rows(api)
     assert rows[0][-1] == "prompt"
-    # A cell a spreadsheet would run as a formula starts with a quote (OWASP's advice for CSV exports).
-    assert [row[-1] for row in rows[1:]] == ["a lighthouse, at dawn", '\'=HYPERLINK("https://evil.example")', "Hi"]
+    assert [row[-1] for row in rows[1:]] == ["a lighthouse, at dawn", "Hi"]
+
+
+@ON_EACH_DATABASE
+@pytest.mark.parametrize("start", FORMULA_STARTS)
+def test_a_prompt_a_spreadsheet_would_run_as_a_formula_starts_with_a_quote(api, user, db_pass, start):
+    # OWASP's advice on CSV injection; a chat's message is checked like a prompt.
+    make_jobs(user, 1, params={"prompt": f'{start}HYPERLINK("https://evil.example")'})
+    chat = {"messages": [{"role": "user", "content": f"{start}1+1"}]}
+    make_jobs(user, 1, model_id="local-chat", type="CHAT", params=chat)
+    rows = export_csv_rows(api)
+    assert [row[-1] for row in rows[1:]] == [f'\'{start}HYPERLINK("https://evil.example")', f"'{start}1+1"]
 
 
 def test_an_export_window_over_90_days_is_a_422(api, user):
