@@ -235,12 +235,10 @@ def _page_or_json(request: HttpRequest, error: ApplicationError, page_handler) -
 def handler400(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     from django.views import defaults
 
-    if isinstance(exception, RequestDataTooBig):
-        error = PayloadTooLarge()
-    elif isinstance(exception, DisallowedHost):
+    if isinstance(exception, DisallowedHost):
         error = BadRequest("This server does not answer to that Host header.")
     else:
-        error = BadRequest()
+        error = as_application_error(exception) or BadRequest()
     return _page_or_json(request, error, lambda: defaults.bad_request(request, exception))
 
 

@@ -89,18 +89,18 @@ def sorted_page[T](
     return rows, signer.sign(json.dumps(key(rows[-1]))) if more else None
 
 
-def page_parameters(default: str = str(DEFAULT_LIMIT)) -> list[OpenApiParameter]:
+def page_parameters() -> list[OpenApiParameter]:
     """The query parameters of every paged list, for its OpenAPI operation."""
     return [
         OpenApiParameter("cursor", str, description="The previous page's nextCursor."),
-        OpenApiParameter("limit", int, description=f"Items per page, 1 to {MAX_LIMIT} (default {default})."),
+        OpenApiParameter("limit", int, description=f"Items per page, 1 to {MAX_LIMIT} (default {DEFAULT_LIMIT})."),
     ]
 
 
-def page_limit(request: Request, default: int = DEFAULT_LIMIT) -> int:
+def page_limit(request: Request) -> int:
     raw = request.query_params.get("limit")
     if raw is None:
-        return default
+        return DEFAULT_LIMIT
     if not (raw.isascii() and raw.isdigit() and len(raw) <= 3 and 1 <= int(raw) <= MAX_LIMIT):
         raise ValidationFailed(details={"limit": [f"Must be an integer from 1 to {MAX_LIMIT}."]})
     return int(raw)

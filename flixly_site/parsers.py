@@ -121,8 +121,8 @@ def unknown_fields(names: Iterable[str]) -> dict[str, list[str]]:
     unknown = sorted(names)
     shown = [name if len(name) <= MAX_NAME_CHARS else name[:MAX_NAME_CHARS] + "…" for name in unknown]
     details = {name: [f"Unknown field '{name}'."] for name in shown[:MAX_NAMED_UNKNOWN]}
-    if len(unknown) > MAX_NAMED_UNKNOWN:
-        details["body"] = [f"And {len(unknown) - MAX_NAMED_UNKNOWN} more unknown fields."]
+    if unnamed := len(unknown) - len(details):  # two long names cut to the same key count as one named
+        details["body"] = [f"And {unnamed} more unknown fields."]
     return details
 
 

@@ -180,7 +180,11 @@ def _live_price(form: GenerateForm, price: int | None) -> JsonResponse:
     """generate.js's price as the form changes: the page's own quote, so it spends none of the API's rate limit."""
     if price is not None:
         return JsonResponse({"data": {"creditsCharged": price}})
-    details = {name: [str(message) for message in errors] for name, errors in form.errors.items()}
+    # generate.js shows the first message alone: each names its field as the page labels it.
+    details = {
+        name: [f"{form.fields[name].label}: {message}" if name in form.fields else str(message) for message in errors]
+        for name, errors in form.errors.items()
+    }
     return error_json("validation_error", 422, "The form is not ready for a price yet.", details)
 
 

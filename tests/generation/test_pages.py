@@ -250,7 +250,10 @@ def test_the_pages_live_price_is_json_and_spends_none_of_the_api_rate_limit(sign
 def test_the_live_price_names_each_field_that_keeps_it_from_a_price(signed_in):
     response = quote_json(signed_in, width="9000", seed="x")
     assert response.status_code == HTTPStatus.UNPROCESSABLE_ENTITY
-    assert {"width", "seed"} <= set(response.json()["error"]["details"])
+    details = response.json()["error"]["details"]
+    assert {"width", "seed"} <= set(details)
+    # generate.js shows the first message alone, so each names its field as the page labels it.
+    assert details["width"][0].startswith("Width (pixels): ")
 
 
 @pytest.mark.parametrize(

@@ -308,12 +308,12 @@ def test_a_multipart_body_with_too_many_parts_is_a_422_not_a_500(api, fields, fi
 
 @pytest.mark.parametrize("path", ["/api/v1/generate", "/api/v1/keys"])
 def test_a_422_names_a_few_unknown_fields_briefly_not_all_of_them(api, path):
-    body = {"x" * 5000: 1, **{f"extra{n:03}": 1 for n in range(300)}}
+    body = {"a" * 5000: 1, **{f"extra{n:03}": 1 for n in range(300)}}  # the long name sorts first: it is named
     response = api.post(path, body, content_type="application/json")
     assert response.status_code == HTTPStatus.UNPROCESSABLE_ENTITY
     details = response.json()["error"]["details"]
     unknown = {name: messages for name, messages in details.items() if messages[0].startswith("Unknown field")}
-    assert len(unknown) == 10 and all(len(name) <= 65 for name in unknown)
+    assert len(unknown) == 10 and "a" * 64 + "…" in unknown
     assert details["body"] == ["And 291 more unknown fields."]
     assert len(response.content) < 5000
 
