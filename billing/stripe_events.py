@@ -211,22 +211,58 @@ def on_invoice_paid(invoice: dict, created: datetime) -> None:
     )
 
 
-def on_charge_refunded(charge: dict, created: datetime) -> None:
-    payment_intent = charge.get("payment_intent")
+def _paid_credits(obj: dict) -> LedgerEntry | None:
+    """The credits a charge (or a dispute of it) paid for: a pack, by its payment intent, or a plan's month,
+    by its invoice."""
     purchase = LedgerEntry.objects.filter(
-        kind=EntryKind.PURCHASE, reference_type="stripe_payment_intent", reference_id=payment_intent
+        kind=EntryKind.PURCHASE, reference_type="stripe_payment_intent", reference_id=obj.get("payment_intent")
     ).first()
-    if purchase is None or not charge.get("amount"):
-        return  # not a credit pack payment
+    if purchase is None and obj.get("invoice"):
+        purchase = LedgerEntry.objects.filter(
+            kind=EntryKind.PLAN_GRANT, reference_type="stripe_invoice", reference_id=obj["invoice"]
+        ).first()
+    return purchase
+
+
+def _paid_credits_or_fail(obj: dict, what: str) -> LedgerEntry:
+    # Stripe does not promise order: failing, the event is retried (after its purchase lands) and staff see it.
+    purchase = _paid_credits(obj)
+    if purchase is None:
+        raise ValueError(f"{what} of {obj.get('payment_intent')} matches no credit purchase or plan invoice yet.")
+    return purchase
+
+
+def on_charge_refunded(charge: dict, created: datetime) -> None:
+    if not charge.get("amount"):
+        return  # a $0 charge bought nothing
+    purchase = _paid_credits_or_fail(charge, "Refund")
     owed = purchase.amount * charge["amount_refunded"] // charge["amount"]
-    with transaction.atomic():
-        # Each refund's event carries the total refunded so far: with the wallet locked first, events of one
-        # payment count what the others took one after another, and together never take more than owed.
-        wallet_lock(user_id=purchase.user_id)
-        _claw_back(purchase, payment_intent, owed, charge["amount_refunded"])
+    # Each refund's event carries the total refunded so far: the step names that total.
+    _claw_back(purchase, charge["payment_intent"], owed, step=str(charge["amount_refunded"]), reason="Payment refunded")
 
 
-def _claw_back(purchase: LedgerEntry, payment_intent: str, owed: int, refunded_cents: int) -> None:
+def on_dispute_created(dispute: dict, created: datetime) -> None:
+    purchase = _paid_credits(dispute)
+    at_stake = f"{purchase.amount} credits" if purchase else "no credits we know of"
+    billing_alert_raise(
+        user_id=purchase.user_id if purchase else None,
+        message=f"Payment {dispute.get('payment_intent')} is disputed: {at_stake}, taken back if the dispute is lost.",
+        reference=dispute.get("payment_intent") or dispute["id"],
+    )
+
+
+def on_dispute_closed(dispute: dict, created: datetime) -> None:
+    if dispute.get("status") != "lost":
+        return  # won, or the charge was refunded instead (its own event)
+    purchase = _paid_credits_or_fail(dispute, "Lost dispute")
+    # A lost dispute returns the whole payment, as a full refund does.
+    _claw_back(purchase, dispute["payment_intent"], purchase.amount, step="dispute", reason="Payment disputed and lost")
+
+
+def _claw_back(purchase: LedgerEntry, payment_intent: str, owed: int, *, step: str, reason: str) -> None:
+    """Take back what the payment's reversals owe in all, less what earlier ones took: with the wallet locked
+    first, reversals of one payment count one after another and together never take more than owed."""
+    wallet_lock(user_id=purchase.user_id)
     taken = -(
         LedgerEntry.objects.filter(
             user_id=purchase.user_id, kind=EntryKind.CLAWBACK, reference_id=payment_intent
@@ -239,15 +275,15 @@ def _claw_back(purchase: LedgerEntry, payment_intent: str, owed: int, refunded_c
         user_id=purchase.user_id,
         amount=owed - taken,
         kind=EntryKind.CLAWBACK,
-        idempotency_key=f"clawback:{payment_intent}:{refunded_cents}",
+        idempotency_key=f"clawback:{payment_intent}:{step}",
         reference_type="stripe_payment_intent",
         reference_id=payment_intent,
-        reason="Payment refunded",
+        reason=reason,
     )
     if shortfall:
         billing_alert_raise(
             user_id=purchase.user_id,
-            message=f"Refund of {payment_intent}: {shortfall} credits were already spent and could not be clawed back.",
+            message=f"{reason} ({payment_intent}): {shortfall} credits were already spent and could not be taken back.",
             reference=payment_intent,
         )
 
@@ -260,4 +296,6 @@ HANDLERS: dict[str, Callable[[dict, datetime], None]] = {
     "customer.subscription.deleted": on_subscription_deleted,
     "invoice.paid": on_invoice_paid,
     "charge.refunded": on_charge_refunded,
+    "charge.dispute.created": on_dispute_created,
+    "charge.dispute.closed": on_dispute_closed,
 }

@@ -262,3 +262,49 @@ def test_a_clawback_never_goes_below_zero_and_flags_the_shortfall(client, user, 
     assert wallet_balance(user_id=user.pk) == 0
     alert = BillingAlert.objects.get()
     assert "450 credits" in alert.message
+
+
+def test_a_refund_before_its_purchase_fails_loudly_and_claws_back_once_stripe_retries_it(client, user):
+    # Stripe does not promise order: dropped as "not a pack payment", the refund left the credits in place.
+    refunded = event("charge.refunded", refund(user, 1000))
+    assert post(client, refunded).status_code == HTTPStatus.INTERNAL_SERVER_ERROR
+    assert "matches no credit purchase" in BillingAlert.objects.get().message
+    post(client, event("checkout.session.completed", paid_session(user)))
+    assert post(client, refunded).status_code == HTTPStatus.OK  # Stripe's retry
+    assert wallet_balance(user_id=user.pk) == 0
+
+
+def test_a_refunded_plan_invoice_claws_back_its_monthly_credits(client, user, pro_plan):
+    post(client, event("invoice.paid", invoice(user, payment_intent="pi_in_1")))
+    assert wallet_balance(user_id=user.pk) == 2200
+    charge = {**refund(user, 1450, amount=2900), "payment_intent": "pi_in_1", "invoice": "in_1"}
+    assert post(client, event("charge.refunded", charge)).status_code == HTTPStatus.OK
+    assert wallet_balance(user_id=user.pk) == 1100
+
+
+def dispute(status: str = "needs_response", amount: int = 1000) -> dict:
+    return {
+        "id": "dp_1",
+        "object": "dispute",
+        "payment_intent": "pi_cs_1",
+        "charge": "ch_1",
+        "amount": amount,
+        "status": status,
+    }
+
+
+def test_a_dispute_is_flagged_to_staff_and_a_lost_one_claws_back_the_credits(client, user):
+    post(client, event("checkout.session.completed", paid_session(user)))
+    assert post(client, event("charge.dispute.created", dispute())).status_code == HTTPStatus.OK
+    assert wallet_balance(user_id=user.pk) == 500  # it may still be won
+    assert "disputed" in BillingAlert.objects.get().message
+    for _ in range(3):
+        post(client, event("charge.dispute.closed", dispute("lost")))
+    assert wallet_balance(user_id=user.pk) == 0
+    assert LedgerEntry.objects.get(kind=EntryKind.CLAWBACK).reason == "Payment disputed and lost"
+
+
+def test_a_won_dispute_keeps_the_credits(client, user):
+    post(client, event("checkout.session.completed", paid_session(user)))
+    post(client, event("charge.dispute.closed", dispute("won")))
+    assert wallet_balance(user_id=user.pk) == 500
