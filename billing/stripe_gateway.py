@@ -25,11 +25,21 @@ def payments_enabled() -> bool:
     return bool(settings.STRIPE_SECRET_KEY)
 
 
+# Each call holds a web thread while it waits: the SDK's own 80 s, twice with its retry, let a few clicks
+# on a hanging Stripe take every thread of the server.
+STRIPE_TIMEOUT_SECONDS = 10
+
+
 def _client() -> stripe.StripeClient:
     if not payments_enabled():
         raise PaymentsNotConfigured()
     base = settings.STRIPE_API_BASE or stripe.DEFAULT_API_BASE
-    return stripe.StripeClient(settings.STRIPE_SECRET_KEY, base_addresses={"api": base}, max_network_retries=1)
+    return stripe.StripeClient(
+        settings.STRIPE_SECRET_KEY,
+        base_addresses={"api": base},
+        max_network_retries=1,
+        http_client=stripe.new_default_http_client(timeout=STRIPE_TIMEOUT_SECONDS),
+    )
 
 
 def _call(what: str, fn, **params):

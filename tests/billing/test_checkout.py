@@ -93,6 +93,21 @@ def test_a_stripe_outage_is_reported_and_charges_nothing(client, user, pack, set
     assert wallet_balance(user_id=user.pk) == 0
 
 
+def test_a_stripe_that_hangs_is_given_up_on_quickly(client, user, pack, stripe_fake, monkeypatch):
+    # The SDK waits 80 s by default, twice with its retry: eight such clicks held every web thread.
+    import time
+
+    from billing import stripe_gateway
+
+    monkeypatch.setattr(stripe_gateway, "STRIPE_TIMEOUT_SECONDS", 0.3)
+    stripe_fake.delay_seconds = 5
+    client.force_login(user)
+    started = time.monotonic()
+    response = client.post(f"/billing/packs/{pack.pk}/buy/", follow=True)
+    assert time.monotonic() - started < 3
+    assert b"Stripe could not" in response.content
+
+
 def test_without_a_stripe_key_the_billing_page_says_payments_are_not_configured(client, user, pack, settings):
     settings.STRIPE_SECRET_KEY = ""
     client.force_login(user)
