@@ -35,14 +35,38 @@ def _timestamp(value: int | None) -> datetime | None:
     return datetime.fromtimestamp(value, tz=UTC) if value else None
 
 
+class BadEvent(Exception):
+    """Signed, but not an event: nothing to store or process."""
+
+
 def stripe_event_verify(*, payload: bytes, signature: str) -> dict:
     if not settings.STRIPE_WEBHOOK_SECRET:
         raise BadSignature("STRIPE_WEBHOOK_SECRET is not configured.")
     try:
-        stripe.Webhook.construct_event(payload, signature, settings.STRIPE_WEBHOOK_SECRET)
+        # The check construct_event makes, without its parsing, which fails on a signed body that is no object.
+        stripe.WebhookSignature.verify_header(
+            payload.decode(), signature, settings.STRIPE_WEBHOOK_SECRET, tolerance=stripe.Webhook.DEFAULT_TOLERANCE
+        )
     except (ValueError, stripe.SignatureVerificationError):
         raise BadSignature("Invalid Stripe signature.") from None
-    return json.loads(payload)
+    try:
+        event = json.loads(payload)
+    except ValueError:
+        event = None
+    if not _is_event(event):
+        raise BadEvent("Not a Stripe event: it needs a string id and type, an integer created and data.object.")
+    return event
+
+
+def _is_event(event: object) -> bool:
+    return (
+        isinstance(event, dict)
+        and isinstance(event.get("id"), str)
+        and isinstance(event.get("type"), str)
+        and type(event.get("created")) is int
+        and isinstance(event.get("data"), dict)
+        and isinstance(event["data"].get("object"), dict)
+    )
 
 
 def stripe_event_store(*, event: dict) -> StripeEvent:

@@ -12,7 +12,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from accounts.models import Plan
 from billing import stripe_gateway
 from billing.selectors import ledger_for, packs_for_sale, spend_by_key, spend_per_day, wallet_for
-from billing.stripe_events import BadSignature, stripe_event_process, stripe_event_store, stripe_event_verify
+from billing.stripe_events import BadEvent, BadSignature, stripe_event_process, stripe_event_store, stripe_event_verify
 from flixly_site.errors import ApplicationError
 
 logger = logging.getLogger("flixly.billing")
@@ -112,6 +112,9 @@ def stripe_webhook(request: HttpRequest) -> HttpResponse:
         event = stripe_event_verify(payload=request.body, signature=request.headers.get("Stripe-Signature", ""))
     except BadSignature as error:
         return JsonResponse({"error": {"code": "bad_signature", "status": 400, "message": str(error)}}, status=400)
+    except BadEvent as error:
+        logger.error("signed Stripe webhook that is no event: %s", error)
+        return JsonResponse({"error": {"code": "bad_event", "status": 400, "message": str(error)}}, status=400)
     row = stripe_event_store(event=event)
     try:
         stripe_event_process(row=row)

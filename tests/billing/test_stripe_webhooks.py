@@ -308,3 +308,20 @@ def test_a_won_dispute_keeps_the_credits(client, user):
     post(client, event("checkout.session.completed", paid_session(user)))
     post(client, event("charge.dispute.closed", dispute("won")))
     assert wallet_balance(user_id=user.pk) == 500
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        "[1, 2, 3]",
+        "{not json",
+        json.dumps({"type": "charge.refunded", "created": 1, "data": {"object": {}}}),
+        json.dumps({"id": "evt_x", "type": "charge.refunded", "data": {"object": {}}}),
+        json.dumps({"id": "evt_x", "type": "charge.refunded", "created": "soon", "data": {"object": {}}}),
+    ],
+)
+def test_a_signed_event_of_the_wrong_shape_is_a_400_in_json_and_stores_nothing(client, payload):
+    response = post(client, payload)
+    assert response.status_code == HTTPStatus.BAD_REQUEST
+    assert response.json()["error"]["code"] == "bad_event"
+    assert not StripeEvent.objects.exists()
