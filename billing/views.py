@@ -11,6 +11,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.models import Plan
 from billing import stripe_gateway
+from billing.models import Wallet
 from billing.selectors import ledger_for, packs_for_sale, spend_by_key, spend_per_day, wallet_for
 from billing.stripe_events import BadEvent, BadSignature, stripe_event_process, stripe_event_store, stripe_event_verify
 from flixly_site.errors import ApplicationError
@@ -41,6 +42,22 @@ def _chart(user) -> dict:
     }
 
 
+SUBSCRIPTION_NOTES = {
+    "past_due": "The last payment failed: update your card in the customer portal, or the plan ends.",
+    "incomplete": "Waiting for the first payment.",
+    "canceled": "Subscription canceled.",
+    "unpaid": "Subscription unpaid: the plan has ended.",
+}
+
+
+def subscription_note(wallet: Wallet) -> str:
+    """What the billing page says of the subscription: a renewal date only while it is live."""
+    status = wallet.subscription_status
+    if status in ("active", "trialing") and wallet.current_period_end:
+        return f"Subscription {status}, renews {wallet.current_period_end:%Y-%m-%d}."
+    return SUBSCRIPTION_NOTES.get(status, f"Subscription {status}." if status else "")
+
+
 @login_required
 def billing(request: HttpRequest) -> HttpResponse:
     wallet = wallet_for(user=request.user)
@@ -48,6 +65,7 @@ def billing(request: HttpRequest) -> HttpResponse:
     context = {
         "nav": "billing",
         "wallet": wallet,
+        "subscription_note": subscription_note(wallet),
         "plan": request.user.plan,
         "plans": Plan.objects.all(),
         "packs": packs_for_sale(),

@@ -73,3 +73,26 @@ def test_opening_the_portal_address_directly_goes_back_to_billing(client, user):
 
 def test_the_portal_address_still_needs_a_login(client):
     assert client.get("/billing/portal/")["Location"].startswith("/accounts/login/?next=")
+
+
+@pytest.mark.parametrize(
+    ("status", "says"),
+    [
+        ("active", "Subscription active, renews 2026-04-01."),
+        ("trialing", "Subscription trialing, renews 2026-04-01."),
+        ("past_due", "The last payment failed: update your card in the customer portal, or the plan ends."),
+        ("incomplete", "Waiting for the first payment."),
+        ("canceled", "Subscription canceled."),
+        ("unpaid", "Subscription unpaid: the plan has ended."),
+    ],
+)
+def test_the_billing_page_says_renews_only_of_a_live_subscription(client, user, status, says):
+    from billing.models import Wallet
+
+    Wallet.objects.update_or_create(
+        user=user, defaults={"subscription_status": status, "current_period_end": datetime(2026, 4, 1, tzinfo=UTC)}
+    )
+    client.force_login(user)
+    page = client.get("/billing/").content.decode()
+    assert says in page
+    assert status in ("active", "trialing") or "renews" not in page
