@@ -3,7 +3,8 @@
 A replayed or concurrent duplicate event is a no-op (the stored row is locked and marked processed);
 each grant also carries its own idempotency key (the Checkout Session, the invoice), so even two
 different events about one payment credit it once. Subscription events carry the full object and
-are applied only when newer than the last one applied, so out-of-order delivery is harmless.
+are applied only when newer than the last one applied (within one second: no earlier in the
+subscription's life), so out-of-order delivery is harmless.
 """
 
 import json
@@ -179,17 +180,31 @@ def _on_subscription(subscription: dict, created: datetime, *, deleted: bool) ->
         raise ValueError(f"Subscription {subscription['id']} belongs to no Flixly account.")
     _link_customer(user, subscription)
     wallet = Wallet.objects.select_for_update().get(user=user)
-    if wallet.subscription_event_at and created <= wallet.subscription_event_at:
-        return  # an older event than the state we already applied
+    status = "canceled" if deleted else subscription.get("status", "")
+    if _older(created, status, wallet):
+        return
     start, end = _period(subscription)
     Wallet.objects.filter(user=user).update(
         stripe_subscription_id="" if deleted else subscription["id"],
-        subscription_status="canceled" if deleted else subscription.get("status", ""),
+        subscription_status=status,
         current_period_start=start,
         current_period_end=end,
         subscription_event_at=created,
     )
     user_set_plan(user=user, plan=_plan_for(subscription, deleted))
+
+
+# How far along its life a subscription is in each status. Stripe stamps events to the second, and one
+# second often holds two (incomplete, then active): within a second, a status no earlier in life wins.
+LIFE_STAGE = {"incomplete": 0, "trialing": 1, "active": 1, "past_due": 1, "paused": 1}  # else ended: 2
+
+
+def _older(created: datetime, status: str, wallet: Wallet) -> bool:
+    """Whether the event tells of an earlier state than the one already applied."""
+    last = wallet.subscription_event_at
+    if last is None or created > last:
+        return False
+    return created < last or LIFE_STAGE.get(status, 2) < LIFE_STAGE.get(wallet.subscription_status, 2)
 
 
 def on_subscription_changed(subscription: dict, created: datetime) -> None:

@@ -325,3 +325,17 @@ def test_a_signed_event_of_the_wrong_shape_is_a_400_in_json_and_stores_nothing(c
     assert response.status_code == HTTPStatus.BAD_REQUEST
     assert response.json()["error"]["code"] == "bad_event"
     assert not StripeEvent.objects.exists()
+
+
+@pytest.mark.parametrize("order", ["as_sent", "reversed"])
+def test_subscription_events_of_one_second_apply_in_lifecycle_order(client, user, pro_plan, order):
+    # Stripe stamps events to the second: incomplete -> active within one was dropped as "not newer".
+    now = int(time.time())
+    payloads = [
+        event("customer.subscription.created", subscription(user, status="incomplete"), created=now),
+        event("customer.subscription.updated", subscription(user, status="active"), created=now),
+    ]
+    for payload in payloads if order == "as_sent" else payloads[::-1]:
+        assert post(client, payload).status_code == HTTPStatus.OK
+    user.refresh_from_db()
+    assert (user.plan_id, Wallet.objects.get(user=user).subscription_status) == ("pro", "active")
