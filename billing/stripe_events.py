@@ -215,8 +215,18 @@ def on_subscription_deleted(subscription: dict, created: datetime) -> None:
     _on_subscription(subscription, created, deleted=True)
 
 
+def _is_proration(line: dict) -> bool:
+    # Older API versions flag the line itself; newer ones its parent subscription item.
+    item = (line.get("parent") or {}).get("subscription_item_details") or {}
+    return bool(line.get("proration") or item.get("proration"))
+
+
 def _invoice_price(invoice: dict) -> str | None:
+    """The plan the invoice pays for: its first line that is no proration (after a plan switch, the old
+    plan's "Unused time" line comes first)."""
     for line in (invoice.get("lines") or {}).get("data") or []:
+        if _is_proration(line):
+            continue
         price = line.get("price") or (line.get("pricing") or {}).get("price_details", {}).get("price")
         if isinstance(price, dict):
             return price.get("id")

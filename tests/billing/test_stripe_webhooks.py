@@ -339,3 +339,21 @@ def test_subscription_events_of_one_second_apply_in_lifecycle_order(client, user
         assert post(client, payload).status_code == HTTPStatus.OK
     user.refresh_from_db()
     assert (user.plan_id, Wallet.objects.get(user=user).subscription_status) == ("pro", "active")
+
+
+def test_a_renewal_after_a_plan_switch_grants_the_new_plans_credits_not_the_prorated_old_ones(client, user, pro_plan):
+    lines = [
+        {"price": {"id": "price_pro"}, "amount": -1800, "proration": True},  # "Unused time on Pro": listed first
+        {
+            "pricing": {"price_details": {"price": "price_lite"}},
+            "amount": 560,
+            "parent": {"subscription_item_details": {"proration": True}},
+        },
+        {
+            "pricing": {"price_details": {"price": "price_lite"}},
+            "amount": 900,
+            "parent": {"subscription_item_details": {"proration": False}},
+        },
+    ]
+    post(client, event("invoice.paid", invoice(user, lines={"data": lines}, amount_paid=300)))
+    assert wallet_balance(user_id=user.pk) == 600
