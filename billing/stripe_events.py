@@ -181,7 +181,7 @@ def _on_subscription(subscription: dict, created: datetime, *, deleted: bool) ->
     _link_customer(user, subscription)
     wallet = Wallet.objects.select_for_update().get(user=user)
     status = "canceled" if deleted else subscription.get("status", "")
-    if _older(created, status, wallet):
+    if _older(created, status, wallet) or _another_ends(subscription["id"], status, wallet):
         return
     start, end = _period(subscription)
     Wallet.objects.filter(user=user).update(
@@ -205,6 +205,22 @@ def _older(created: datetime, status: str, wallet: Wallet) -> bool:
     if last is None or created > last:
         return False
     return created < last or LIFE_STAGE.get(status, 2) < LIFE_STAGE.get(wallet.subscription_status, 2)
+
+
+def _another_ends(subscription_id: str, status: str, wallet: Wallet) -> bool:
+    """Whether the event is of a subscription other than the account's live one: ignored unless it goes live
+    itself (two checkouts from two tabs), which staff hear of, as the customer pays twice."""
+    current = wallet.stripe_subscription_id
+    if not current or subscription_id == current or wallet.subscription_status not in ACTIVE_SUBSCRIPTION:
+        return False
+    if status not in ACTIVE_SUBSCRIPTION:
+        return True
+    billing_alert_raise(
+        user_id=wallet.user_id,
+        message=f"The account has two subscriptions, {current} and {subscription_id}: cancel one in Stripe.",
+        reference=subscription_id,
+    )
+    return False
 
 
 def on_subscription_changed(subscription: dict, created: datetime) -> None:

@@ -357,3 +357,18 @@ def test_a_renewal_after_a_plan_switch_grants_the_new_plans_credits_not_the_pror
     ]
     post(client, event("invoice.paid", invoice(user, lines={"data": lines}, amount_paid=300)))
     assert wallet_balance(user_id=user.pk) == 600
+
+
+def test_a_second_subscription_alerts_staff_and_ending_the_other_keeps_the_plan(client, user, pro_plan):
+    # Two tabs, two checkouts: both subscriptions bill, and ending one once dropped the account to Free.
+    now = int(time.time())
+    post(client, event("customer.subscription.created", subscription(user), created=now))
+    lite = {**subscription(user, price="price_lite"), "id": "sub_2"}
+    post(client, event("customer.subscription.created", lite, created=now + 1))
+    assert "two subscriptions" in BillingAlert.objects.get().message
+    post(client, event("customer.subscription.deleted", {**subscription(user), "status": "canceled"}, created=now + 2))
+    user.refresh_from_db()
+    assert user.plan_id == "lite"  # sub_2 still bills
+    post(client, event("customer.subscription.deleted", {**lite, "status": "canceled"}, created=now + 3))
+    user.refresh_from_db()
+    assert user.plan_id == "free"
