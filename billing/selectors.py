@@ -115,3 +115,8 @@ def spend_per_day(*, user: User, days: int = 30) -> list[tuple[date, int]]:
     )
     spent = {row["day"]: -(row["net"] or 0) for row in rows}
     return [(first + timedelta(days=n), max(0, spent.get(first + timedelta(days=n), 0))) for n in range(days)]
+
+
+def checkout_purchase(*, user: User, session_id: str) -> LedgerEntry | None:
+    """The credits a Checkout Session brought this account, once its webhook has been processed."""
+    return LedgerEntry.objects.filter(user=user, idempotency_key=f"checkout:{session_id}").first()

@@ -12,7 +12,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from accounts.models import Plan
 from billing import stripe_gateway
 from billing.models import Wallet
-from billing.selectors import ledger_for, packs_for_sale, spend_by_key, spend_per_day, wallet_for
+from billing.selectors import checkout_purchase, ledger_for, packs_for_sale, spend_by_key, spend_per_day, wallet_for
 from billing.stripe_events import BadEvent, BadSignature, stripe_event_process, stripe_event_store, stripe_event_verify
 from flixly_site.errors import ApplicationError
 
@@ -118,9 +118,13 @@ def checkout_success(request: HttpRequest) -> HttpResponse:
     if not stripe_gateway.payments_enabled():
         messages.error(request, stripe_gateway.PaymentsNotConfigured.default_message)
         return redirect("billing")
-    if not request.GET.get("session_id"):
+    session_id = request.GET.get("session_id")
+    if not session_id:
         return redirect("billing")  # Stripe names the checkout it returns from; a bare visit paid nothing
-    return render(request, "billing/success.html", {"nav": "billing", "wallet": wallet_for(user=request.user)})
+    # The pack's credits, once the webhook has brought them (to this account: another's session shows nothing).
+    purchase = checkout_purchase(user=request.user, session_id=session_id)
+    context = {"nav": "billing", "wallet": wallet_for(user=request.user), "purchase": purchase}
+    return render(request, "billing/success.html", context)
 
 
 @csrf_exempt

@@ -51,6 +51,19 @@ def test_the_success_page_grants_nothing(client, user, pack, stripe_fake):
     assert wallet_balance(user_id=user.pk) == 0
 
 
+def test_the_success_page_says_credits_arrived_only_once_they_have(client, user, pack, stripe_fake):
+    from billing.services import wallet_credit
+
+    client.force_login(user)
+    waiting = client.get("/billing/success/?session_id=cs_test_9").content.decode()
+    assert "Stripe is confirming your payment" in waiting
+    assert "Thank you" not in waiting and "Payment received" not in waiting
+    wallet_credit(user_id=user.pk, amount=500, kind="purchase", idempotency_key="checkout:cs_test_9", reason="pack")
+    arrived = client.get("/billing/success/?session_id=cs_test_9").content.decode()
+    assert "500 credits were added to your balance" in arrived
+    assert "Stripe is confirming" not in arrived
+
+
 @pytest.mark.parametrize("query", ["", "?session_id=cs_test_fake"])
 def test_the_success_page_without_payments_configured_says_so_instead_of_thanking(client, user, settings, query):
     settings.STRIPE_SECRET_KEY = ""
