@@ -153,6 +153,16 @@ def on_async_payment_succeeded(session: dict, created: datetime) -> None:
     _grant_pack(session)
 
 
+def on_async_payment_failed(session: dict, created: datetime) -> None:
+    """A bank payment that failed days after checkout: nothing to grant, but the customer should hear of it."""
+    from billing.tasks import send_payment_failed_email
+
+    user = _user_for(session)
+    credits = int((session.get("metadata") or {}).get("credits") or 0)
+    if user is not None and credits > 0:
+        transaction.on_commit(lambda: send_payment_failed_email.delay(user.pk, credits), robust=True)
+
+
 def _subscription_price(subscription: dict) -> str | None:
     items = (subscription.get("items") or {}).get("data") or []
     return items[0]["price"]["id"] if items else None
@@ -356,6 +366,7 @@ def _claw_back(purchase: LedgerEntry, payment_intent: str, owed: int, *, step: s
 HANDLERS: dict[str, Callable[[dict, datetime], None]] = {
     "checkout.session.completed": on_checkout_completed,
     "checkout.session.async_payment_succeeded": on_async_payment_succeeded,
+    "checkout.session.async_payment_failed": on_async_payment_failed,
     "customer.subscription.created": on_subscription_changed,
     "customer.subscription.updated": on_subscription_changed,
     "customer.subscription.deleted": on_subscription_deleted,

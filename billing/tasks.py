@@ -18,3 +18,16 @@ def send_low_balance_email(user_id: int, balance: int) -> None:
         from_email=None,
         recipient_list=[user.email],
     )
+
+
+@shared_task
+def send_payment_failed_email(user_id: int, credits: int) -> None:
+    user = User.objects.filter(pk=user_id).first()
+    if user is None:
+        return
+    send_mail(
+        subject=f"[Flixly] Your payment for {credits} credits did not go through",
+        message=render_to_string("emails/payment_failed.txt", {"credits": credits, "site_url": settings.SITE_URL}),
+        from_email=None,
+        recipient_list=[user.email],
+    )

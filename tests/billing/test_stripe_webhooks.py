@@ -372,3 +372,18 @@ def test_a_second_subscription_alerts_staff_and_ending_the_other_keeps_the_plan(
     post(client, event("customer.subscription.deleted", {**lite, "status": "canceled"}, created=now + 3))
     user.refresh_from_db()
     assert user.plan_id == "free"
+
+
+def test_a_failed_bank_payment_tells_the_customer_and_grants_nothing(
+    client, user, mailoutbox, django_capture_on_commit_callbacks
+):
+    # A delayed payment method completes the checkout unpaid, then fails days later: nothing had told the user.
+    post(client, event("checkout.session.completed", paid_session(user, status="unpaid")))
+    failed = event("checkout.session.async_payment_failed", paid_session(user, status="unpaid"))
+    for _ in range(2):  # a replayed event sends one e-mail
+        with django_capture_on_commit_callbacks(execute=True):
+            assert post(client, failed).status_code == HTTPStatus.OK
+    assert wallet_balance(user_id=user.pk) == 0
+    [mail] = mailoutbox
+    assert mail.to == [user.email]
+    assert "500 credits" in mail.body and "did not go through" in mail.body
