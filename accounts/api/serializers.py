@@ -60,11 +60,12 @@ class ApiKeyCreateInput(StrictJSONSerializer):
     monthlyCreditCap = serializers.IntegerField(
         min_value=1, max_value=MAX_MONTHLY_CREDIT_CAP, required=False, allow_null=True
     )
+    # Their counts are checked by the service (after duplicates are dropped), as for the dashboard's form.
     allowedIps = serializers.ListField(
-        child=serializers.CharField(max_length=64), required=False, max_length=MAX_ALLOWED_IPS
+        child=serializers.CharField(max_length=64), required=False, help_text=f"At most {MAX_ALLOWED_IPS}."
     )
     allowedModels = serializers.ListField(
-        child=serializers.CharField(max_length=100), required=False, max_length=MAX_ALLOWED_MODELS
+        child=serializers.CharField(max_length=100), required=False, help_text=f"At most {MAX_ALLOWED_MODELS}."
     )
 
     # The service checks these again; checked here too, a 422 names them beside the other fields' problems.

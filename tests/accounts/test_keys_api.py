@@ -205,3 +205,9 @@ def test_an_expired_key_cannot_be_rolled_into_a_key_that_is_dead_already(api):
     assert response.status_code == HTTPStatus.UNPROCESSABLE_ENTITY
     assert "expired" in response.json()["error"]["message"]
     assert ApiKey.objects.get(id=key_id).rolled_at is None
+
+
+def test_the_api_counts_allowed_ips_as_the_dashboard_does(api):
+    assert create(api, allowedIps=["1.2.3.4"] * 60).status_code == HTTPStatus.CREATED  # one address, sent 60 times
+    response = create(api, allowedIps=[f"10.0.{n}.0/24" for n in range(51)])
+    assert response.json()["error"]["details"]["allowedIps"] == ["At most 50 addresses or networks; 51 were given."]
