@@ -126,8 +126,9 @@ class GenerateForm(forms.Form):
 
     def _model_id(self) -> str | None:
         """The model as sent or as the page was opened (?model=), else the picker's first one."""
-        groups = self.fields["model"].choices
-        return self["model"].value() or (groups[0][1][0][0] if groups else None)
+        groups = self.fields["model"].choices  # [(group label, [(model id, name), ...]), ...]
+        first_group_models = groups[0][1] if groups else []
+        return self["model"].value() or (first_group_models[0][0] if first_group_models else None)
 
     def _fit_number_fields(self, model: AiModel | None) -> None:
         for name, field in self.fields.items():

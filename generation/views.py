@@ -219,7 +219,7 @@ def _query(request: HttpRequest, **changes: str | None) -> str:
     return query.urlencode()
 
 
-EXPORT_FILTERS = ("status", "type", "model")  # the list's filters the CSV export takes too
+EXPORT_FILTERS = tuple(JobFilterForm.base_fields)  # the list's filters (status, type, model): the export takes them too
 
 
 @login_required
@@ -236,7 +236,7 @@ def jobs(request: HttpRequest) -> HttpResponse:
         "rows": [(job, job.type_label) for job in rows],
         "next_query": _query(request, cursor=next_cursor) if next_cursor else None,
         "first_query": _query(request, cursor=None) if request.GET.get("cursor") else None,
-        "export_filters": {name: filters[name] for name in EXPORT_FILTERS if name in filters},
+        "export_filters": filters,
         **_export_dates(request),
     }
     return render(request, "generation/jobs.html", context)

@@ -40,6 +40,7 @@ CLOCK_SLACK = timedelta(seconds=2)  # a due time written by another host's clock
 TEST_WAIT_SECONDS = ATTEMPT_HARD_LIMIT + 2
 LOST_AFTER = timedelta(seconds=30)  # a due delivery still pending this long after its time lost its message
 MAX_URL_LENGTH = WebhookEndpoint._meta.get_field("url").max_length
+PING = "ping"  # the test event
 PING_ENDED = "Not retried: the endpoint's URL was changed. Send a new test event."
 NO_ENDPOINT = "No webhook endpoint is set: PUT /api/v1/webhook with a url first."
 
@@ -73,7 +74,7 @@ def endpoint_set(*, user: User, url: str) -> WebhookEndpoint:
         if old is not None and old != url:
             # The last attempt's answer came from the old URL: the new one has not answered yet.
             pending = WebhookDelivery.objects.filter(user=user, status=DeliveryStatus.PENDING, url=old)
-            pending.filter(event="ping").update(status=DeliveryStatus.FAILED, next_attempt_at=None, error=PING_ENDED)
+            pending.filter(event=PING).update(status=DeliveryStatus.FAILED, next_attempt_at=None, error=PING_ENDED)
             pending.update(url=url, status_code=None, latency_ms=None, error="")
     return endpoint
 
@@ -280,7 +281,7 @@ def endpoint_test(*, user: User) -> WebhookDelivery:
 
 def _ping_and_wait(user_id: int, url: str) -> WebhookDelivery:
     deadline = time.monotonic() + TEST_WAIT_SECONDS  # from the start: the in-flight mark outlives the wait
-    delivery = _delivery(user_id, "ping", {"url": url, "message": "A test event from Flixly."}, url, None)
+    delivery = _delivery(user_id, PING, {"url": url, "message": "A test event from Flixly."}, url, None)
     _publish(delivery.pk)
     delivery.refresh_from_db()
     while delivery.status == DeliveryStatus.PENDING and not delivery.error and time.monotonic() < deadline:

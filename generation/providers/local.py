@@ -781,20 +781,27 @@ def _last_user_message(request: GenerationRequest) -> str:
 
 
 _ECHOES = "echoes your message instead of running a language model"
-_DISCLAIMERS = {
-    "": f"This answer comes from Flixly's built-in offline engine, which {_ECHOES}. "
-    "Pick a hosted chat model for a real answer.",
-    "fallback": "This server has no upstream set up for {model}, so Flixly's built-in offline engine answered: "
-    f"it {_ECHOES}.",
-    "test": f"Test keys always run on Flixly's built-in offline engine, which {_ECHOES}. "
-    "Use a live key for a real answer.",
-}
+
+
+def _disclaimer(model: str, stand_in: str) -> str:
+    """Why the local engine answered, and what it is."""
+    if stand_in == "fallback":
+        return f"This server has no upstream set up for {model}, so Flixly's built-in offline engine answered: " + (
+            f"it {_ECHOES}."
+        )
+    if stand_in == "test":
+        return f"Test keys always run on Flixly's built-in offline engine, which {_ECHOES}. " + (
+            "Use a live key for a real answer."
+        )
+    return f"This answer comes from Flixly's built-in offline engine, which {_ECHOES}. " + (
+        "Pick a hosted chat model for a real answer."
+    )
 
 
 def compose_reply(question: str, *, model: str = "", stand_in: str = "") -> str:
     """An honest echo: the local engine has no language model, so it says so (and why it answered) and
     reflects the key words back."""
-    disclaimer = _DISCLAIMERS[stand_in].format(model=model)
+    disclaimer = _disclaimer(model, stand_in)
     keywords = list(dict.fromkeys(w for w in _WORD.findall(question) if w.lower() not in STOPWORDS))[:8]
     if not keywords:
         return "Local engine reply: I received your message. " + disclaimer
