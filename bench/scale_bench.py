@@ -23,15 +23,27 @@ SELECT gen_random_uuid(), %s, NULL, false, 'flux-dev', 'TEXT_TO_IMAGE', '{}', 'c
     '', '[]', '', '{}', '{}', '', '', NULL, '', 1, t, t, t + interval '1 second', NULL, t + interval '4 seconds'
 FROM (SELECT now() - interval '80 days' * random() AS t FROM generate_series(1, %s)) AS spread
 """
+# A tenth of the images come from four other models, so that the table's statistics see several models, as
+# a real site's do (with one model only, PostgreSQL's generic plan for "model = $1" expects every row to match).
+OTHER_MODELS = "ARRAY['flux-schnell', 'flux-1.1-pro', 'flux-2-dev', 'flux-2-pro']"
+INSERT_OTHER = INSERT_COMPLETED.replace("'flux-dev'", f"({OTHER_MODELS})[1 + floor(random() * 4)::int]")
+# A few speech jobs among the images: the list filtered to them must not walk the account's other jobs.
+RARE_MODEL, RARE_TYPE, RARE_JOBS = "kokoro", "TEXT_TO_SPEECH", 25
+INSERT_RARE = INSERT_COMPLETED.replace("'flux-dev', 'TEXT_TO_IMAGE'", f"'{RARE_MODEL}', '{RARE_TYPE}'")
 ROW_AT = (
     "SELECT created_at, id FROM generation_job WHERE user_id = %s ORDER BY created_at DESC, id DESC OFFSET %s LIMIT 1"
 )
 
 
-def add_jobs(user_id: int, count: int) -> None:
-    """Completed flux-dev jobs spread over the last 80 days, in INSERT ... SELECT generate_series chunks."""
+def add_jobs(user_id: int, count: int, *, rare: int = 0) -> None:
+    """Completed image jobs (nine in ten flux-dev) spread over the last 80 days, in INSERT ... SELECT
+    generate_series chunks, and `rare` speech jobs spread among them."""
+    if rare:
+        sql(INSERT_RARE, [user_id, rare])
     for start in range(0, count, INSERT_CHUNK):
-        sql(INSERT_COMPLETED, [user_id, min(INSERT_CHUNK, count - start)])
+        chunk = min(INSERT_CHUNK, count - start)
+        sql(INSERT_COMPLETED, [user_id, chunk - chunk // 10])
+        sql(INSERT_OTHER, [user_id, chunk // 10])
     sql("VACUUM ANALYZE generation_job")
     sql("CHECKPOINT")  # write the new rows out now, not during the measurement
 
@@ -111,11 +123,15 @@ def measure(user_id: int, key: str, total: int, server_shape: tuple[int, int]) -
         with httpx.Client(base_url=BASE_URL, headers={"Authorization": f"Bearer {key}"}, timeout=60) as client:
             first = median_ms(client, "/api/v1/jobs?limit=20", user_id)
             deep = median_ms(client, f"/api/v1/jobs?limit=20&cursor={deep_cursor(user_id, total)}", user_id)
+            by_model = median_ms(client, f"/api/v1/jobs?limit=20&model={RARE_MODEL}", user_id)
+            by_type = median_ms(client, f"/api/v1/jobs?limit=20&type={RARE_TYPE}", user_id)
             reset_rate_limits(redis_client(), user_id)
             return {
                 "jobs": total,
                 "first_page_ms": first,
                 "deep_page_ms": deep,
+                "rare_model_page_ms": by_model,
+                "rare_type_page_ms": by_type,
                 "export": export(client, children(server.pid)),
             }
     finally:
@@ -124,13 +140,13 @@ def measure(user_id: int, key: str, total: int, server_shape: tuple[int, int]) -
 
 def scale(user_id: int, key: str, *, small: int, large: int | None, server: tuple[int, int]) -> dict:
     """Listing and export at `small` jobs, then (when `large`) at `large` jobs for the same account."""
-    add_jobs(user_id, small)
+    add_jobs(user_id, small, rare=RARE_JOBS)
     result = {"small": measure(user_id, key, small, server)}
     if large:
         started = time.monotonic()
         add_jobs(user_id, large - small)
         result["insert_seconds"] = round(time.monotonic() - started, 1)
         result["large"] = measure(user_id, key, large, server)
-        result["first_page_ratio"] = round(result["large"]["first_page_ms"] / result["small"]["first_page_ms"], 2)
-        result["deep_page_ratio"] = round(result["large"]["deep_page_ms"] / result["small"]["deep_page_ms"], 2)
+        for page in ("first_page", "deep_page", "rare_model_page", "rare_type_page"):
+            result[f"{page}_ratio"] = round(result["large"][f"{page}_ms"] / result["small"][f"{page}_ms"], 2)
     return result

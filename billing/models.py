@@ -82,6 +82,12 @@ class LedgerEntry(models.Model):
         ]
         indexes = [
             models.Index(fields=["user", "-created_at", "-id"], name="ledger_user_recent"),
+            # Staff's adjust page looks up the account's last adjustment: few rows among all its debits.
+            models.Index(
+                fields=["user", "-created_at", "-id"],
+                condition=Q(kind=EntryKind.ADJUSTMENT),
+                name="ledger_user_adjustments",
+            ),
             models.Index(fields=["api_key_id", "created_at"], name="ledger_key_spend"),
             models.Index(fields=["reference_type", "reference_id"], name="ledger_reference"),
         ]

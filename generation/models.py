@@ -133,7 +133,12 @@ class Job(models.Model):
             models.Index(fields=["user", "-created_at", "-id"], name="job_user_recent"),
             models.Index(fields=["user", "status"], name="job_user_status"),
             models.Index(fields=["status", "enqueued_at"], name="job_status_enqueued"),
-            models.Index(fields=["model"], name="job_model"),
+            # The job list filtered by model or by type, newest first: a filter that matches few of an
+            # account's jobs reads just those, not every job the account has. The model's also serves
+            # the catalog's "is this model used" lookups; job_recent serves the staff's list of all jobs.
+            models.Index(fields=["model", "user", "-created_at", "-id"], name="job_model_user_recent"),
+            models.Index(fields=["user", "type", "-created_at", "-id"], name="job_user_type_recent"),
+            models.Index(fields=["-created_at", "-id"], name="job_recent"),
             # The parallel-task check on every submit: only unfinished jobs, so it stays small however
             # many jobs an account has finished.
             models.Index(fields=["user"], condition=Q(status__in=ACTIVE_STATUSES), name="job_user_active"),
