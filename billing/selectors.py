@@ -1,7 +1,7 @@
 """Reads for billing: balances, the ledger, usage and spend over time."""
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 
 from django.db.models import Count, Q, QuerySet, Sum
 from django.db.models.functions import TruncDate
@@ -105,10 +105,12 @@ def spend_by_key(*, user: User) -> list[KeySpend]:
 
 def spend_per_day(*, user: User, days: int = 30) -> list[tuple[date, int]]:
     """Net credits spent on each of the last `days` days, oldest first, zero-filled."""
-    today = timezone.now().date()
+    today = timezone.localdate()
     first = today - timedelta(days=days - 1)
+    # From the first day's midnight: a bound on the time itself, which the ledger's index serves.
+    since = timezone.make_aware(datetime.combine(first, time.min))
     rows = (
-        LedgerEntry.objects.filter(user=user, created_at__date__gte=first, kind__in=SPENDING_KINDS)
+        LedgerEntry.objects.filter(user=user, created_at__gte=since, kind__in=SPENDING_KINDS)
         .annotate(day=TruncDate("created_at"))
         .values("day")
         .annotate(net=Sum("amount"))

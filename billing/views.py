@@ -3,7 +3,6 @@ import logging
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.csrf import csrf_exempt
@@ -15,6 +14,7 @@ from billing.models import Wallet
 from billing.selectors import checkout_purchase, ledger_for, packs_for_sale, spend_by_key, spend_per_day, wallet_for
 from billing.stripe_events import BadEvent, BadSignature, stripe_event_process, stripe_event_store, stripe_event_verify
 from flixly_site.errors import ApplicationError
+from flixly_site.pagination import dashboard_page
 
 logger = logging.getLogger("flixly.billing")
 CHART_HEIGHT = 120
@@ -61,7 +61,7 @@ def subscription_note(wallet: Wallet) -> str:
 @login_required
 def billing(request: HttpRequest) -> HttpResponse:
     wallet = wallet_for(user=request.user)
-    ledger = Paginator(ledger_for(user=request.user), 20).get_page(request.GET.get("page"))
+    ledger, older = dashboard_page(request, ledger_for(user=request.user), limit=20, rows_named="credit movements")
     context = {
         "nav": "billing",
         "wallet": wallet,
@@ -70,6 +70,8 @@ def billing(request: HttpRequest) -> HttpResponse:
         "plans": Plan.objects.all(),
         "packs": packs_for_sale(),
         "ledger": ledger,
+        "ledger_older": older,
+        "ledger_paged": bool(request.GET.get("cursor")),
         "chart": _chart(request.user),
         "key_spend": spend_by_key(user=request.user),
         "payments_enabled": stripe_gateway.payments_enabled(),

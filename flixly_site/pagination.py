@@ -10,9 +10,11 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from django.contrib import messages
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.signing import BadSignature, Signer
 from django.db.models import Model, Q, QuerySet
+from django.http import HttpRequest
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter
 from rest_framework.request import Request
@@ -120,6 +122,16 @@ def keyset_page(
     last = rows[limit - 1] if len(rows) > limit else None
     next_cursor = cursor_for(queryset.model, getattr(last, time_field), last.pk) if last else None
     return rows[:limit], next_cursor
+
+
+def dashboard_page(request: HttpRequest, queryset: QuerySet, *, limit: int, rows_named: str) -> tuple[list, str | None]:
+    """A dashboard list's page from its ?cursor= link; a link that no longer works (an old bookmark, a
+    mangled address) shows the newest rows, and says so."""
+    try:
+        return keyset_page(queryset, cursor=request.GET.get("cursor") or None, limit=limit)
+    except ValidationFailed:
+        messages.info(request, f"That page link no longer works, so here are your newest {rows_named}.")
+        return keyset_page(queryset, cursor=None, limit=limit)
 
 
 def paginated_response(

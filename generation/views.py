@@ -12,7 +12,6 @@ from urllib.parse import urlencode
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.files.storage import default_storage
-from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -25,7 +24,7 @@ from accounts.services import parse_uuid
 from billing.services import wallet_balance
 from flixly_site.errors import ApplicationError, NotFound, RateLimited, ValidationFailed, error_json
 from flixly_site.forms import add_api_errors, form_field_name, form_sent_twice, form_token_release, form_token_renew
-from flixly_site.pagination import keyset_page
+from flixly_site.pagination import dashboard_page
 from generation.api.serializers import job_data
 from generation.catalog import catalog_every_model, catalog_models, route_for
 from generation.forms import FORM_NAMES, PROMPT_PLACEHOLDERS, GenerateForm, JobFilterForm, WebhookForm
@@ -198,18 +197,6 @@ def _submitted_message(submitted: Submitted) -> str:
 # --- Jobs -----------------------------------------------------------------------------------------
 
 
-def _keyset(jobs: QuerySet[Job], cursor: str) -> tuple[list[Job], str | None]:
-    return keyset_page(jobs, cursor=cursor or None, limit=JOBS_PER_PAGE)
-
-
-def _jobs_page(request: HttpRequest, jobs: QuerySet[Job]) -> tuple[list[Job], str | None]:
-    try:
-        return _keyset(jobs, request.GET.get("cursor", ""))
-    except ValidationFailed:
-        messages.info(request, "That page link no longer works, so here are your newest jobs.")
-        return _keyset(jobs, "")
-
-
 def _query(request: HttpRequest, **changes: str | None) -> str:
     query = request.GET.copy()
     for name, value in changes.items():
@@ -228,7 +215,8 @@ def jobs(request: HttpRequest) -> HttpResponse:
         return redirect("job-detail", job_id=job_id)
     form = JobFilterForm(request.GET or None, models=catalog_every_model())
     filters = form.filters()
-    rows, next_cursor = _jobs_page(request, jobs_for(user=request.user, filters=filters).select_related("model"))
+    jobs = jobs_for(user=request.user, filters=filters).select_related("model")
+    rows, next_cursor = dashboard_page(request, jobs, limit=JOBS_PER_PAGE, rows_named="jobs")
     context = {
         "nav": "jobs",
         "form": form,

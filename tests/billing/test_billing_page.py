@@ -96,3 +96,70 @@ def test_the_billing_page_says_renews_only_of_a_live_subscription(client, user, 
     page = client.get("/billing/").content.decode()
     assert says in page
     assert status in ("active", "trialing") or "renews" not in page
+
+
+def test_the_chart_counts_the_first_days_spend_from_midnight_and_not_the_day_before(user, billing_page):
+    spend(user, 7, datetime(2026, 2, 19, 0, 0, tzinfo=UTC), 1)  # the chart's first day, at midnight
+    spend(user, 50, datetime(2026, 2, 18, 23, 59, 59, tzinfo=UTC), 2)  # the day before: not shown
+    chart = chart_of(billing_page())
+    assert "<tr><td>2026-02-19</td><td>7</td></tr>" in chart
+    assert "Most in one day: 7 credits, on Feb 19." in chart
+
+
+def test_the_chart_bounds_its_rows_by_time_so_the_ledger_index_serves_it(user, client):
+    # `created_at__date__gte` cast every row's time to a date: PostgreSQL read the account's whole ledger.
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    client.force_login(user)
+    with CaptureQueriesContext(connection) as queries, time_machine.travel(TODAY, tick=False):
+        client.get("/billing/")
+    chart_query = next(q["sql"] for q in queries.captured_queries if "SUM(" in q["sql"] and "GROUP BY" in q["sql"])
+    where = chart_query.split(" WHERE ", 1)[1].split(" GROUP BY ", 1)[0]
+    assert "cast_date" not in where and "::date" not in where and "AT TIME ZONE" not in where
+
+
+def ledger_rows(user, count: int) -> None:
+    for n in range(count):
+        when = datetime(2026, 3, 1, 12, 0, tzinfo=UTC).replace(minute=n % 60, second=n // 60)
+        spend(user, n + 1, when, 100 + n)
+
+
+def history_of(page: str) -> str:
+    start = page.index('id="ledger-heading"')
+    return page[start : page.index("</section>", start)]
+
+
+def test_the_credit_history_pages_back_with_older_and_newest_links(client, user, billing_page):
+    ledger_rows(user, 25)
+    history = history_of(billing_page())
+    assert history.count('data-label="When"') == 20
+    assert "Page " not in history  # no count of the whole ledger, which grows without end
+    older = re.search(r'href="\?cursor=([^"]+)"[^>]*>Older</a>', history).group(1)
+    with time_machine.travel(TODAY, tick=False):
+        second = history_of(client.get(f"/billing/?cursor={older}").content.decode())
+    assert second.count('data-label="When"') == 5
+    assert '">-1</td>' in second  # the oldest movement, 1 credit
+    assert re.search(r'href="/billing/"[^>]*>Newest</a>', second)
+    assert ">Older</a>" not in second
+
+
+def test_a_credit_history_link_that_no_longer_works_shows_the_newest_page_and_says_so(client, user, billing_page):
+    ledger_rows(user, 3)
+    client.force_login(user)
+    with time_machine.travel(TODAY, tick=False):
+        page = client.get("/billing/?cursor=garbled").content.decode()
+    assert history_of(page).count('data-label="When"') == 3
+    assert "That page link no longer works, so here are your newest credit movements." in page
+
+
+def test_the_billing_page_never_counts_the_whole_ledger(client, user):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    ledger_rows(user, 3)
+    client.force_login(user)
+    with CaptureQueriesContext(connection) as queries:
+        client.get("/billing/")
+    counts = [q["sql"] for q in queries.captured_queries if "COUNT(" in q["sql"] and "billing_ledgerentry" in q["sql"]]
+    assert not counts
