@@ -60,6 +60,12 @@ def test_the_ledger_reads_no_whole_table(admin_client, entries, big_tables, db_p
     assert "4 ledger entries" in response.content.decode()  # the planner's count, exact at this size
 
 
+def test_the_ledger_offers_no_counts_by_filter_choice(admin_client, entries, big_tables):
+    big_tables("billing_ledgerentry")
+    response, queries = list_page(admin_client, f"{LEDGER}?_facets=1")  # each a count over the whole table
+    assert whole_table_reads(queries) == [] and "Show counts" not in response.content.decode()
+
+
 @pytest.mark.parametrize(
     ("created", "kinds"),
     [
