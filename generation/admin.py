@@ -10,11 +10,13 @@ from django.utils.html import format_html_join
 from django.utils.safestring import mark_safe
 
 from accounts.admin import UserAdmin
+from flixly_site.admin_lists import BigTableAdmin, ChoicesFilter, CreatedFilter, accounts_with_email, as_uuid, is_email
 from generation.catalog import catalog_forget
-from generation.models import AiModel, Job, JobEvent, JobStatus, WebhookDelivery, WebhookEndpoint
+from generation.models import TYPE_LABELS, AiModel, Job, JobEvent, JobStatus, WebhookDelivery, WebhookEndpoint
 from generation.outputs import output_url
 from generation.pricing import catalog_problems
 from generation.services import job_fail
+from generation.webhooks import PING
 
 
 class AiModelForm(forms.ModelForm):
@@ -72,13 +74,22 @@ class JobEventInline(admin.TabularInline):
         return False
 
 
+class JobTypeFilter(ChoicesFilter):
+    title = "type"
+    field = "type"
+    options = tuple(TYPE_LABELS.items())
+
+
 @admin.register(Job)
-class JobAdmin(admin.ModelAdmin):
+class JobAdmin(BigTableAdmin):
     list_display = ("job", "user", "model", "type", "status", "credits", "created_at")
-    list_filter = ("status", "type", "route", "is_test")
-    search_fields = ("id", "user__email", "model__id")
-    date_hierarchy = "created_at"
-    show_full_result_count = False  # jobs only grow: one count a page, not two
+    list_select_related = ("user", "model")
+    list_filter = (CreatedFilter, "status", JobTypeFilter, "route", "is_test")
+    # job_recent (-created_at, -id) serves the newest or the oldest first, and job_user_recent one account's
+    # jobs. Every other column sorts every row (by account: 300k rows for a busy one); an id sorts by its own
+    # index but in no useful order.
+    sortable_by = ("created_at",)
+    search_help_text = "Search by a job's full id, an account's e-mail address or a model's id (exact)."
     exclude = ("outputs",)
     readonly_fields = [*(f.name for f in Job._meta.fields if f.name != "outputs"), "files"]
     inlines = [JobEventInline]
@@ -121,6 +132,15 @@ class JobAdmin(admin.ModelAdmin):
                 failed += 1
         messages.success(request, f"Failed and refunded {failed} job(s).")
 
+    def search_by(self, request: HttpRequest, queryset: QuerySet[Job], term: str) -> QuerySet[Job] | None:
+        if job_id := as_uuid(term):
+            return queryset.filter(pk=job_id)
+        if is_email(term):
+            return queryset.filter(user_id__in=accounts_with_email(term))
+        if AiModel.objects.filter(pk=term).exists():
+            return queryset.filter(model_id=term)
+        return None
+
 
 def _file_link(output: dict) -> tuple[str, str, str]:
     size = f", {output['width']}x{output['height']}" if output.get("width") else ""
@@ -140,12 +160,25 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
         return False  # set by the account (a new secret is shown to its owner once)
 
 
+# The events generation.webhooks records: the job's, the account's (flixly_site.events) and the test event.
+WEBHOOK_EVENTS = ("job.completed", "job.failed", "job.refunded", "key.rolled", "key.expiring", "credits.low", PING)
+
+
+class DeliveryEventFilter(ChoicesFilter):
+    title = "event"
+    field = "event"
+    options = tuple((event, event) for event in WEBHOOK_EVENTS)
+
+
 @admin.register(WebhookDelivery)
-class WebhookDeliveryAdmin(admin.ModelAdmin):
+class WebhookDeliveryAdmin(BigTableAdmin):
     list_display = ("id", "user", "event", "status", "attempts", "status_code", "latency_ms", "created_at")
-    list_filter = ("status", "event")
-    search_fields = ("id", "user__email", "url", "job__id")
-    date_hierarchy = "created_at"
+    list_select_related = ("user",)
+    list_filter = (CreatedFilter, "status", DeliveryEventFilter)
+    # delivery_user_recent (user, -created_at, -id) serves one account's deliveries newest first; every other
+    # column sorts every row.
+    sortable_by = ("created_at",)
+    search_help_text = "Search by a delivery's or its job's full id, or an account's e-mail address (exact)."
     readonly_fields = [f.name for f in WebhookDelivery._meta.fields]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -156,6 +189,17 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: WebhookDelivery | None = None) -> bool:
         return False  # the customer's deliveries list reads the same rows
+
+    def search_by(self, request: HttpRequest, queryset: QuerySet, term: str) -> QuerySet | None:
+        if some_id := as_uuid(term):
+            # job_id has no index: a job's deliveries are found among its account's, by delivery_user_recent
+            owner = Job.objects.filter(pk=some_id).values_list("user_id", flat=True).first()
+            if owner is not None:
+                return queryset.filter(user_id=owner, job_id=some_id)
+            return queryset.filter(pk=some_id)
+        if is_email(term):
+            return queryset.filter(user_id__in=accounts_with_email(term))
+        return None
 
 
 UserAdmin.related_links.append(

@@ -1,5 +1,7 @@
 """Staff run customers' accounts from the admin: one page per account, deactivation instead of deletion."""
 
+import re
+from html import unescape
 from http import HTTPStatus
 
 import pytest
@@ -156,3 +158,16 @@ def test_staff_who_are_not_superusers_deactivate_customers_but_not_staff(staff_c
     run_action(client, "/admin/accounts/user/", "deactivate", *chosen)
     active = dict(django_user_model.objects.filter(pk__in=chosen).values_list("pk", "is_active"))
     assert active == {boss.pk: True, colleague.pk: True, user.pk: False}
+
+
+def test_every_list_an_accounts_page_links_to_opens_on_that_accounts_rows(admin_client, user):
+    # A lookup a list does not accept sends the admin back to it with ?e=1: the links name user__id__exact.
+    wallet_adjust(user_id=user.pk, amount=42, reason="start")
+    wallet_adjust(user_id=UserFactory().pk, amount=7, reason="someone else")
+    page = admin_client.get(f"/admin/accounts/user/{user.pk}/change/").content.decode()
+    links = re.findall(r'href="(/admin/[^"]+\?user__id__exact=[^"]+)"', page)
+    assert len(links) == 3  # API keys, jobs, credit ledger
+    for link in links:
+        response = admin_client.get(unescape(link))
+        assert response.status_code == HTTPStatus.OK, link
+        assert {row.user_id for row in response.context["cl"].result_list} <= {user.pk}
