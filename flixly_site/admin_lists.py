@@ -30,12 +30,15 @@ class EstimatedCountPaginator(Paginator):
     """Counts a filtered or searched list exactly (its page count must be right), and a whole big table from
     the planner's statistics: the pages then run to about the right number, as the table only grows."""
 
+    estimated = False  # the page says "About N" when it is (templates/admin/pagination.html)
+
     @cached_property
     def count(self) -> int:
         queryset = self.object_list
         if not queryset.query.where:
             estimate = table_estimate(queryset)
             if estimate is not None and estimate >= ESTIMATE_FROM:
+                self.estimated = True
                 return estimate
         return queryset.count()
 

@@ -218,6 +218,7 @@ class WebhookDelivery(models.Model):
         ordering = ("-created_at", "-id")
         indexes = [
             models.Index(fields=["user", "-created_at", "-id"], name="delivery_user_recent"),
+            models.Index(fields=["-created_at", "-id"], name="delivery_recent"),  # staff's list of all deliveries
             models.Index(fields=["next_attempt_at"], condition=Q(status="pending"), name="delivery_pending_due"),
         ]
 
