@@ -10,7 +10,7 @@ channel's own connection pool and is safe to share, so the channel keeps one.
 Filesystem (the development broker): kombu creates a message's file and then writes it, and a worker
 polling the folder can take the file in between, read nothing and stop on the JSON error (kombu issue
 #1551); `make run` then stops with it. Here a message is written under a name no worker looks for and
-renamed into place, which is atomic.
+renamed into place, which is atomic. A message given back after its worker died says it was redelivered.
 """
 
 import os
@@ -58,6 +58,13 @@ class FilesystemChannel(kombu_filesystem.Channel):
             os.replace(partial, final)
         except OSError as error:
             raise ChannelError(f"Cannot add a message to {self.data_folder_out!r}") from error
+
+    def _restore(self, message) -> None:
+        # A message given back (Celery's reject_on_worker_lost after a pool process died) is marked where
+        # Celery reads it, in its delivery_info, as the Redis transport marks it; kombu marks the payload's top
+        # level, which no consumer reads, and run_job then left the dead attempt's job running to its deadline.
+        message.delivery_info["redelivered"] = True
+        super()._restore(message)
 
 
 class FilesystemTransport(kombu_filesystem.Transport):

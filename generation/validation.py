@@ -1,5 +1,6 @@
 """Checks a generate request against the catalog: every bad field is named in one 422."""
 
+import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
@@ -164,6 +165,8 @@ def _prompt(model: AiModel, job_type: str, data: dict, errors: dict) -> dict:
         errors["prompt"] = ["prompt is required."]
     elif len(prompt) > limit:
         errors["prompt"] = [f"prompt must be at most {limit} characters for this model."]
+    elif job_type == "TEXT_TO_SPEECH" and not _speakable(prompt):
+        errors["prompt"] = ["prompt has nothing to speak: send words, numbers or symbols, not only punctuation."]
     if "messages" in data:
         errors["messages"] = [f"{job_type} does not take messages; send a prompt."]
     extra = {"prompt": prompt}
@@ -172,6 +175,12 @@ def _prompt(model: AiModel, job_type: str, data: dict, errors: dict) -> dict:
             errors["negativePrompt"] = [f"{job_type} does not take negativePrompt."]
         extra["negativePrompt"] = data["negativePrompt"]
     return extra
+
+
+def _speakable(text: str) -> bool:
+    """Whether the text has a letter, digit or symbol to say: punctuation, marks or invisible characters alone
+    came out as a charged second of silence."""
+    return any(unicodedata.category(char)[0] in "LN" or unicodedata.category(char) == "So" for char in text)
 
 
 def _chat_input(model: AiModel, data: dict, errors: dict) -> dict:

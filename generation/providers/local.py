@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import imageio_ffmpeg
-from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageOps
+from PIL import ExifTags, Image, ImageDraw, ImageEnhance, ImageFilter, ImageOps
 
 from .base import GenerationRequest, GenerationResult, OutputFile, PollResult, ProgressCallback, Provider, ProviderError
 
@@ -254,18 +254,38 @@ def _text_to_image(request: GenerationRequest, seed: int, progress: ProgressCall
     return GenerationResult(outputs=[_save_png(image, request)])
 
 
-def _open_input(request: GenerationRequest) -> Image.Image:
+MAX_INPUT_SIDE = 2048  # no output is wider or taller: a bigger input is shrunk before anything else is done
+SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
+ROTATED_A_QUARTER = (5, 6, 7, 8)  # EXIF orientations that swap width and height
+
+
+def _open_input(request: GenerationRequest) -> tuple[Image.Image, Size]:
+    """The input image upright and in 8-bit RGB, no bigger than an output, and its own upright size.
+
+    Shrunk first, in place (draft decoding for a JPEG): a 49-megapixel upload otherwise took the worker
+    past 650 MB in the copies that turning and converting it made."""
     if request.image_path is None:
         raise ProviderError(f"{request.type} needs an input image.", transient=False)
     with Image.open(request.image_path) as image:
+        width, height = image.size
+        upright = (
+            (height, width) if image.getexif().get(ExifTags.Base.Orientation) in ROTATED_A_QUARTER else (width, height)
+        )
+        image.thumbnail((MAX_INPUT_SIDE, MAX_INPUT_SIDE), Image.Resampling.LANCZOS, reducing_gap=1.0)
         # Phones store rotation in EXIF; honour it so the output is not sideways.
-        return ImageOps.exif_transpose(image).convert("RGB")
+        return _eight_bit_rgb(ImageOps.exif_transpose(image)), upright
 
 
-def _input_size(request: GenerationRequest, image: Image.Image) -> Size:
+def _eight_bit_rgb(image: Image.Image) -> Image.Image:
+    if image.mode in SIXTEEN_BIT_MODES:  # convert("RGB") would clip every tone above 255 to white
+        image = image.convert("I").point(lambda value: value / 256).convert("L")
+    return image.convert("RGB")
+
+
+def _input_size(request: GenerationRequest, upright: Size) -> Size:
     """The requested size, else the input's own size kept within what the image models accept."""
-    width = request.params.get("width") or _even(min(2048, max(256, image.width)))
-    height = request.params.get("height") or _even(min(2048, max(256, image.height)))
+    width = request.params.get("width") or _even(min(MAX_INPUT_SIDE, max(256, upright[0])))
+    height = request.params.get("height") or _even(min(MAX_INPUT_SIDE, max(256, upright[1])))
     return int(width), int(height)
 
 
@@ -282,8 +302,8 @@ def restyle(image: Image.Image, request: GenerationRequest, seed: int) -> Image.
 
 
 def _image_to_image(request: GenerationRequest, seed: int, progress: ProgressCallback) -> GenerationResult:
-    source = _open_input(request)
-    size = _input_size(request, source)
+    source, upright = _open_input(request)
+    size = _input_size(request, upright)
     progress(10)
     image = restyle(ImageOps.fit(source, size, Image.Resampling.LANCZOS), request, seed)
     progress(80)
@@ -388,7 +408,7 @@ def _ken_burns_frames(request: GenerationRequest, seed: int, size: Size, count: 
     """Pan and zoom over the input image; REFERENCE_TO_VIDEO adds a drifting prompt-coloured wash on top."""
     rng = _scene_rng(request, seed, "camera")[0]
     # Opened here, not lazily in the generator, so a bad input fails before ffmpeg is started.
-    source = ImageOps.fit(_open_input(request), size, Image.Resampling.LANCZOS)
+    source = ImageOps.fit(_open_input(request)[0], size, Image.Resampling.LANCZOS)
     source = apply_style(source, request.params.get("style"))
     zoom = (1.0, rng.uniform(1.12, 1.25))[:: rng.choice((1, -1))]
     camera = _Camera(zoom, *((rng.uniform(0.3, 0.7), rng.uniform(0.3, 0.7)) for _ in range(2)))
@@ -427,7 +447,10 @@ def _ffmpeg_command(size: Size, fps: int, out: Path) -> list[str]:
         imageio_ffmpeg.get_ffmpeg_exe(),
         *("-y", "-loglevel", "error", "-f", "rawvideo", "-pix_fmt", "rgb24"),
         *("-s", f"{size[0]}x{size[1]}", "-r", str(fps), "-i", "-"),
-        *("-c:v", "libx264", "-pix_fmt", "yuv420p", "-preset", "veryfast", "-movflags", "+faststart", str(out)),
+        *("-c:v", "libx264", "-pix_fmt", "yuv420p", "-preset", "veryfast", "-movflags", "+faststart"),
+        # One encoder thread: libx264's threads split the work differently from run to run, and the same seed
+        # must give the same bytes. It also takes about 70 MB less at 1080p.
+        *("-threads", "1", str(out)),
     ]
 
 
@@ -510,23 +533,31 @@ def _espeak() -> str:
 
 
 @functools.cache
-def espeak_languages(executable: str) -> frozenset[str]:
-    """Language codes espeak-ng knows, including aliases such as "fr" listed under "Other Languages"."""
+def espeak_languages(executable: str) -> dict[str, str]:
+    """Each language code espeak-ng knows, and each alias listed under "Other Languages" ("zh" for "cmn"),
+    mapped to the voice's own code: an alias names a voice alone ("-v zh"), never with a variant ("zh+f1")."""
     listing = subprocess.run([executable, "--voices"], capture_output=True, text=True, timeout=30, check=False)
-    codes = set()
+    codes: dict[str, str] = {}
+    aliases: dict[str, tuple[int, str]] = {}  # alias -> (priority, code): the lowest priority is espeak's pick
     for line in listing.stdout.splitlines()[1:]:
         fields = line.split()
         if len(fields) > 1:
-            codes.add(fields[1].lower())
-        codes.update(alias.lower() for alias in re.findall(r"\(([\w-]+) \d+\)", line))
-    return frozenset(codes)
+            code = fields[1].lower()
+            codes[code] = code
+            for alias, priority in re.findall(r"\(([\w-]+) (\d+)\)", line):
+                aliases[alias.lower()] = min(aliases.get(alias.lower(), (99, code)), (int(priority), code))
+    return {**{alias: code for alias, (_, code) in aliases.items()}, **codes}
 
 
-def espeak_voice(language: str | None, voice: str | None, known: frozenset[str]) -> str:
-    """The catalogue's voice names are free text; hashing them picks a stable espeak variant for each name."""
+def espeak_voice(language: str | None, voice: str | None, known: dict[str, str]) -> str:
+    """espeak's own variant names (m1-m7, f1-f4: local-speech's voices) are used as they are; the other
+    catalogue voices are free text, and hashing them picks a stable variant for each name."""
     lang = (language or "en").strip().lower().replace("_", "-")
-    lang = "en-us" if lang in ("en", "") or lang not in known else lang
-    variant = VOICE_VARIANTS[_digest("voice", voice or "default") % len(VOICE_VARIANTS)]
+    lang = "en-us" if lang in ("en", "") or lang not in known else known[lang]
+    named = (voice or "").strip().lower()
+    variant = (
+        named if named in VOICE_VARIANTS else VOICE_VARIANTS[_digest("voice", voice or "default") % len(VOICE_VARIANTS)]
+    )
     return f"{lang}+{variant}"
 
 

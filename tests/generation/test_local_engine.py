@@ -222,12 +222,12 @@ def test_other_languages_and_voices_pick_espeak_voices(tmp_path):
 
 
 def test_voice_names_map_to_a_stable_espeak_variant():
-    known = frozenset({"en-us", "de", "fr"})
+    known = {"en-us": "en-us", "de": "de", "fr": "fr-fr", "fr-fr": "fr-fr"}  # an alias maps to its voice
 
     assert espeak_voice("en", "Aria", known) == espeak_voice("en", "Aria", known)
     assert espeak_voice("en", "Aria", known).startswith("en-us+")
     assert espeak_voice("xx-unknown", "Aria", known).startswith("en-us+")
-    assert espeak_voice("FR", None, known).startswith("fr+")
+    assert espeak_voice("FR", None, known).startswith("fr-fr+")  # the alias's preferred voice (fr-be, fr-ch too)
     assert espeak_voice("de", "Aria", known).split("+")[1] in local.VOICE_VARIANTS
 
 

@@ -53,3 +53,18 @@ def test_kombu_takes_our_transports_for_every_filesystem_and_redis_url():
     assert Connection("filesystem://").get_transport_cls() is FilesystemTransport
     assert Connection("redis://127.0.0.1:9/0").get_transport_cls() is broker.Transport
     assert Connection("rediss://127.0.0.1:9/0").get_transport_cls() is broker.Transport
+
+
+def test_a_message_requeued_after_a_lost_worker_says_it_was_redelivered(tmp_path):
+    # run_job takes an orphaned job over only when delivery_info says "redelivered"; kombu marked a requeued
+    # filesystem message elsewhere, so a job whose pool process died stayed "running" until its deadline.
+    folder = str(tmp_path)
+    options = {"data_folder_in": folder, "data_folder_out": folder}
+    with Connection(transport=FilesystemTransport, transport_options=options) as connection:
+        queue = connection.SimpleQueue("celery")
+        queue.put({"job": 1})
+        queue.get(timeout=2).reject(requeue=True)  # what Celery's reject_on_worker_lost does
+        again = queue.get(timeout=2)
+        assert again.delivery_info.get("redelivered") is True
+        assert again.payload == {"job": 1}
+        queue.close()
