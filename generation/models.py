@@ -113,6 +113,8 @@ class Job(models.Model):
     attempts = models.PositiveSmallIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
     enqueued_at = models.DateTimeField(null=True, blank=True)
+    # The Celery node (worker@host) running the current attempt: the same node starting again takes it back.
+    worker = models.CharField(max_length=255, blank=True, default="", db_default="")
     started_at = models.DateTimeField(null=True, blank=True)
     deadline_at = models.DateTimeField(null=True, blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)

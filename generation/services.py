@@ -253,8 +253,8 @@ def job_event(job_id, kind: str, **data) -> None:
 # --- the worker side ------------------------------------------------------------------------------
 
 
-def job_claim(*, job_id: str) -> Job | None:
-    """queued -> running, once: a redelivered message finds nothing to claim and does nothing."""
+def job_claim(*, job_id: str, worker: str = "") -> Job | None:
+    """queued -> running on `worker` (its node name), once: a redelivered message finds nothing to claim."""
     now = timezone.now()
     # The owner's webhook endpoint comes with the job: completing it then records its event, or skips it,
     # without a query of its own.
@@ -266,18 +266,23 @@ def job_claim(*, job_id: str) -> Job | None:
         # On the attempt number read above: a claim and requeue by another worker meanwhile makes this one
         # claim nothing, rather than run under a number the job no longer has (its every write refused).
         claimed = Job.objects.filter(pk=job_id, status=JobStatus.QUEUED, attempts=job.attempts).update(
-            status=JobStatus.RUNNING, started_at=now, deadline_at=deadline, attempts=F("attempts") + 1, progress=0
+            status=JobStatus.RUNNING,
+            started_at=now,
+            deadline_at=deadline,
+            attempts=F("attempts") + 1,
+            progress=0,
+            worker=worker,
         )
         if not claimed:
             return None
         job_event(job_id, "started", attempt=job.attempts + 1)
     # The row now holds exactly these values: no need to read it back.
-    job.status, job.started_at, job.deadline_at, job.progress = JobStatus.RUNNING, now, deadline, 0
+    job.status, job.started_at, job.deadline_at, job.progress, job.worker = JobStatus.RUNNING, now, deadline, 0, worker
     job.attempts += 1
     return job
 
 
-def job_take_over(*, job_id: str) -> Job | None:
+def job_take_over(*, job_id: str, worker: str = "") -> Job | None:
     """A message redelivered because its worker died: requeue the orphaned running job and claim it,
     or fail and refund it once it has used its attempts."""
     job = Job.objects.filter(pk=job_id, status=JobStatus.RUNNING).first()
@@ -287,7 +292,7 @@ def job_take_over(*, job_id: str) -> Job | None:
         job_fail(job_id=job_id, attempt=job.attempts, detail="worker lost on every attempt")
         return None
     job_requeue(job_id=job_id, attempt=job.attempts, reason="worker lost")
-    return job_claim(job_id=job_id)
+    return job_claim(job_id=job_id, worker=worker)
 
 
 class JobCanceled(Exception):
@@ -490,15 +495,29 @@ def jobs_reap(*, now=None) -> dict[str, int]:
             _publish_quietly(job)
             counts["requeued"] += 1
     for job in Job.objects.filter(status=JobStatus.RUNNING, deadline_at__lt=now).select_related("model")[:500]:
-        retry = job.attempts < MAX_ATTEMPTS
-        if retry and job_requeue(job_id=job.pk, attempt=job.attempts, reason="worker did not finish in time"):
-            _publish_quietly(job)
-            counts["retried"] += 1
-        elif not retry and job_fail(
-            job_id=job.pk, attempt=job.attempts, detail="Stuck past its deadline after retries"
-        ):
-            counts["failed"] += 1
+        outcome = _retry_or_fail(job, "worker did not finish in time", "Stuck past its deadline after retries")
+        if outcome:
+            counts[outcome] += 1
     return counts
+
+
+def jobs_take_back(*, worker: str) -> int:
+    """A worker node starting: the jobs its last run left running (it was killed, or its machine lost) cannot
+    still be running there, so they are queued again now, not when the reaper finds them past their deadline."""
+    orphans = Job.objects.filter(status=JobStatus.RUNNING, worker=worker).exclude(worker="").select_related("model")
+    outcomes = [_retry_or_fail(job, "its worker restarted", "its worker died on every attempt") for job in orphans]
+    return sum(1 for outcome in outcomes if outcome)
+
+
+def _retry_or_fail(job: Job, reason: str, final: str) -> str | None:
+    """A running job whose attempt was lost: queued again while it has attempts left, else failed and refunded.
+    Which it was ("retried", "failed"), or None when the attempt moved on meanwhile."""
+    if job.attempts < MAX_ATTEMPTS:
+        if job_requeue(job_id=job.pk, attempt=job.attempts, reason=reason):
+            _publish_quietly(job)
+            return "retried"
+        return None
+    return "failed" if job_fail(job_id=job.pk, attempt=job.attempts, detail=final) else None
 
 
 def _publish_quietly(job: Job) -> None:

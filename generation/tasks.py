@@ -4,6 +4,7 @@ import logging
 
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
+from celery.signals import worker_ready
 
 from generation.models import Job, JobStatus
 from generation.providers.base import ProviderError
@@ -15,6 +16,7 @@ from generation.services import (
     job_take_over,
     jobs_reap,
     jobs_release_idempotency_keys,
+    jobs_take_back,
     transient_retry_delay,
 )
 from generation.webhooks import ATTEMPT_HARD_LIMIT, deliveries_resend, delivery_attempt, delivery_overran
@@ -24,12 +26,21 @@ MAX_TRANSIENT_RETRIES = 3
 NOT_YET_COMMITTED_RETRIES = 10
 
 
+@worker_ready.connect
+def take_back_orphaned_jobs(sender, **kwargs) -> None:
+    """This node starting again: the jobs it was running when it died are queued again at once."""
+    taken = jobs_take_back(worker=sender.hostname)
+    if taken:
+        logger.warning("%s took back %s job(s) its last run left running", sender.hostname, taken)
+
+
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None)
 def run_job(self, job_id: str) -> None:
-    job = job_claim(job_id=job_id)
+    worker = self.request.hostname or ""
+    job = job_claim(job_id=job_id, worker=worker)
     if job is None and (self.request.delivery_info or {}).get("redelivered"):
         # acks_late + reject_on_worker_lost: the worker that ran this died mid-job.
-        job = job_take_over(job_id=job_id)
+        job = job_take_over(job_id=job_id, worker=worker)
     if job is None:
         job = _claim_once_committed(self, job_id)
     if job is None:
@@ -58,7 +69,7 @@ def _claim_once_committed(task, job_id: str) -> Job | None:
     a row still missing is looked for again shortly, a row that turned up queued meanwhile is claimed now."""
     status = Job.objects.filter(pk=job_id).values_list("status", flat=True).first()
     if status == JobStatus.QUEUED:
-        return job_claim(job_id=job_id)
+        return job_claim(job_id=job_id, worker=task.request.hostname or "")
     if status is None and task.request.retries < NOT_YET_COMMITTED_RETRIES:
         raise task.retry(countdown=0.5)
     return None

@@ -8,6 +8,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.core.files.storage import default_storage
 from django.utils import timezone
 
+from accounts.models import User
 from billing.models import EntryKind, LedgerEntry
 from billing.services import wallet_balance
 from generation.models import Job, JobStatus
@@ -24,6 +25,7 @@ from generation.services import (
     job_requeue,
     job_take_over,
     jobs_reap,
+    jobs_take_back,
 )
 from generation.tasks import run_job
 from tests.generation.conftest import ScriptedProvider, generate
@@ -139,3 +141,35 @@ def test_a_claim_whose_read_went_stale_claims_nothing_rather_than_a_number_it_do
     monkeypatch.setattr(services, "timedelta", real)
     fresh = job_claim(job_id=job_id)  # run_job looks again (_claim_once_committed): a fresh read claims it
     assert fresh.attempts == Job.objects.get(pk=job_id).attempts == 2
+
+
+def test_a_restarting_worker_takes_back_only_its_own_running_jobs(api, funded, scripted, no_worker):
+    User.objects.update(plan_id="pro-plus")  # three jobs at once
+    mine, theirs, queued = submit(api), submit(api), submit(api)
+    job_claim(job_id=mine, worker="worker@a")
+    job_claim(job_id=theirs, worker="worker@b")
+
+    assert jobs_take_back(worker="worker@a") == 1
+    statuses = dict(Job.objects.filter(pk__in=[mine, theirs, queued]).values_list("id", "status"))
+    assert {str(k): v for k, v in statuses.items()} == {
+        mine: JobStatus.QUEUED,
+        theirs: JobStatus.RUNNING,
+        queued: JobStatus.QUEUED,
+    }
+    assert Job.objects.get(pk=mine).events.filter(kind="retried").count() == 1
+    assert jobs_take_back(worker="worker@a") == 0  # nothing of its own left running
+    assert jobs_take_back(worker="") == 0  # a claim that named no worker is the reaper's to find
+
+
+def test_a_job_whose_worker_died_on_every_attempt_is_failed_and_refunded_once_when_it_restarts(
+    api, funded, scripted, no_worker
+):
+    job_id = submit(api)
+    job_claim(job_id=job_id, worker="worker@a")
+    assert jobs_take_back(worker="worker@a") == 1  # attempt 1 lost: queued again
+    job_claim(job_id=job_id, worker="worker@a")
+    assert jobs_take_back(worker="worker@a") == 1  # attempt 2 lost too: failed
+    assert jobs_take_back(worker="worker@a") == 0
+    job = Job.objects.get(pk=job_id)
+    assert (job.status, job.credits_refunded) == (JobStatus.FAILED, job.credits_charged)
+    assert [kind for kind, _ in moves(job_id)].count(EntryKind.REFUND) == 1

@@ -317,6 +317,26 @@ def test_job_whose_workers_die_twice_fails_with_exactly_one_refund(db_pass, api,
     assert "completed" not in kinds
 
 
+@BOTH_PASSES
+@WORKER
+def test_a_worker_restarted_after_a_crash_takes_its_jobs_back_at_once(db_pass, api, customer, workers):
+    # A killed worker's job stayed "running" until the reaper passed its deadline: 15 min for a video, the
+    # account's parallel slot held all along. The same worker (same node name) coming back takes it back.
+    job = submit(api, LONG_VIDEO)
+    first = workers.start()
+    wait_claimed(job["jobId"], workers, attempt=1)
+    assert first.kill() == -9
+
+    workers.start(hostname=first.hostname)
+    done = wait_finished(api, job["jobId"], workers)  # no reaper: the restart alone
+    assert done["status"] == "completed", done
+    final = Job.objects.get(pk=job["jobId"])
+    assert (final.attempts, final.credits_refunded) == (2, 0)
+    assert ledger(job["jobId"]) == {EntryKind.DEBIT: [-job["creditsCharged"]]}
+    kinds = events(job["jobId"])
+    assert (kinds["started"], kinds["retried"], kinds["completed"]) == (2, 1, 1)
+
+
 # --- 4: the broker is down when a job is submitted -----------------------------------------------------------
 
 

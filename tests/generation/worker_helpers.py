@@ -229,10 +229,16 @@ class Worker:
 
 
 def start_worker(
-    *, log_dir: Path, env: dict[str, str], pool: str = "solo", concurrency: int = 1, queue: str = "celery"
+    *,
+    log_dir: Path,
+    env: dict[str, str],
+    pool: str = "solo",
+    concurrency: int = 1,
+    queue: str = "celery",
+    hostname: str | None = None,
 ) -> Worker:
-    hostname = f"e2e-{uuid.uuid4().hex[:10]}@localhost"
-    log_path = log_dir / f"{hostname.split('@')[0]}.log"
+    hostname = hostname or f"e2e-{uuid.uuid4().hex[:10]}@localhost"
+    log_path = log_dir / f"{hostname.split('@')[0]}-{uuid.uuid4().hex[:6]}.log"
     log_file = open(log_path, "wb")  # noqa: SIM115 (closed by Worker.stop)
     command = [
         str(CELERY),
@@ -273,11 +279,20 @@ class WorkerPool:
         self.started: list[Worker] = []
 
     def start(
-        self, *, pool: str = "solo", concurrency: int = 1, queue: str = "celery", env: dict[str, str] | None = None
+        self,
+        *,
+        pool: str = "solo",
+        concurrency: int = 1,
+        queue: str = "celery",
+        env: dict[str, str] | None = None,
+        hostname: str | None = None,
     ) -> Worker:
-        """A worker of `queue` (the jobs' by default, as the Procfile's `worker`), with `env` added."""
+        """A worker of `queue` (the jobs' by default, as the Procfile's `worker`), with `env` added; a new node
+        name unless `hostname` is given (a restart of the same worker)."""
         env = {**worker_environment(self.var_dir), **(env or {})}
-        worker = start_worker(log_dir=self.log_dir, env=env, pool=pool, concurrency=concurrency, queue=queue)
+        worker = start_worker(
+            log_dir=self.log_dir, env=env, pool=pool, concurrency=concurrency, queue=queue, hostname=hostname
+        )
         self.started.append(worker)
         return worker.wait_ready()
 
