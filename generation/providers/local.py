@@ -22,6 +22,7 @@ from array import array
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import IO, Any
 
@@ -522,6 +523,7 @@ def _video(request: GenerationRequest, seed: int, progress: ProgressCallback) ->
 # Speech
 # ---------------------------------------------------------------------------------------------------------------
 
+MAX_SPEECH_SECONDS = 1800  # half an hour: 10,000 characters of English even at speed 0.5 take about 24 minutes
 VOICE_VARIANTS = tuple(f"m{i}" for i in range(1, 8)) + tuple(f"f{i}" for i in range(1, 5))
 
 
@@ -561,6 +563,22 @@ def espeak_voice(language: str | None, voice: str | None, known: dict[str, str])
     return f"{lang}+{variant}"
 
 
+def _clock(seconds: float) -> str:
+    return str(timedelta(seconds=round(seconds)))
+
+
+def _within_speech_limit(output: OutputFile) -> OutputFile:
+    """Text espeak reads slowly (symbols, some scripts, speed 0.5) made hours of WAV from 10,000 characters."""
+    if output.duration_seconds > MAX_SPEECH_SECONDS:
+        output.path.unlink(missing_ok=True)
+        raise ProviderError(
+            f"The speech would last {_clock(output.duration_seconds)}, over the local engine's limit of "
+            f"{_clock(MAX_SPEECH_SECONDS)}: send shorter text or a faster speed.",
+            transient=False,
+        )
+    return output
+
+
 def _audio_output(path: Path) -> OutputFile:
     with wave.open(str(path), "rb") as audio:
         duration = audio.getnframes() / audio.getframerate()
@@ -587,7 +605,8 @@ def _speech(request: GenerationRequest, seed: int, progress: ProgressCallback) -
     progress(10)
     # "-b 1" reads the text as UTF-8, whatever the worker's locale is.
     _run_espeak([executable, "-v", voice, "-s", str(wpm), "-b", "1", "-w", str(out)], params.get("prompt") or "", out)
-    return GenerationResult(outputs=[_audio_output(out)], metadata={"voice": voice, "wordsPerMinute": wpm})
+    output = _within_speech_limit(_audio_output(out))
+    return GenerationResult(outputs=[output], metadata={"voice": voice, "wordsPerMinute": wpm})
 
 
 # ---------------------------------------------------------------------------------------------------------------

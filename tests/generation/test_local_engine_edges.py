@@ -143,3 +143,15 @@ def test_an_input_turned_by_its_exif_orientation_keeps_its_upright_size_and_colo
     assert size == (300, 600) and upright.size == (300, 600)
     top, bottom = upright.getpixel((150, 100)), upright.getpixel((150, 500))
     assert top[0] > 200 > top[2] and bottom[2] > 200 > bottom[0]
+
+
+@pytest.mark.espeak
+def test_speech_longer_than_the_engine_makes_fails_plainly_instead_of_storing_hours_of_audio(tmp_path, monkeypatch):
+    # 10,000 characters of Japanese at speed 0.5 came out as 2 h 45 min of WAV (437 MB) for 30 credits.
+    from generation.providers.base import ProviderError
+
+    monkeypatch.setattr(local, "MAX_SPEECH_SECONDS", 2)
+    with pytest.raises(ProviderError, match=r"over the local engine's limit of 0:00:02") as error:
+        local.generate(request(tmp_path, "TEXT_TO_SPEECH", prompt="one two three four five six seven eight nine ten"))
+    assert error.value.transient is False
+    assert not list(tmp_path.glob("*.wav"))  # not kept
