@@ -32,3 +32,14 @@ def index_rebuilt(name: str, create: str) -> list[str]:
     """PostgreSQL: a concurrent build left invalid by an interrupted run is dropped first, since
     `create`'s IF NOT EXISTS would keep it."""
     return [*index_drop([name], concurrently=True), create]
+
+
+def index_added(name: str, create: str) -> migrations.RunPython:
+    """Build index `name` with `create` (its "{}" takes CONCURRENTLY on PostgreSQL); unapplied, drop it."""
+    return index_sql(
+        forwards={"postgresql": index_rebuilt(name, create.format("CONCURRENTLY")), "sqlite": [create.format("")]},
+        backwards={
+            "postgresql": index_drop([name], concurrently=True),
+            "sqlite": index_drop([name], concurrently=False),
+        },
+    )

@@ -1,7 +1,7 @@
 from django.conf import settings
 from django.db import migrations, models
 
-from flixly_site.migration_sql import index_drop, index_rebuilt, index_sql
+from flixly_site.migration_sql import index_added
 
 NAME = "ledger_user_adjustments"
 CREATE = (
@@ -30,17 +30,6 @@ class Migration(migrations.Migration):
                     ),
                 )
             ],
-            database_operations=[
-                index_sql(
-                    forwards={
-                        "postgresql": index_rebuilt(NAME, CREATE.format("CONCURRENTLY")),
-                        "sqlite": [CREATE.format("")],
-                    },
-                    backwards={
-                        "postgresql": index_drop([NAME], concurrently=True),
-                        "sqlite": index_drop([NAME], concurrently=False),
-                    },
-                )
-            ],
+            database_operations=[index_added(NAME, CREATE)],
         )
     ]

@@ -1,6 +1,6 @@
 from django.db import migrations, models
 
-from flixly_site.migration_sql import index_drop, index_rebuilt, index_sql
+from flixly_site.migration_sql import index_added
 
 NAME = "delivery_recent"
 CREATE = f"CREATE INDEX {{}} IF NOT EXISTS {NAME} ON generation_webhookdelivery (created_at DESC, id DESC)"
@@ -20,14 +20,6 @@ class Migration(migrations.Migration):
                     model_name="webhookdelivery", index=models.Index(fields=["-created_at", "-id"], name=NAME)
                 )
             ],
-            database_operations=[
-                index_sql(
-                    forwards={"postgresql": index_rebuilt(NAME, CREATE.format("CONCURRENTLY")), "sqlite": [CREATE.format("")]},
-                    backwards={
-                        "postgresql": index_drop([NAME], concurrently=True),
-                        "sqlite": index_drop([NAME], concurrently=False),
-                    },
-                )
-            ],
+            database_operations=[index_added(NAME, CREATE)],
         )
     ]
