@@ -17,7 +17,7 @@ from billing.models import BillingAlert, CreditPack, LedgerEntry, StripeEvent, W
 from billing.selectors import CATEGORIES, adjustment_last, adjustment_repeated
 from billing.services import adjustment_outcome, amount_check, wallet_adjust, wallet_balance, wallet_ensure
 from billing.stripe_events import HANDLERS, stripe_event_process
-from flixly_site.admin_lists import BigTableAdmin, ChoicesFilter, CreatedFilter, accounts_with_email, as_uuid, is_email
+from flixly_site.admin_lists import BigTableAdmin, ChoicesFilter, CreatedFilter, as_uuid
 from flixly_site.errors import ValidationFailed
 from flixly_site.forms import SubmitOnceField, form_sent_twice, form_token_release
 
@@ -200,8 +200,6 @@ class LedgerEntryAdmin(ReadOnlyAdmin, BigTableAdmin):
     )
 
     def search_by(self, request: HttpRequest, queryset: QuerySet, term: str) -> QuerySet | None:
-        if is_email(term):
-            return queryset.filter(user_id__in=accounts_with_email(term))
         if job_id := as_uuid(term):
             return queryset.filter(reference_type="job", reference_id=str(job_id))  # served by ledger_reference
         stripe = Q(reference_type__in=STRIPE_REFERENCES, reference_id=term)

@@ -154,7 +154,8 @@ def accounts_with_email(address: str) -> list[int]:
 
 class BigTableAdmin(admin.ModelAdmin):
     """A list of a table too big to read whole on a page: no full count, no facet counts, only exact searches.
-    A subclass says what a search term matches in search_by, and what it takes in search_help_text."""
+    An e-mail address finds its account's rows; a subclass says what else a term matches in search_by, and
+    what search takes in search_help_text."""
 
     paginator = EstimatedCountPaginator
     show_full_result_count = False  # a second count, of the whole table
@@ -168,12 +169,15 @@ class BigTableAdmin(admin.ModelAdmin):
         term = search_term.strip()
         if not term:
             return queryset, False
-        found = self.search_by(request, queryset, term)
+        # Every big table's rows belong to an account: an e-mail address finds that account's rows.
+        found = queryset.filter(user_id__in=accounts_with_email(term)) if is_email(term) else None
+        found = found if found is not None else self.search_by(request, queryset, term)
         if found is None:
             messages.info(request, f"“{term}” was not searched. {self.search_help_text}")
             return queryset.none(), False
         return found, False
 
     def search_by(self, request: HttpRequest, queryset: QuerySet, term: str) -> QuerySet | None:
-        """The rows `term` finds, by an exact match an index serves; None when it is nothing this list takes."""
-        raise NotImplementedError
+        """The rows a term other than an e-mail address finds, by an exact match an index serves; None when it is
+        nothing this list takes (here: nothing but e-mail addresses)."""
+        return None

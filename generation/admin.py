@@ -10,7 +10,7 @@ from django.utils.html import format_html_join
 from django.utils.safestring import mark_safe
 
 from accounts.admin import UserAdmin
-from flixly_site.admin_lists import BigTableAdmin, ChoicesFilter, CreatedFilter, accounts_with_email, as_uuid, is_email
+from flixly_site.admin_lists import BigTableAdmin, ChoicesFilter, CreatedFilter, as_uuid
 from generation.catalog import catalog_forget
 from generation.models import TYPE_LABELS, AiModel, Job, JobEvent, JobStatus, WebhookDelivery, WebhookEndpoint
 from generation.outputs import output_url
@@ -135,8 +135,6 @@ class JobAdmin(BigTableAdmin):
     def search_by(self, request: HttpRequest, queryset: QuerySet[Job], term: str) -> QuerySet[Job] | None:
         if job_id := as_uuid(term):
             return queryset.filter(pk=job_id)
-        if is_email(term):
-            return queryset.filter(user_id__in=accounts_with_email(term))
         if AiModel.objects.filter(pk=term).exists():
             return queryset.filter(model_id=term)
         return None
@@ -197,8 +195,6 @@ class WebhookDeliveryAdmin(BigTableAdmin):
             if owner is not None:
                 return queryset.filter(user_id=owner, job_id=some_id)
             return queryset.filter(pk=some_id)
-        if is_email(term):
-            return queryset.filter(user_id__in=accounts_with_email(term))
         return None
 
 

@@ -1,7 +1,7 @@
 from django.conf import settings
 from django.db import migrations, models
 
-from flixly_site.migration_sql import index_drop, index_rebuilt, index_sql
+from flixly_site.migration_sql import index_added, index_drop, index_rebuilt, index_sql
 
 NEW = {
     "job_model_user_recent": "ON generation_job (model_id, user_id, created_at DESC, id DESC)",
@@ -9,10 +9,6 @@ NEW = {
     "job_recent": "ON generation_job (created_at DESC, id DESC)",
 }
 OLD_MODEL = "CREATE INDEX {} IF NOT EXISTS job_model ON generation_job (model_id)"
-
-
-def _create(name: str, concurrently: bool) -> str:
-    return f"CREATE INDEX {'CONCURRENTLY ' if concurrently else ''}IF NOT EXISTS {name} {NEW[name]}"
 
 
 class Migration(migrations.Migration):
@@ -43,25 +39,17 @@ class Migration(migrations.Migration):
                 ),
             ],
             database_operations=[
+                *(index_added(name, f"CREATE INDEX {{}} IF NOT EXISTS {name} {columns}") for name, columns in NEW.items()),
                 index_sql(
                     forwards={
-                        "postgresql": [
-                            *(line for name in NEW for line in index_rebuilt(name, _create(name, True))),
-                            *index_drop(["job_model"], concurrently=True),
-                        ],
-                        "sqlite": [
-                            *(_create(name, False) for name in NEW),
-                            *index_drop(["job_model"], concurrently=False),
-                        ],
+                        "postgresql": index_drop(["job_model"], concurrently=True),
+                        "sqlite": index_drop(["job_model"], concurrently=False),
                     },
                     backwards={
-                        "postgresql": [
-                            *index_rebuilt("job_model", OLD_MODEL.format("CONCURRENTLY")),
-                            *index_drop(list(NEW), concurrently=True),
-                        ],
-                        "sqlite": [OLD_MODEL.format(""), *index_drop(list(NEW), concurrently=False)],
+                        "postgresql": index_rebuilt("job_model", OLD_MODEL.format("CONCURRENTLY")),
+                        "sqlite": [OLD_MODEL.format("")],
                     },
-                )
+                ),
             ],
         )
     ]
