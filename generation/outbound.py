@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import SplitResult, urlsplit
 
+import httpcore
 import httpx
 from django.conf import settings
 from PIL import Image
@@ -191,20 +192,24 @@ def _is_special(ip: IPAddress) -> bool:
 def fetch_bytes(
     url: str, *, max_bytes: int, timeout: float = 10.0, allow_http: bool | None = None, label: str = "URL"
 ) -> FetchedFile:
-    """GET a checked URL from its checked address. `timeout` bounds each network step and, roughly, the whole read."""
+    """GET a checked URL from its checked address, the whole exchange within `timeout` seconds."""
     resolved = check_url(url, allow_http=allow_http, label=label)
-    fetch = _Fetch(resolved, max_bytes, time.monotonic() + timeout, label)
+    fetch = _Fetch(resolved, max_bytes, label)
     try:
         with _client(timeout) as client:
             return fetch.from_any_address(client)
+    except httpx.TimeoutException as exc:
+        raise FetchFailed(f"{label} could not be fetched (timed out).") from exc
     except (httpx.HTTPError, httpx.InvalidURL) as exc:
         # httpx messages quote the pinned address; the user only needs to know the fetch failed.
         raise FetchFailed(f"{label} could not be fetched.") from exc
 
 
 def _client(timeout: float) -> httpx.Client:
+    """A client whose whole exchange, every address tried included, ends `timeout` seconds from now."""
+    transport = _DeadlineTransport(time.monotonic() + timeout, _tls_context())
     # trust_env=False: proxy variables and ~/.netrc are for our own traffic, never for user-supplied URLs.
-    return httpx.Client(timeout=timeout, follow_redirects=False, trust_env=False, verify=_tls_context())
+    return httpx.Client(timeout=timeout, follow_redirects=False, trust_env=False, transport=transport)
 
 
 def _tls_context() -> ssl.SSLContext:
@@ -216,14 +221,12 @@ def _tls_context() -> ssl.SSLContext:
 class _Fetch:
     resolved: ResolvedUrl
     max_bytes: int
-    deadline: float  # time.monotonic() value
     label: str
 
     def from_any_address(self, client: httpx.Client) -> FetchedFile:
         return _on_any_address(self.resolved, lambda address: self.from_address(client, address))
 
     def from_address(self, client: httpx.Client, address: str) -> FetchedFile:
-        self._check_deadline()
         url = _pinned_url(self.resolved, address)
         with client.stream("GET", url, headers=_headers(self.resolved), extensions=_sni(self.resolved)) as response:
             self._check_status(response.status_code)
@@ -246,17 +249,73 @@ class _Fetch:
             received += len(chunk)
             if received > self.max_bytes:
                 raise self._too_large()
-            self._check_deadline()  # a server dripping bytes must not hold a worker forever
             chunks.append(chunk)
         return b"".join(chunks)
-
-    def _check_deadline(self) -> None:
-        if time.monotonic() > self.deadline:
-            raise FetchFailed(f"{self.label} could not be fetched (timed out).")
 
     def _too_large(self) -> TooLarge:
         limit = f"{self.max_bytes // 2**20} MB" if self.max_bytes % 2**20 == 0 else f"{self.max_bytes:,} bytes"
         return TooLarge(f"{self.label} is larger than the {limit} limit.")
+
+
+class _DeadlineStream(httpcore.NetworkStream):
+    """A connection whose every step gets only the time left before the deadline. httpx's timeouts bound each
+    step alone, so a server answering a byte at a time would hold the thread (a web request's, for an
+    imageUrl) for as long as it liked."""
+
+    def __init__(self, stream: httpcore.NetworkStream, deadline: float) -> None:
+        self._stream, self._deadline = stream, deadline
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._stream.read(max_bytes, _time_left(self._deadline, timeout, httpcore.ReadTimeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._stream.write(buffer, _time_left(self._deadline, timeout, httpcore.WriteTimeout))
+
+    def close(self) -> None:
+        self._stream.close()
+
+    def start_tls(
+        self, ssl_context: ssl.SSLContext, server_hostname: str | None = None, timeout: float | None = None
+    ) -> "_DeadlineStream":
+        left = _time_left(self._deadline, timeout, httpcore.ConnectTimeout)
+        return _DeadlineStream(self._stream.start_tls(ssl_context, server_hostname, left), self._deadline)
+
+    def get_extra_info(self, info: str) -> object:
+        return self._stream.get_extra_info(info)
+
+
+class _DeadlineBackend(httpcore.NetworkBackend):
+    def __init__(self, deadline: float) -> None:
+        self._backend, self._deadline = httpcore.SyncBackend(), deadline
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: object = None,
+    ) -> _DeadlineStream:
+        left = _time_left(self._deadline, timeout, httpcore.ConnectTimeout)
+        stream = self._backend.connect_tcp(host, port, left, local_address, socket_options)
+        return _DeadlineStream(stream, self._deadline)
+
+    def sleep(self, seconds: float) -> None:
+        self._backend.sleep(seconds)
+
+
+def _time_left(deadline: float, timeout: float | None, expired: type[Exception]) -> float:
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise expired("The exchange ran past its deadline.")
+    return left if timeout is None else min(timeout, left)
+
+
+class _DeadlineTransport(httpx.HTTPTransport):
+    def __init__(self, deadline: float, tls: ssl.SSLContext) -> None:
+        super().__init__(verify=tls, trust_env=False)
+        # httpx's transport takes no network backend of its own; httpcore's pool, which it wraps, does.
+        self._pool = httpcore.ConnectionPool(ssl_context=tls, network_backend=_DeadlineBackend(deadline))
 
 
 def _on_any_address[T](resolved: ResolvedUrl, attempt: Callable[[str], T]) -> T:
@@ -298,8 +357,7 @@ class Posted:
 def post_json(url: str, body: bytes, *, headers: dict[str, str], timeout: float = 10.0, label: str = "URL") -> Posted:
     """POST a JSON `body` to a checked URL at its checked address; the answer's status, its body unread.
     A redirect comes back as its 3xx status (never followed). Raises UnsafeUrl, or FetchFailed when the
-    server could not be reached or a network step (connect, send, each read) took over `timeout` seconds:
-    a server that drips its answer is bounded only by the caller's own limit."""
+    server could not be reached or had not answered `timeout` seconds after the start."""
     resolved = check_url(url, label=label)
     sent = {**_headers(resolved), "Content-Type": "application/json", **headers}
 

@@ -19,7 +19,7 @@ from generation.services import (
     jobs_take_back,
     transient_retry_delay,
 )
-from generation.webhooks import ATTEMPT_HARD_LIMIT, deliveries_resend, delivery_attempt, delivery_overran
+from generation.webhooks import deliveries_resend, delivery_attempt
 
 logger = logging.getLogger("flixly.jobs")
 MAX_TRANSIENT_RETRIES = 3
@@ -85,13 +85,11 @@ def release_idempotency_keys() -> int:
     return jobs_release_idempotency_keys()
 
 
-@shared_task(soft_time_limit=ATTEMPT_HARD_LIMIT, time_limit=ATTEMPT_HARD_LIMIT + 10)
+@shared_task
 def deliver_webhook(delivery_id: str) -> None:
-    # httpx's timeouts bound each network step, not the whole exchange: the task's limit bounds that.
-    try:
-        delivery_attempt(delivery_id=delivery_id)
-    except SoftTimeLimitExceeded:
-        delivery_overran(delivery_id=delivery_id)
+    # No time limit of its own: the attempt ends at its timeout (generation.outbound), so the webhooks worker
+    # can run many attempts on threads, where Celery enforces none.
+    delivery_attempt(delivery_id=delivery_id)
 
 
 @shared_task

@@ -369,6 +369,49 @@ def test_a_server_slower_than_the_timeout_raises_fetch_failed(server):
         fetch_bytes(server.url("/slow"), max_bytes=1000, timeout=0.1)
 
 
+class DrippingServer:
+    """Answers every request one byte every `interval` seconds: each read is quick, the whole answer is not."""
+
+    def __init__(self, interval: float = 0.05) -> None:
+        self.interval = interval
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    def __enter__(self) -> "DrippingServer":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._listener.close()
+        self._thread.join()
+
+    def _serve(self) -> None:
+        with contextlib.suppress(OSError):
+            connection, _ = self._listener.accept()
+            with connection:
+                connection.recv(65536)
+                answer = b"HTTP/1.1 200 OK\r\n" + b"X-Padding: " + b"x" * 500 + b"\r\n\r\n"
+                for byte in answer:
+                    if self._stop.wait(self.interval):
+                        return
+                    connection.sendall(bytes([byte]))
+
+
+@pytest.mark.parametrize("send", ["fetch", "post"])
+def test_a_server_dripping_its_answer_is_cut_off_at_the_timeout(local_dev, send):
+    with DrippingServer() as dripping:
+        url = f"http://127.0.0.1:{dripping.port}/hook"
+        started = time.monotonic()
+        exchange = fetch_bytes if send == "fetch" else outbound.post_json
+        arguments = {"max_bytes": 1000} if send == "fetch" else {"body": b"{}", "headers": {}}
+        with pytest.raises(FetchFailed):
+            exchange(url, timeout=0.5, **arguments)
+        assert time.monotonic() - started < 1.5  # the answer would take 26 s, each byte well inside the timeout
+
+
 def test_text_that_is_not_an_image_raises_not_an_image(server):
     server.routes["/notes.txt"] = Route(body=b"definitely not a picture\n" * 20, content_type="text/plain")
     with pytest.raises(NotAnImage, match="The image URL is not a readable image"):

@@ -2,6 +2,7 @@
 retries, job events and per-job URLs. The receiver is a loopback server (conftest: the SSRF guard is relaxed)."""
 
 import json
+import time
 from datetime import timedelta
 
 import pytest
@@ -360,15 +361,13 @@ def test_a_stale_attempt_never_overwrites_a_later_one(user, endpoint, receiver):
     assert WebhookDelivery.objects.get(pk=stale.pk).status == DeliveryStatus.SUCCEEDED
 
 
-def test_an_attempt_past_the_tasks_hard_limit_counts_as_failed_and_is_retried(user, endpoint):
-    from generation.webhooks import delivery_overran
-
-    delivery = WebhookDelivery.objects.create(
-        user=user, event="ping", url=endpoint.url, body="{}", attempts=1, next_attempt_at=timezone.now()
-    )
-    delivery_overran(delivery_id=delivery.pk)
-    delivery.refresh_from_db()
-    assert delivery.status == DeliveryStatus.PENDING and "did not answer within 10 seconds" in delivery.error
+def test_an_attempt_that_outlasts_its_timeout_counts_as_failed_and_is_retried(user, endpoint, receiver, monkeypatch):
+    monkeypatch.setattr("generation.webhooks.ATTEMPT_TIMEOUT", 0.3)
+    receiver.delay_seconds = 2
+    started = time.monotonic()
+    delivery = _ping(user)
+    assert time.monotonic() - started < 1.5
+    assert delivery.status == DeliveryStatus.PENDING and "did not answer within 0.3 seconds" in delivery.error
     assert 9 <= (delivery.next_attempt_at - timezone.now()).total_seconds() <= 10
 
 

@@ -30,7 +30,15 @@ from generation.catalog import catalog_sync
 from generation.models import Job, JobEvent, JobStatus
 from generation.services import GENERIC_FAILURE, jobs_reap
 from generation.tasks import run_job
-from tests.generation.worker_helpers import WorkerPool, celery_conf, configured_broker, shared_sqlite_file, wait_until
+from generation.webhooks import PING, endpoint_set, event_record
+from tests.generation.worker_helpers import (
+    WorkerPool,
+    celery_conf,
+    configured_broker,
+    procfile_pool,
+    shared_sqlite_file,
+    wait_until,
+)
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 WORKER = pytest.mark.worker  # every test that starts a worker; the broker-down test deliberately has none
@@ -249,6 +257,30 @@ def test_a_webhooks_worker_delivers_the_events_of_jobs_the_jobs_worker_ran(db_pa
     event = Webhook(secret["secret"]).verify(post.body, post.headers)
     assert (event["event"], event["data"]["jobId"]) == ("job.completed", job["jobId"])
     assert "Task generation.tasks.deliver_webhook[" not in jobs_worker.log()
+
+
+@BOTH_PASSES
+@WORKER
+def test_endpoints_that_never_answer_do_not_hold_up_another_accounts_webhooks(
+    db_pass, api, customer, workers, receiver
+):
+    from tests.factories import UserFactory
+    from tests.fakes import FakeWebhookReceiver
+
+    loopback = {"FLIXLY_OUTBOUND_ALLOW_HTTP": "true", "FLIXLY_OUTBOUND_ALLOW_PRIVATE": "true"}
+    with FakeWebhookReceiver() as stalled:
+        stalled.delay_seconds = 30  # past every attempt's 10 s
+        for _ in range(4):  # four accounts whose endpoints hang, each with an event ahead of ours
+            other = UserFactory()
+            endpoint_set(user=other, url=stalled.url)
+            event_record(user_id=other.pk, event=PING, data={})
+        api.put("/api/v1/webhook", {"url": receiver.url}, content_type="application/json")
+        workers.start(queue="webhooks", env=loopback, **procfile_pool("webhooks"))
+        wait_until(lambda: len(stalled.posts()) == 4 or None, timeout=JOB_TIMEOUT, interval=0.1, describe=workers.tails)
+        started = time.monotonic()
+        test = api.post("/api/v1/webhook/test").json()["data"]
+        assert (test["status"], test["statusCode"]) == ("succeeded", 200)
+        assert time.monotonic() - started < 5  # not behind the hanging attempts
 
 
 # --- 3: a worker SIGKILLed in the middle of a job --------------------------------------------------------------

@@ -21,6 +21,7 @@ step: the PostgreSQL pass cannot run twice at once anyway (one `test_<name>` dat
 """
 
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -226,6 +227,17 @@ class Worker:
         with suppress(subprocess.TimeoutExpired):
             self.process.wait(timeout=STOP_TIMEOUT)
         self.log_file.close()
+
+
+def procfile_pool(process: str) -> dict:
+    """The --pool and --concurrency the Procfile starts `process` with (a variable's default where it names one)."""
+    line = next(line for line in (settings.BASE_DIR / "Procfile").read_text().splitlines() if line.startswith(process))
+    words = re.sub(r"\$\{\w+:-([^}]*)\}", r"\1", line).split()
+
+    def flag(name: str, default: str) -> str:
+        return words[words.index(name) + 1] if name in words else default
+
+    return {"pool": flag("--pool", "prefork"), "concurrency": int(flag("--concurrency", "2"))}
 
 
 def start_worker(
