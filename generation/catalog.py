@@ -104,9 +104,14 @@ def catalog_get_or_404(model_id: str, *, listing: str) -> AiModel:
 
 def catalog_absence(model_id: str) -> str:
     """Why the catalog has no `model_id`, for the user: staff disabled it, or there is no such model."""
-    if AiModel.objects.filter(id=model_id).exists():
+    if _could_name_a_model(model_id) and AiModel.objects.filter(id=model_id).exists():
         return f"Model '{model_id}' is disabled on this server."
     return f"Unknown model '{model_id}'."
+
+
+def _could_name_a_model(model_id: str) -> bool:
+    # A NUL, which PostgreSQL's text cannot hold, or an id longer than the column names no model: not a query.
+    return "\x00" not in model_id and len(model_id) <= AiModel._meta.get_field("id").max_length
 
 
 def catalog_unknown_ids(ids: list[str]) -> list[str]:

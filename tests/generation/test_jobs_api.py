@@ -327,6 +327,23 @@ def test_the_models_api_lists_the_catalog_20_at_a_time_like_every_list(client, d
     assert client.get("/api/v1/models/nope").status_code == HTTPStatus.NOT_FOUND
 
 
+@pytest.mark.parametrize("db_pass", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.mark.parametrize("path", ["/api/v1/models/", "/openai/v1/models/"])
+@pytest.mark.parametrize("model_id", ["%00", "flux%00dev", "x" * 65])
+def test_a_model_id_no_model_can_have_is_a_plain_404(db_pass, api, path, model_id):
+    response = api.get(path + model_id)
+    assert response.status_code == HTTPStatus.NOT_FOUND, response.content[:300]
+
+
+@pytest.mark.parametrize("db_pass", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("get", "/api/v1/jobs/%00"), ("post", "/api/v1/jobs/%00/cancel"), ("delete", "/api/v1/keys/%00")],
+)
+def test_an_id_with_a_nul_byte_is_a_plain_404(db_pass, api, method, path):
+    assert getattr(api, method)(path).status_code == HTTPStatus.NOT_FOUND
+
+
 def test_the_models_api_pages_when_asked_for_a_limit(client, db):
     everything = [m["id"] for m in client.get("/api/v1/models?limit=100").json()["data"]]
     seen, cursor = [], ""
