@@ -1,23 +1,12 @@
 """gunicorn reads this file from the directory it starts in (the Procfile's, the README's commands).
 
-The access log leaves out what may carry a secret: the Basic-auth user (a key sent as `-u key:`), the
-query string (a key sent as `?api_key=`) and the rest of a path that is itself a credential. The path is
-logged percent-encoded: gunicorn hands it over decoded, and a decoded %0a would start a forged line.
+The access log leaves out what may carry a secret: the Basic-auth user (a key sent as `-u key:`) and the
+query string (a key sent as `?api_key=`); the path is logged as the API log logs it (flixly_site.logpaths).
 """
-
-from urllib.parse import quote
 
 from gunicorn.glogging import Logger
 
-PATH_SAFE = "/:@!$&'()*+,;=-._~"  # RFC 3986 path characters stay readable
-# Paths that are credentials: whoever reads them in the log could reset a password, confirm an address or
-# fetch a customer's output. Logged up to this prefix only.
-SECRET_PATHS = ("/accounts/password/reset/key/", "/accounts/confirm-email/", "/outputs/")
-
-
-def loggable_path(path: str) -> str:
-    secret = next((prefix for prefix in SECRET_PATHS if path.startswith(prefix)), None)
-    return f"{secret}[hidden]" if secret else quote(path, safe=PATH_SAFE)
+from flixly_site.logpaths import loggable_path
 
 
 class AccessLogger(Logger):

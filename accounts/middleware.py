@@ -5,7 +5,6 @@ import math
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from urllib.parse import quote
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
@@ -14,9 +13,9 @@ from django.utils.module_loading import import_string
 
 from accounts.ratelimit import RateWindow, account_bucket, ratelimit_peek
 from flixly_site.errors import ServiceUnavailable, is_api_path
+from flixly_site.logpaths import loggable_path
 
 logger = logging.getLogger("flixly.api")
-LOGGED_PATH_SAFE = "/:@!$&'()*+,;=-._~"  # RFC 3986 path characters stay readable; the rest is %-encoded
 
 ResponseHook = Callable[[HttpRequest, HttpResponse], None]
 
@@ -78,7 +77,7 @@ class ApiRequestMiddleware:
             user.pk if user is not None else "-",
             key.masked if key is not None else ("session" if user is not None else "-"),
             request.method,
-            quote(request.path, safe=LOGGED_PATH_SAFE),  # a decoded %0a would forge a log line
+            loggable_path(request.path),
             response.status_code,
             (time.perf_counter() - started) * 1000,
         )

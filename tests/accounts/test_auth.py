@@ -251,6 +251,14 @@ def test_a_path_cannot_forge_a_log_line(client, caplog):
     assert "path=/api/v1/nope%0AFORGED%20line%00 " in line
 
 
+def test_a_key_pasted_into_a_path_is_logged_by_its_last_four_only(client, caplog):
+    caplog.set_level(logging.INFO)
+    key = f"flx_test_{'0f' * 18}c0de"
+    client.get(f"/api/v1/keys/{key}/roll", HTTP_AUTHORIZATION=f"Bearer {key}")
+    assert key not in caplog.text and key[9:] not in caplog.text
+    assert "path=/api/v1/keys/flx_test_…c0de/roll " in caplog.text
+
+
 def test_the_access_log_keeps_secrets_out_and_cannot_be_forged():
     import runpy
     from datetime import timedelta as elapsed
@@ -314,6 +322,7 @@ def test_another_accounts_key_id_is_not_found(client, raw_key):
         ("/accounts/confirm-email/MQ:1vN2x:abc/", "/accounts/confirm-email/[hidden]"),
         ("/outputs/Im91dHB1dHMvMS8x.sig/0.png", "/outputs/[hidden]"),
         ("/api/v1/jobs", "/api/v1/jobs"),
+        (f"/api/v1/keys/flx_live_{'ab12' * 10}", "/api/v1/keys/flx_live_…ab12"),  # a key pasted as an id
     ],
 )
 def test_the_access_log_leaves_out_paths_that_are_credentials(path, logged):

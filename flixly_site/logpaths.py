@@ -1,0 +1,23 @@
+"""How a request path appears in a log: the one rule of the access log (gunicorn.conf.py) and the API log.
+
+No Django here: gunicorn's config file imports this before any app is loaded.
+"""
+
+import re
+from urllib.parse import quote
+
+PATH_SAFE = "/:@!$&'()*+,;=-._~"  # RFC 3986 path characters stay readable
+# Paths that are credentials: whoever reads them in the log could reset a password, confirm an address or
+# fetch a customer's output. Logged up to this prefix only.
+SECRET_PATHS = ("/accounts/password/reset/key/", "/accounts/confirm-email/", "/outputs/")
+# An API key pasted into a path (as a key id, say): only its last four characters are logged.
+PASTED_KEY = re.compile(r"flx_(live|test)_\w*(\w{4})")
+
+
+def loggable_path(path: str) -> str:
+    """`path` as logged: a credential path cut to its prefix, a pasted key to its last four, and the rest
+    percent-encoded (the path arrives decoded, and a decoded %0a would start a forged line)."""
+    secret = next((prefix for prefix in SECRET_PATHS if path.startswith(prefix)), None)
+    if secret:
+        return f"{secret}[hidden]"
+    return PASTED_KEY.sub(r"flx_\1_…\2", quote(path, safe=PATH_SAFE))
