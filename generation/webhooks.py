@@ -243,13 +243,14 @@ def _settle(
     if delivery.status == DeliveryStatus.PENDING:
         _publish(delivery.pk, eta=delivery.next_attempt_at)
     logger.info(
-        "webhook delivery=%s event=%s attempt=%s status=%s code=%s latency_ms=%s",
+        "webhook delivery=%s event=%s attempt=%s status=%s code=%s latency_ms=%s error=%s",
         delivery.pk,
         delivery.event,
         delivery.attempts,
         delivery.status,
         status_code,
         latency_ms,
+        json.dumps(delivery.error) if delivery.error else "-",  # quoted: one line whatever the reason says
     )
     return delivery
 

@@ -2,6 +2,7 @@
 retries, job events and per-job URLs. The receiver is a loopback server (conftest: the SSRF guard is relaxed)."""
 
 import json
+import logging
 import time
 from datetime import timedelta
 
@@ -369,6 +370,13 @@ def test_an_attempt_that_outlasts_its_timeout_counts_as_failed_and_is_retried(us
     assert time.monotonic() - started < 1.5
     assert delivery.status == DeliveryStatus.PENDING and "did not answer within 0.3 seconds" in delivery.error
     assert 9 <= (delivery.next_attempt_at - timezone.now()).total_seconds() <= 10
+
+
+def test_a_failed_attempt_is_logged_with_its_reason(user, endpoint, receiver, caplog):
+    caplog.set_level(logging.INFO, logger="flixly.webhooks")
+    receiver.status = 503
+    _ping(user)
+    assert "status=pending code=503" in caplog.text and 'error="HTTP 503."' in caplog.text
 
 
 def test_replacing_the_url_sends_pending_events_to_the_new_one(api, user, endpoint, receiver):
