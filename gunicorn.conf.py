@@ -1,12 +1,12 @@
 """gunicorn reads this file from the directory it starts in (the Procfile's, the README's commands).
 
 The access log leaves out what may carry a secret: the Basic-auth user (a key sent as `-u key:`) and the
-query string (a key sent as `?api_key=`); the path is logged as the API log logs it (flixly_site.logpaths).
+query string (a key sent as `?api_key=`); the path is logged as the API log logs it (flixly_site.logs).
 """
 
 from gunicorn.glogging import Logger
 
-from flixly_site.logpaths import loggable_path
+from flixly_site.logs import loggable_path
 
 
 class AccessLogger(Logger):

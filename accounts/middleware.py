@@ -13,7 +13,7 @@ from django.utils.module_loading import import_string
 
 from accounts.ratelimit import RateWindow, account_bucket, ratelimit_peek
 from flixly_site.errors import ServiceUnavailable, is_api_path
-from flixly_site.logpaths import loggable_path
+from flixly_site.logs import loggable_path
 
 logger = logging.getLogger("flixly.api")
 

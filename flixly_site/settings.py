@@ -331,9 +331,11 @@ LOGGING = {
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"routine": {"()": "flixly_site.logs.RoutineRefusal"}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         "django.request": {"level": "ERROR"},
+        "django.security.DisallowedHost": {"filters": ["routine"]},
         # httpx logs every request's full URL at INFO; a user's imageUrl or webhook URL may carry a token.
         "httpx": {"level": "WARNING"},
     },

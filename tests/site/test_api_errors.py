@@ -1,6 +1,7 @@
 import base64
 import io
 import json
+import logging
 from http import HTTPStatus
 
 import pytest
@@ -327,3 +328,12 @@ def test_a_host_this_server_does_not_answer_to_is_a_400_bad_request(client, sett
     assert (error["code"], error["status"]) == ("bad_request", 400)
     if not debug:  # Django's debug page stands in for handler400: the envelope then names only the status
         assert error["message"] == "This server does not answer to that Host header."
+
+
+@pytest.mark.parametrize("path", ["/api/v1/health", "/"])
+def test_a_bad_host_is_one_warning_line_not_an_error_with_a_traceback(client, caplog, path):
+    caplog.set_level(logging.INFO)
+    client.get(path, HTTP_HOST="scanner.example.com")
+    [record] = [r for r in caplog.records if r.name == "django.security.DisallowedHost"]
+    assert (record.levelname, record.exc_info) == ("WARNING", None)
+    assert "scanner.example.com" in record.getMessage()

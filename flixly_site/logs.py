@@ -1,8 +1,10 @@
-"""How a request path appears in a log: the one rule of the access log (gunicorn.conf.py) and the API log.
+"""What the logs say: how a request path appears (the one rule of the access log, gunicorn.conf.py, and
+the API log), and routine refusals kept to one line.
 
 No Django here: gunicorn's config file imports this before any app is loaded.
 """
 
+import logging
 import re
 from urllib.parse import quote
 
@@ -21,3 +23,14 @@ def loggable_path(path: str) -> str:
     if secret:
         return f"{secret}[hidden]"
     return PASTED_KEY.sub(r"flx_\1_…\2", quote(path, safe=PATH_SAFE))
+
+
+class RoutineRefusal(logging.Filter):
+    """For a logger whose errors are routine on the internet (a scanner's bad Host header): one warning line
+    each, without the traceback, so they neither flood the log nor page anyone, yet a misconfigured
+    ALLOWED_HOSTS still shows."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.exc_info, record.exc_text = None, None
+        record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
