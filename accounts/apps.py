@@ -17,4 +17,9 @@ class AccountsConfig(AppConfig):
         # Like django.contrib.sites' default site: every database (and every flushed test database)
         # has the plans new accounts point at.
         post_migrate.connect(_seed_plans, sender=self)
+        from django.core import checks
+
+        from accounts.checks import mail_is_sent
+
+        checks.register(mail_is_sent, checks.Tags.security, deploy=True)
         import accounts.schema  # noqa: F401  (registers the OpenAPI auth extensions)

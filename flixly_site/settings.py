@@ -46,6 +46,8 @@ FLIXLY_KEY_PEPPER = _required_secret("FLIXLY_KEY_PEPPER", "key_pepper")
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"] if DEBUG else [])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 SITE_URL = env_url("FLIXLY_SITE_URL", "http://127.0.0.1:8000", schemes=("http", "https")).rstrip("/")
+# Production serves over TLS unless its site URL says http://: a trial on a LAN, which check --deploy warns of.
+OVER_TLS = not DEBUG and (not env_str("FLIXLY_SITE_URL") or SITE_URL.startswith("https://"))
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -176,7 +178,7 @@ ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = False
 # Tell the account by e-mail when its password or e-mail address changes (to the old address too).
 ACCOUNT_EMAIL_NOTIFICATIONS = True
 ACCOUNT_EMAIL_SUBJECT_PREFIX = "[Flixly] "
-ACCOUNT_DEFAULT_HTTP_PROTOCOL = "http" if DEBUG else "https"
+ACCOUNT_DEFAULT_HTTP_PROTOCOL = "https" if OVER_TLS else "http"  # of the links in its e-mails
 
 # E-mail: printed to the console unless EMAIL_URL is set (smtp://user:pass@host:587/?tls=True).
 EMAIL_URL = env_url("EMAIL_URL", schemes=("smtp", "smtps", "submission", "console", "file", "memory", "dummy"))
@@ -314,14 +316,17 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 FLIXLY_BEHIND_PROXY = env_bool("FLIXLY_BEHIND_PROXY", False)
 FLIXLY_PROXY_HOPS = env_int("FLIXLY_PROXY_HOPS", 1, minimum=1)
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if FLIXLY_BEHIND_PROXY else None
-if not DEBUG:
+if OVER_TLS:
     SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
     SECURE_REDIRECT_EXEMPT = [r"^api/v1/health$"]
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
     SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000, minimum=0)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
-    SECURE_HSTS_PRELOAD = True
+    # Preloading binds the whole domain to HTTPS in browsers for months: the operator's call, not a default.
+    SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+    if not SECURE_HSTS_PRELOAD:
+        SILENCED_SYSTEM_CHECKS = ["security.W021"]  # "not preloaded": the opt-in above, documented in the README
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 

@@ -10,9 +10,10 @@ class GenerationConfig(AppConfig):
     def ready(self) -> None:
         from django.core import checks
 
-        from generation.checks import extra_providers_import
+        from generation.checks import extra_providers_import, outbound_guard_on
 
         checks.register(extra_providers_import)
+        checks.register(outbound_guard_on, checks.Tags.security, deploy=True)
         # Python guesses audio/x-wav for .wav; the jobs name their WAV outputs audio/wav, and a download
         # must say the same.
         mimetypes.add_type("audio/wav", ".wav")

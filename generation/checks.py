@@ -15,3 +15,15 @@ def extra_providers_import(app_configs, **kwargs) -> list[checks.Error]:
             message = f"FLIXLY_EXTRA_PROVIDERS: route {route!r} names {path}, which cannot be imported ({error})."
             errors.append(checks.Error(message, id="flixly.E001"))
     return errors
+
+
+def outbound_guard_on(app_configs, **kwargs) -> list[checks.Warning]:
+    """The SSRF guard's relaxations are for loopback fakes in development: in production they let a user's
+    imageUrl or webhook reach this server's own network."""
+    names = ("FLIXLY_OUTBOUND_ALLOW_HTTP", "FLIXLY_OUTBOUND_ALLOW_PRIVATE")
+    message = "{} is on: user-supplied URLs are not fully guarded."
+    return [
+        checks.Warning(message.format(name), hint="Unset it.", id="flixly.W002")
+        for name in names
+        if getattr(settings, name)
+    ]

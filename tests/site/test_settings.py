@@ -148,3 +148,60 @@ def test_an_extra_provider_that_cannot_be_imported_fails_the_checks_naming_it():
 def test_every_scheme_a_url_setting_takes_starts_up_in_its_usual_form(name, value):
     result = run_manage("check", env={name: value, "FLIXLY_VAR_DIR": "var/test-deploy"})
     assert "ImproperlyConfigured" not in result.stderr, result.stderr[-600:]
+
+
+def _settings(names: list[str], **extra: str) -> dict:
+    code = f"from django.conf import settings; print({{n: getattr(settings, n) for n in {names!r}}})"
+    result = run_manage("shell", "-c", code, env={**PRODUCTION_ENV, **extra})
+    assert result.returncode == 0, result.stderr
+    return eval(result.stdout.splitlines()[-1])  # noqa: S307 (our own print of plain values)
+
+
+TLS_SETTINGS = [
+    "SESSION_COOKIE_SECURE",
+    "CSRF_COOKIE_SECURE",
+    "SECURE_SSL_REDIRECT",
+    "SECURE_HSTS_SECONDS",
+    "SECURE_HSTS_PRELOAD",
+    "ACCOUNT_DEFAULT_HTTP_PROTOCOL",
+]
+
+
+def test_production_is_tls_only_and_leaves_hsts_preloading_to_the_operator():
+    assert _settings(TLS_SETTINGS) == {
+        "SESSION_COOKIE_SECURE": True,
+        "CSRF_COOKIE_SECURE": True,
+        "SECURE_SSL_REDIRECT": True,
+        "SECURE_HSTS_SECONDS": 31536000,
+        "SECURE_HSTS_PRELOAD": False,  # a commitment for the whole domain: opted into, never by default
+        "ACCOUNT_DEFAULT_HTTP_PROTOCOL": "https",
+    }
+    assert _settings(["SECURE_HSTS_PRELOAD"], SECURE_HSTS_PRELOAD="true") == {"SECURE_HSTS_PRELOAD": True}
+
+
+def test_a_plain_http_site_url_runs_a_trial_without_tls_and_check_deploy_says_so():
+    trial = {"FLIXLY_SITE_URL": "http://flixly.example.com:8000"}
+    assert _settings(TLS_SETTINGS, **trial) == {
+        "SESSION_COOKIE_SECURE": False,  # else no browser would send the session back over http
+        "CSRF_COOKIE_SECURE": False,
+        "SECURE_SSL_REDIRECT": False,
+        "SECURE_HSTS_SECONDS": 0,
+        "SECURE_HSTS_PRELOAD": False,
+        "ACCOUNT_DEFAULT_HTTP_PROTOCOL": "http",  # the links in sign-up and reset e-mails
+    }
+    result = run_manage("check", "--deploy", env={**PRODUCTION_ENV, **trial})
+    assert "security.W012" in result.stderr and "security.W004" in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize(
+    ("extra", "named"),
+    [
+        ({"FLIXLY_OUTBOUND_ALLOW_PRIVATE": "true"}, "FLIXLY_OUTBOUND_ALLOW_PRIVATE"),
+        ({"FLIXLY_OUTBOUND_ALLOW_HTTP": "true"}, "FLIXLY_OUTBOUND_ALLOW_HTTP"),
+        ({"EMAIL_URL": ""}, "EMAIL_URL"),
+    ],
+)
+def test_check_deploy_warns_of_development_settings_left_on(extra, named):
+    env = {k: v for k, v in {**PRODUCTION_ENV, **extra}.items() if v}
+    result = run_manage("check", "--deploy", "--fail-level", "WARNING", env=env)
+    assert result.returncode != 0 and named in result.stderr, result.stderr
