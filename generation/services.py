@@ -14,6 +14,7 @@ from pathlib import Path
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 from django.db.models import F
+from django.db.models.functions import Now
 from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerError
 
@@ -25,7 +26,7 @@ from billing.services import CreditCapReached, Debit, InsufficientCredits, debit
 from flixly_site.db import Together, run_together
 from flixly_site.errors import Conflict, Forbidden, ServiceUnavailable
 from generation.catalog import provider_for, route_for
-from generation.models import ACTIVE_STATUSES, TYPE_LABELS, Job, JobEvent, JobStatus
+from generation.models import ACTIVE_STATUSES, TYPE_LABELS, Job, JobEvent, JobStatus, WorkerNode
 from generation.outputs import input_store, local_copy, outputs_check, outputs_delete, outputs_store
 from generation.providers.base import GenerationRequest
 from generation.queue import publish_run_job
@@ -525,6 +526,18 @@ def _publish_quietly(job: Job) -> None:
         _publish(job)
     except ServiceUnavailable:
         logger.warning("reaper could not publish job %s; it will try again", job.pk)
+
+
+def worker_node_beat(*, name: str) -> None:
+    """Worker node `name` is alive: one UPDATE, an INSERT at its first beat. Stamped with the database's clock,
+    which the reaper reads too, so a step of the worker machine's clock cannot make it look silent."""
+    if WorkerNode.objects.filter(name=name).update(seen_at=Now()):
+        return
+    try:
+        with transaction.atomic():
+            WorkerNode.objects.create(name=name, seen_at=Now())
+    except IntegrityError:  # the same node name started twice at once: the other one's row is there now
+        WorkerNode.objects.filter(name=name).update(seen_at=Now())
 
 
 def jobs_release_idempotency_keys(*, now=None) -> int:

@@ -4,8 +4,10 @@ import logging
 
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
-from celery.signals import worker_ready
+from celery.signals import worker_ready, worker_shutdown
+from django.conf import settings
 
+from generation.heartbeat import heartbeat_start, heartbeat_stop
 from generation.models import Job, JobStatus
 from generation.providers.base import ProviderError
 from generation.services import (
@@ -24,6 +26,17 @@ from generation.webhooks import deliveries_resend, delivery_attempt
 logger = logging.getLogger("flixly.jobs")
 MAX_TRANSIENT_RETRIES = 3
 NOT_YET_COMMITTED_RETRIES = 10
+
+
+@worker_ready.connect
+def start_heartbeat(sender, **kwargs) -> None:
+    """Sent once, in the worker's main process (never in a pool's child): one heartbeat per node."""
+    heartbeat_start(name=sender.hostname, interval=settings.FLIXLY_WORKER_HEARTBEAT)
+
+
+@worker_shutdown.connect
+def stop_heartbeat(sender, **kwargs) -> None:
+    heartbeat_stop()
 
 
 @worker_ready.connect

@@ -27,7 +27,7 @@ from billing.models import EntryKind, LedgerEntry
 from billing.services import wallet_adjust, wallet_balance
 from flixly_site.celery import app
 from generation.catalog import catalog_sync
-from generation.models import Job, JobEvent, JobStatus
+from generation.models import Job, JobEvent, JobStatus, WorkerNode
 from generation.services import GENERIC_FAILURE, jobs_reap
 from generation.tasks import run_job
 from generation.webhooks import PING, endpoint_set, event_record
@@ -367,6 +367,32 @@ def test_a_worker_restarted_after_a_crash_takes_its_jobs_back_at_once(db_pass, a
     assert ledger(job["jobId"]) == {EntryKind.DEBIT: [-job["creditsCharged"]]}
     kinds = events(job["jobId"])
     assert (kinds["started"], kinds["retried"], kinds["completed"]) == (2, 1, 1)
+
+
+# --- a worker node's heartbeat, and a node lost for good ----------------------------------------------------
+
+# A node beating every second, judged lost after two silent seconds (the defaults: 30 s and 90 s).
+FAST_HEARTBEAT = {"FLIXLY_WORKER_HEARTBEAT": "1", "FLIXLY_WORKER_LOST_AFTER": "2"}
+
+
+def seen_at(node: str):
+    return WorkerNode.objects.filter(name=node).values_list("seen_at", flat=True).first()
+
+
+def wait_beat_during(job_id: str, worker) -> None:
+    """Until `worker`'s node beats after it claimed the job, which is still running then."""
+    started = Job.objects.get(pk=job_id).started_at
+    wait_until(lambda: (seen_at(worker.hostname) or started) > started, timeout=5, interval=0.05, describe=worker.tail)
+    assert Job.objects.get(pk=job_id).status == JobStatus.RUNNING
+
+
+@WORKER
+def test_a_threads_pool_worker_keeps_beating_while_it_runs_a_long_job(api, customer, workers):
+    worker = workers.start(pool="threads", env=FAST_HEARTBEAT)
+    job = submit(api, LONG_VIDEO)
+    wait_claimed(job["jobId"], workers)
+    wait_beat_during(job["jobId"], worker)
+    assert wait_finished(api, job["jobId"], workers)["status"] == "completed"
 
 
 # --- 4: the broker is down when a job is submitted -----------------------------------------------------------
