@@ -11,9 +11,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
+from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import Exists, F, OuterRef, QuerySet
 from django.db.models.functions import Now
 from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerError
@@ -486,20 +487,46 @@ def job_cancel_finish(*, job: Job) -> None:
 
 
 def jobs_reap(*, now=None) -> dict[str, int]:
-    """Beat: re-enqueue jobs whose message was lost, retry or fail jobs whose worker vanished."""
+    """Beat: re-enqueue jobs whose message was lost; retry or fail jobs whose worker vanished, found past their
+    deadline (by `now`, this process's clock) or on a node that stopped beating (by the database's clock)."""
     now = now or timezone.now()
-    counts = {"requeued": 0, "retried": 0, "failed": 0}
-    for job in Job.objects.filter(status=JobStatus.QUEUED, enqueued_at__lt=now - QUEUED_REQUEUE_AFTER).select_related(
-        "model"
-    )[:500]:
+    counts = {"requeued": _publish_lost_messages(now), "retried": 0, "failed": 0}
+    overdue = Job.objects.filter(status=JobStatus.RUNNING, deadline_at__lt=now).select_related("model")[:500]
+    for job in overdue:
+        _tally(counts, _retry_or_fail(job, "worker did not finish in time", "Stuck past its deadline after retries"))
+    # Read after the pass above: a job it queued again is no longer running.
+    for job in _jobs_on_silent_nodes()[:500]:
+        _tally(counts, _retry_or_fail(job, "its worker stopped answering", "its worker was lost on every attempt"))
+    return counts
+
+
+def _publish_lost_messages(now) -> int:
+    requeued = 0
+    stale = Job.objects.filter(status=JobStatus.QUEUED, enqueued_at__lt=now - QUEUED_REQUEUE_AFTER)
+    for job in stale.select_related("model")[:500]:
         if Job.objects.filter(pk=job.pk, status=JobStatus.QUEUED, enqueued_at=job.enqueued_at).update(enqueued_at=now):
             _publish_quietly(job)
-            counts["requeued"] += 1
-    for job in Job.objects.filter(status=JobStatus.RUNNING, deadline_at__lt=now).select_related("model")[:500]:
-        outcome = _retry_or_fail(job, "worker did not finish in time", "Stuck past its deadline after retries")
-        if outcome:
-            counts[outcome] += 1
-    return counts
+            requeued += 1
+    return requeued
+
+
+def _jobs_on_silent_nodes() -> QuerySet[Job]:
+    """Running jobs of nodes that have not beaten for FLIXLY_WORKER_LOST_AFTER (or never have), started before
+    that too: a node's first beat may land just after its first claim. A job claimed under no node name
+    (older rows) is left to its deadline."""
+    lost_before = Now() - timedelta(seconds=settings.FLIXLY_WORKER_LOST_AFTER)
+    beating = WorkerNode.objects.filter(name=OuterRef("worker"), seen_at__gte=lost_before)
+    return (
+        Job.objects.filter(status=JobStatus.RUNNING, started_at__lt=lost_before)
+        .exclude(worker="")
+        .filter(~Exists(beating))
+        .select_related("model")
+    )
+
+
+def _tally(counts: dict[str, int], outcome: str | None) -> None:
+    if outcome:
+        counts[outcome] += 1
 
 
 def jobs_take_back(*, worker: str) -> int:

@@ -15,9 +15,13 @@ from django.db.models.functions import Now
 from django.utils import timezone
 
 import generation.heartbeat as heartbeat_module
+import generation.services as services
+from accounts.models import User
+from billing.models import EntryKind, LedgerEntry
+from billing.services import wallet_balance
 from generation.heartbeat import Heartbeat
 from generation.models import Job, JobStatus, WorkerNode
-from generation.services import job_claim, jobs_reap, worker_node_beat
+from generation.services import job_claim, job_take_over, jobs_reap, worker_node_beat
 from tests.generation.conftest import generate
 
 pytestmark = pytest.mark.django_db
@@ -45,6 +49,11 @@ def ago(seconds: float):
     return Now() - timedelta(seconds=seconds)
 
 
+def beat(name: str, *, seconds_ago: float = 0) -> None:
+    worker_node_beat(name=name)
+    WorkerNode.objects.filter(name=name).update(seen_at=ago(seconds_ago))
+
+
 def running_on(api, worker: str, *, started_seconds_ago: float) -> str:
     job_id = generate(api, {"model": "scripted-chat", "type": "CHAT", "prompt": "hi"}).json()["data"]["jobId"]
     assert job_claim(job_id=job_id, worker=worker)
@@ -55,6 +64,105 @@ def running_on(api, worker: str, *, started_seconds_ago: float) -> str:
 def state(job_id: str) -> tuple[str, int, str]:
     job = Job.objects.get(pk=job_id)
     return job.status, job.attempts, job.worker
+
+
+def refunds(job_id: str) -> int:
+    return LedgerEntry.objects.filter(reference_id=job_id, kind=EntryKind.REFUND).count()
+
+
+# --- the reaper's rules -------------------------------------------------------------------------------------
+
+
+def test_a_job_of_a_node_that_keeps_beating_is_left_running(api, funded, scripted, no_worker):
+    beat("worker@a", seconds_ago=20)
+    job_id = running_on(api, "worker@a", started_seconds_ago=600)
+    assert jobs_reap() == NOTHING
+    assert state(job_id) == (JobStatus.RUNNING, 1, "worker@a")
+
+
+def test_a_job_of_a_node_silent_past_the_threshold_is_queued_again_once(api, funded, scripted, no_worker):
+    beat("worker@a", seconds_ago=100)
+    job_id = running_on(api, "worker@a", started_seconds_ago=300)
+    assert jobs_reap() == {"requeued": 0, "retried": 1, "failed": 0}
+    assert state(job_id)[:2] == (JobStatus.QUEUED, 1)
+    assert jobs_reap() == NOTHING  # queued afresh: neither published again nor failed
+    assert Job.objects.get(pk=job_id).events.filter(kind="retried").count() == 1
+
+
+def test_a_job_whose_nodes_are_lost_on_both_attempts_is_failed_and_refunded_exactly_once(
+    api, funded, scripted, no_worker
+):
+    job_id = running_on(api, "worker@a", started_seconds_ago=300)  # worker@a never beat: no row at all
+    assert jobs_reap()["retried"] == 1
+    beat("worker@b", seconds_ago=95)
+    assert job_claim(job_id=job_id, worker="worker@b")
+    Job.objects.filter(pk=job_id).update(started_at=ago(120))
+    assert jobs_reap() == {"requeued": 0, "retried": 0, "failed": 1}
+    assert jobs_reap() == NOTHING
+    job = Job.objects.get(pk=job_id)
+    assert (job.status, job.attempts, job.credits_refunded) == (JobStatus.FAILED, 2, job.credits_charged)
+    assert refunds(job_id) == 1
+    assert wallet_balance(user_id=funded.pk) == 100
+
+
+def test_a_node_without_a_beat_yet_keeps_a_job_younger_than_the_threshold(api, funded, scripted, no_worker):
+    # A node just started may claim a job before its first beat lands.
+    job_id = running_on(api, "worker@new", started_seconds_ago=30)
+    assert jobs_reap() == NOTHING
+    assert state(job_id) == (JobStatus.RUNNING, 1, "worker@new")
+
+
+def test_a_silent_nodes_job_started_within_the_threshold_is_left_running(api, funded, scripted, no_worker):
+    beat("worker@a", seconds_ago=100)
+    job_id = running_on(api, "worker@a", started_seconds_ago=60)
+    assert jobs_reap() == NOTHING
+    assert state(job_id)[0] == JobStatus.RUNNING
+
+
+def test_a_job_claimed_without_a_node_name_waits_for_its_deadline(api, funded, scripted, no_worker):
+    job_id = running_on(api, "", started_seconds_ago=3600)
+    assert jobs_reap() == NOTHING
+    assert jobs_reap(now=timezone.now() + timedelta(hours=1))["retried"] == 1
+    assert state(job_id)[0] == JobStatus.QUEUED
+
+
+def test_only_the_silent_nodes_jobs_are_taken_back(api, funded, scripted, no_worker):
+    User.objects.update(plan_id="pro-plus")  # two jobs at once
+    beat("worker@alive", seconds_ago=5)
+    beat("worker@gone", seconds_ago=200)
+    alive = running_on(api, "worker@alive", started_seconds_ago=300)
+    gone = running_on(api, "worker@gone", started_seconds_ago=300)
+    assert jobs_reap()["retried"] == 1
+    assert (state(alive)[0], state(gone)[0]) == (JobStatus.RUNNING, JobStatus.QUEUED)
+
+
+def test_a_silent_nodes_job_taken_over_by_a_redelivered_message_is_left_to_its_new_attempt(
+    api, funded, scripted, no_worker
+):
+    beat("worker@gone", seconds_ago=200)
+    job_id = running_on(api, "worker@gone", started_seconds_ago=300)
+    beat("worker@b")
+    assert job_take_over(job_id=job_id, worker="worker@b")
+    assert jobs_reap() == NOTHING
+    assert state(job_id) == (JobStatus.RUNNING, 2, "worker@b")
+    assert Job.objects.get(pk=job_id).events.filter(kind="retried").count() == 1
+
+
+def test_a_takeover_between_the_reapers_read_and_its_write_wins(api, funded, scripted, no_worker, monkeypatch):
+    beat("worker@gone", seconds_ago=200)
+    beat("worker@b")
+    job_id = running_on(api, "worker@gone", started_seconds_ago=300)
+    real = services._retry_or_fail
+
+    def taken_over_meanwhile(job, reason, final):
+        job_take_over(job_id=job.pk, worker="worker@b")  # the redelivered message lands first
+        return real(job, reason, final)
+
+    monkeypatch.setattr(services, "_retry_or_fail", taken_over_meanwhile)
+    assert jobs_reap() == NOTHING
+    assert state(job_id) == (JobStatus.RUNNING, 2, "worker@b")
+    assert Job.objects.get(pk=job_id).events.filter(kind="retried").count() == 1
+    assert refunds(job_id) == 0
 
 
 # --- the beat -----------------------------------------------------------------------------------------------
