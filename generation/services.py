@@ -43,6 +43,7 @@ KEY_CONSTRAINT = "job_idempotency_per_user"  # Job's unique (account, Idempotenc
 GENERIC_FAILURE = "The generation failed. Your credits were refunded."
 QUEUED_REQUEUE_AFTER = timedelta(minutes=2)
 MAX_ATTEMPTS = 2  # a job whose worker vanished is retried once, then failed and refunded
+NODE_FORGOTTEN_AFTER = timedelta(days=7)  # staff still see a node that died, for a while
 
 
 class IdempotencyConflict(Conflict):
@@ -565,6 +566,12 @@ def worker_node_beat(*, name: str) -> None:
             WorkerNode.objects.create(name=name, seen_at=Now())
     except IntegrityError:  # the same node name started twice at once: the other one's row is there now
         WorkerNode.objects.filter(name=name).update(seen_at=Now())
+
+
+def worker_nodes_forget() -> int:
+    """Nodes long gone (every restart under a new hostname leaves one behind): their jobs were rescued long ago."""
+    deleted, _ = WorkerNode.objects.filter(seen_at__lt=Now() - NODE_FORGOTTEN_AFTER).delete()
+    return deleted
 
 
 def jobs_release_idempotency_keys(*, now=None) -> int:

@@ -20,6 +20,7 @@ from generation.services import (
     jobs_release_idempotency_keys,
     jobs_take_back,
     transient_retry_delay,
+    worker_nodes_forget,
 )
 from generation.webhooks import deliveries_resend, delivery_attempt
 
@@ -96,6 +97,11 @@ def reap_jobs() -> dict:
 @shared_task
 def release_idempotency_keys() -> int:
     return jobs_release_idempotency_keys()
+
+
+@shared_task
+def forget_worker_nodes() -> int:
+    return worker_nodes_forget()
 
 
 @shared_task

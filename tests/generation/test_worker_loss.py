@@ -21,7 +21,7 @@ from billing.models import EntryKind, LedgerEntry
 from billing.services import wallet_balance
 from generation.heartbeat import Heartbeat
 from generation.models import Job, JobStatus, WorkerNode
-from generation.services import job_claim, job_take_over, jobs_reap, worker_node_beat
+from generation.services import job_claim, job_take_over, jobs_reap, worker_node_beat, worker_nodes_forget
 from tests.generation.conftest import generate
 
 pytestmark = pytest.mark.django_db
@@ -183,6 +183,13 @@ def test_a_beat_records_the_databases_clock_not_the_workers(api, funded, scripte
     assert abs(seen - timezone.now()) < timedelta(minutes=1)
     assert jobs_reap() == NOTHING
     assert state(job_id)[0] == JobStatus.RUNNING
+
+
+def test_nodes_silent_for_a_week_are_forgotten():
+    beat("worker@old", seconds_ago=8 * 24 * 3600)
+    beat("worker@recent", seconds_ago=3600)
+    assert worker_nodes_forget() == 1
+    assert list(WorkerNode.objects.values_list("name", flat=True)) == ["worker@recent"]
 
 
 # --- the heartbeat thread (no database: the beat itself is counted) -----------------------------------------
