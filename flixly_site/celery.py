@@ -28,6 +28,7 @@ app.conf.beat_schedule = {
     "reap-jobs": {"task": "generation.tasks.reap_jobs", "schedule": 30.0},
     "resend-webhooks": {"task": "generation.tasks.resend_webhooks", "schedule": 30.0},
     "release-idempotency-keys": {"task": "generation.tasks.release_idempotency_keys", "schedule": crontab(minute=41)},
+    "forget-worker-nodes": {"task": "generation.tasks.forget_worker_nodes", "schedule": crontab(minute=53, hour=4)},
     "key-expiry-reminders": {
         "task": "accounts.tasks.send_key_expiry_reminders",
         "schedule": crontab(minute=5),

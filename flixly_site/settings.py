@@ -369,6 +369,15 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_WORKER_REDIRECT_STDOUTS_LEVEL = "INFO"  # what a task prints (the console mailer's e-mails) is no warning
 CELERY_TIMEZONE = "UTC"
+# Every worker node records that it is alive every FLIXLY_WORKER_HEARTBEAT seconds (generation.heartbeat);
+# beat's reaper takes back the running jobs of a node silent for FLIXLY_WORKER_LOST_AFTER seconds. Two
+# missed beats at least, so one slow beat never passes for a lost node.
+FLIXLY_WORKER_HEARTBEAT = env_int("FLIXLY_WORKER_HEARTBEAT", 30, minimum=1)
+FLIXLY_WORKER_LOST_AFTER = env_int("FLIXLY_WORKER_LOST_AFTER", 3 * FLIXLY_WORKER_HEARTBEAT, minimum=1)
+if FLIXLY_WORKER_LOST_AFTER < 2 * FLIXLY_WORKER_HEARTBEAT:
+    raise ImproperlyConfigured(
+        f"FLIXLY_WORKER_LOST_AFTER must be at least twice FLIXLY_WORKER_HEARTBEAT ({FLIXLY_WORKER_HEARTBEAT})"
+    )
 
 # Upstream providers: a model whose provider is not configured runs on the local engine when
 # FLIXLY_LOCAL_FALLBACK is on (the default in development), else it is unavailable (503).

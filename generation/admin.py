@@ -12,7 +12,16 @@ from django.utils.safestring import mark_safe
 from accounts.admin import UserAdmin
 from flixly_site.admin_lists import BigTableAdmin, ChoicesFilter, CreatedFilter, as_uuid
 from generation.catalog import catalog_forget
-from generation.models import TYPE_LABELS, AiModel, Job, JobEvent, JobStatus, WebhookDelivery, WebhookEndpoint
+from generation.models import (
+    TYPE_LABELS,
+    AiModel,
+    Job,
+    JobEvent,
+    JobStatus,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WorkerNode,
+)
 from generation.outputs import output_url
 from generation.pricing import catalog_problems
 from generation.services import job_fail
@@ -196,6 +205,25 @@ class WebhookDeliveryAdmin(BigTableAdmin):
                 return queryset.filter(user_id=owner, job_id=some_id)
             return queryset.filter(pk=some_id)
         return None
+
+
+@admin.register(WorkerNode)
+class WorkerNodeAdmin(admin.ModelAdmin):
+    """Each worker node and its last heartbeat (the database's clock): a node silent for FLIXLY_WORKER_LOST_AFTER
+    has its running jobs taken back by the reaper. Written by the nodes alone."""
+
+    list_display = ("name", "seen_at")
+    search_fields = ("name",)
+    readonly_fields = ("name", "seen_at")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: WorkerNode | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: WorkerNode | None = None) -> bool:
+        return False  # a live node's row comes back at its next beat; the long gone are forgotten by beat
 
 
 UserAdmin.related_links.append(

@@ -178,6 +178,21 @@ class JobEvent(models.Model):
         return f"{self.kind} at {self.at:%H:%M:%S}"
 
 
+class WorkerNode(models.Model):
+    """A Celery worker node (worker@host, as in Job.worker) and its last heartbeat: beat's reaper takes back the
+    running jobs of a node silent for FLIXLY_WORKER_LOST_AFTER."""
+
+    name = models.CharField(max_length=255, unique=True)
+    # The database's clock, never the worker's: a worker machine's clock step cannot make its node look silent.
+    seen_at = models.DateTimeField("last seen")
+
+    class Meta:
+        ordering = ("name",)
+
+    def __str__(self) -> str:
+        return self.name
+
+
 class WebhookEndpoint(models.Model):
     """The account's one webhook endpoint and the secret that signs every delivery (per-job URLs too)."""
 

@@ -11,9 +11,11 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
+from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import Exists, F, OuterRef, QuerySet
+from django.db.models.functions import Now
 from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerError
 
@@ -25,7 +27,7 @@ from billing.services import CreditCapReached, Debit, InsufficientCredits, debit
 from flixly_site.db import Together, run_together
 from flixly_site.errors import Conflict, Forbidden, ServiceUnavailable
 from generation.catalog import provider_for, route_for
-from generation.models import ACTIVE_STATUSES, TYPE_LABELS, Job, JobEvent, JobStatus
+from generation.models import ACTIVE_STATUSES, TYPE_LABELS, Job, JobEvent, JobStatus, WorkerNode
 from generation.outputs import input_store, local_copy, outputs_check, outputs_delete, outputs_store
 from generation.providers.base import GenerationRequest
 from generation.queue import publish_run_job
@@ -41,6 +43,7 @@ KEY_CONSTRAINT = "job_idempotency_per_user"  # Job's unique (account, Idempotenc
 GENERIC_FAILURE = "The generation failed. Your credits were refunded."
 QUEUED_REQUEUE_AFTER = timedelta(minutes=2)
 MAX_ATTEMPTS = 2  # a job whose worker vanished is retried once, then failed and refunded
+NODE_FORGOTTEN_AFTER = timedelta(days=7)  # staff still see a node that died, for a while
 
 
 class IdempotencyConflict(Conflict):
@@ -485,20 +488,46 @@ def job_cancel_finish(*, job: Job) -> None:
 
 
 def jobs_reap(*, now=None) -> dict[str, int]:
-    """Beat: re-enqueue jobs whose message was lost, retry or fail jobs whose worker vanished."""
+    """Beat: re-enqueue jobs whose message was lost; retry or fail jobs whose worker vanished, found past their
+    deadline (by `now`, this process's clock) or on a node that stopped beating (by the database's clock)."""
     now = now or timezone.now()
-    counts = {"requeued": 0, "retried": 0, "failed": 0}
-    for job in Job.objects.filter(status=JobStatus.QUEUED, enqueued_at__lt=now - QUEUED_REQUEUE_AFTER).select_related(
-        "model"
-    )[:500]:
+    counts = {"requeued": _publish_lost_messages(now), "retried": 0, "failed": 0}
+    overdue = Job.objects.filter(status=JobStatus.RUNNING, deadline_at__lt=now).select_related("model")[:500]
+    for job in overdue:
+        _tally(counts, _retry_or_fail(job, "worker did not finish in time", "Stuck past its deadline after retries"))
+    # Read after the pass above: a job it queued again is no longer running.
+    for job in _jobs_on_silent_nodes()[:500]:
+        _tally(counts, _retry_or_fail(job, "its worker stopped answering", "its worker was lost on every attempt"))
+    return counts
+
+
+def _publish_lost_messages(now) -> int:
+    requeued = 0
+    stale = Job.objects.filter(status=JobStatus.QUEUED, enqueued_at__lt=now - QUEUED_REQUEUE_AFTER)
+    for job in stale.select_related("model")[:500]:
         if Job.objects.filter(pk=job.pk, status=JobStatus.QUEUED, enqueued_at=job.enqueued_at).update(enqueued_at=now):
             _publish_quietly(job)
-            counts["requeued"] += 1
-    for job in Job.objects.filter(status=JobStatus.RUNNING, deadline_at__lt=now).select_related("model")[:500]:
-        outcome = _retry_or_fail(job, "worker did not finish in time", "Stuck past its deadline after retries")
-        if outcome:
-            counts[outcome] += 1
-    return counts
+            requeued += 1
+    return requeued
+
+
+def _jobs_on_silent_nodes() -> QuerySet[Job]:
+    """Running jobs of nodes that have not beaten for FLIXLY_WORKER_LOST_AFTER (or never have), started before
+    that too: a node's first beat may land just after its first claim. A job claimed under no node name
+    (older rows) is left to its deadline."""
+    lost_before = Now() - timedelta(seconds=settings.FLIXLY_WORKER_LOST_AFTER)
+    beating = WorkerNode.objects.filter(name=OuterRef("worker"), seen_at__gte=lost_before)
+    return (
+        Job.objects.filter(status=JobStatus.RUNNING, started_at__lt=lost_before)
+        .exclude(worker="")
+        .filter(~Exists(beating))
+        .select_related("model")
+    )
+
+
+def _tally(counts: dict[str, int], outcome: str | None) -> None:
+    if outcome:
+        counts[outcome] += 1
 
 
 def jobs_take_back(*, worker: str) -> int:
@@ -525,6 +554,24 @@ def _publish_quietly(job: Job) -> None:
         _publish(job)
     except ServiceUnavailable:
         logger.warning("reaper could not publish job %s; it will try again", job.pk)
+
+
+def worker_node_beat(*, name: str) -> None:
+    """Worker node `name` is alive: one UPDATE, an INSERT at its first beat. Stamped with the database's clock,
+    which the reaper reads too, so a step of the worker machine's clock cannot make it look silent."""
+    if WorkerNode.objects.filter(name=name).update(seen_at=Now()):
+        return
+    try:
+        with transaction.atomic():
+            WorkerNode.objects.create(name=name, seen_at=Now())
+    except IntegrityError:  # the same node name started twice at once: the other one's row is there now
+        WorkerNode.objects.filter(name=name).update(seen_at=Now())
+
+
+def worker_nodes_forget() -> int:
+    """Nodes long gone (every restart under a new hostname leaves one behind): their jobs were rescued long ago."""
+    deleted, _ = WorkerNode.objects.filter(seen_at__lt=Now() - NODE_FORGOTTEN_AFTER).delete()
+    return deleted
 
 
 def jobs_release_idempotency_keys(*, now=None) -> int:

@@ -4,8 +4,10 @@ import logging
 
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
-from celery.signals import worker_ready
+from celery.signals import worker_ready, worker_shutdown
+from django.conf import settings
 
+from generation.heartbeat import heartbeat_start, heartbeat_stop
 from generation.models import Job, JobStatus
 from generation.providers.base import ProviderError
 from generation.services import (
@@ -18,12 +20,24 @@ from generation.services import (
     jobs_release_idempotency_keys,
     jobs_take_back,
     transient_retry_delay,
+    worker_nodes_forget,
 )
 from generation.webhooks import deliveries_resend, delivery_attempt
 
 logger = logging.getLogger("flixly.jobs")
 MAX_TRANSIENT_RETRIES = 3
 NOT_YET_COMMITTED_RETRIES = 10
+
+
+@worker_ready.connect
+def start_heartbeat(sender, **kwargs) -> None:
+    """Sent once, in the worker's main process (never in a pool's child): one heartbeat per node."""
+    heartbeat_start(name=sender.hostname, interval=settings.FLIXLY_WORKER_HEARTBEAT)
+
+
+@worker_shutdown.connect
+def stop_heartbeat(sender, **kwargs) -> None:
+    heartbeat_stop()
 
 
 @worker_ready.connect
@@ -83,6 +97,11 @@ def reap_jobs() -> dict:
 @shared_task
 def release_idempotency_keys() -> int:
     return jobs_release_idempotency_keys()
+
+
+@shared_task
+def forget_worker_nodes() -> int:
+    return worker_nodes_forget()
 
 
 @shared_task

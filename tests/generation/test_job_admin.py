@@ -74,3 +74,16 @@ def test_a_webhook_deliverys_page_is_a_record_with_no_save_button(admin_client, 
     )
     page = admin_client.get(f"/admin/generation/webhookdelivery/{delivery.pk}/change/").content.decode()
     assert "job.completed" in page and 'name="_save"' not in page
+
+
+def test_staff_see_each_worker_node_and_when_it_last_beat_but_cannot_change_it(admin_client):
+    from generation.models import WorkerNode
+    from generation.services import worker_node_beat
+
+    worker_node_beat(name="worker@box-1")
+    node = WorkerNode.objects.get()
+    page = admin_client.get("/admin/generation/workernode/").content.decode()
+    assert "worker@box-1" in page and "column-seen_at" in page
+    assert admin_client.get("/admin/generation/workernode/add/").status_code == 403
+    page = admin_client.get(f"/admin/generation/workernode/{node.pk}/change/").content.decode()
+    assert 'name="_save"' not in page and "/delete/" not in page

@@ -27,7 +27,7 @@ from billing.models import EntryKind, LedgerEntry
 from billing.services import wallet_adjust, wallet_balance
 from flixly_site.celery import app
 from generation.catalog import catalog_sync
-from generation.models import Job, JobEvent, JobStatus
+from generation.models import Job, JobEvent, JobStatus, WorkerNode
 from generation.services import GENERIC_FAILURE, jobs_reap
 from generation.tasks import run_job
 from generation.webhooks import PING, endpoint_set, event_record
@@ -367,6 +367,63 @@ def test_a_worker_restarted_after_a_crash_takes_its_jobs_back_at_once(db_pass, a
     assert ledger(job["jobId"]) == {EntryKind.DEBIT: [-job["creditsCharged"]]}
     kinds = events(job["jobId"])
     assert (kinds["started"], kinds["retried"], kinds["completed"]) == (2, 1, 1)
+
+
+# --- a worker node's heartbeat, and a node lost for good ----------------------------------------------------
+
+# A node beating every second, judged lost after two silent seconds (the defaults: 30 s and 90 s).
+FAST_HEARTBEAT = {"FLIXLY_WORKER_HEARTBEAT": "1", "FLIXLY_WORKER_LOST_AFTER": "2"}
+
+
+def seen_at(node: str):
+    return WorkerNode.objects.filter(name=node).values_list("seen_at", flat=True).first()
+
+
+def wait_beat_during(job_id: str, worker) -> None:
+    """Until `worker`'s node beats after it claimed the job, which is still running then."""
+    started = Job.objects.get(pk=job_id).started_at
+    wait_until(lambda: (seen_at(worker.hostname) or started) > started, timeout=5, interval=0.05, describe=worker.tail)
+    assert Job.objects.get(pk=job_id).status == JobStatus.RUNNING
+
+
+@WORKER
+def test_a_threads_pool_worker_keeps_beating_while_it_runs_a_long_job(api, customer, workers):
+    worker = workers.start(pool="threads", env=FAST_HEARTBEAT)
+    job = submit(api, LONG_VIDEO)
+    wait_claimed(job["jobId"], workers)
+    wait_beat_during(job["jobId"], worker)
+    assert wait_finished(api, job["jobId"], workers)["status"] == "completed"
+
+
+@BOTH_PASSES
+@WORKER
+def test_a_worker_lost_for_good_has_its_job_taken_back_once_its_node_falls_silent(
+    db_pass, api, customer, workers, settings
+):
+    # A killed worker that never comes back under its node name (a lost machine, a container with a new
+    # hostname) left its job running, and the account's parallel slot held, until the job's deadline: 15 min
+    # for a video. Its node stops beating: the reaper takes the job back once it has been silent long enough.
+    settings.FLIXLY_WORKER_LOST_AFTER = 2
+    first = workers.start(env=FAST_HEARTBEAT)
+    job = submit(api, LONG_VIDEO)
+    wait_claimed(job["jobId"], workers)
+    # The solo pool runs the job on the worker's event loop: the node beats all the same.
+    wait_beat_during(job["jobId"], first)
+    assert first.kill() == -9
+    assert Job.objects.get(pk=job["jobId"]).status == JobStatus.RUNNING
+
+    workers.start(env=FAST_HEARTBEAT)  # a replacement under another node name: nothing of its own to take back
+    wait_until(lambda: jobs_reap()["retried"], timeout=JOB_TIMEOUT, interval=0.2, describe=workers.tails)
+    done = wait_finished(api, job["jobId"], workers)
+    assert done["status"] == "completed", done
+    assert_mp4(download(api, done["outputUrl"]), (1280, 720), 10.0)
+
+    final = Job.objects.get(pk=job["jobId"])
+    assert (final.attempts, final.worker, final.credits_refunded) == (2, workers.started[-1].hostname, 0)
+    kinds = events(job["jobId"])
+    assert (kinds["started"], kinds["retried"], kinds["completed"]) == (2, 1, 1)
+    assert ledger(job["jobId"]) == {EntryKind.DEBIT: [-job["creditsCharged"]]}
+    assert jobs_reap() == {"requeued": 0, "retried": 0, "failed": 0}
 
 
 # --- 4: the broker is down when a job is submitted -----------------------------------------------------------

@@ -117,6 +117,8 @@ def test_the_postgresql_connection_prepares_a_statement_after_five_runs():
         ("FLIXLY_LOG_LEVEL", "LOUD"),
         ("FLIXLY_SITE_URL", "notaurl"),
         ("CELERY_TASK_TIME_LIMIT", "10"),
+        ("FLIXLY_WORKER_HEARTBEAT", "0"),
+        ("FLIXLY_WORKER_LOST_AFTER", "45"),
     ],
 )
 def test_a_bad_setting_stops_startup_naming_it(name, value):
