@@ -3,6 +3,8 @@
 import hashlib
 import json
 import logging
+import re
+import shutil
 import tempfile
 import time
 import uuid
@@ -355,11 +357,27 @@ STAND_IN_METADATA = {
 }
 
 
+JOB_FOLDERS = Path(tempfile.gettempdir()) / "flixly-jobs"  # a folder per worker node, a job's folder in it
+
+
+def _node_folder(worker: str, *, create: bool = False) -> Path:
+    folder = JOB_FOLDERS / (re.sub(r"[^\w@.-]", "_", worker) or "unnamed")
+    if create:
+        folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def job_folders_clear(*, worker: str) -> None:
+    """A worker node starting: the working folders its last run left (a job killed mid-video leaves hundreds of
+    MB) belong to no running job any more."""
+    shutil.rmtree(_node_folder(worker), ignore_errors=True)
+
+
 def job_execute(*, job: Job) -> None:
     """Run a claimed job on its provider and record the outcome. ProviderError(transient) propagates for retry."""
     reply = ReplyWriter(job.pk) if job.live_reply and streams_live() else None
     try:
-        with tempfile.TemporaryDirectory(prefix="flixly-job-") as folder:
+        with tempfile.TemporaryDirectory(prefix=f"{job.pk}-", dir=_node_folder(job.worker, create=True)) as folder:
             (Path(folder) / "out").mkdir()
             request = _generation_request(job, Path(folder), reply.write if reply else None)
             deadline = time.monotonic() + job.model.timeout_seconds

@@ -14,6 +14,7 @@ from generation.services import (
     job_claim,
     job_execute,
     job_fail,
+    job_folders_clear,
     job_requeue,
     job_take_over,
     jobs_reap,
@@ -42,7 +43,9 @@ def stop_heartbeat(sender, **kwargs) -> None:
 
 @worker_ready.connect
 def take_back_orphaned_jobs(sender, **kwargs) -> None:
-    """This node starting again: the jobs it was running when it died are queued again at once."""
+    """This node starting again: the jobs it was running when it died are queued again at once, and the working
+    folders they left are removed."""
+    job_folders_clear(worker=sender.hostname)
     taken = jobs_take_back(worker=sender.hostname)
     if taken:
         logger.warning("%s took back %s job(s) its last run left running", sender.hostname, taken)

@@ -161,6 +161,27 @@ def test_a_restarting_worker_takes_back_only_its_own_running_jobs(api, funded, s
     assert jobs_take_back(worker="") == 0  # a claim that named no worker is the reaper's to find
 
 
+def test_a_restarting_worker_clears_the_working_folders_its_killed_jobs_left(
+    api, funded, scripted, no_worker, tmp_path, monkeypatch
+):
+    from types import SimpleNamespace
+
+    import generation.services as services
+    from generation.tasks import take_back_orphaned_jobs
+
+    monkeypatch.setattr(services, "JOB_FOLDERS", tmp_path)
+    folders = []
+    run = lambda self, request, progress, deadline: folders.append(request.workdir) or GenerationResult(text="ok")  # noqa: E731
+    monkeypatch.setattr(scripted, "run", run)
+    job_execute(job=job_claim(job_id=submit(api), worker="worker@a"))
+    assert folders[0].is_relative_to(tmp_path / "worker@a") and not folders[0].exists()  # removed when done
+    left = [tmp_path / node / "job-killed-mid-video" for node in ("worker@a", "worker@b")]
+    for folder in left:
+        folder.mkdir(parents=True)
+    take_back_orphaned_jobs(sender=SimpleNamespace(hostname="worker@a"))
+    assert [folder.exists() for folder in left] == [False, True]  # worker@b may still be running its job
+
+
 def test_a_job_whose_worker_died_on_every_attempt_is_failed_and_refunded_once_when_it_restarts(
     api, funded, scripted, no_worker
 ):
