@@ -23,7 +23,7 @@ install: $(VENV)/.installed
 
 setup: install
 	$(PY) manage.py migrate --noinput
-	$(PY) manage.py loaddata credit_packs
+	$(PY) manage.py seed_credit_packs
 	$(PY) manage.py sync_catalog
 
 run: setup

@@ -140,6 +140,7 @@ class ApiKey(models.Model):
     class Meta:
         ordering = ("-created_at", "-id")
         indexes = [models.Index(fields=["user", "-created_at"]), models.Index(fields=["expires_at"])]
+        verbose_name = "API key"  # Django's default capitalises it as "Api key"
 
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…{self.last_four})"
@@ -156,6 +157,9 @@ class ApiKeySecret(models.Model):
     api_key = models.ForeignKey(ApiKey, on_delete=models.CASCADE, related_name="secrets")
     created_at = models.DateTimeField(auto_now_add=True)
     valid_until = models.DateTimeField(null=True, blank=True, help_text="Set when the key is rolled past this secret.")
+
+    class Meta:
+        verbose_name = "API key secret"
 
     def __str__(self) -> str:
         return f"secret of {self.api_key_id}"

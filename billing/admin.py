@@ -146,7 +146,9 @@ class WalletAdmin(ReadOnlyAdmin):
             return done
         context = {
             **self.admin_site.each_context(request),
-            "title": "Grant or adjust",
+            "title": f"Grant or adjust credits for {user}",
+            "opts": self.opts,  # the breadcrumbs of Django's own pages: app, wallets, this wallet
+            "has_view_permission": self.has_view_permission(request, wallet),
             "wallet": wallet,
             "form": form,
             "last": adjustment_last(user_id=user.pk),

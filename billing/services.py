@@ -16,7 +16,7 @@ from django.db.transaction import TransactionManagementError
 from django.utils import timezone
 
 from billing.balance_cache import BalanceMirror
-from billing.models import SPENDING_KINDS, BillingAlert, EntryKind, LedgerEntry, Wallet
+from billing.models import SPENDING_KINDS, BillingAlert, CreditPack, EntryKind, LedgerEntry, Wallet
 from flixly_site.db import InsertFrom, Part, Query, Together, run_together
 from flixly_site.errors import ApplicationError, ValidationFailed
 from flixly_site.events import account_event
@@ -407,3 +407,20 @@ def wallet_signup_bonus(*, user_id: int) -> LedgerEntry | None:
 def billing_alert_raise(*, user_id: int | None, message: str, reference: str = "") -> BillingAlert:
     logger.warning("billing alert user=%s reference=%s: %s", user_id, reference, message)
     return BillingAlert.objects.create(user_id=user_id, message=message, reference=reference)
+
+
+DEFAULT_CREDIT_PACKS = (
+    {"name": "Starter", "credits": 500, "price_cents": 500, "sort_order": 1},
+    {"name": "Creator", "credits": 2200, "price_cents": 2000, "sort_order": 2},
+    {"name": "Studio", "credits": 6000, "price_cents": 5000, "sort_order": 3},
+)
+
+
+def credit_packs_seed() -> int:
+    """Give a shop that has no credit packs the default ones; returns how many it created."""
+    # Keyed on "no packs at all", not pack by pack: staff rename, reprice and delete packs in the admin,
+    # and a later seeding (make run does one each start) must neither undo an edit nor bring a pack back.
+    if CreditPack.objects.exists():
+        return 0
+    CreditPack.objects.bulk_create(CreditPack(**pack) for pack in DEFAULT_CREDIT_PACKS)
+    return len(DEFAULT_CREDIT_PACKS)

@@ -16,8 +16,7 @@ from flixly_site.errors import ApplicationError, ServiceUnavailable
 logger = logging.getLogger("flixly.billing")
 
 
-class PaymentsNotConfigured(ApplicationError):
-    code, status = "service_unavailable", 503
+class PaymentsNotConfigured(ServiceUnavailable):
     default_message = "Payments are not configured on this server."
 
 

@@ -5,6 +5,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.log import log_response
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST
 
@@ -13,7 +14,7 @@ from billing import stripe_gateway
 from billing.models import Wallet
 from billing.selectors import checkout_purchase, ledger_for, packs_for_sale, spend_by_key, spend_per_day, wallet_for
 from billing.stripe_events import BadEvent, BadSignature, stripe_event_process, stripe_event_store, stripe_event_verify
-from flixly_site.errors import ApplicationError
+from flixly_site.errors import ApplicationError, error_json
 from flixly_site.pagination import dashboard_page
 
 logger = logging.getLogger("flixly.billing")
@@ -134,6 +135,8 @@ def checkout_success(request: HttpRequest) -> HttpResponse:
 def stripe_webhook(request: HttpRequest) -> HttpResponse:
     try:
         event = stripe_event_verify(payload=request.body, signature=request.headers.get("Stripe-Signature", ""))
+    except stripe_gateway.PaymentsNotConfigured as error:
+        return _webhook_not_configured(request, error)
     except BadSignature as error:
         return JsonResponse({"error": {"code": "bad_signature", "status": 400, "message": str(error)}}, status=400)
     except BadEvent as error:
@@ -148,3 +151,13 @@ def stripe_webhook(request: HttpRequest) -> HttpResponse:
             {"error": {"code": "internal_error", "status": 500, "message": "Processing failed."}}, status=500
         )
     return JsonResponse({"received": True})
+
+
+def _webhook_not_configured(request: HttpRequest, error: ApplicationError) -> HttpResponse:
+    response = error_json(error.code, error.status, error.message)
+    # The operator's one line, instead of django.request's bare "Service Unavailable": Stripe retries each
+    # event for days, so it keeps saying what to set until someone does.
+    log_response(
+        "Stripe webhook refused: STRIPE_WEBHOOK_SECRET is not set", response=response, request=request, logger=logger
+    )
+    return response

@@ -18,6 +18,7 @@ from django.core.exceptions import (
     TooManyFilesSent,
 )
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.utils.log import log_response
 from rest_framework import exceptions as drf
 from rest_framework.response import Response
 
@@ -36,6 +37,9 @@ class ApplicationError(Exception):
     code = "internal_error"
     status = HTTPStatus.INTERNAL_SERVER_ERROR
     default_message = "Something went wrong on our side."
+    # None: django.request's rule, which logs every 5xx at ERROR and so pages an operator. An error the request
+    # itself explains (it asked for a model this server does not run) names its own, lower, level.
+    log_level: str | None = None
 
     def __init__(self, message: str | None = None, *, details: dict | None = None, headers: dict | None = None):
         self.message = message or self.default_message
@@ -212,6 +216,22 @@ def as_application_error(exc: Exception) -> ApplicationError | None:
     return None
 
 
+def error_logged(error: ApplicationError, request: HttpRequest | None, response: HttpResponse) -> HttpResponse:
+    """Log an error with its own level once, so that django.request does not log it again at its own."""
+    if error.log_level is not None and request is not None:
+        log_response(
+            "%s: %s (%s)",
+            response.reason_phrase,
+            request.path,
+            error.message,
+            response=response,
+            request=request,
+            logger=logger,
+            level=error.log_level,
+        )
+    return response
+
+
 def api_exception_handler(exc: Exception, context: dict) -> Response | None:
     """DRF's EXCEPTION_HANDLER: map every error to the contract's shape."""
     error = as_application_error(exc)
@@ -219,6 +239,7 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
         logger.exception("Unhandled API error", exc_info=exc)
         error = ApplicationError()
     response = Response(error_body(error.code, error.status, error.message, error.details), status=error.status)
+    error_logged(error, getattr(context.get("request"), "_request", None), response)
     for name, value in error.headers.items():
         response[name] = value
     if error.status == 401:  # RFC 9110: a 401 names the scheme that would work

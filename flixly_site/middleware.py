@@ -16,6 +16,7 @@ from flixly_site.errors import (
     ApplicationError,
     as_application_error,
     error_json,
+    error_logged,
     is_api_path,
     with_openai_fields,
 )
@@ -110,7 +111,7 @@ class ApiErrorEnvelopeMiddleware:
         if error is None:
             logger.exception("Unhandled error on %s %s", request.method, request.path, exc_info=exception)
             error = ApplicationError()
-        return error_json(error.code, error.status, error.message, error.details)
+        return error_logged(error, request, error_json(error.code, error.status, error.message, error.details))
 
     @staticmethod
     def _envelope(status: int, original: HttpResponse) -> HttpResponse:

@@ -2,6 +2,7 @@
 
 import json
 import time
+from collections import Counter
 from pathlib import Path
 
 from django.conf import settings
@@ -29,23 +30,37 @@ PROVIDERS: dict[str, type[Provider]] = {
 _cache: dict[str, object] = {"at": 0.0, "models": {}}
 
 
-def catalog_sync(*, path: Path = CATALOG_FILE) -> tuple[int, int]:
+def catalog_sync(*, path: Path = CATALOG_FILE) -> Counter[str]:
     """Create or update every model in the data file; staff's `enabled` choice is kept, and so is every
-    setting of a model staff edited (`staff_edited`). Idempotent. Returns (created, updated)."""
+    setting of a model staff edited (`staff_edited`). Idempotent. Counts the models "created", "updated",
+    "unchanged" and "kept" (staff edited)."""
     entries = json.loads(path.read_text())["models"]
-    edited = set(AiModel.objects.filter(staff_edited=True).values_list("id", flat=True))
-    created = 0
+    counts: Counter[str] = Counter()
     with transaction.atomic():
+        existing = AiModel.objects.in_bulk([entry["id"] for entry in entries])
         for order, entry in enumerate(entries):
             fields = _fields(entry, order)
             if problems := _entry_problems(AiModel(id=entry["id"], **fields)):
                 raise ValueError(f"{path.name}: {entry['id']}: {problems}")
-            if entry["id"] in edited:
-                continue
-            _, was_created = AiModel.objects.update_or_create(id=entry["id"], defaults=fields)
-            created += was_created
+            counts[_sync_one(existing.get(entry["id"]), entry["id"], fields)] += 1
     catalog_forget()
-    return created, len(entries) - created - len(edited & {entry["id"] for entry in entries})
+    return counts
+
+
+def _sync_one(model: AiModel | None, model_id: str, fields: dict) -> str:
+    """Write one entry only where it changes the row: updated_at then tells staff when a model really changed."""
+    if model is None:
+        AiModel.objects.create(id=model_id, **fields)
+        return "created"
+    if model.staff_edited:
+        return "kept"
+    changed = [name for name, value in fields.items() if getattr(model, name) != value]
+    if not changed:
+        return "unchanged"
+    for name in changed:
+        setattr(model, name, fields[name])
+    model.save(update_fields=[*changed, "updated_at"])
+    return "updated"
 
 
 def _entry_problems(model: AiModel) -> dict[str, list[str]]:

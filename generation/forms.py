@@ -50,15 +50,22 @@ def _credits(low: int, high: int | None) -> str:
 
 
 def model_choices(models: Iterable[AiModel], available: set[str]) -> list[tuple[str, list[tuple[str, str]]]]:
-    """Models grouped by what they make, each labelled with what a job on it can cost."""
+    """Models grouped by what they make, each labelled with what a job on it can cost. In each group the
+    models that run on this server come first: without upstream keys most of the catalog cannot."""
     groups: dict[str, list[tuple[str, str]]] = {label: [] for label in dict.fromkeys(GROUPS.values())}
-    for model in models:
+    for model in sorted(models, key=lambda model: model.id not in available):  # stable: keeps the catalog order
         label = f"{model.name} · {_credits(*price_range(model))}"
         if model.id not in available:
             label += " (unavailable)"
         group = GROUPS.get(model.types[0], "Other") if model.types else "Other"
         groups.setdefault(group, []).append((model.id, label))
     return [(group, choices) for group, choices in groups.items() if choices]
+
+
+def first_available(choices: list[tuple[str, list[tuple[str, str]]]], available: set[str]) -> str | None:
+    """The model the picker starts on: the first that runs here, else the first at all."""
+    model_ids = [model_id for _, group in choices for model_id, _ in group]
+    return next((model_id for model_id in model_ids if model_id in available), model_ids[0] if model_ids else None)
 
 
 def _number(label: str, help_text: str = "", **attrs: Any) -> forms.IntegerField:
@@ -115,7 +122,9 @@ class GenerateForm(forms.Form):
 
     def __init__(self, *args: Any, models: dict[str, AiModel], routes: dict[str, str], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["model"].choices = model_choices(models.values(), set(routes))
+        choices = model_choices(models.values(), set(routes))
+        self.fields["model"].choices = choices
+        self.fields["model"].initial = first_available(choices, set(routes))  # ?model= still wins
         self.fields["voice"].widget.attrs["list"] = "voice-options"
         self.fields["language"].widget.attrs["list"] = "language-options"
         self.fields["style"].widget.attrs["list"] = "style-options"
@@ -125,10 +134,8 @@ class GenerateForm(forms.Form):
         self.fields["prompt"].widget.attrs["placeholder"] = placeholder
 
     def _model_id(self) -> str | None:
-        """The model as sent or as the page was opened (?model=), else the picker's first one."""
-        groups = self.fields["model"].choices  # [(group label, [(model id, name), ...]), ...]
-        first_group_models = groups[0][1] if groups else []
-        return self["model"].value() or (first_group_models[0][0] if first_group_models else None)
+        """The model as sent or as the page was opened (?model=), else the one the picker starts on."""
+        return self["model"].value() or self.fields["model"].initial
 
     def _fit_number_fields(self, model: AiModel | None) -> None:
         for name, field in self.fields.items():

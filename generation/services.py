@@ -52,6 +52,13 @@ class IdempotencyConflict(Conflict):
     code = "idempotency_conflict"
 
 
+class ModelUnavailable(ServiceUnavailable):
+    """The caller chose a model whose upstream this server has no key for: the catalog already says it is
+    unavailable, and there is no outage for an operator to fix, so it is a warning, not an error."""
+
+    log_level = "warning"
+
+
 @dataclass(frozen=True)
 class Submitted:
     job: Job
@@ -111,7 +118,7 @@ def job_submit(
     is_test = identity is not None and identity.is_test
     route = route_for(request.model, is_test=is_test)
     if route is None:
-        raise ServiceUnavailable(f"{request.model.id} is not available on this server right now; nothing was charged.")
+        raise ModelUnavailable(f"{request.model.id} is not available on this server right now; nothing was charged.")
     job = Job(
         id=uuid.uuid4(),
         user=user,

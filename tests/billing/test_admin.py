@@ -1,3 +1,4 @@
+import re
 from datetime import timedelta
 from http import HTTPStatus
 
@@ -306,3 +307,21 @@ def test_a_take_that_emptied_the_balance_sent_again_says_it_was_already_written(
 
 def user_id_of(client) -> int:
     return int(client.session["_auth_user_id"])
+
+
+def test_the_adjust_page_has_the_breadcrumbs_of_the_wallet_it_adjusts(admin_client, user):
+    wallet = Wallet.objects.get_or_create(user=user)[0]
+    page = admin_client.get(f"/admin/billing/wallet/{user.pk}/adjust/").content.decode()
+    crumbs = re.search(r'<ol class="breadcrumbs">(.*?)</ol>', page, re.DOTALL).group(1)
+    assert re.findall(r'<a href="([^"]+)">([^<]+)</a>', crumbs) == [
+        ("/admin/", "Home"),
+        ("/admin/billing/", "Billing"),
+        ("/admin/billing/wallet/", "Wallets"),
+        (f"/admin/billing/wallet/{user.pk}/change/", str(wallet)),
+    ]
+    assert re.findall(r'<li aria-current="page">(.*?)</li>', crumbs) == ["Grant or adjust"]
+
+
+def test_the_adjust_page_has_one_heading_naming_the_account(admin_client, user):
+    page = admin_client.get(f"/admin/billing/wallet/{user.pk}/adjust/").content.decode()
+    assert re.findall(r"<h1>(.*?)</h1>", page) == [f"Grant or adjust credits for {user.email}"]

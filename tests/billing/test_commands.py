@@ -1,8 +1,10 @@
+from io import StringIO
+
 import pytest
 from django.core.management import CommandError, call_command
 
 from accounts.models import User
-from billing.models import LedgerEntry
+from billing.models import CreditPack, LedgerEntry
 from billing.services import MAX_CREDITS_PER_MOVEMENT, wallet_adjust, wallet_balance
 
 pytestmark = pytest.mark.django_db
@@ -41,3 +43,25 @@ def test_create_api_key_refuses_a_name_the_column_cannot_hold(user, name):
     with pytest.raises(CommandError, match="At most 100 characters"):
         call_command("create_api_key", "--email", user.email, "--name", name)
     assert not user.api_keys.exists()
+
+
+def test_seed_credit_packs_gives_a_fresh_shop_the_default_packs():
+    call_command("seed_credit_packs", stdout=StringIO())
+    assert list(CreditPack.objects.values_list("name", "credits", "price_cents")) == [
+        ("Starter", 500, 500),
+        ("Creator", 2200, 2000),
+        ("Studio", 6000, 5000),
+    ]
+
+
+def test_a_second_seeding_keeps_what_staff_changed():
+    call_command("seed_credit_packs", stdout=StringIO())
+    CreditPack.objects.filter(name="Starter").update(name="Basic", price_cents=700, stripe_price_id="price_basic")
+    CreditPack.objects.filter(name="Studio").delete()
+    out = StringIO()
+    call_command("seed_credit_packs", stdout=out)
+    assert list(CreditPack.objects.values_list("name", "price_cents", "stripe_price_id")) == [
+        ("Basic", 700, "price_basic"),
+        ("Creator", 2000, ""),
+    ]
+    assert "left as they are" in out.getvalue()

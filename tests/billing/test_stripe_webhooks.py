@@ -113,6 +113,29 @@ def test_a_missing_signature_is_refused_with_400(client):
     assert response.status_code == HTTPStatus.BAD_REQUEST
 
 
+def test_without_a_webhook_secret_the_caller_gets_a_generic_503(client, user, settings):
+    settings.STRIPE_WEBHOOK_SECRET = ""
+    response = post(client, event("checkout.session.completed", paid_session(user)))
+    assert response.status_code == HTTPStatus.SERVICE_UNAVAILABLE
+    assert response.json() == {
+        "error": {
+            "code": "service_unavailable",
+            "status": 503,
+            "message": "Payments are not configured on this server.",
+        }
+    }
+    assert not StripeEvent.objects.exists()
+
+
+def test_without_a_webhook_secret_the_operator_gets_an_error_naming_it(client, user, settings, caplog):
+    settings.STRIPE_WEBHOOK_SECRET = ""
+    post(client, event("checkout.session.completed", paid_session(user)))
+    assert [record.levelname for record in caplog.records if "STRIPE_WEBHOOK_SECRET" in record.getMessage()] == [
+        "ERROR"
+    ]
+    assert not [record for record in caplog.records if record.name == "django.request"]  # that line, only once
+
+
 def test_a_stale_timestamp_is_refused_with_400(client, user):
     payload = event("checkout.session.completed", paid_session(user))
     assert post(client, payload, timestamp=int(time.time()) - 3600).status_code == HTTPStatus.BAD_REQUEST

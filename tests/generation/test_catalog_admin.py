@@ -2,11 +2,15 @@
 can fail a submit (a negative tier price was a 500 on every matching request)."""
 
 import json
+from datetime import timedelta
+from io import StringIO
 
 import pytest
+import time_machine
 from django.contrib.admin.sites import site
 from django.forms.models import model_to_dict
 from django.test import RequestFactory
+from django.utils import timezone
 
 from generation.catalog import CATALOG_FILE, catalog_sync
 from generation.models import MAX_JOB_SECONDS, AiModel
@@ -214,3 +218,38 @@ def test_sync_catalog_refuses_an_entry_the_admin_would_refuse(tmp_path, field, v
     broken.write_text(json.dumps({"models": [{**entries[0], field: value}]}))
     with pytest.raises(ValueError, match=entries[0]["id"]):
         catalog_sync(path=broken)
+
+
+def _updated_at() -> dict[str, object]:
+    return dict(AiModel.objects.values_list("id", "updated_at"))
+
+
+def test_syncing_an_unchanged_catalog_again_writes_nothing():
+    from django.core.management import call_command
+
+    before, out = _updated_at(), StringIO()
+    with time_machine.travel(timezone.now() + timedelta(hours=1)):
+        call_command("sync_catalog", stdout=out)
+    entries = len(json.loads(CATALOG_FILE.read_text())["models"])
+    assert f"0 created, 0 updated, {entries} unchanged" in out.getvalue()
+    assert _updated_at() == before
+
+
+def test_a_changed_catalog_entry_is_the_one_model_updated(tmp_path):
+    entries = json.loads(CATALOG_FILE.read_text())["models"]
+    changed = tmp_path / "catalog.json"
+    changed.write_text(json.dumps({"models": [{**entries[0], "description": "Renamed upstream."}, *entries[1:]]}))
+    before = _updated_at()
+    with time_machine.travel(timezone.now() + timedelta(hours=1)):
+        counts = catalog_sync(path=changed)
+    assert (counts["created"], counts["updated"], counts["unchanged"]) == (0, 1, len(entries) - 1)
+    assert {model_id for model_id, at in _updated_at().items() if at != before[model_id]} == {entries[0]["id"]}
+
+
+def test_a_model_staff_edited_is_counted_as_kept(admin_client):
+    from django.core.management import call_command
+
+    _save_in_admin(admin_client, AiModel.objects.get(id="ideogram-v3"), credits=9)
+    out = StringIO()
+    call_command("sync_catalog", stdout=out)
+    assert "0 updated" in out.getvalue() and "1 kept as staff edited" in out.getvalue()

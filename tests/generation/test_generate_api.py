@@ -1,4 +1,5 @@
 import json
+import logging
 import time
 from http import HTTPStatus
 
@@ -437,6 +438,37 @@ def test_a_model_whose_upstream_is_not_configured_is_503_without_fallback(api, f
     listed = {m["id"]: m for m in api.get("/api/v1/models?limit=100").json()["data"]}
     assert listed["flux-dev"]["available"] is False
     assert listed["local-image"]["available"] is True
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/api/v1/generate", {"model": "flux-dev", "type": "TEXT_TO_IMAGE", "prompt": "A cat"}),
+        ("/openai/v1/images/generations", {"model": "flux-dev", "prompt": "A cat"}),
+    ],
+)
+def test_a_model_this_server_does_not_run_is_logged_as_a_warning_not_an_error(
+    api, funded, settings, caplog, path, body
+):
+    # The caller chose a model the catalog marks unavailable: nothing for an operator to fix tonight.
+    settings.FLIXLY_LOCAL_FALLBACK = False
+    response = api.post(path, body, content_type="application/json")
+    assert response.status_code == HTTPStatus.SERVICE_UNAVAILABLE
+    assert [record for record in caplog.records if record.levelno >= logging.ERROR] == []
+    warned = [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING]
+    assert len(warned) == 1 and path in warned[0] and "flux-dev" in warned[0]
+
+
+def test_a_broker_outage_at_submit_is_still_logged_as_an_error(api, funded, caplog, monkeypatch):
+    from tests.generation.worker_helpers import celery_conf
+
+    monkeypatch.delenv("CELERY_BROKER_URL", raising=False)  # Celery's conf prefers this variable over broker_url
+    with celery_conf(broker_url="redis://127.0.0.1:9/0", task_always_eager=False):
+        response = generate(api)
+    assert response.status_code == HTTPStatus.SERVICE_UNAVAILABLE
+    errors = [(record.name, record.getMessage()) for record in caplog.records if record.levelno >= logging.ERROR]
+    assert ("django.request", "Service Unavailable: /api/v1/generate") in errors
+    assert any("broker unavailable" in message for _, message in errors)
 
 
 def test_prefer_wait_returns_the_finished_job_with_200(api, funded):

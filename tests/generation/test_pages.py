@@ -83,6 +83,34 @@ def test_each_model_shows_its_price_range_and_whether_it_runs_here(signed_in, se
     assert "Veo 3.1 · 10 to 38 credits (unavailable)<" in signed_in.get("/generate/").content.decode()
 
 
+@pytest.fixture
+def only_local_models(settings):
+    """Production without upstream keys: only the local-* models run here."""
+    settings.FLIXLY_LOCAL_FALLBACK = False
+    settings.FAL_KEY = settings.REPLICATE_API_TOKEN = settings.OPENAI_BASE_URL = ""
+
+
+def test_the_picker_preselects_a_model_that_runs_here(signed_in, only_local_models):
+    response = signed_in.get("/generate/")
+    assert response.context["form"]["model"].value() == "local-image"
+    assert '<option value="local-image" selected>' in response.content.decode()
+
+
+def test_the_picker_lists_the_models_that_run_here_first_in_each_group(signed_in, only_local_models):
+    groups = signed_in.get("/generate/").context["form"].fields["model"].choices
+    for group, choices in groups:
+        unavailable = [label.endswith("(unavailable)") for _, label in choices]
+        assert unavailable == sorted(unavailable), group  # every False before every True
+    images = dict(groups)["Images"]
+    assert [model_id for model_id, _ in images[:2]] == ["local-image", "local-image-edit"]
+    assert images[-1][1].endswith("(unavailable)")  # still listed, still marked
+
+
+def test_a_model_asked_for_in_the_address_stays_chosen_even_if_unavailable(signed_in, only_local_models):
+    response = signed_in.get("/generate/?model=flux-schnell")
+    assert response.context["form"]["model"].value() == "flux-schnell"
+
+
 def test_one_submit_shows_every_problem_at_once(signed_in):
     response = post_generate(signed_in, prompt="", width=-5)
     errors = response.context["form"].errors

@@ -22,3 +22,11 @@ def test_each_section_of_the_console_has_its_own_name(client, staff_user):
     page = client.get("/admin/").content.decode()
     assert page.count(">Accounts</a>") <= 1  # allauth's e-mail addresses keep "Accounts"
     assert "Users, keys and plans" in page
+
+
+def test_api_keys_are_named_as_the_rest_of_the_product_names_them(client, staff_user):
+    staff_user.is_superuser = True
+    staff_user.save()
+    client.force_login(staff_user)
+    page = client.get("/admin/").content.decode()
+    assert ">API keys</a>" in page and "Api keys" not in page

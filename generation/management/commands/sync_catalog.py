@@ -7,5 +7,8 @@ class Command(BaseCommand):
     help = "Load or update the model catalog from generation/catalog.json (idempotent; keeps what staff edited)."
 
     def handle(self, *args, **options) -> None:
-        created, updated = catalog_sync()
-        self.stdout.write(f"Catalog synced: {created} created, {updated} updated; models staff edited are kept.")
+        counts = catalog_sync()
+        self.stdout.write(
+            f"Catalog synced: {counts['created']} created, {counts['updated']} updated, "
+            f"{counts['unchanged']} unchanged, {counts['kept']} kept as staff edited them."
+        )
