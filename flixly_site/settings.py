@@ -7,10 +7,12 @@ variables; see README.md for the full list.
 
 import secrets
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import dj_database_url
 import dj_email_url
 from django.core.exceptions import ImproperlyConfigured
+from django.utils.csp import CSP
 
 from flixly_site.env import env_bool, env_choice, env_int, env_json_object, env_list, env_str, env_url
 
@@ -72,6 +74,7 @@ MIDDLEWARE = [
     "flixly_site.middleware.RequestIdMiddleware",
     "flixly_site.middleware.ApiErrorEnvelopeMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "flixly_site.middleware.ApiBodyLimitMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -108,6 +111,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "django.template.context_processors.csp",
             ],
         },
     },
@@ -407,3 +411,44 @@ STRIPE_API_BASE = env_str("STRIPE_API_BASE").rstrip("/")
 FLIXLY_API_RESPONSE_HOOKS = ["billing.hooks.credit_balance_header"]
 FLIXLY_ACCOUNT_EVENT_HANDLERS = ["generation.webhooks.event_record"]
 FLIXLY_API_REQUEST_READS = {"balance": "billing.balance_cache.balance_key"}
+
+
+# Content-Security-Policy, on every response that sets none of its own (API docs, output files): scripts and
+# styles come from this server or carry the request's nonce (the admin's few inline ones). Previews load
+# from the absolute links generation.outputs.output_url() makes: SITE_URL, or where S3 presigns them.
+# The Checkout and portal buttons POST here and are redirected to Stripe, and browsers check form-action
+# along a form's redirects.
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def _s3_origins() -> list[str]:
+    """Where boto3 points presigned links: the endpoint, else the bucket's own host. A bucket name with dots
+    would break the TLS wildcard of its host, so boto3 puts such a name in the path instead."""
+    if not AWS_STORAGE_BUCKET_NAME:
+        return []
+    if AWS_S3_ENDPOINT_URL:
+        return [_origin(AWS_S3_ENDPOINT_URL)]
+    hosts = ["s3.amazonaws.com", *([f"s3.{AWS_S3_REGION_NAME}.amazonaws.com"] if AWS_S3_REGION_NAME else [])]
+    bucket = "" if "." in AWS_STORAGE_BUCKET_NAME else f"{AWS_STORAGE_BUCKET_NAME}."
+    return [f"https://{bucket}{host}" for host in hosts]
+
+
+OUTPUT_ORIGINS = [_origin(SITE_URL), *_s3_origins()]
+STRIPE_ORIGINS = ["https://checkout.stripe.com", "https://billing.stripe.com"]
+if STRIPE_API_BASE:  # a stand-in server (stripe-mock, the tests' fake) serves its own checkout pages
+    STRIPE_ORIGINS.append(_origin(STRIPE_API_BASE))
+SECURE_CSP = {
+    "default-src": [CSP.SELF],
+    "script-src": [CSP.SELF, CSP.NONCE],
+    "style-src": [CSP.SELF, CSP.NONCE],
+    "img-src": [CSP.SELF, "data:", *OUTPUT_ORIGINS],
+    "media-src": [CSP.SELF, *OUTPUT_ORIGINS],
+    "object-src": [CSP.NONE],
+    "base-uri": [CSP.SELF],
+    "form-action": [CSP.SELF, *STRIPE_ORIGINS],
+    "frame-ancestors": [CSP.NONE],
+}

@@ -74,6 +74,11 @@ def stripe_fake(settings):
         settings.STRIPE_SECRET_KEY = "sk_test_fake"
         settings.STRIPE_WEBHOOK_SECRET = fake.webhook_secret
         settings.STRIPE_API_BASE = fake.base_url
+        # As settings.py does for STRIPE_API_BASE: Checkout's redirect after the buy form leads to the fake.
+        settings.SECURE_CSP = {
+            **settings.SECURE_CSP,
+            "form-action": [*settings.SECURE_CSP["form-action"], fake.base_url],
+        }
         yield fake
 
 

@@ -1,6 +1,7 @@
 import re
 
 import pytest
+from playwright.sync_api import expect
 
 from billing.services import wallet_adjust
 from tests.e2e.conftest import log_in
@@ -32,7 +33,7 @@ def test_a_user_generates_an_image_and_finds_it_under_jobs(signed_in):
     page.get_by_label("Height (pixels)").fill("512")
     page.get_by_label("Height (pixels)").blur()
     assert page.get_by_label("Duration (seconds)").is_hidden()  # not a setting local-image takes
-    page.wait_for_function("document.getElementById('price-note').textContent.includes('for this job')")
+    expect(page.locator("#price-note")).to_contain_text("for this job")
     assert page.locator("#price").inner_text() == "1"
     page.screenshot(path=f"{SCREENSHOTS}/generate.png", full_page=True)
 
@@ -40,7 +41,8 @@ def test_a_user_generates_an_image_and_finds_it_under_jobs(signed_in):
     page.wait_for_url(JOB_URL)
     image = page.get_by_role("img", name=re.compile("Generated image"))
     image.wait_for()
-    page.wait_for_function("document.querySelector('.output img').complete")
+    # Not wait_for_function: its polling evaluates a string, which the page's Content-Security-Policy refuses.
+    expect(page.locator(".output img")).to_have_js_property("complete", True)
     assert page.evaluate("document.querySelector('.output img').naturalWidth") == 512
     assert page.locator("#job-status").inner_text() == "Completed"
     page.screenshot(path=f"{SCREENSHOTS}/job.png", full_page=True)
