@@ -441,7 +441,7 @@ OUTPUT_ORIGINS = [_origin(SITE_URL), *_s3_origins()]
 STRIPE_ORIGINS = ["https://checkout.stripe.com", "https://billing.stripe.com"]
 if STRIPE_API_BASE:  # a stand-in server (stripe-mock, the tests' fake) serves its own checkout pages
     STRIPE_ORIGINS.append(_origin(STRIPE_API_BASE))
-SECURE_CSP = {
+CONTENT_POLICY = {
     "default-src": [CSP.SELF],
     "script-src": [CSP.SELF, CSP.NONCE],
     "style-src": [CSP.SELF, CSP.NONCE],
@@ -452,3 +452,5 @@ SECURE_CSP = {
     "form-action": [CSP.SELF, *STRIPE_ORIGINS],
     "frame-ancestors": [CSP.NONE],
 }
+# In development the policy reports instead of blocking: Django's debug pages style and script themselves inline.
+SECURE_CSP, SECURE_CSP_REPORT_ONLY = ({}, CONTENT_POLICY) if DEBUG else (CONTENT_POLICY, {})

@@ -51,7 +51,7 @@ def docs(request: HttpRequest) -> HttpResponse:
 # The site's policy, but Redoc adds <style> elements as it runs ('unsafe-inline', which a nonce in the
 # directive would cancel) and searches in a blob: worker. Its sidebar logo from a CDN stays blocked.
 DOCS_POLICY = {
-    **settings.SECURE_CSP,
+    **settings.CONTENT_POLICY,
     "style-src": [CSP.SELF, CSP.UNSAFE_INLINE],
     "img-src": [CSP.SELF, "data:"],
     "media-src": None,

@@ -54,6 +54,12 @@ def _fast_password_hashing(settings):
 
 
 @pytest.fixture(autouse=True)
+def _enforced_content_policy(settings):
+    """Tests run as production does (pytest-django turns DEBUG off), so the policy blocks, not just reports."""
+    settings.SECURE_CSP, settings.SECURE_CSP_REPORT_ONLY = settings.CONTENT_POLICY, {}
+
+
+@pytest.fixture(autouse=True)
 def _eager_celery(request):
     """Tasks run inline unless a test starts a real worker (marked `worker`)."""
     from flixly_site.celery import app

@@ -98,7 +98,7 @@ from django.conf import settings
 from generation.outputs import output_url
 link = urlsplit(output_url("outputs/job/0.mp4"))
 origin = f"{link.scheme}://{link.netloc}"
-print(origin, origin in settings.SECURE_CSP["img-src"] and origin in settings.SECURE_CSP["media-src"])
+print(origin, origin in settings.CONTENT_POLICY["img-src"] and origin in settings.CONTENT_POLICY["media-src"])
 """
 
 
@@ -119,14 +119,23 @@ def test_pages_may_show_outputs_from_the_s3_address_their_presigned_links_point_
 
 
 def test_a_checkout_form_may_lead_to_stripe():
-    form_action = settings.SECURE_CSP["form-action"]
+    form_action = settings.CONTENT_POLICY["form-action"]
     assert "https://checkout.stripe.com" in form_action  # Checkout and the portal: a redirect after a POST
     assert "https://billing.stripe.com" in form_action
 
 
 def test_a_stripe_stand_in_server_is_allowed_as_a_form_target_too():
-    code = "from django.conf import settings; print(settings.SECURE_CSP['form-action'])"
+    code = "from django.conf import settings; print(settings.CONTENT_POLICY['form-action'])"
     result = run_manage(
         "shell", "-c", code, env={"STRIPE_API_BASE": "http://127.0.0.1:12111/", "FLIXLY_VAR_DIR": "var/test"}
     )
     assert "http://127.0.0.1:12111" in result.stdout, result.stderr
+
+
+def test_in_development_the_policy_reports_and_django_s_debug_pages_keep_working():
+    code = (
+        "from django.conf import settings;"
+        "print(settings.SECURE_CSP == {}, settings.SECURE_CSP_REPORT_ONLY == settings.CONTENT_POLICY)"
+    )
+    result = run_manage("shell", "-c", code, env={"DJANGO_DEBUG": "true", "FLIXLY_VAR_DIR": "var/test"})
+    assert result.stdout.splitlines()[-1] == "True True", result.stderr
