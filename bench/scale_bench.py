@@ -30,6 +30,8 @@ INSERT_OTHER = INSERT_COMPLETED.replace("'flux-dev'", f"({OTHER_MODELS})[1 + flo
 # A few speech jobs among the images: the list filtered to them must not walk the account's other jobs.
 RARE_MODEL, RARE_TYPE, RARE_JOBS = "kokoro", "TEXT_TO_SPEECH", 25
 INSERT_RARE = INSERT_COMPLETED.replace("'flux-dev', 'TEXT_TO_IMAGE'", f"'{RARE_MODEL}', '{RARE_TYPE}'")
+# And as many failed jobs: a list filtered by a rare status (a client polling ?status=failed) must not walk them either.
+INSERT_FAILED = INSERT_COMPLETED.replace("'completed', 100", "'failed', 100")
 ROW_AT = (
     "SELECT created_at, id FROM generation_job WHERE user_id = %s ORDER BY created_at DESC, id DESC OFFSET %s LIMIT 1"
 )
@@ -37,9 +39,10 @@ ROW_AT = (
 
 def add_jobs(user_id: int, count: int, *, rare: int = 0) -> None:
     """Completed image jobs (nine in ten flux-dev) spread over the last 80 days, in INSERT ... SELECT
-    generate_series chunks, and `rare` speech jobs spread among them."""
+    generate_series chunks, and `rare` speech jobs and `rare` failed image jobs spread among them."""
     if rare:
         sql(INSERT_RARE, [user_id, rare])
+        sql(INSERT_FAILED, [user_id, rare])
     for start in range(0, count, INSERT_CHUNK):
         chunk = min(INSERT_CHUNK, count - start)
         sql(INSERT_COMPLETED, [user_id, chunk - chunk // 10])
@@ -125,6 +128,7 @@ def measure(user_id: int, key: str, total: int, server_shape: tuple[int, int]) -
             deep = median_ms(client, f"/api/v1/jobs?limit=20&cursor={deep_cursor(user_id, total)}", user_id)
             by_model = median_ms(client, f"/api/v1/jobs?limit=20&model={RARE_MODEL}", user_id)
             by_type = median_ms(client, f"/api/v1/jobs?limit=20&type={RARE_TYPE}", user_id)
+            by_status = median_ms(client, "/api/v1/jobs?limit=20&status=failed", user_id)
             reset_rate_limits(redis_client(), user_id)
             return {
                 "jobs": total,
@@ -132,6 +136,7 @@ def measure(user_id: int, key: str, total: int, server_shape: tuple[int, int]) -
                 "deep_page_ms": deep,
                 "rare_model_page_ms": by_model,
                 "rare_type_page_ms": by_type,
+                "rare_status_page_ms": by_status,
                 "export": export(client, children(server.pid)),
             }
     finally:
@@ -147,6 +152,6 @@ def scale(user_id: int, key: str, *, small: int, large: int | None, server: tupl
         add_jobs(user_id, large - small)
         result["insert_seconds"] = round(time.monotonic() - started, 1)
         result["large"] = measure(user_id, key, large, server)
-        for page in ("first_page", "deep_page", "rare_model_page", "rare_type_page"):
+        for page in ("first_page", "deep_page", "rare_model_page", "rare_type_page", "rare_status_page"):
             result[f"{page}_ratio"] = round(result["large"][f"{page}_ms"] / result["small"][f"{page}_ms"], 2)
     return result

@@ -20,6 +20,7 @@ from drf_spectacular.utils import OpenApiParameter
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from flixly_site.db import custom_plans
 from flixly_site.errors import ValidationFailed
 
 DEFAULT_LIMIT = 20
@@ -118,7 +119,8 @@ def keyset_page(
         queryset = queryset.filter(**{f"{time_field}__lte": when}).filter(
             Q(**{f"{time_field}__lt": when}) | Q(**{time_field: when, "pk__lt": pk})
         )
-    rows = list(queryset[: limit + 1])
+    with custom_plans():  # a list's filters may name a rare value: plan for it, not for a typical one
+        rows = list(queryset[: limit + 1])
     last = rows[limit - 1] if len(rows) > limit else None
     next_cursor = cursor_for(queryset.model, getattr(last, time_field), last.pk) if last else None
     return rows[:limit], next_cursor
