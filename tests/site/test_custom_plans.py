@@ -48,3 +48,18 @@ def test_a_page_of_a_list_is_read_under_custom_plans():
         keyset_page(Job.objects.filter(user=user, status=JobStatus.FAILED), cursor=None, limit=20)
     assert [threshold for sql, threshold in seen if "generation_job" in sql] == [None]
     assert connection.connection.prepare_threshold == 5
+
+
+def test_a_page_of_a_big_admin_list_is_read_under_custom_plans(client, django_user_model):
+    staff = django_user_model.objects.create_superuser(email="staff@example.com", password="pw-staff-1234")
+    client.force_login(staff)
+    seen = []
+
+    def spy(execute, sql, params, many, context):
+        seen.append((sql, context["connection"].connection.prepare_threshold))
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(spy):
+        assert client.get("/admin/generation/job/?status=failed").status_code == 200
+    rows = [threshold for sql, threshold in seen if sql.startswith('SELECT "generation_job"."id"')]
+    assert rows == [None]
