@@ -7,7 +7,7 @@ from django.shortcuts import redirect, render
 from django.templatetags.static import static
 from django.utils.csp import CSP
 from django.utils.decorators import method_decorator
-from django.views.decorators.csp import csp_override
+from django.views.decorators.csp import csp_override, csp_report_only_override
 from drf_spectacular.renderers import (
     OpenApiJsonRenderer,
     OpenApiJsonRenderer2,
@@ -67,5 +67,6 @@ class ApiSchemaView(SpectacularAPIView):
 
 
 @method_decorator(csp_override(DOCS_POLICY), name="dispatch")
+@method_decorator(csp_report_only_override({}), name="dispatch")  # its own policy, in development too
 class ApiDocsView(SpectacularRedocView):
     """The API reference (Redoc, from drf-spectacular-sidecar's static files), fetching nothing elsewhere."""

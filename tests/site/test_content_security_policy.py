@@ -139,3 +139,11 @@ def test_in_development_the_policy_reports_and_django_s_debug_pages_keep_working
     )
     result = run_manage("shell", "-c", code, env={"DJANGO_DEBUG": "true", "FLIXLY_VAR_DIR": "var/test"})
     assert result.stdout.splitlines()[-1] == "True True", result.stderr
+
+
+@pytest.mark.django_db
+def test_in_development_the_api_docs_page_sends_only_its_own_policy(client, settings):
+    settings.SECURE_CSP, settings.SECURE_CSP_REPORT_ONLY = {}, settings.CONTENT_POLICY  # as DEBUG does
+    docs = client.get("/api/docs")
+    assert "Content-Security-Policy-Report-Only" not in docs and "'unsafe-inline'" in docs["Content-Security-Policy"]
+    assert "Content-Security-Policy-Report-Only" in client.get("/")
