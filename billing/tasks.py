@@ -4,6 +4,7 @@ from django.core.mail import send_mail
 from django.template.loader import render_to_string
 
 from accounts.models import User
+from billing import stripe_gateway
 
 
 @shared_task
@@ -11,7 +12,13 @@ def send_low_balance_email(user_id: int, balance: int) -> None:
     user = User.objects.filter(pk=user_id).first()
     if user is None:
         return
-    context = {"balance": balance, "threshold": settings.FLIXLY_LOW_BALANCE_THRESHOLD, "site_url": settings.SITE_URL}
+    context = {
+        "balance": balance,
+        "threshold": settings.FLIXLY_LOW_BALANCE_THRESHOLD,
+        "site_url": settings.SITE_URL,
+        "payments_enabled": stripe_gateway.payments_enabled(),  # as on the billing page the e-mail points to
+        "support_email": settings.FLIXLY_SUPPORT_EMAIL,
+    }
     send_mail(
         subject=f"[Flixly] Your credit balance is low ({balance} left)",
         message=render_to_string("emails/low_balance.txt", context),

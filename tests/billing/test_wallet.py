@@ -120,6 +120,21 @@ def test_crossing_the_low_balance_threshold_sends_one_email(funded, settings, dj
     assert "40 left" in mail.outbox[0].subject
 
 
+@pytest.mark.parametrize("stripe_key", ["sk_test_x", ""])
+def test_the_low_balance_email_offers_a_top_up_only_where_credits_can_be_bought(
+    funded, settings, django_capture_on_commit_callbacks, stripe_key
+):
+    settings.FLIXLY_LOW_BALANCE_THRESHOLD, settings.STRIPE_SECRET_KEY = 50, stripe_key
+    settings.FLIXLY_SUPPORT_EMAIL = "help@flixly.example"
+    with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
+        debit_prepare(user_id=funded.pk, amount=60, idempotency_key="d1").run()
+    body = mail.outbox[0].body
+    if stripe_key:
+        assert "Top up or change plan here:" in body
+    else:  # as the billing page says: nothing to buy here, ask the people who run it
+        assert "Top up" not in body and "cannot be bought on this server" in body and "help@flixly.example" in body
+
+
 def test_a_top_up_re_arms_the_low_balance_email(funded, settings, django_capture_on_commit_callbacks):
     settings.FLIXLY_LOW_BALANCE_THRESHOLD = 50
     with django_capture_on_commit_callbacks(execute=True):
