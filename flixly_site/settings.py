@@ -302,7 +302,7 @@ else:
     # to fit inside it (generation.models.MAX_JOB_SECONDS).
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600, "socket_connect_timeout": 2, "socket_timeout": 5}
 CELERY_TASK_ALWAYS_EAGER = False
-# Webhook deliveries wait on other people's servers (up to 20 s an attempt): their own queue and worker
+# Webhook deliveries wait on other people's servers (up to 10 s an attempt): their own queue and worker
 # (the Procfile's `webhooks`), so slow endpoints never hold up jobs. A deployment with a single worker
 # can set FLIXLY_WEBHOOK_QUEUE=celery, the jobs' queue, and that worker delivers them too.
 # The same short-task worker runs beat's rescues (the reaper of lost jobs, the resender of lost deliveries):
