@@ -69,3 +69,5 @@ class FilesystemChannel(kombu_filesystem.Channel):
 
 class FilesystemTransport(kombu_filesystem.Transport):
     Channel = FilesystemChannel
+    # Folders have no host: with kombu's default ("localhost") every connection warned that none was supplied.
+    default_connection_params: dict = {}

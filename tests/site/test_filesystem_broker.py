@@ -68,3 +68,9 @@ def test_a_message_requeued_after_a_lost_worker_says_it_was_redelivered(tmp_path
         assert again.delivery_info.get("redelivered") is True
         assert again.payload == {"job": 1}
         queue.close()
+
+
+def test_a_filesystem_connection_needs_no_hostname_and_warns_of_none(tmp_path, caplog):
+    connection, _ = channel_on(tmp_path, FilesystemTransport)  # kombu said "No hostname was supplied" 9 times a run
+    connection.clone()
+    assert "hostname" not in caplog.text
