@@ -30,7 +30,7 @@ from flixly_site.errors import ApplicationError, RateLimited, ServiceUnavailable
 from flixly_site.parsers import is_json_object
 from generation.api.views import idempotency_key, wait_for
 from generation.audio import SPEECH_FORMATS, ConversionFailed, speech_convert
-from generation.catalog import catalog_get_or_404, catalog_models
+from generation.catalog import catalog_get, catalog_get_or_404, catalog_models
 from generation.models import FINISHED_STATUSES, AiModel, Job, JobStatus
 from generation.outputs import output_url
 from generation.services import job_cancel, job_submit
@@ -424,8 +424,24 @@ class SpeechApi(JobApi):
         data = _body(request)
         response_format = _one_of(data, "response_format", tuple(SPEECH_FORMATS), default="mp3")  # OpenAI's default
         fields = {"model": data.get("model"), "type": "TEXT_TO_SPEECH", "prompt": data.get("input")}
-        fields |= {"voice": data.get("voice"), "speed": data.get("speed")}
+        fields |= {"voice": _voice(data.get("model"), data.get("voice")), "speed": data.get("speed")}
         return _speech_answer(_run(request, fields, {"prompt": "input"}), response_format)
+
+
+# The openai client requires a voice and developers send OpenAI's names, which most models lack.
+OPENAI_VOICES = {"alloy", "ash", "ballad", "coral", "echo", "fable", "nova", "onyx", "sage", "shimmer", "verse"}
+
+
+def _voice(model_id: object, voice: object) -> object:
+    """The voice to ask for: an OpenAI voice the model does not offer is left out, so the job takes the
+    model's default voice (and records it); any other voice is validation's to accept or refuse."""
+    if not (isinstance(voice, str) and voice in OPENAI_VOICES and isinstance(model_id, str)):
+        return voice
+    if (model := catalog_get(model_id)) is None:
+        return voice
+    spec = model.params.get("voice")
+    offered = spec is not None and ("allowed" not in spec or voice in spec["allowed"])
+    return voice if offered else None
 
 
 def _speech_answer(job: Job, response_format: str) -> HttpResponse:

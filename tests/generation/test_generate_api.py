@@ -190,6 +190,7 @@ def test_insufficient_credits_is_402_naming_the_price(api, user):
         ({"seed": -1}, "seed"),
         ({"duration": 5}, "duration"),
         ({"voice": "nobody"}, "voice"),
+        ({"model": "local-speech", "type": "TEXT_TO_SPEECH", "voice": "alloy"}, "voice"),  # OpenAI's: /openai only
         ({"colour": "red"}, "colour"),
         ({"imageUrl": "https://example.com/a.png"}, "imageUrl"),
         ({"webhookUrl": "https://example.com/hook"}, "webhookUrl"),

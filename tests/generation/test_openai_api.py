@@ -162,6 +162,22 @@ def test_speech_that_cannot_be_converted_is_a_500_naming_the_job_and_not_retried
     assert job.status == JobStatus.COMPLETED and "Unknown encoder" in caplog.text
 
 
+@pytest.mark.espeak
+def test_an_openai_voice_the_model_lacks_falls_back_to_its_default_voice(ai):
+    audio = ai.audio.speech.create(model="local-speech", voice="alloy", input="Hello there")
+    assert audio.content and Job.objects.get().params["voice"] == "f1"  # local-speech's default, as used
+
+
+def test_an_openai_voice_the_model_offers_is_used_as_is(ai):
+    ai.audio.speech.create(model="openai-tts", voice="coral", input="Hello there", response_format="wav")
+    assert Job.objects.get().params["voice"] == "coral"
+
+
+def test_an_openai_voice_is_dropped_for_a_model_without_voices(ai):
+    ai.audio.speech.create(model="chatterbox", voice="alloy", input="Hello there", response_format="wav")
+    assert "voice" not in Job.objects.get().params
+
+
 @pytest.mark.parametrize(
     ("call", "field"),
     [
@@ -201,6 +217,8 @@ def test_speech_that_cannot_be_converted_is_a_500_naming_the_job_and_not_retried
             "messages",
         ),
         (lambda ai: ai.images.generate(model="local-image", prompt="x", size="\uff12\uff15\uff16x256"), "size"),
+        (lambda ai: ai.audio.speech.create(model="local-speech", input="x", voice="nobody"), "voice"),
+        (lambda ai: ai.audio.speech.create(model="local-speech", input="x", voice={"id": "alloy"}), "voice"),
         (
             lambda ai: ai.audio.speech.create(model="local-speech", input="x", voice="f1", response_format="ogg"),
             "response_format",
