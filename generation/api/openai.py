@@ -376,7 +376,7 @@ def _event_stream(chunks: Iterator[dict], *, then: Callable[[], None]) -> Stream
 
 
 def _size(value: object) -> tuple[int | None, int | None]:
-    if value is None:
+    if value is None or value == "auto":  # OpenAI's "auto" lets the model choose: its default size here
         return None, None
     width, _, height = str(value).partition("x")
     if not (width.isascii() and width.isdigit() and height.isascii() and height.isdigit()):

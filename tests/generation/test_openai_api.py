@@ -104,6 +104,11 @@ def test_an_image_comes_back_as_a_url_or_base64(ai):
     assert Image.open(io.BytesIO(base64.b64decode(inline.data[0].b64_json))).size == (256, 256)
 
 
+def test_size_auto_is_the_models_default_size(ai):
+    ai.images.generate(model="local-image", prompt="a red fox", size="auto")  # the client offers it
+    assert {key: Job.objects.get().params[key] for key in ("width", "height")} == {"width": 1024, "height": 1024}
+
+
 def decoded_seconds(audio: bytes, *input_format: str) -> float:
     """The audio's length as ffmpeg decodes it (`input_format`: the options raw PCM needs)."""
     ffmpeg = imageio_ffmpeg.get_ffmpeg_exe()
