@@ -423,6 +423,8 @@ class SpeechApi(JobApi):
     def post(self, request: Request) -> HttpResponse:
         data = _body(request)
         response_format = _one_of(data, "response_format", tuple(SPEECH_FORMATS), default="mp3")  # OpenAI's default
+        if data.get("stream_format") not in (None, "audio"):  # "sse" would expect events, not the file
+            raise _refused("stream_format", "Only audio is supported: the answer is the audio file itself.")
         fields = {"model": data.get("model"), "type": "TEXT_TO_SPEECH", "prompt": data.get("input")}
         fields |= {"voice": _voice(data.get("model"), data.get("voice")), "speed": data.get("speed")}
         return _speech_answer(_run(request, fields, {"prompt": "input"}), response_format)

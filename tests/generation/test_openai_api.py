@@ -228,6 +228,10 @@ def test_an_openai_voice_is_dropped_for_a_model_without_voices(ai):
             lambda ai: ai.audio.speech.create(model="local-speech", input="x", voice="f1", response_format="ogg"),
             "response_format",
         ),
+        (
+            lambda ai: ai.audio.speech.create(model="local-speech", input="x", voice="f1", stream_format="sse"),
+            "stream_format",
+        ),
         *(
             (
                 lambda ai, value=value: ai.audio.speech.create(
