@@ -201,10 +201,19 @@ def _messages(messages: object) -> object:
     return [_message(m) for m in messages] if isinstance(messages, list) else messages
 
 
+class AnyAccept(DefaultContentNegotiation):
+    """OpenAI answers whatever the Accept header says: a stream goes to clients that accept only
+    text/event-stream, speech to the openai client's application/octet-stream. Errors are the contract's JSON."""
+
+    def select_renderer(self, request: Request, renderers: list, format_suffix: str | None = None) -> tuple:
+        return renderers[0], renderers[0].media_type
+
+
 class JobApi(APIView):
     """An OpenAI endpoint answered by a job (_submit): a replayed Idempotency-Key says so, as on /generate."""
 
     required_scope = "generate"
+    content_negotiation_class = AnyAccept
 
     def finalize_response(self, request: Request, response: HttpResponse, *args: Any, **kwargs: Any) -> HttpResponse:
         response = super().finalize_response(request, response, *args, **kwargs)
@@ -404,17 +413,7 @@ def _base64_of(name: str) -> str:
         return base64.b64encode(stored.read()).decode()
 
 
-class AnyAccept(DefaultContentNegotiation):
-    """The audio answer is a file whatever the client accepts (the openai client asks for
-    application/octet-stream); errors still render as the contract's JSON."""
-
-    def select_renderer(self, request: Request, renderers: list, format_suffix: str | None = None) -> tuple:
-        return renderers[0], renderers[0].media_type
-
-
 class SpeechApi(JobApi):
-    content_negotiation_class = AnyAccept
-
     @extend_schema(
         operation_id="openai_audio_speech",
         request=dict,

@@ -68,6 +68,18 @@ def test_answers_carry_the_api_headers(live_server, raw_key, funded):
     assert {"x-ratelimit-limit", "x-credit-balance", "x-request-id", "x-token-expires"} <= set(response.headers)
 
 
+@pytest.mark.parametrize(("stream", "content_type"), [(True, "text/event-stream"), (False, "application/json")])
+def test_an_accept_header_asking_for_events_is_answered(live_server, raw_key, funded, stream, content_type):
+    # Clients other than the Python one send `Accept: text/event-stream` with `stream: true`; OpenAI
+    # answers whatever the Accept header says, and so do we.
+    response = httpx.post(
+        f"{live_server.url}/openai/v1/chat/completions",
+        json={"model": "local-chat", "messages": MESSAGES, "stream": stream},
+        headers={"Authorization": f"Bearer {raw_key}", "Accept": "text/event-stream"},
+    )
+    assert response.status_code == 200 and response.headers["content-type"].startswith(content_type)
+
+
 @pytest.mark.parametrize(
     ("path", "body"),
     [
