@@ -41,7 +41,6 @@ logger = logging.getLogger("flixly.generation")
 
 WAIT_SECONDS = 60
 READ_BLOCK_MS = 1000  # how long a streamed reply waits for its next piece before it looks at the job
-CHAT_RENAMED = {"maxTokens": "max_tokens"}
 DO_NOT_RETRY = {"x-should-retry": "false"}  # the openai client retries 5xx answers unless told not to
 SIZE_HELP = "Use WIDTHxHEIGHT, such as 1024x1024."
 
@@ -229,15 +228,23 @@ class ChatCompletionsApi(JobApi):
         _one_choice(data)
         if data.get("stream") is not None and not isinstance(data["stream"], bool):
             raise _refused("stream", "Use true or false.")
+        limit = _token_limit_field(data)
         fields = {
             "model": data.get("model"),
             "type": "CHAT",
             "messages": _messages(data.get("messages")),
-            "maxTokens": data.get("max_completion_tokens", data.get("max_tokens")),
+            "maxTokens": data.get(limit),
         }
+        renamed = {"maxTokens": limit}
         if data.get("stream") is True:
-            return _streamed(request, fields, include_usage=_wants_usage(data))
-        return Response(_completion(_run(request, fields, CHAT_RENAMED)))
+            return _streamed(request, fields, renamed, include_usage=_wants_usage(data))
+        return Response(_completion(_run(request, fields, renamed)))
+
+
+def _token_limit_field(data: dict) -> str:
+    """The field that sets the reply's token limit: OpenAI's newer max_completion_tokens when it has a
+    value (a null one leaves max_tokens in force), else max_tokens. A 422 names the one sent."""
+    return "max_completion_tokens" if data.get("max_completion_tokens") is not None else "max_tokens"
 
 
 def _usage(job: Job) -> dict:
@@ -266,13 +273,13 @@ def _wants_usage(data: dict) -> bool:
     return isinstance(options, dict) and options.get("include_usage") is True
 
 
-def _streamed(request: Request, fields: dict, *, include_usage: bool) -> StreamingHttpResponse:
+def _streamed(request: Request, fields: dict, renamed: dict[str, str], *, include_usage: bool) -> StreamingHttpResponse:
     """A streamed completion. With live reply streams its pieces go out as the worker writes them; a job
     that ends before its first piece (or without live streams) is answered as the finished job, so a
     failure is still an HTTP error and not a broken stream."""
     slot = _wait_slot(request)
     try:
-        job = _submit(request, fields, CHAT_RENAMED, live_reply=True)
+        job = _submit(request, fields, renamed, live_reply=True)
         deadline = time.monotonic() + WAIT_SECONDS
         reader = ReplyReader(job.pk) if job.live_reply and streams_live() else None
         first = _first_pieces(reader, job, deadline) if reader else []

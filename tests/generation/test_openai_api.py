@@ -200,6 +200,10 @@ def test_an_openai_voice_is_dropped_for_a_model_without_voices(ai):
     [
         (lambda ai: ai.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES), "model"),
         (lambda ai: ai.chat.completions.create(model="local-chat", messages=MESSAGES, max_tokens=0), "max_tokens"),
+        (
+            lambda ai: ai.chat.completions.create(model="local-chat", messages=MESSAGES, max_completion_tokens=0),
+            "max_completion_tokens",
+        ),
         (lambda ai: ai.images.generate(model="local-image", prompt="x", size="big"), "size"),
         (lambda ai: ai.chat.completions.create(model="local-image", messages=MESSAGES), "model"),
         (lambda ai: ai.images.generate(model="local-image", prompt="x", n=2), "n"),
@@ -372,4 +376,11 @@ def test_past_the_plans_parallel_tasks_of_waiting_calls_a_call_is_a_429_before_a
 def test_the_developer_role_and_a_cut_reply(ai):
     messages = [{"role": "developer", "content": "Be brief."}, *MESSAGES]
     completion = ai.chat.completions.create(model="local-chat", messages=messages, max_tokens=2)
+    assert completion.choices[0].finish_reason == "length" and completion.usage.completion_tokens == 2
+
+
+def test_max_tokens_counts_when_max_completion_tokens_is_null(ai):
+    completion = ai.chat.completions.create(
+        model="local-chat", messages=MESSAGES, max_tokens=2, max_completion_tokens=None
+    )
     assert completion.choices[0].finish_reason == "length" and completion.usage.completion_tokens == 2
