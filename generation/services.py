@@ -476,7 +476,9 @@ def job_fail(*, job_id, detail: str, message: str = GENERIC_FAILURE, attempt: in
 
 def job_requeue(*, job_id, attempt: int, reason: str) -> bool:
     """running -> queued for another attempt (a transient upstream error or a vanished worker), while
-    `attempt` is the one running."""
+    `attempt` is the one running. A job its owner asked to cancel meanwhile is canceled and refunded instead."""
+    if _cancel_if_asked(job_id, attempt):
+        return False
     with transaction.atomic():
         moved = _running(job_id, attempt).update(status=JobStatus.QUEUED, progress=None, enqueued_at=timezone.now())
         if moved:
@@ -501,15 +503,22 @@ def job_cancel(*, user: User, job_id) -> Job:
 
 def job_cancel_finish(*, job: Job) -> None:
     """The attempt stopped at a report because the job was canceled (or is no longer its own)."""
+    _cancel_if_asked(job.pk, job.attempts)
+
+
+def _cancel_if_asked(job_id, attempt: int) -> bool:
+    """running -> canceled and refunded, if its owner asked to cancel it while `attempt` is the one running."""
     with transaction.atomic():
-        if (
-            _running(job.pk, job.attempts)
+        canceled = (
+            _running(job_id, attempt)
             .filter(cancel_requested=True)
             .update(status=JobStatus.CANCELED, completed_at=timezone.now())
-        ):
-            job_event(job.pk, "canceled")
-            job = Job.objects.get(pk=job.pk)
+        )
+        if canceled:
+            job_event(job_id, "canceled")
+            job = Job.objects.get(pk=job_id)
             _report_refund(job, _refund(job, "Job canceled"))
+    return bool(canceled)
 
 
 def jobs_reap(*, now=None) -> dict[str, int]:

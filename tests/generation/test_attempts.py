@@ -194,3 +194,15 @@ def test_a_job_whose_worker_died_on_every_attempt_is_failed_and_refunded_once_wh
     job = Job.objects.get(pk=job_id)
     assert (job.status, job.credits_refunded) == (JobStatus.FAILED, job.credits_charged)
     assert [kind for kind, _ in moves(job_id)].count(EntryKind.REFUND) == 1
+
+
+def test_a_job_canceled_while_running_is_not_tried_again_after_a_transient_error(api, funded, scripted, no_worker):
+    job_id = submit(api)
+    running = job_claim(job_id=job_id)
+    job_cancel(user=funded, job_id=job_id)  # running: the worker is asked to stop
+    assert not job_requeue(job_id=job_id, attempt=running.attempts, reason="upstream timed out")
+    job = Job.objects.get(pk=job_id)
+    assert job.status == JobStatus.CANCELED and job.completed_at is not None
+    assert sorted(moves(job_id)) == [(EntryKind.DEBIT, -5), (EntryKind.REFUND, 5)]
+    assert not job_fail(job_id=job_id, attempt=running.attempts, detail="the worker's fallback after no retry")
+    assert sorted(moves(job_id)) == [(EntryKind.DEBIT, -5), (EntryKind.REFUND, 5)]
