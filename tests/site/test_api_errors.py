@@ -337,3 +337,55 @@ def test_a_bad_host_is_one_warning_line_not_an_error_with_a_traceback(client, ca
     [record] = [r for r in caplog.records if r.name == "django.security.DisallowedHost"]
     assert (record.levelname, record.exc_info) == ("WARNING", None)
     assert "scanner.example.com" in record.getMessage()
+
+
+# Every GET of /api/v1 but the health check, which load balancers call with whatever they add.
+QUERIED_PATHS = [
+    "/api/v1/models",
+    "/api/v1/models/local-image",
+    "/api/v1/jobs",
+    "/api/v1/jobs/export.csv",
+    "/api/v1/usage",
+    "/api/v1/credits/ledger",
+    "/api/v1/keys",
+    "/api/v1/webhook/deliveries",
+]
+
+
+@pytest.mark.parametrize("path", QUERIED_PATHS)
+def test_an_unknown_query_parameter_is_a_422_naming_it(api, path):
+    error = assert_error_shape(api.get(f"{path}?stauts=failed"), HTTPStatus.UNPROCESSABLE_ENTITY, "validation_error")
+    assert list(error["details"]) == ["stauts"]
+
+
+def test_the_422_for_a_misspelt_filter_says_which_ones_the_list_takes(api):
+    error = api.get("/api/v1/jobs?stauts=failed").json()["error"]
+    [message] = error["details"]["stauts"]
+    assert "status" in message and "createdAfter" in message and "cursor" in message
+
+
+@pytest.mark.parametrize("path", ["/api/v1/jobs/00000000-0000-0000-0000-000000000000/cancel", "/api/v1/webhook/test"])
+def test_a_post_refuses_unknown_query_parameters_too(api, path):
+    assert_error_shape(api.post(f"{path}?force=true"), HTTPStatus.UNPROCESSABLE_ENTITY, "validation_error")
+
+
+def test_an_unknown_query_parameter_is_checked_after_the_key(client):
+    assert_error_shape(client.get("/api/v1/jobs?stauts=failed"), HTTPStatus.UNAUTHORIZED, "unauthorized")
+
+
+@pytest.mark.parametrize("value", ["xml", "yaml", "api", "json"])
+def test_a_format_query_parameter_is_an_unknown_one_not_a_missing_resource(api, value):
+    error = assert_error_shape(
+        api.get(f"/api/v1/jobs?format={value}"), HTTPStatus.UNPROCESSABLE_ENTITY, "validation_error"
+    )
+    assert list(error["details"]) == ["format"]
+
+
+def test_the_health_check_ignores_any_query_string(client):
+    assert client.get("/api/v1/health?format=api&probe=lb").status_code == HTTPStatus.OK
+
+
+def test_many_unknown_query_parameters_are_named_briefly(api):
+    response = api.get("/api/v1/jobs?" + "&".join(f"extra{n:03}=1" for n in range(300)))
+    details = assert_error_shape(response, HTTPStatus.UNPROCESSABLE_ENTITY, "validation_error")["details"]
+    assert len(details) == 11 and details["query"] == ["And 290 more unknown query parameters."]
