@@ -29,7 +29,7 @@ from generation.api.serializers import (
     model_data,
 )
 from generation.catalog import catalog_get_or_404, catalog_models, route_for
-from generation.models import FINISHED_STATUSES, Job
+from generation.models import FINISHED_STATUSES, Job, JobStatus
 from generation.outbound import OutboundError, TooLarge, check_url, fetch_image
 from generation.providers.base import JOB_TYPES
 from generation.selectors import checked_choice, export_csv, export_window, job_filters, job_get, jobs_for
@@ -41,6 +41,16 @@ PREFER_WAIT = re.compile(r"(?:^|[\s,;])wait\s*=\s*([0-9]+)")
 MAX_WAIT_SECONDS = 60
 WAIT_POLL_SECONDS = 0.2
 JOB_FILTERS = ("status", "type", "model")  # the job list's and the export's (selectors.job_filters)
+WHEN = "An ISO 8601 date or date-time (UTC unless it has an offset)."
+
+
+def job_filter_parameters() -> list[OpenApiParameter]:
+    """The job list's and the export's filters, for their OpenAPI operations."""
+    return [
+        OpenApiParameter("status", str, enum=JobStatus.values),
+        OpenApiParameter("type", str, enum=JOB_TYPES),
+        OpenApiParameter("model", str, description="A catalog id."),
+    ]
 
 
 class ModelListApi(ApiView):
@@ -51,7 +61,10 @@ class ModelListApi(ApiView):
     @extend_schema(
         operation_id="models_list",
         responses=ModelSchema(many=True),
-        parameters=[OpenApiParameter("type", str, description="Only models of this job type."), *page_parameters()],
+        parameters=[
+            OpenApiParameter("type", str, enum=JOB_TYPES, description="Only models of this job type."),
+            *page_parameters(),
+        ],
     )
     def get(self, request: Request) -> Response:
         models = catalog_models().values()
@@ -259,7 +272,8 @@ class JobListApi(ApiView):
     @extend_schema(
         operation_id="jobs_list",
         parameters=[
-            *(OpenApiParameter(name, str) for name in (*JOB_FILTERS, "createdAfter", "createdBefore")),
+            *job_filter_parameters(),
+            *(OpenApiParameter(name, str, description=WHEN) for name in ("createdAfter", "createdBefore")),
             *page_parameters(),
         ],
         responses=JobSchema(many=True),
@@ -292,7 +306,10 @@ class JobExportApi(ApiView):
 
     @extend_schema(
         operation_id="jobs_export_csv",
-        parameters=[OpenApiParameter(name, str) for name in ("from", "to", *JOB_FILTERS)],
+        parameters=[
+            *(OpenApiParameter(name, str, description=WHEN) for name in ("from", "to")),
+            *job_filter_parameters(),
+        ],
         responses={(200, "text/csv"): str},
     )
     def get(self, request: Request) -> StreamingHttpResponse:
