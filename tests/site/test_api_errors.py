@@ -5,6 +5,7 @@ import logging
 from http import HTTPStatus
 
 import pytest
+from django.db import OperationalError
 from django.urls import include, path
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
@@ -27,9 +28,23 @@ class CrashApi(APIView):
         raise RuntimeError("secret internals /etc/passwd")
 
 
+class DatabaseDownApi(APIView):
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+
+    def get(self, request):
+        raise OperationalError('connection to server at "10.0.0.5", port 5432 failed: Connection refused')
+
+
+def database_down_page(request):
+    raise OperationalError('connection to server at "10.0.0.5", port 5432 failed: Connection refused')
+
+
 urlpatterns = [
     path("api/v1/echo", EchoApi.as_view()),
     path("api/v1/crash", CrashApi.as_view()),
+    path("api/v1/database-down", DatabaseDownApi.as_view()),
+    path("api/v1/database-down-page", database_down_page),
     path("", include("flixly_site.urls")),
 ]
 handler400 = "flixly_site.errors.handler400"  # as flixly_site.urls sets it
@@ -259,6 +274,22 @@ def test_crash_in_debug_still_answers_json(client, settings):
     response = client.get("/api/v1/crash")
     assert_error_shape(response, HTTPStatus.INTERNAL_SERVER_ERROR, "internal_error")
     assert "passwd" not in response.content.decode()
+
+
+@pytest.mark.parametrize("path", ["/api/v1/database-down", "/api/v1/database-down-page"])
+def test_a_database_that_cannot_be_reached_is_a_503_naming_nothing_of_it(client, path):
+    error = assert_error_shape(client.get(path), HTTPStatus.SERVICE_UNAVAILABLE, "service_unavailable")
+    assert "10.0.0.5" not in error["message"] and "details" not in error
+
+
+def test_a_keyed_request_while_the_database_is_down_is_a_503(api, monkeypatch):
+    from django.db import connection
+
+    def refuse():
+        raise OperationalError("connection failed: Connection refused")
+
+    monkeypatch.setattr(connection, "cursor", refuse)
+    assert_error_shape(api.get("/api/v1/jobs"), HTTPStatus.SERVICE_UNAVAILABLE, "service_unavailable")
 
 
 def test_every_response_carries_a_generated_request_id(client):
