@@ -17,6 +17,7 @@ from django.core.exceptions import (
     TooManyFieldsSent,
     TooManyFilesSent,
 )
+from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.utils.log import log_response
 from rest_framework import exceptions as drf
@@ -201,6 +202,10 @@ def _drf_error(exc: drf.APIException) -> ApplicationError:
 def as_application_error(exc: Exception) -> ApplicationError | None:
     if isinstance(exc, ApplicationError):
         return exc
+    if isinstance(exc, OperationalError | InterfaceError):  # unreachable, restarting, or out of connections
+        # django.request logs the 503 without its cause: this line names it, for the operator only.
+        logger.error("database unavailable: %s", exc)
+        return ServiceUnavailable("The database is unavailable. Try again shortly.")
     if isinstance(exc, Http404):
         return NotFound()
     if isinstance(exc, PermissionDenied):

@@ -96,7 +96,11 @@ def page_parameters() -> list[OpenApiParameter]:
     """The query parameters of every paged list, for its OpenAPI operation."""
     return [
         OpenApiParameter("cursor", str, description="The previous page's nextCursor."),
-        OpenApiParameter("limit", int, description=f"Items per page, 1 to {MAX_LIMIT} (default {DEFAULT_LIMIT})."),
+        OpenApiParameter(
+            "limit",
+            {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT},
+            description=f"Items per page, 1 to {MAX_LIMIT} (default {DEFAULT_LIMIT}).",
+        ),
     ]
 
 

@@ -70,6 +70,11 @@ class JSONFirstNegotiation(negotiation.DefaultContentNegotiation):
             return renderers[0], renderers[0].media_type
         return super().select_renderer(request, renderers, format_suffix)
 
+    def filter_renderers(self, renderers: list[BaseRenderer], format: str) -> list[BaseRenderer]:
+        # DRF answers a ?format= that names none of the view's renderers with a 404, as if the resource did
+        # not exist; here it picks none, and the view judges `format` as it judges any query parameter.
+        return [renderer for renderer in renderers if renderer.format == format] or renderers
+
 
 MAX_JSON_INTEGER = 2**63  # past any column and any float conversion we make
 
@@ -116,13 +121,16 @@ MAX_NAMED_UNKNOWN = 10  # a body of a million unknown keys is answered in a few 
 MAX_NAME_CHARS = 64
 
 
-def unknown_fields(names: Iterable[str]) -> dict[str, list[str]]:
-    """The 422 details naming a body's unknown fields: the first few, each shortened, and how many more."""
+def unknown_fields(
+    names: Iterable[str], *, noun: str = "field", rest: str = "body", hint: str = ""
+) -> dict[str, list[str]]:
+    """The 422 details naming a body's unknown fields (or a query's unknown parameters): the first few, each
+    shortened, and how many more under `rest`."""
     unknown = sorted(names)
     shown = [name if len(name) <= MAX_NAME_CHARS else name[:MAX_NAME_CHARS] + "…" for name in unknown]
-    details = {name: [f"Unknown field '{name}'."] for name in shown[:MAX_NAMED_UNKNOWN]}
+    details = {name: [f"Unknown {noun} '{name}'.{hint}"] for name in shown[:MAX_NAMED_UNKNOWN]}
     if unnamed := len(unknown) - len(details):  # two long names cut to the same key count as one named
-        details["body"] = [f"And {unnamed} more unknown fields."]
+        details[rest] = [f"And {unnamed} more unknown {noun}s."]
     return details
 
 

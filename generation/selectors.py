@@ -1,6 +1,7 @@
 """Reads for generation: job listings with filters, one job, the CSV export rows."""
 
 import csv
+import re
 from collections.abc import Generator, Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -35,9 +36,15 @@ EXPORT_COLUMNS = [
 ]
 
 
+# A query string reads "+" as a space, so `?createdAfter=2026-03-16T12:00:00+01:00` sent unencoded (as curl
+# sends it) arrives as "...12:00:00 01:00": a space between a time and an offset can only have been that "+".
+LOST_PLUS = re.compile(r"^(.+[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?) (\d{2}(?::?\d{2})?)$")
+
+
 def parse_when(value: str, field: str, *, through: bool = False) -> datetime:
     """An ISO date or date-time (UTC when no offset is given); `through`: the last moment of the day or of
     the second it names, so that a bound taken from an API timestamp (to the second) includes that second."""
+    value = LOST_PLUS.sub(r"\1+\2", value)
     try:
         parsed = parse_datetime(value) if "T" in value or " " in value else None
         day = parse_date(value) if parsed is None and len(value) == 10 else None

@@ -2,11 +2,11 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from accounts.api.serializers import ApiKeyCreateInput, ApiKeyOutput, ApiKeyRollInput, IssuedKeyOutput
 from accounts.selectors import KeyIdentity, apikey_list
 from accounts.services import IssuedKey, apikey_create, apikey_revoke, apikey_roll
+from flixly_site.apiview import PAGE_QUERY, ApiView
 from flixly_site.pagination import page_parameters, paginated_response
 
 
@@ -19,8 +19,9 @@ def issued_key_data(issued: IssuedKey) -> dict:
     return {**ApiKeyOutput(issued.api_key).data, "key": issued.raw}
 
 
-class ApiKeyListCreateApi(APIView):
+class ApiKeyListCreateApi(ApiView):
     required_scope = "keys:manage"
+    query_names = PAGE_QUERY
 
     @extend_schema(operation_id="keys_list", parameters=page_parameters(), responses=ApiKeyOutput(many=True))
     def get(self, request: Request) -> Response:
@@ -45,7 +46,7 @@ class ApiKeyListCreateApi(APIView):
         return Response({"data": issued_key_data(issued)}, status=status.HTTP_201_CREATED)
 
 
-class ApiKeyRollApi(APIView):
+class ApiKeyRollApi(ApiView):
     required_scope = "keys:manage"
 
     @extend_schema(operation_id="keys_roll", request=ApiKeyRollInput, responses=IssuedKeyOutput)
@@ -61,7 +62,7 @@ class ApiKeyRollApi(APIView):
         return Response({"data": issued_key_data(issued)})
 
 
-class ApiKeyRevokeApi(APIView):
+class ApiKeyRevokeApi(ApiView):
     required_scope = "keys:manage"
 
     @extend_schema(operation_id="keys_revoke", responses={200: ApiKeyOutput})

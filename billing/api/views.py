@@ -1,14 +1,14 @@
 from drf_spectacular.utils import extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from billing.api.serializers import LedgerEntryOutput, UsageOutput
 from billing.selectors import ledger_for, usage_for
+from flixly_site.apiview import PAGE_QUERY, ApiView
 from flixly_site.pagination import page_parameters, paginated_response
 
 
-class UsageApi(APIView):
+class UsageApi(ApiView):
     required_scope = "billing:read"
 
     @extend_schema(operation_id="usage", responses=UsageOutput)
@@ -29,8 +29,9 @@ class UsageApi(APIView):
         return Response({"data": UsageOutput(data).data})
 
 
-class LedgerApi(APIView):
+class LedgerApi(ApiView):
     required_scope = "billing:read"
+    query_names = PAGE_QUERY
 
     @extend_schema(operation_id="credits_ledger", parameters=page_parameters(), responses=LedgerEntryOutput(many=True))
     def get(self, request: Request) -> Response:

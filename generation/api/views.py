@@ -10,11 +10,11 @@ from rest_framework.parsers import MultiPartParser
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from accounts.ratelimit import account_wait_slot
 from accounts.selectors import KeyIdentity
 from billing.services import key_spent_this_month, wallet_balance
+from flixly_site.apiview import PAGE_QUERY, ApiView
 from flixly_site.errors import PayloadTooLarge, ValidationFailed
 from flixly_site.pagination import page_limit, page_parameters, paginated_response, sorted_page
 from flixly_site.parsers import JSONParser, is_json_object
@@ -29,7 +29,7 @@ from generation.api.serializers import (
     model_data,
 )
 from generation.catalog import catalog_get_or_404, catalog_models, route_for
-from generation.models import FINISHED_STATUSES, Job
+from generation.models import FINISHED_STATUSES, Job, JobStatus
 from generation.outbound import OutboundError, TooLarge, check_url, fetch_image
 from generation.providers.base import JOB_TYPES
 from generation.selectors import checked_choice, export_csv, export_window, job_filters, job_get, jobs_for
@@ -40,16 +40,31 @@ from generation.webhooks import require_endpoint
 PREFER_WAIT = re.compile(r"(?:^|[\s,;])wait\s*=\s*([0-9]+)")
 MAX_WAIT_SECONDS = 60
 WAIT_POLL_SECONDS = 0.2
+JOB_FILTERS = ("status", "type", "model")  # the job list's and the export's (selectors.job_filters)
+WHEN = "An ISO 8601 date or date-time (UTC unless it has an offset)."
 
 
-class ModelListApi(APIView):
+def job_filter_parameters() -> list[OpenApiParameter]:
+    """The job list's and the export's filters, for their OpenAPI operations."""
+    return [
+        OpenApiParameter("status", str, enum=JobStatus.values),
+        OpenApiParameter("type", str, enum=JOB_TYPES),
+        OpenApiParameter("model", str, description="A catalog id."),
+    ]
+
+
+class ModelListApi(ApiView):
     # Public, but a key that is sent is checked (and rate-limited) like on every other endpoint.
     permission_classes = [AllowAny]
+    query_names = ("type", *PAGE_QUERY)
 
     @extend_schema(
         operation_id="models_list",
         responses=ModelSchema(many=True),
-        parameters=[OpenApiParameter("type", str, description="Only models of this job type."), *page_parameters()],
+        parameters=[
+            OpenApiParameter("type", str, enum=JOB_TYPES, description="Only models of this job type."),
+            *page_parameters(),
+        ],
     )
     def get(self, request: Request) -> Response:
         models = catalog_models().values()
@@ -66,7 +81,7 @@ class ModelListApi(APIView):
         return Response({"data": data, "nextCursor": next_cursor})
 
 
-class ModelDetailApi(APIView):
+class ModelDetailApi(ApiView):
     permission_classes = [AllowAny]
 
     @extend_schema(operation_id="models_get", responses=ModelSchema)
@@ -91,9 +106,7 @@ DRY_RUN_VALUES = {
 
 
 def _dry_run(request: Request) -> bool:
-    # A value we cannot read, or a misspelt name, must not turn a quote into a paid job.
-    if unknown := sorted(set(request.query_params) - {"dryRun"}):
-        raise ValidationFailed(details={name: ["Unknown query parameter: the only one is dryRun."] for name in unknown})
+    # A value we cannot read must not turn a quote into a paid job (ApiView refuses a misspelt name).
     if len(request.query_params.getlist("dryRun")) > 1:
         raise ValidationFailed(details={"dryRun": ["Send dryRun once."]})
     value = DRY_RUN_VALUES.get(request.query_params.get("dryRun", "false").strip().lower())
@@ -162,8 +175,9 @@ def _as_sent(header: str) -> str:
         return header
 
 
-class GenerateApi(APIView):
+class GenerateApi(ApiView):
     required_scope = "generate"
+    query_names = ("dryRun",)
     parser_classes = [JSONParser, MultiPartParser]
 
     @extend_schema(
@@ -251,13 +265,15 @@ class GenerateApi(APIView):
         return response
 
 
-class JobListApi(APIView):
+class JobListApi(ApiView):
     required_scope = "jobs:read"
+    query_names = (*JOB_FILTERS, "createdAfter", "createdBefore", *PAGE_QUERY)
 
     @extend_schema(
         operation_id="jobs_list",
         parameters=[
-            *(OpenApiParameter(name, str) for name in ("status", "type", "model", "createdAfter", "createdBefore")),
+            *job_filter_parameters(),
+            *(OpenApiParameter(name, str, description=WHEN) for name in ("createdAfter", "createdBefore")),
             *page_parameters(),
         ],
         responses=JobSchema(many=True),
@@ -267,7 +283,7 @@ class JobListApi(APIView):
         return paginated_response(jobs, request, job_data)
 
 
-class JobDetailApi(APIView):
+class JobDetailApi(ApiView):
     required_scope = "jobs:read"
 
     @extend_schema(operation_id="jobs_get", responses=JobSchema)
@@ -275,7 +291,7 @@ class JobDetailApi(APIView):
         return Response({"data": job_data(job_get(user=request.user, job_id=jobId))})
 
 
-class JobCancelApi(APIView):
+class JobCancelApi(ApiView):
     required_scope = "generate"
 
     @extend_schema(operation_id="jobs_cancel", request=None, responses=JobSchema)
@@ -284,12 +300,16 @@ class JobCancelApi(APIView):
         return Response({"data": job_data(job)})
 
 
-class JobExportApi(APIView):
+class JobExportApi(ApiView):
     required_scope = "jobs:read"
+    query_names = ("from", "to", *JOB_FILTERS)
 
     @extend_schema(
         operation_id="jobs_export_csv",
-        parameters=[OpenApiParameter(name, str) for name in ("from", "to", "status", "type", "model")],
+        parameters=[
+            *(OpenApiParameter(name, str, description=WHEN) for name in ("from", "to")),
+            *job_filter_parameters(),
+        ],
         responses={(200, "text/csv"): str},
     )
     def get(self, request: Request) -> StreamingHttpResponse:

@@ -3,14 +3,14 @@
 from drf_spectacular.utils import extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
+from flixly_site.apiview import PAGE_QUERY, ApiView
 from flixly_site.pagination import page_parameters, paginated_response
 from generation.api.serializers import DeliverySchema, WebhookInput, WebhookSchema, delivery_data, endpoint_data
 from generation.webhooks import deliveries_for, endpoint_delete, endpoint_get, endpoint_set, endpoint_test
 
 
-class WebhookApi(APIView):
+class WebhookApi(ApiView):
     required_scope = "webhooks:manage"
 
     @extend_schema(operation_id="webhook_get", responses=WebhookSchema)
@@ -31,7 +31,7 @@ class WebhookApi(APIView):
         return Response({"data": endpoint_data(endpoint)})
 
 
-class WebhookTestApi(APIView):
+class WebhookTestApi(ApiView):
     required_scope = "webhooks:manage"
 
     @extend_schema(operation_id="webhook_test", request=None, responses=DeliverySchema)
@@ -39,8 +39,9 @@ class WebhookTestApi(APIView):
         return Response({"data": delivery_data(endpoint_test(user=request.user))})
 
 
-class WebhookDeliveryListApi(APIView):
+class WebhookDeliveryListApi(ApiView):
     required_scope = "webhooks:manage"
+    query_names = PAGE_QUERY
 
     @extend_schema(operation_id="webhook_deliveries", parameters=page_parameters(), responses=DeliverySchema(many=True))
     def get(self, request: Request) -> Response:

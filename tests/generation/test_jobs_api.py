@@ -154,6 +154,21 @@ def test_created_before_a_jobs_own_timestamp_includes_it(api, funded):
     assert [j["jobId"] for j in listed.json()["data"]] == [job["jobId"]]
 
 
+@pytest.mark.parametrize("query", ["createdAfter=2026-01-01T00:00:00+01:00", "createdBefore=2026-01-01T10:00+0100"])
+def test_an_offset_whose_plus_a_query_string_read_as_a_space_is_read_as_the_plus(api, user, query):
+    make_jobs(user, 1)  # `curl "...?createdAfter=...T00:00:00+01:00"` sends the + unencoded: a space on arrival
+    encoded = query.replace("+", "%2B")
+    assert api.get(f"/api/v1/jobs?{query}").json() == api.get(f"/api/v1/jobs?{encoded}").json()
+
+
+def test_an_export_bound_with_an_unencoded_plus_is_read_as_its_offset(api, user):
+    make_jobs(user, 1)
+    start = (timezone.now() - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S+00:00")
+    response = api.get(f"/api/v1/jobs/export.csv?from={start}")
+    assert response.status_code == HTTPStatus.OK
+    assert len(list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))) == 2
+
+
 @pytest.mark.postgres
 def test_the_postgresql_export_streams_with_copy_in_the_same_format(api, user):
     rows = export_rows(api, user)

@@ -5,6 +5,7 @@ import logging
 from http import HTTPStatus
 
 import pytest
+from django.db import OperationalError
 from django.urls import include, path
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
@@ -27,9 +28,23 @@ class CrashApi(APIView):
         raise RuntimeError("secret internals /etc/passwd")
 
 
+class DatabaseDownApi(APIView):
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+
+    def get(self, request):
+        raise OperationalError('connection to server at "10.0.0.5", port 5432 failed: Connection refused')
+
+
+def database_down_page(request):
+    raise OperationalError('connection to server at "10.0.0.5", port 5432 failed: Connection refused')
+
+
 urlpatterns = [
     path("api/v1/echo", EchoApi.as_view()),
     path("api/v1/crash", CrashApi.as_view()),
+    path("api/v1/database-down", DatabaseDownApi.as_view()),
+    path("api/v1/database-down-page", database_down_page),
     path("", include("flixly_site.urls")),
 ]
 handler400 = "flixly_site.errors.handler400"  # as flixly_site.urls sets it
@@ -261,6 +276,22 @@ def test_crash_in_debug_still_answers_json(client, settings):
     assert "passwd" not in response.content.decode()
 
 
+@pytest.mark.parametrize("path", ["/api/v1/database-down", "/api/v1/database-down-page"])
+def test_a_database_that_cannot_be_reached_is_a_503_naming_nothing_of_it(client, path):
+    error = assert_error_shape(client.get(path), HTTPStatus.SERVICE_UNAVAILABLE, "service_unavailable")
+    assert "10.0.0.5" not in error["message"] and "details" not in error
+
+
+def test_a_keyed_request_while_the_database_is_down_is_a_503(api, monkeypatch):
+    from django.db import connection
+
+    def refuse():
+        raise OperationalError("connection failed: Connection refused")
+
+    monkeypatch.setattr(connection, "cursor", refuse)
+    assert_error_shape(api.get("/api/v1/jobs"), HTTPStatus.SERVICE_UNAVAILABLE, "service_unavailable")
+
+
 def test_every_response_carries_a_generated_request_id(client):
     response = client.get("/api/v1/health")
     assert len(response["X-Request-Id"]) == 32
@@ -337,3 +368,55 @@ def test_a_bad_host_is_one_warning_line_not_an_error_with_a_traceback(client, ca
     [record] = [r for r in caplog.records if r.name == "django.security.DisallowedHost"]
     assert (record.levelname, record.exc_info) == ("WARNING", None)
     assert "scanner.example.com" in record.getMessage()
+
+
+# Every GET of /api/v1 but the health check, which load balancers call with whatever they add.
+QUERIED_PATHS = [
+    "/api/v1/models",
+    "/api/v1/models/local-image",
+    "/api/v1/jobs",
+    "/api/v1/jobs/export.csv",
+    "/api/v1/usage",
+    "/api/v1/credits/ledger",
+    "/api/v1/keys",
+    "/api/v1/webhook/deliveries",
+]
+
+
+@pytest.mark.parametrize("path", QUERIED_PATHS)
+def test_an_unknown_query_parameter_is_a_422_naming_it(api, path):
+    error = assert_error_shape(api.get(f"{path}?stauts=failed"), HTTPStatus.UNPROCESSABLE_ENTITY, "validation_error")
+    assert list(error["details"]) == ["stauts"]
+
+
+def test_the_422_for_a_misspelt_filter_says_which_ones_the_list_takes(api):
+    error = api.get("/api/v1/jobs?stauts=failed").json()["error"]
+    [message] = error["details"]["stauts"]
+    assert "status" in message and "createdAfter" in message and "cursor" in message
+
+
+@pytest.mark.parametrize("path", ["/api/v1/jobs/00000000-0000-0000-0000-000000000000/cancel", "/api/v1/webhook/test"])
+def test_a_post_refuses_unknown_query_parameters_too(api, path):
+    assert_error_shape(api.post(f"{path}?force=true"), HTTPStatus.UNPROCESSABLE_ENTITY, "validation_error")
+
+
+def test_an_unknown_query_parameter_is_checked_after_the_key(client):
+    assert_error_shape(client.get("/api/v1/jobs?stauts=failed"), HTTPStatus.UNAUTHORIZED, "unauthorized")
+
+
+@pytest.mark.parametrize("value", ["xml", "yaml", "api", "json"])
+def test_a_format_query_parameter_is_an_unknown_one_not_a_missing_resource(api, value):
+    error = assert_error_shape(
+        api.get(f"/api/v1/jobs?format={value}"), HTTPStatus.UNPROCESSABLE_ENTITY, "validation_error"
+    )
+    assert list(error["details"]) == ["format"]
+
+
+def test_the_health_check_ignores_any_query_string(client):
+    assert client.get("/api/v1/health?format=api&probe=lb").status_code == HTTPStatus.OK
+
+
+def test_many_unknown_query_parameters_are_named_briefly(api):
+    response = api.get("/api/v1/jobs?" + "&".join(f"extra{n:03}=1" for n in range(300)))
+    details = assert_error_shape(response, HTTPStatus.UNPROCESSABLE_ENTITY, "validation_error")["details"]
+    assert len(details) == 11 and details["query"] == ["And 290 more unknown query parameters."]

@@ -92,7 +92,27 @@ def test_yaml_is_there_when_asked_for(client, query, accept):
 def test_every_paged_list_documents_its_cursor_and_limit(schema, path):
     parameters = {p["name"]: p for p in schema["paths"][path]["get"].get("parameters", [])}
     assert {"cursor", "limit"} <= set(parameters)
-    assert parameters["limit"]["schema"]["type"] == "integer"
+    assert parameters["limit"]["schema"] == {"type": "integer", "minimum": 1, "maximum": 100}
+
+
+@pytest.mark.parametrize(
+    ("path", "name", "value"),
+    [("/api/v1/jobs", "status", "failed"), ("/api/v1/jobs", "type", "CHAT"), ("/api/v1/models", "type", "CHAT")],
+)
+def test_a_filter_documents_the_values_it_takes(schema, path, name, value):
+    parameters = {p["name"]: p["schema"] for p in schema["paths"][path]["get"]["parameters"]}
+    assert value in parameters[name]["enum"]
+
+
+def test_each_endpoint_documents_the_query_parameters_it_takes(schema):
+    from django.urls import resolve
+
+    for path, operations in schema["paths"].items():
+        if not path.startswith("/api/v1/") or path == "/api/v1/health":
+            continue
+        view = resolve(path.format(jobId="00000000-0000-0000-0000-000000000000", id="x")).func.view_class
+        documented = {p["name"] for op in operations.values() for p in op.get("parameters", []) if p["in"] == "query"}
+        assert documented == set(view.query_names), path
 
 
 @pytest.mark.parametrize(

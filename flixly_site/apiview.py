@@ -1,0 +1,31 @@
+"""The base of the /api/v1 endpoints: each names the query parameters it reads and refuses any other."""
+
+from typing import Any
+
+from rest_framework.request import Request
+from rest_framework.views import APIView
+
+from flixly_site.errors import ValidationFailed
+from flixly_site.parsers import unknown_fields
+
+PAGE_QUERY = ("cursor", "limit")
+
+
+def refuse_unknown_query(request: Request, known: tuple[str, ...]) -> None:
+    """A 422 naming the query parameters outside `known`, as an unknown body field is one: a misspelt filter
+    (`?stauts=failed`) must not answer as if there were no filter."""
+    unknown = set(request.query_params) - set(known)
+    if not unknown:
+        return
+    takes = f"This endpoint takes {', '.join(known)}." if known else "This endpoint takes no query parameters."
+    raise ValidationFailed(details=unknown_fields(unknown, noun="query parameter", rest="query", hint=f" {takes}"))
+
+
+class ApiView(APIView):
+    """An /api/v1 endpoint; `query_names` are the query parameters it reads."""
+
+    query_names: tuple[str, ...] = ()
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        super().initial(request, *args, **kwargs)  # the key, its scope and the rate limit come first
+        refuse_unknown_query(request, self.query_names)
