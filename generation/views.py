@@ -379,21 +379,26 @@ def webhooks(request: HttpRequest) -> HttpResponse:
 
 
 def _attempt_facts(delivery: WebhookDelivery) -> str:
-    answer = f"HTTP {delivery.status_code}" if delivery.status_code else "no answer"
-    return answer if delivery.latency_ms is None else f"{answer} in {delivery.latency_ms} ms"
+    """ "HTTP 500 in 12 ms" after an answer; "" without one, where the error alone says what happened (not
+    reached, timed out, or not sent at all because the SSRF guard refused the URL)."""
+    if delivery.status_code is None:
+        return ""
+    latency = "" if delivery.latency_ms is None else f" in {delivery.latency_ms} ms"
+    return f"HTTP {delivery.status_code}{latency}"
 
 
 def _report_test(request: HttpRequest, delivery: WebhookDelivery) -> None:
     facts = _attempt_facts(delivery)
+    bracketed = f" ({facts})" if facts else ""
     if delivery.status == DeliveryStatus.SUCCEEDED:
         messages.success(request, f"Test event delivered: {facts}.")
     elif delivery.status == DeliveryStatus.PENDING and not delivery.error:
         messages.info(request, "Test event queued: no worker has sent it yet. Its result will show below.")
     elif delivery.status == DeliveryStatus.PENDING:
         retry = f"{delivery.next_attempt_at:%Y-%m-%d %H:%M:%S} UTC"
-        messages.warning(request, f"Test event not delivered yet ({facts}): {delivery.error} Next try at {retry}.")
+        messages.warning(request, f"Test event not delivered yet{bracketed}: {delivery.error} Next try at {retry}.")
     else:
-        messages.error(request, f"Test event failed ({facts}): {delivery.error}")
+        messages.error(request, f"Test event failed{bracketed}: {delivery.error}")
 
 
 @login_required

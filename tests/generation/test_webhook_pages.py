@@ -134,6 +134,16 @@ def test_a_refused_test_event_shows_the_error_and_the_next_retry(signed_in, endp
     assert re.search(rf"Test event not delivered yet \(HTTP 500 in \d+ ms\): HTTP 500\. Next try at {retry} UTC", html)
 
 
+def test_a_test_event_the_ssrf_guard_refused_says_it_was_not_sent(signed_in, endpoint, receiver, settings):
+    settings.FLIXLY_OUTBOUND_ALLOW_PRIVATE = False  # its DNS answer now points inside
+
+    html = signed_in.post("/settings/webhooks/test/", follow=True).content.decode()
+
+    refused = "Not sent: the webhook URL resolves to a private address, which is not allowed."
+    assert f"Test event not delivered yet: {refused} Next try at" in html
+    assert "no answer" not in html and receiver.posts() == []
+
+
 def test_a_second_test_while_one_is_on_its_way_is_refused_with_a_message(signed_in, user, endpoint, receiver):
     from django.core.cache import cache
 
