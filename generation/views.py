@@ -18,12 +18,19 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
 from django.utils.dateparse import parse_date
-from django.views.decorators.http import require_http_methods, require_POST, require_safe
+from django.views.decorators.http import require_http_methods, require_safe
 
 from accounts.services import parse_uuid
 from billing.services import wallet_balance
 from flixly_site.errors import ApplicationError, NotFound, RateLimited, ValidationFailed, error_json
-from flixly_site.forms import add_api_errors, form_field_name, form_sent_twice, form_token_release, form_token_renew
+from flixly_site.forms import (
+    add_api_errors,
+    form_field_name,
+    form_sent_twice,
+    form_token_release,
+    form_token_renew,
+    post_only_form,
+)
 from flixly_site.pagination import dashboard_page
 from generation.api.serializers import job_data
 from generation.catalog import catalog_every_model, catalog_models, route_for
@@ -308,7 +315,7 @@ def _cancel_message(job: Job) -> str:
 
 
 @login_required
-@require_POST
+@post_only_form("job-detail", page_takes_arguments=True)
 def cancel_job(request: HttpRequest, job_id: uuid.UUID) -> HttpResponse:
     job = job_cancel(user=request.user, job_id=_own_job(request, job_id).pk)
     messages.success(request, _cancel_message(job))
@@ -402,7 +409,7 @@ def _report_test(request: HttpRequest, delivery: WebhookDelivery) -> None:
 
 
 @login_required
-@require_POST
+@post_only_form("webhooks")
 def webhook_test(request: HttpRequest) -> HttpResponse:
     try:
         delivery = endpoint_test(user=request.user)

@@ -161,8 +161,19 @@ def test_a_test_event_without_an_endpoint_asks_for_a_url_first(signed_in):
     assert not WebhookDelivery.objects.exists()
 
 
-def test_a_test_event_needs_a_post(signed_in, endpoint):
-    assert signed_in.get("/settings/webhooks/test/").status_code == HTTPStatus.METHOD_NOT_ALLOWED
+def test_reloading_the_test_event_address_goes_back_to_the_page_and_sends_nothing(signed_in, endpoint, receiver):
+    response = signed_in.get("/settings/webhooks/test/")
+
+    assert (response.status_code, response["Location"]) == (HTTPStatus.FOUND, "/settings/webhooks/")
+    assert receiver.posts() == [] and not WebhookDelivery.objects.exists()
+
+
+def test_a_test_event_needs_the_csrf_token(user, endpoint, receiver):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(user)
+
+    assert client.post("/settings/webhooks/test/").status_code == HTTPStatus.FORBIDDEN
+    assert receiver.posts() == []
 
 
 def test_removing_the_endpoint_asks_first_and_then_removes_it(signed_in, endpoint):
