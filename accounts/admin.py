@@ -5,9 +5,12 @@ from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
+from django.utils import timezone
+from django.utils.html import format_html
 
 from accounts.models import ApiKey, Plan, User
 from accounts.services import apikey_forget_plan, apikey_forget_user, apikey_revoke, user_set_email
+from flixly_site.admin_lists import list_time
 
 
 @admin.register(Plan)
@@ -95,7 +98,10 @@ def _may_manage(staff: User, account: User) -> bool:
 
 @admin.register(ApiKey)
 class ApiKeyAdmin(admin.ModelAdmin):
-    list_display = ("name", "masked", "user", "mode", "created_at", "last_used_at", "expires_at", "revoked_at")
+    # The key's prefix names its mode (flx_live_, flx_test_), and revocation and expiry share a column: with a
+    # column each the list did not fit a 1280 px screen.
+    list_display = ("name", "masked", "user", "created_at", "last_used_at", "status")
+    list_select_related = ("user",)
     list_filter = ("mode",)
     search_fields = ("name", "user__email", "prefix", "last_four")
     readonly_fields = [f.name for f in ApiKey._meta.fields]
@@ -108,6 +114,13 @@ class ApiKeyAdmin(admin.ModelAdmin):
         # Revocation stops a key at once, everywhere; a deletion left cached copies working and lost the
         # record of the key its ledger rows name.
         return False
+
+    @admin.display(description="Status", ordering="expires_at")
+    def status(self, api_key: ApiKey) -> str:
+        if api_key.revoked_at:
+            return format_html("Revoked<br>{}", list_time(api_key.revoked_at))
+        ended = api_key.expires_at <= timezone.now()
+        return format_html("{}<br>{}", "Expired" if ended else "Expires", list_time(api_key.expires_at))
 
     @admin.action(permissions=["change"], description="Revoke selected keys")
     def revoke_keys(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:

@@ -17,7 +17,7 @@ from billing.models import BillingAlert, CreditPack, LedgerEntry, StripeEvent, W
 from billing.selectors import CATEGORIES, adjustment_last, adjustment_repeated
 from billing.services import adjustment_outcome, amount_check, wallet_adjust, wallet_balance, wallet_ensure
 from billing.stripe_events import HANDLERS, stripe_event_process
-from flixly_site.admin_lists import BigTableAdmin, ChoicesFilter, CreatedFilter, as_uuid
+from flixly_site.admin_lists import BigTableAdmin, ChoicesFilter, CreatedFilter, as_uuid, list_time
 from flixly_site.errors import ValidationFailed
 from flixly_site.forms import SubmitOnceField, form_sent_twice, form_token_release
 
@@ -190,7 +190,9 @@ ONE_ACCOUNT = "user__id__exact"  # the filter of an account's "Credit ledger" li
 
 @admin.register(LedgerEntry)
 class LedgerEntryAdmin(ReadOnlyAdmin, BigTableAdmin):
-    list_display = ("created_at", "user", "kind", "amount", "balance_after", "reason", "reference", "staff_user")
+    # The amount shares the kind's column, the staff member the reason's, and a job shows by its id's first
+    # characters: with a column each and whole ids the list did not fit a 1280 px screen.
+    list_display = ("created_at", "user", "kind_and_amount", "balance_after", "reason_and_staff", "reference")
     list_select_related = ("user", "staff_user")
     list_filter = (CreatedFilter, "kind", LedgerCategoryFilter)
     # created_at's index serves the newest or the oldest first, and ledger_user_recent one account's rows;
@@ -210,13 +212,23 @@ class LedgerEntryAdmin(ReadOnlyAdmin, BigTableAdmin):
             return queryset.filter(stripe | Q(idempotency_key=term))
         return queryset.filter(stripe) if STRIPE_ID.fullmatch(term) else None
 
+    @admin.display(description="Credits")
+    def kind_and_amount(self, entry: LedgerEntry) -> str:
+        return format_html("{}<br>{}", entry.get_kind_display(), f"{entry.amount:+d}")
+
+    @admin.display(description="Reason")
+    def reason_and_staff(self, entry: LedgerEntry) -> str:
+        reason = entry.reason or self.get_empty_value_display()
+        if entry.staff_user is None:
+            return reason
+        return format_html("{}<br>by {}", reason, entry.staff_user)
+
     @admin.display(description="Reference", ordering="reference_id")
     def reference(self, entry: LedgerEntry) -> str:
         if entry.reference_type != "job":
-            return entry.reference_id
-        return format_html(
-            '<a href="{}">{}</a>', reverse("admin:generation_job_change", args=[entry.reference_id]), entry.reference_id
-        )
+            return entry.reference_id  # a Stripe id wraps anywhere (admin.css)
+        link = reverse("admin:generation_job_change", args=[entry.reference_id])
+        return format_html('<a href="{}" title="Job {}">{}</a>', link, entry.reference_id, entry.reference_id[:8])
 
 
 class CreditPackForm(forms.ModelForm):
@@ -257,7 +269,9 @@ class StripeEventTypeFilter(ChoicesFilter):
 
 @admin.register(StripeEvent)
 class StripeEventAdmin(ReadOnlyAdmin):
-    list_display = ("received_at", "type", "event_id", "processed_at", "attempts", "last_error")
+    # The id shares the type's column and the attempts the processing time's: with a column each the list did
+    # not fit a 1280 px screen.
+    list_display = ("received_at", "event", "processed", "last_error")
     list_filter = (EventStatusFilter, StripeEventTypeFilter)
     search_fields = ("event_id__exact",)  # its unique index; icontains read every event
     search_help_text = "Search by a whole Stripe event id (evt_…)."
@@ -270,6 +284,15 @@ class StripeEventAdmin(ReadOnlyAdmin):
     def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
         # needed for the reprocess action, which may grant credits; every field stays read-only
         return request.user.has_perm("billing.change_stripeevent")
+
+    @admin.display(description="Event", ordering="type")
+    def event(self, row: StripeEvent) -> str:
+        return format_html("{}<br>{}", row.type, row.event_id)
+
+    @admin.display(description="Processed", ordering="processed_at")
+    def processed(self, row: StripeEvent) -> str:
+        attempts = f"{row.attempts} attempt{'' if row.attempts == 1 else 's'}"
+        return format_html("{}<br>{}", list_time(row.processed_at) if row.processed_at else "Not yet", attempts)
 
     @admin.action(permissions=["change"], description="Process selected events again")
     def reprocess(self, request: HttpRequest, queryset: QuerySet[StripeEvent]) -> None:

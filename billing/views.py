@@ -7,7 +7,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.log import log_response
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_POST
 
 from accounts.models import Plan
 from billing import stripe_gateway
@@ -15,6 +15,7 @@ from billing.models import Wallet
 from billing.selectors import checkout_purchase, ledger_for, packs_for_sale, spend_by_key, spend_per_day, wallet_for
 from billing.stripe_events import BadEvent, BadSignature, stripe_event_process, stripe_event_store, stripe_event_verify
 from flixly_site.errors import ApplicationError, error_json
+from flixly_site.forms import post_only_form
 from flixly_site.pagination import dashboard_page
 
 logger = logging.getLogger("flixly.billing")
@@ -91,14 +92,14 @@ def _to_stripe(request: HttpRequest, start_checkout) -> HttpResponse:
 
 
 @login_required
-@require_POST
+@post_only_form("billing")
 def buy_pack(request: HttpRequest, pack_id: int) -> HttpResponse:
     pack = get_object_or_404(packs_for_sale(), pk=pack_id)
     return _to_stripe(request, lambda: stripe_gateway.checkout_for_pack(user=request.user, pack=pack))
 
 
 @login_required
-@require_POST
+@post_only_form("billing")
 def subscribe(request: HttpRequest, slug: str) -> HttpResponse:
     plan = get_object_or_404(Plan.objects.exclude(stripe_price_id=""), slug=slug)
     if wallet_for(user=request.user).stripe_subscription_id:
@@ -108,10 +109,8 @@ def subscribe(request: HttpRequest, slug: str) -> HttpResponse:
 
 
 @login_required
-@require_http_methods(["GET", "POST"])
+@post_only_form("billing")  # the portal opens from the billing page's button
 def portal(request: HttpRequest) -> HttpResponse:
-    if request.method == "GET":  # a bookmark or a reload: the portal opens from the billing page's button
-        return redirect("billing")
     return _to_stripe(request, lambda: stripe_gateway.portal_for(request.user))
 
 

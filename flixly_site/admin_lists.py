@@ -5,7 +5,7 @@ row, sorts no index serves, and a search of icontains over ids and a join to the
 
 import uuid
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.contrib import admin, messages
@@ -18,7 +18,7 @@ from django.db import connections
 from django.db.models import QuerySet
 from django.db.models.functions import Lower
 from django.http import HttpRequest
-from django.utils import timezone
+from django.utils import formats, timezone
 from django.utils.functional import cached_property
 
 from flixly_site.db import custom_plans
@@ -136,6 +136,11 @@ class SortableOnlyChangeList(ChangeList):
             and int(index) < len(self.list_display)
             and self.list_display[int(index)] in self.sortable_by
         )
+
+
+def list_time(moment: datetime) -> str:
+    """A time as a list shows a DateTimeField column, for a column that shows it with something else."""
+    return formats.localize(timezone.template_localtime(moment))
 
 
 def as_uuid(term: str) -> uuid.UUID | None:

@@ -3,12 +3,15 @@
 import logging
 import re
 import secrets
+from collections.abc import Callable
+from functools import wraps
 
 from django import forms
 from django.contrib import messages
 from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
+from django.views.decorators.http import require_http_methods
 
 from flixly_site.errors import ApplicationError
 
@@ -83,3 +86,25 @@ def form_sent_twice(request: HttpRequest, form: forms.Form, *, page: str, secret
         return None
     messages.info(request, f"That form was already sent, so nothing was done again. {secret_note}".strip())
     return redirect(page)
+
+
+type View = Callable[..., HttpResponse]
+
+
+def post_only_form(page: str, *, page_takes_arguments: bool = False) -> Callable[[View], View]:
+    """For an address a form posts to and no page lives at: a GET or HEAD there (a reload after the post, a
+    bookmark, a shared link) goes to `page`, the form's page, instead of the browser's bare 405. With
+    `page_takes_arguments`, `page`'s URL takes the view's own arguments (a job's cancel goes back to the job).
+    POST, and its CSRF check, are unchanged; other methods still get 405."""
+
+    def decorate(view: View) -> View:
+        @require_http_methods(["GET", "HEAD", "POST"])
+        @wraps(view)
+        def post_or_go_to_page(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+            if request.method == "POST":
+                return view(request, *args, **kwargs)
+            return redirect(page, *args, **kwargs) if page_takes_arguments else redirect(page)
+
+        return post_or_go_to_page
+
+    return decorate

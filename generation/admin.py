@@ -182,7 +182,9 @@ class DeliveryEventFilter(ChoicesFilter):
 
 @admin.register(WebhookDelivery)
 class WebhookDeliveryAdmin(BigTableAdmin):
-    list_display = ("id", "user", "event", "status", "attempts", "status_code", "latency_ms", "created_at")
+    # A delivery shows by its id's first characters, and its attempts, last answer and error share the status's
+    # column: with whole ids and a column each the list did not fit a 1280 px screen.
+    list_display = ("delivery", "user", "event", "outcome", "created_at")
     list_select_related = ("user",)
     list_filter = (CreatedFilter, "status", DeliveryEventFilter)
     # delivery_user_recent (user, -created_at, -id) serves one account's deliveries newest first; every other
@@ -190,6 +192,21 @@ class WebhookDeliveryAdmin(BigTableAdmin):
     sortable_by = ("created_at",)
     search_help_text = "Search by a delivery's or its job's full id, or an account's e-mail address (exact)."
     readonly_fields = [f.name for f in WebhookDelivery._meta.fields]
+
+    @admin.display(description="Delivery", ordering="id")
+    def delivery(self, delivery: WebhookDelivery) -> str:
+        return str(delivery.pk)[:8]  # search takes the whole id
+
+    @admin.display(description="Status")
+    def outcome(self, delivery: WebhookDelivery) -> str:
+        attempts = f"{delivery.attempts} attempt{'' if delivery.attempts == 1 else 's'}"
+        lines = [f"{delivery.get_status_display()} after {attempts}" if delivery.attempts else "Not sent yet"]
+        if delivery.status_code is not None:
+            latency = "" if delivery.latency_ms is None else f" in {delivery.latency_ms} ms"
+            lines.append(f"HTTP {delivery.status_code}{latency}")
+        if delivery.error and delivery.error != f"HTTP {delivery.status_code}.":  # that one says no more
+            lines.append(delivery.error)  # why the last attempt failed: refused by our guard, unreachable, ...
+        return format_html_join(mark_safe("<br>"), "{}", ((line,) for line in lines))
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

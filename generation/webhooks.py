@@ -3,8 +3,9 @@
 An event becomes a WebhookDelivery row inside the transaction of the change it reports (a job finishing,
 a refund), so the row exists exactly when that change committed; a Celery task sends it after the commit.
 Every attempt checks the URL again (a fresh DNS answer, no redirects followed) and signs the stored body
-with the account's current secret. An answer other than 2xx, or none within 10 s, is tried again after
-10 s, 60 s and 300 s; then the delivery is failed. A beat task resends deliveries whose message was lost.
+with the account's current secret. An answer other than 2xx, none within 10 s, or a URL the guard refuses
+(nothing sent; its DNS answer may change back) is tried again after 10 s, 60 s and 300 s; then the delivery
+is failed. A beat task resends deliveries whose message was lost.
 """
 
 import base64
@@ -26,7 +27,7 @@ from accounts.models import User
 from flixly_site.errors import NotFound, RateLimited, ValidationFailed
 from flixly_site.pagination import iso_utc
 from generation.models import DeliveryStatus, Job, WebhookDelivery, WebhookEndpoint
-from generation.outbound import OutboundError, check_url, post_json
+from generation.outbound import OutboundError, UnsafeUrl, check_url, post_json
 from generation.outputs import output_url
 
 logger = logging.getLogger("flixly.webhooks")
@@ -209,6 +210,10 @@ def _post(delivery: WebhookDelivery, secret: str) -> tuple[int | None, int | Non
     }
     try:
         posted = post_json(delivery.url, body, headers=headers, timeout=ATTEMPT_TIMEOUT, label="The webhook URL")
+    except UnsafeUrl as refused:
+        # The guard refused before connecting. Retried like any failure (the URL's DNS answer may change back),
+        # but the reason must say we sent nothing, so nobody looks for the request in the endpoint's logs.
+        return None, None, _not_sent(refused)
     except OutboundError as error:
         return None, None, str(error)
     except Exception:  # a bug or an odd answer must still settle the attempt, never leave it claimed
@@ -218,6 +223,11 @@ def _post(delivery: WebhookDelivery, secret: str) -> tuple[int | None, int | Non
     if 300 <= status < 400:
         return status, latency, f"HTTP {status}: redirects are not followed."
     return status, latency, "" if 200 <= status < 300 else f"HTTP {status}."
+
+
+def _not_sent(refused: UnsafeUrl) -> str:
+    reason = str(refused)
+    return f"Not sent: {reason[:1].lower()}{reason[1:]}"
 
 
 def _settle(

@@ -297,8 +297,14 @@ def test_a_refused_key_form_lists_its_problems_at_its_top_with_links_to_the_fiel
     assert '<a href="#id_allowed_ips">Allowed IPs: &#x27;hello&#x27; is not an IP address' in summary.group(1)
 
 
-def test_a_refused_key_form_comes_back_at_the_form_without_javascript(client, user):
+def test_the_key_form_posts_to_the_page_without_an_anchor_a_created_key_would_keep(client, user):
     client.force_login(user)
     page = client.get("/settings/api-keys/").content.decode()
-    assert 'action="/settings/api-keys/#error-summary"' in page  # the browser scrolls to the summary
+    assert 'action="/settings/api-keys/"' in page  # "#error-summary" stayed in the URL of the new key's page
     assert 'id="error-summary"' not in page
+
+
+def test_a_refused_key_form_focuses_its_summary_without_javascript(client, user):
+    client.force_login(user)
+    page = client.post("/settings/api-keys/", {**CREATE, "scopes": []}).content.decode()
+    assert re.search(r'<div [^>]*id="error-summary"[^>]*tabindex="-1" autofocus>', page)  # focused and scrolled to

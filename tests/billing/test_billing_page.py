@@ -75,6 +75,33 @@ def test_the_portal_address_still_needs_a_login(client):
     assert client.get("/billing/portal/")["Location"].startswith("/accounts/login/?next=")
 
 
+@pytest.mark.parametrize("path", ["/billing/packs/1/buy/", "/billing/plans/pro/subscribe/"])
+def test_reloading_a_buy_or_subscribe_address_goes_back_to_billing(client, user, stripe_fake, path):
+    # A reload after the post, or a bookmark of the address, showed the browser's bare "HTTP ERROR 405".
+    client.force_login(user)
+    response = client.get(path)
+    assert (response.status_code, response["Location"]) == (HTTPStatus.FOUND, "/billing/")
+    assert stripe_fake.requests == []  # a GET starts no checkout
+
+
+@pytest.mark.parametrize("path", ["/billing/packs/1/buy/", "/billing/plans/pro/subscribe/"])
+def test_a_buy_or_subscribe_address_answers_other_methods_with_405(client, user, path):
+    client.force_login(user)
+    response = client.put(path)
+    assert response.status_code == HTTPStatus.METHOD_NOT_ALLOWED
+    assert set(response["Allow"].split(", ")) == {"GET", "HEAD", "POST"}
+
+
+@pytest.mark.parametrize("path", ["/billing/packs/1/buy/", "/billing/plans/pro/subscribe/"])
+def test_buying_and_subscribing_still_need_the_csrf_token(user, stripe_fake, path):
+    from django.test import Client
+
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(user)
+    assert client.post(path).status_code == HTTPStatus.FORBIDDEN
+    assert stripe_fake.requests == []
+
+
 @pytest.mark.parametrize(
     ("status", "says"),
     [

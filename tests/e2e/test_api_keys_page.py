@@ -18,6 +18,7 @@ def test_a_user_creates_copies_rolls_and_revokes_a_key(signed_in, live_server):
     page.get_by_role("button", name="Create API Key").click()
     first = page.locator("#new-key").inner_text()
     assert KEY.fullmatch(first)
+    assert page.url == f"{live_server.url}/settings/api-keys/"  # it ended in #error-summary, though all went well
     page.bring_to_front()  # the clipboard is written only for a page that has the focus
     page.get_by_role("button", name="Copy").click()
     expect(page.get_by_role("button", name="Copied")).to_be_visible()  # the write is async
@@ -51,6 +52,7 @@ def test_without_javascript_a_key_is_created_and_no_copy_button_shows_that_could
     page.get_by_role("button", name="Create API Key").click()
     assert KEY.fullmatch(page.locator("#new-key").inner_text())
     expect(page.locator("[data-copy]")).to_be_hidden()
+    assert page.url == f"{live_server.url}/settings/api-keys/"
 
 
 def in_viewport(page, locator) -> bool:

@@ -438,10 +438,30 @@ def test_a_job_submitted_while_no_worker_runs_stays_queued_and_cancels_with_a_re
     assert wallet_balance(user_id=funded.pk) == 100
 
 
-def test_cancel_only_answers_post(signed_in, funded):
+def test_reloading_the_cancel_address_goes_back_to_the_job_and_cancels_nothing(signed_in, funded):
     job = queued_job(funded)
 
-    assert signed_in.get(f"/jobs/{job.id}/cancel/").status_code == HTTPStatus.METHOD_NOT_ALLOWED
+    response = signed_in.get(f"/jobs/{job.id}/cancel/")
+
+    assert (response.status_code, response["Location"]) == (HTTPStatus.FOUND, f"/jobs/{job.id}/")
+    job.refresh_from_db()
+    assert job.status == JobStatus.QUEUED
+
+
+def test_cancel_answers_other_methods_with_405(signed_in, funded):
+    job = queued_job(funded)
+
+    assert signed_in.delete(f"/jobs/{job.id}/cancel/").status_code == HTTPStatus.METHOD_NOT_ALLOWED
+
+
+def test_cancel_needs_the_csrf_token(funded):
+    job = queued_job(funded)
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(funded)
+
+    assert client.post(f"/jobs/{job.id}/cancel/").status_code == HTTPStatus.FORBIDDEN
+    job.refresh_from_db()
+    assert job.status == JobStatus.QUEUED
 
 
 # Jobs list

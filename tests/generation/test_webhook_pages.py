@@ -134,6 +134,16 @@ def test_a_refused_test_event_shows_the_error_and_the_next_retry(signed_in, endp
     assert re.search(rf"Test event not delivered yet \(HTTP 500 in \d+ ms\): HTTP 500\. Next try at {retry} UTC", html)
 
 
+def test_a_test_event_the_ssrf_guard_refused_says_it_was_not_sent(signed_in, endpoint, receiver, settings):
+    settings.FLIXLY_OUTBOUND_ALLOW_PRIVATE = False  # its DNS answer now points inside
+
+    html = signed_in.post("/settings/webhooks/test/", follow=True).content.decode()
+
+    refused = "Not sent: the webhook URL resolves to a private address, which is not allowed."
+    assert f"Test event not delivered yet: {refused} Next try at" in html
+    assert "no answer" not in html and receiver.posts() == []
+
+
 def test_a_second_test_while_one_is_on_its_way_is_refused_with_a_message(signed_in, user, endpoint, receiver):
     from django.core.cache import cache
 
@@ -151,8 +161,19 @@ def test_a_test_event_without_an_endpoint_asks_for_a_url_first(signed_in):
     assert not WebhookDelivery.objects.exists()
 
 
-def test_a_test_event_needs_a_post(signed_in, endpoint):
-    assert signed_in.get("/settings/webhooks/test/").status_code == HTTPStatus.METHOD_NOT_ALLOWED
+def test_reloading_the_test_event_address_goes_back_to_the_page_and_sends_nothing(signed_in, endpoint, receiver):
+    response = signed_in.get("/settings/webhooks/test/")
+
+    assert (response.status_code, response["Location"]) == (HTTPStatus.FOUND, "/settings/webhooks/")
+    assert receiver.posts() == [] and not WebhookDelivery.objects.exists()
+
+
+def test_a_test_event_needs_the_csrf_token(user, endpoint, receiver):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(user)
+
+    assert client.post("/settings/webhooks/test/").status_code == HTTPStatus.FORBIDDEN
+    assert receiver.posts() == []
 
 
 def test_removing_the_endpoint_asks_first_and_then_removes_it(signed_in, endpoint):

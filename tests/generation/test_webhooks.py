@@ -3,6 +3,7 @@ retries, job events and per-job URLs. The receiver is a loopback server (conftes
 
 import json
 import logging
+import socket
 import time
 from datetime import timedelta
 
@@ -176,10 +177,56 @@ def test_a_redirect_is_not_followed(user, endpoint, receiver):
     assert len(receiver.posts()) == 1
 
 
-def test_a_url_that_now_resolves_privately_is_refused_at_delivery(user, endpoint, receiver, settings):
-    settings.FLIXLY_OUTBOUND_ALLOW_PRIVATE = False  # as if its DNS answer changed since it was set
+REFUSED = "Not sent: the webhook URL resolves to a private address, which is not allowed."
+
+
+@pytest.fixture
+def resolves_privately(settings):
+    """As if the endpoint's DNS answer changed to a private address since the URL was set."""
+    settings.FLIXLY_OUTBOUND_ALLOW_PRIVATE = False
+
+
+@pytest.fixture
+def connections(monkeypatch) -> list:
+    """Every TCP connection httpx opens from here on (its sync backend dials with socket.create_connection)."""
+    opened: list = []
+    real = socket.create_connection
+    monkeypatch.setattr(
+        socket, "create_connection", lambda *args, **kwargs: opened.append(args) or real(*args, **kwargs)
+    )
+    return opened
+
+
+def test_a_url_that_now_resolves_privately_is_refused_at_delivery_without_connecting(
+    user, endpoint, receiver, resolves_privately, connections
+):
     delivery = _ping(user)
-    assert "private address" in delivery.error and receiver.posts() == []
+    assert (delivery.status, delivery.status_code, delivery.error) == (DeliveryStatus.PENDING, None, REFUSED)
+    assert connections == [] and receiver.posts() == []
+
+
+def test_a_refused_delivery_is_retried_and_sent_once_the_url_resolves_publicly_again(
+    user, endpoint, receiver, resolves_privately, settings
+):
+    delivery = _ping(user)
+    settings.FLIXLY_OUTBOUND_ALLOW_PRIVATE = True  # DNS changed back: the retry schedule gives it the chance
+    with time_machine.travel(delivery.next_attempt_at + timedelta(seconds=1), tick=False):
+        delivery = delivery_attempt(delivery_id=delivery.pk)
+    assert (delivery.status, delivery.attempts, delivery.error) == (DeliveryStatus.SUCCEEDED, 2, "")
+    assert len(receiver.posts()) == 1
+
+
+def test_the_delivery_log_says_why_a_delivery_was_refused(api, user, endpoint, resolves_privately):
+    _ping(user)
+    [listed] = api.get("/api/v1/webhook/deliveries").json()["data"]
+    assert (listed["status"], listed["statusCode"], listed["error"]) == ("pending", None, REFUSED)
+    assert listed["nextRetryAt"] is not None
+
+
+def test_staff_see_why_a_delivery_was_refused(admin_client, user, endpoint, resolves_privately):
+    delivery = _ping(user)
+    page = admin_client.get(f"/admin/generation/webhookdelivery/{delivery.pk}/change/").content.decode()
+    assert REFUSED in page
 
 
 def test_a_token_in_the_url_never_reaches_the_logs(api, receiver, caplog):

@@ -1,3 +1,5 @@
+import re
+
 import pytest
 
 from billing.services import wallet_adjust
@@ -42,3 +44,34 @@ def test_signed_in_pages_are_kept_out_of_shared_caches(client, user):
 
 def test_the_public_home_page_says_nothing_about_caching(client):
     assert "Cache-Control" not in client.get("/")
+
+
+# Addresses that are not pages people open: Stripe posts its events to the first, and Django's admin logs out
+# only by POST (a GET that logged out could be triggered by any page).
+NOT_DASHBOARD_PAGES = ("billing/stripe/webhook/", "admin/")
+SAMPLE_ARGUMENTS = {"int": "1", "slug": "pro", "uuid": "7debdd01-f300-4683-9cfb-5854b6496a6c", "str": "x"}
+
+
+def dashboard_addresses(patterns=None, prefix: str = "") -> list[str]:
+    """Every address of the site's own pages, with sample arguments: all but the API's and Django's admin."""
+    from django.urls import URLResolver, get_resolver
+
+    addresses = []
+    for pattern in get_resolver().url_patterns if patterns is None else patterns:
+        route = prefix + str(pattern.pattern)
+        if route.startswith(("api/", "openai/", *NOT_DASHBOARD_PAGES)) or "^" in route:
+            continue
+        if isinstance(pattern, URLResolver):
+            addresses += dashboard_addresses(pattern.url_patterns, route)
+        else:
+            addresses.append("/" + re.sub(r"<(\w+):\w+>", lambda m: SAMPLE_ARGUMENTS[m[1]], route))
+    return addresses
+
+
+def test_no_dashboard_address_answers_a_get_with_a_bare_405(client, user):
+    # Buy, subscribe, cancel and send a test event did: a reload after the post showed "HTTP ERROR 405".
+    client.force_login(user)
+    addresses = dashboard_addresses()
+    assert {"/billing/packs/1/buy/", "/settings/webhooks/test/", "/accounts/login/"} <= set(addresses)
+    refused = [address for address in addresses if client.get(address).status_code == 405]
+    assert refused == []
