@@ -10,6 +10,7 @@ from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any
 
+import psycopg
 from django.core.exceptions import (
     DisallowedHost,
     PermissionDenied,
@@ -199,10 +200,26 @@ def _drf_error(exc: drf.APIException) -> ApplicationError:
     return error
 
 
+# SQLSTATEs of a server that cannot serve this connection now: a connection exception (class 08), a server
+# shutting down or starting up (57P01-57P03), too many connections (53300).
+UNREACHABLE_STATES = ("08", "57P01", "57P02", "57P03", "53300")
+
+
+def database_unreachable(exc: Exception) -> bool:
+    """Whether a database error is an outage to wait out (a 503), not a fault of the request's queries to look
+    into (a deadlock, a statement timeout, a missing table: a 500)."""
+    if isinstance(exc, InterfaceError):  # the connection is closed
+        return True
+    cause = exc.__cause__ if isinstance(exc, OperationalError) else None
+    if not isinstance(cause, psycopg.OperationalError):
+        return False
+    return cause.sqlstate is None or cause.sqlstate.startswith(UNREACHABLE_STATES)  # None: no server answered
+
+
 def as_application_error(exc: Exception) -> ApplicationError | None:
     if isinstance(exc, ApplicationError):
         return exc
-    if isinstance(exc, OperationalError | InterfaceError):  # unreachable, restarting, or out of connections
+    if database_unreachable(exc):
         # django.request logs the 503 without its cause: this line names it, for the operator only.
         logger.error("database unavailable: %s", exc)
         return ServiceUnavailable("The database is unavailable. Try again shortly.")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.core.files.storage import default_storage
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import Exists, F, OuterRef, QuerySet
 from django.db.models.functions import Now
 from django.utils import timezone
@@ -27,7 +27,7 @@ from accounts.selectors import KeyIdentity
 from billing.balance_cache import BalanceMirror, balance_forget
 from billing.services import CreditCapReached, Debit, InsufficientCredits, debit_prepare, wallet_lock, wallet_refund
 from flixly_site.db import Together, run_together
-from flixly_site.errors import Conflict, Forbidden, ServiceUnavailable
+from flixly_site.errors import ApplicationError, Conflict, Forbidden, ServiceUnavailable, database_unreachable
 from generation.catalog import provider_for, route_for
 from generation.models import ACTIVE_STATUSES, TYPE_LABELS, Job, JobEvent, JobStatus, WorkerNode
 from generation.outputs import input_store, local_copy, outputs_check, outputs_delete, outputs_store
@@ -57,6 +57,19 @@ class ModelUnavailable(ServiceUnavailable):
     unavailable, and there is no outage for an operator to fix, so it is a warning, not an error."""
 
     log_level = "warning"
+
+
+class SubmitOutcomeUnknown(ApplicationError):
+    """The database connection was lost at the commit, after the job was queued: the charge may stand."""
+
+    default_message = (
+        "The connection to our database was lost while your job was being saved, so it may or may not have been "
+        "accepted. Look for it in GET /api/v1/jobs, or send the same request again with the same Idempotency-Key."
+    )
+
+    def __init__(self) -> None:
+        # The openai client resends a 5xx on its own unless told not to, and without an Idempotency-Key.
+        super().__init__(headers={"x-should-retry": "false"})
 
 
 @dataclass(frozen=True)
@@ -213,6 +226,18 @@ def _charge_and_enqueue(user: User, identity: KeyIdentity | None, job: Job, requ
 
 
 def _charge_in_transaction(user: User, job: Job, debit: Debit | None, *, mirror_ahead: bool) -> None:
+    queued = []
+    try:
+        _charge_and_publish(user, job, debit, mirror_ahead=mirror_ahead, queued=queued)
+    except DatabaseError as error:
+        # Lost at the commit, once the job was queued: the database may have committed, so this is no
+        # "nothing charged" 503 that a client would resend without an Idempotency-Key and pay twice.
+        if queued and database_unreachable(error):
+            raise SubmitOutcomeUnknown() from error
+        raise
+
+
+def _charge_and_publish(user: User, job: Job, debit: Debit | None, *, mirror_ahead: bool, queued: list) -> None:
     created = JobEvent(job=job, kind="created", data={"creditsCharged": job.credits_charged})
     with transaction.atomic():
         # A debit locks the wallet row first, so concurrent submits of one account count one after
@@ -227,6 +252,7 @@ def _charge_in_transaction(user: User, job: Job, debit: Debit | None, *, mirror_
         parallel_tasks_check(plan_limit=user.plan.parallel_tasks, active=active)
         # last: a broker that is down rolls everything back, so nothing is charged
         _publish(job, debit.mirror if mirror_ahead else None)
+        queued.append(job.pk)
 
 
 def _debit(identity: KeyIdentity | None, job: Job, request: ValidRequest) -> Debit | None:
@@ -474,15 +500,19 @@ def job_fail(*, job_id, detail: str, message: str = GENERIC_FAILURE, attempt: in
     return True
 
 
-def job_requeue(*, job_id, attempt: int, reason: str) -> bool:
+def job_requeue(*, job_id: uuid.UUID | str, attempt: int, reason: str) -> bool:
     """running -> queued for another attempt (a transient upstream error or a vanished worker), while
-    `attempt` is the one running. A job its owner asked to cancel meanwhile is canceled and refunded instead."""
-    if _cancel_if_asked(job_id, attempt):
-        return False
+    `attempt` is the one running. A job its owner asked to cancel is canceled and refunded instead."""
     with transaction.atomic():
-        moved = _running(job_id, attempt).update(status=JobStatus.QUEUED, progress=None, enqueued_at=timezone.now())
+        moved = (
+            _running(job_id, attempt)
+            .filter(cancel_requested=False)  # one statement: a cancel after it finds the job queued and refunds it
+            .update(status=JobStatus.QUEUED, progress=None, enqueued_at=timezone.now())
+        )
         if moved:
             job_event(job_id, "retried", reason=reason)
+    if not moved:
+        _cancel_if_asked(job_id, attempt)
     return bool(moved)
 
 
@@ -506,7 +536,7 @@ def job_cancel_finish(*, job: Job) -> None:
     _cancel_if_asked(job.pk, job.attempts)
 
 
-def _cancel_if_asked(job_id, attempt: int) -> bool:
+def _cancel_if_asked(job_id: uuid.UUID | str, attempt: int) -> bool:
     """running -> canceled and refunded, if its owner asked to cancel it while `attempt` is the one running."""
     with transaction.atomic():
         canceled = (

@@ -3,6 +3,7 @@ a commit that fails takes it back."""
 
 from http import HTTPStatus
 
+import psycopg
 import pytest
 from django.db import OperationalError, transaction
 
@@ -54,13 +55,18 @@ def test_a_commit_that_fails_takes_the_balance_back(api, funded, redis_broker, m
 
     def lost_at_commit() -> None:
         seen_at_commit.append(balance_parse(redis_client().get(balance_key(funded.pk))))
-        raise OperationalError("server closed the connection unexpectedly")
+        error = OperationalError("server closed the connection unexpectedly")
+        error.__cause__ = psycopg.OperationalError(str(error))
+        raise error
 
     monkeypatch.setattr(connection, "commit", lost_at_commit)
     response = generate(api)
     monkeypatch.undo()
 
-    assert response.status_code == HTTPStatus.SERVICE_UNAVAILABLE  # a database connection lost: try again
+    # The job was queued and the commit's outcome is unknown: not a 503 ("nothing charged"), which a client
+    # would resend without an Idempotency-Key and maybe pay twice.
+    assert response.status_code == HTTPStatus.INTERNAL_SERVER_ERROR
+    assert "Idempotency-Key" in response.json()["error"]["message"] and response["x-should-retry"] == "false"
     assert seen_at_commit == [before - 1]  # the balance had gone out ahead of the commit
 
     # Dropped (or stored again from the database by the error's own header): never the failed debit's.

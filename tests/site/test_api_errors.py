@@ -2,8 +2,10 @@ import base64
 import io
 import json
 import logging
+import sqlite3
 from http import HTTPStatus
 
+import psycopg
 import pytest
 from django.db import OperationalError
 from django.urls import include, path
@@ -33,11 +35,19 @@ class DatabaseDownApi(APIView):
     permission_classes = [AllowAny]
 
     def get(self, request):
-        raise OperationalError('connection to server at "10.0.0.5", port 5432 failed: Connection refused')
+        raise unreachable()
 
 
 def database_down_page(request):
-    raise OperationalError('connection to server at "10.0.0.5", port 5432 failed: Connection refused')
+    raise unreachable()
+
+
+def unreachable() -> OperationalError:
+    """Django's error as its database wrapper raises it: psycopg's, which names no SQLSTATE for a server it
+    never reached, as its cause."""
+    error = OperationalError('connection to server at "10.0.0.5", port 5432 failed: Connection refused')
+    error.__cause__ = psycopg.OperationalError(str(error))
+    return error
 
 
 urlpatterns = [
@@ -286,10 +296,32 @@ def test_a_keyed_request_while_the_database_is_down_is_a_503(api, monkeypatch):
     from django.db import connection
 
     def refuse():
-        raise OperationalError("connection failed: Connection refused")
+        raise unreachable()
 
     monkeypatch.setattr(connection, "cursor", refuse)
     assert_error_shape(api.get("/api/v1/jobs"), HTTPStatus.SERVICE_UNAVAILABLE, "service_unavailable")
+
+
+@pytest.mark.parametrize(
+    "cause",
+    [
+        psycopg.errors.DeadlockDetected("deadlock detected"),
+        psycopg.errors.QueryCanceled("canceling statement due to statement timeout"),
+        sqlite3.OperationalError("no such table: generation_job"),
+        None,
+    ],
+    ids=["deadlock", "statement-timeout", "missing-table", "no-cause"],
+)
+def test_a_database_error_that_is_no_outage_is_a_500_not_a_503(api, monkeypatch, cause):
+    from django.db import connection
+
+    def fail():
+        error = OperationalError(str(cause))
+        error.__cause__ = cause
+        raise error
+
+    monkeypatch.setattr(connection, "cursor", fail)
+    assert_error_shape(api.get("/api/v1/jobs"), HTTPStatus.INTERNAL_SERVER_ERROR, "internal_error")
 
 
 def test_every_response_carries_a_generated_request_id(client):
