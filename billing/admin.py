@@ -7,6 +7,7 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.defaultfilters import pluralize
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
@@ -291,7 +292,7 @@ class StripeEventAdmin(ReadOnlyAdmin):
 
     @admin.display(description="Processed", ordering="processed_at")
     def processed(self, row: StripeEvent) -> str:
-        attempts = f"{row.attempts} attempt{'' if row.attempts == 1 else 's'}"
+        attempts = f"{row.attempts} attempt{pluralize(row.attempts)}"
         return format_html("{}<br>{}", list_time(row.processed_at) if row.processed_at else "Not yet", attempts)
 
     @admin.action(permissions=["change"], description="Process selected events again")

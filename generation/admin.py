@@ -5,6 +5,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.template.defaultfilters import pluralize
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
@@ -25,7 +26,7 @@ from generation.models import (
 from generation.outputs import output_url
 from generation.pricing import catalog_problems
 from generation.services import job_fail
-from generation.webhooks import PING
+from generation.webhooks import PING, delivery_answer
 
 
 class AiModelForm(forms.ModelForm):
@@ -199,13 +200,11 @@ class WebhookDeliveryAdmin(BigTableAdmin):
 
     @admin.display(description="Status")
     def outcome(self, delivery: WebhookDelivery) -> str:
-        attempts = f"{delivery.attempts} attempt{'' if delivery.attempts == 1 else 's'}"
+        attempts = f"{delivery.attempts} attempt{pluralize(delivery.attempts)}"
         lines = [f"{delivery.get_status_display()} after {attempts}" if delivery.attempts else "Not sent yet"]
-        if delivery.status_code is not None:
-            latency = "" if delivery.latency_ms is None else f" in {delivery.latency_ms} ms"
-            lines.append(f"HTTP {delivery.status_code}{latency}")
+        lines += [answer] if (answer := delivery_answer(delivery)) else []
         if delivery.error and delivery.error != f"HTTP {delivery.status_code}.":  # that one says no more
-            lines.append(delivery.error)  # why the last attempt failed: refused by our guard, unreachable, ...
+            lines.append(delivery.error)
         return format_html_join(mark_safe("<br>"), "{}", ((line,) for line in lines))
 
     def has_add_permission(self, request: HttpRequest) -> bool:

@@ -72,6 +72,9 @@ def _model_id(value: str | None) -> str | None:
     return value
 
 
+JOB_FILTERS = ("status", "type", "model")  # the query parameters job_filters reads
+
+
 def job_filters(params: dict[str, str]) -> dict[str, str]:
     """The list's and the export's `status`, `type` and `model` filters, checked, as Job field lookups."""
     chosen = {

@@ -46,10 +46,17 @@ from generation.models import (
 )
 from generation.outputs import output_download_name, output_name_from_token
 from generation.ranges import ranged_file_response
-from generation.selectors import export_window, job_filters, job_get, jobs_for
+from generation.selectors import JOB_FILTERS, export_window, job_filters, job_get, jobs_for
 from generation.services import IdempotencyConflict, Submitted, job_cancel, job_submit
 from generation.validation import NEEDS_IMAGE, VISUAL, ValidRequest, validate_generate
-from generation.webhooks import deliveries_for, endpoint_delete, endpoint_get, endpoint_set, endpoint_test
+from generation.webhooks import (
+    deliveries_for,
+    delivery_answer,
+    endpoint_delete,
+    endpoint_get,
+    endpoint_set,
+    endpoint_test,
+)
 
 JOBS_PER_PAGE = 25
 RECENT_DELIVERIES = 20
@@ -213,9 +220,6 @@ def _query(request: HttpRequest, **changes: str | None) -> str:
     return query.urlencode()
 
 
-EXPORT_FILTERS = tuple(JobFilterForm.base_fields)  # the list's filters (status, type, model): the export takes them too
-
-
 @login_required
 def jobs(request: HttpRequest) -> HttpResponse:
     if job_id := parse_uuid(request.GET.get("job", "")):  # links from the billing page's credit history
@@ -255,7 +259,7 @@ def _date_or_none(text: str) -> date | None:
 def jobs_export(request: HttpRequest) -> HttpResponse:
     """The page's export form: a window the API would refuse comes back as a message on the jobs page;
     a good one goes to the API's CSV export, which this session may call."""
-    params = {name: request.GET[name] for name in ("from", "to", *EXPORT_FILTERS) if request.GET.get(name)}
+    params = {name: request.GET[name] for name in ("from", "to", *JOB_FILTERS) if request.GET.get(name)}
     try:
         export_window(params)
         job_filters(params)
@@ -385,17 +389,8 @@ def webhooks(request: HttpRequest) -> HttpResponse:
     return _webhooks_page(request, form, endpoint)
 
 
-def _attempt_facts(delivery: WebhookDelivery) -> str:
-    """ "HTTP 500 in 12 ms" after an answer; "" without one, where the error alone says what happened (not
-    reached, timed out, or not sent at all because the SSRF guard refused the URL)."""
-    if delivery.status_code is None:
-        return ""
-    latency = "" if delivery.latency_ms is None else f" in {delivery.latency_ms} ms"
-    return f"HTTP {delivery.status_code}{latency}"
-
-
 def _report_test(request: HttpRequest, delivery: WebhookDelivery) -> None:
-    facts = _attempt_facts(delivery)
+    facts = delivery_answer(delivery)
     bracketed = f" ({facts})" if facts else ""
     if delivery.status == DeliveryStatus.SUCCEEDED:
         messages.success(request, f"Test event delivered: {facts}.")

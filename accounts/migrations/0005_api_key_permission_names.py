@@ -7,24 +7,16 @@ from django.db import migrations
 
 ACTIONS = ("add", "change", "delete", "view")
 MODELS = ("apikey", "apikeysecret")
-DEFAULT_NAMES = {"apikey": "api key", "apikeysecret": "api key secret"}  # Django's, from the class names
-
-
-def _rename(apps, schema_editor, verbose_name) -> None:
-    permissions = apps.get_model("auth", "Permission").objects.using(schema_editor.connection.alias)
-    for model in MODELS:
-        for action in ACTIONS:
-            permissions.filter(content_type__app_label="accounts", codename=f"{action}_{model}").update(
-                name=f"Can {action} {verbose_name(apps, model)}"
-            )
 
 
 def to_current_names(apps, schema_editor) -> None:
-    _rename(apps, schema_editor, lambda apps, model: apps.get_model("accounts", model)._meta.verbose_name)
-
-
-def to_default_names(apps, schema_editor) -> None:
-    _rename(apps, schema_editor, lambda apps, model: DEFAULT_NAMES[model])
+    permissions = apps.get_model("auth", "Permission").objects.using(schema_editor.connection.alias)
+    for model in MODELS:
+        verbose_name = apps.get_model("accounts", model)._meta.verbose_name
+        for action in ACTIONS:
+            permissions.filter(content_type__app_label="accounts", codename=f"{action}_{model}").update(
+                name=f"Can {action} {verbose_name}"
+            )
 
 
 class Migration(migrations.Migration):
@@ -33,4 +25,5 @@ class Migration(migrations.Migration):
         ("auth", "0012_alter_user_first_name_max_length"),
     ]
 
-    operations = [migrations.RunPython(to_current_names, to_default_names)]
+    # Back to 0004 the models keep their current verbose names, so the current permission names stay right.
+    operations = [migrations.RunPython(to_current_names, migrations.RunPython.noop)]

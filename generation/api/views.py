@@ -32,7 +32,7 @@ from generation.catalog import catalog_get_or_404, catalog_models, route_for
 from generation.models import FINISHED_STATUSES, Job, JobStatus
 from generation.outbound import OutboundError, TooLarge, check_url, fetch_image
 from generation.providers.base import JOB_TYPES
-from generation.selectors import checked_choice, export_csv, export_window, job_filters, job_get, jobs_for
+from generation.selectors import JOB_FILTERS, checked_choice, export_csv, export_window, job_filters, job_get, jobs_for
 from generation.services import job_cancel, job_key_check, job_refuse_disallowed, job_submit
 from generation.validation import upload_read, validate_generate
 from generation.webhooks import require_endpoint
@@ -40,7 +40,6 @@ from generation.webhooks import require_endpoint
 PREFER_WAIT = re.compile(r"(?:^|[\s,;])wait\s*=\s*([0-9]+)")
 MAX_WAIT_SECONDS = 60
 WAIT_POLL_SECONDS = 0.2
-JOB_FILTERS = ("status", "type", "model")  # the job list's and the export's (selectors.job_filters)
 WHEN = "An ISO 8601 date or date-time (UTC unless it has an offset)."
 
 

@@ -158,7 +158,9 @@ def test_created_before_a_jobs_own_timestamp_includes_it(api, funded):
 def test_an_offset_whose_plus_a_query_string_read_as_a_space_is_read_as_the_plus(api, user, query):
     make_jobs(user, 1)  # `curl "...?createdAfter=...T00:00:00+01:00"` sends the + unencoded: a space on arrival
     encoded = query.replace("+", "%2B")
-    assert api.get(f"/api/v1/jobs?{query}").json() == api.get(f"/api/v1/jobs?{encoded}").json()
+    response = api.get(f"/api/v1/jobs?{query}")
+    assert response.status_code == HTTPStatus.OK
+    assert response.json() == api.get(f"/api/v1/jobs?{encoded}").json()
 
 
 def test_an_export_bound_with_an_unencoded_plus_is_read_as_its_offset(api, user):
