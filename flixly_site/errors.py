@@ -33,6 +33,9 @@ API_ROOTS = ("/api", "/openai")
 AUTHENTICATE = 'Bearer realm="api"'
 
 
+DO_NOT_RETRY = {"x-should-retry": "false"}  # the openai client retries 5xx answers unless told not to
+
+
 class ApplicationError(Exception):
     """A failure the API reports to the caller with a contract code and status."""
 

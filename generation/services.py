@@ -27,7 +27,14 @@ from accounts.selectors import KeyIdentity
 from billing.balance_cache import BalanceMirror, balance_forget
 from billing.services import CreditCapReached, Debit, InsufficientCredits, debit_prepare, wallet_lock, wallet_refund
 from flixly_site.db import Together, run_together
-from flixly_site.errors import ApplicationError, Conflict, Forbidden, ServiceUnavailable, database_unreachable
+from flixly_site.errors import (
+    DO_NOT_RETRY,
+    ApplicationError,
+    Conflict,
+    Forbidden,
+    ServiceUnavailable,
+    database_unreachable,
+)
 from generation.catalog import provider_for, route_for
 from generation.models import ACTIVE_STATUSES, TYPE_LABELS, Job, JobEvent, JobStatus, WorkerNode
 from generation.outputs import input_store, local_copy, outputs_check, outputs_delete, outputs_store
@@ -69,7 +76,7 @@ class SubmitOutcomeUnknown(ApplicationError):
 
     def __init__(self) -> None:
         # The openai client resends a 5xx on its own unless told not to, and without an Idempotency-Key.
-        super().__init__(headers={"x-should-retry": "false"})
+        super().__init__(headers=DO_NOT_RETRY)
 
 
 @dataclass(frozen=True)
@@ -226,33 +233,29 @@ def _charge_and_enqueue(user: User, identity: KeyIdentity | None, job: Job, requ
 
 
 def _charge_in_transaction(user: User, job: Job, debit: Debit | None, *, mirror_ahead: bool) -> None:
-    queued = []
+    created = JobEvent(job=job, kind="created", data={"creditsCharged": job.credits_charged})
+    queued = False
     try:
-        _charge_and_publish(user, job, debit, mirror_ahead=mirror_ahead, queued=queued)
+        with transaction.atomic():
+            # A debit locks the wallet row first, so concurrent submits of one account count one after
+            # another; the count (before this job) and the job's rows follow in one statement, and a refusal
+            # rolls them back with the charge. Free (test-mode) jobs take the same lock, so the count stays
+            # exact across modes.
+            parts = (jobs_active_count_query(user_id=user.pk), job, created)
+            if debit is None:
+                wallet_lock(user_id=user.pk)
+            rows = debit.run(*parts, mirror_on_commit=not mirror_ahead) if debit else run_together(Together(*parts))
+            [(active,)], *_ = rows
+            parallel_tasks_check(plan_limit=user.plan.parallel_tasks, active=active)
+            # last: a broker that is down rolls everything back, so nothing is charged
+            _publish(job, debit.mirror if mirror_ahead else None)
+            queued = True
     except DatabaseError as error:
         # Lost at the commit, once the job was queued: the database may have committed, so this is no
         # "nothing charged" 503 that a client would resend without an Idempotency-Key and pay twice.
         if queued and database_unreachable(error):
             raise SubmitOutcomeUnknown() from error
         raise
-
-
-def _charge_and_publish(user: User, job: Job, debit: Debit | None, *, mirror_ahead: bool, queued: list) -> None:
-    created = JobEvent(job=job, kind="created", data={"creditsCharged": job.credits_charged})
-    with transaction.atomic():
-        # A debit locks the wallet row first, so concurrent submits of one account count one after
-        # another; the count (before this job) and the job's rows follow in one statement, and a refusal
-        # rolls them back with the charge. Free (test-mode) jobs take the same lock, so the count stays
-        # exact across modes.
-        parts = (jobs_active_count_query(user_id=user.pk), job, created)
-        if debit is None:
-            wallet_lock(user_id=user.pk)
-        rows = debit.run(*parts, mirror_on_commit=not mirror_ahead) if debit else run_together(Together(*parts))
-        [(active,)], *_ = rows
-        parallel_tasks_check(plan_limit=user.plan.parallel_tasks, active=active)
-        # last: a broker that is down rolls everything back, so nothing is charged
-        _publish(job, debit.mirror if mirror_ahead else None)
-        queued.append(job.pk)
 
 
 def _debit(identity: KeyIdentity | None, job: Job, request: ValidRequest) -> Debit | None:

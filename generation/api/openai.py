@@ -26,7 +26,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.ratelimit import PARALLEL_RETRY_AFTER, WaitSlot, account_wait_slot
-from flixly_site.errors import ApplicationError, RateLimited, ServiceUnavailable, ValidationFailed
+from flixly_site.errors import DO_NOT_RETRY, ApplicationError, RateLimited, ServiceUnavailable, ValidationFailed
 from flixly_site.parsers import is_json_object
 from generation.api.views import idempotency_key, wait_for
 from generation.audio import SPEECH_FORMATS, ConversionFailed, speech_convert
@@ -41,7 +41,6 @@ logger = logging.getLogger("flixly.generation")
 
 WAIT_SECONDS = 60
 READ_BLOCK_MS = 1000  # how long a streamed reply waits for its next piece before it looks at the job
-DO_NOT_RETRY = {"x-should-retry": "false"}  # the openai client retries 5xx answers unless told not to
 SIZE_HELP = "Use WIDTHxHEIGHT, such as 1024x1024."
 
 
