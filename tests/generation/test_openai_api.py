@@ -4,6 +4,8 @@ import base64
 import io
 import re
 import subprocess
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import httpx
 import imageio_ffmpeg
@@ -21,9 +23,24 @@ MESSAGES = [{"role": "user", "content": "What is a lighthouse?"}]
 
 
 @pytest.fixture
-def ai(live_server, raw_key, funded, settings) -> openai.OpenAI:
+def openai_client(live_server) -> Iterator[Callable[..., openai.OpenAI]]:
+    """Makes official clients of the live server's surface, closed after the test: a keep-alive connection left
+    open keeps a live server thread waiting on it for the rest of the session."""
+    made: list[openai.OpenAI] = []
+
+    def make(api_key: str, **options: Any) -> openai.OpenAI:
+        made.append(openai.OpenAI(base_url=f"{live_server.url}/openai/v1", api_key=api_key, **options))
+        return made[-1]
+
+    yield make
+    for client in made:
+        client.close()
+
+
+@pytest.fixture
+def ai(live_server, openai_client, raw_key, funded, settings) -> openai.OpenAI:
     settings.SITE_URL = live_server.url  # output links point at the live server
-    return openai.OpenAI(base_url=f"{live_server.url}/openai/v1", api_key=raw_key, max_retries=0)
+    return openai_client(raw_key, max_retries=0)
 
 
 def test_models_lists_the_catalog(ai):
@@ -285,15 +302,15 @@ def test_a_size_too_large_both_ways_is_named_once(ai):
     assert len(reasons) == len(set(reasons)) == 1 and raised.value.message.count(reasons[0]) == 1
 
 
-def test_a_missing_key_is_a_401(live_server):
-    ai = openai.OpenAI(base_url=f"{live_server.url}/openai/v1", api_key="flx_live_" + "0" * 40, max_retries=0)
+def test_a_missing_key_is_a_401(openai_client):
+    ai = openai_client("flx_live_" + "0" * 40, max_retries=0)
     with pytest.raises(openai.AuthenticationError) as raised:
         ai.chat.completions.create(model="local-chat", messages=MESSAGES)
     assert raised.value.type == "authentication_error" and raised.value.body["code"] == "unauthorized"
 
 
-def test_too_few_credits_is_a_402_and_nothing_is_charged(live_server, user, make_key):
-    ai = openai.OpenAI(base_url=f"{live_server.url}/openai/v1", api_key=make_key(user), max_retries=0)
+def test_too_few_credits_is_a_402_and_nothing_is_charged(openai_client, user, make_key):
+    ai = openai_client(make_key(user), max_retries=0)
     with pytest.raises(openai.APIStatusError) as raised:
         ai.chat.completions.create(model="local-chat", messages=MESSAGES)
     assert raised.value.status_code == 402 and not Job.objects.exists()
@@ -337,19 +354,19 @@ def failing_model(scripted) -> str:
     return "scripted-chat"
 
 
-def test_a_failed_job_is_a_503_the_client_does_not_retry(live_server, raw_key, funded, failing_model):
-    ai = openai.OpenAI(base_url=f"{live_server.url}/openai/v1", api_key=raw_key)  # the client's default retries
+def test_a_failed_job_is_a_503_the_client_does_not_retry(openai_client, raw_key, funded, failing_model):
+    ai = openai_client(raw_key)  # the client's default retries
     with pytest.raises(openai.InternalServerError) as raised:
         ai.chat.completions.create(model=failing_model, messages=MESSAGES)
     assert raised.value.status_code == 503 and raised.value.response.headers["x-should-retry"] == "false"
     assert Job.objects.count() == 1 and wallet_balance(user_id=funded.pk) == 100
 
 
-def test_a_job_past_the_wait_is_canceled_and_refunded(live_server, raw_key, funded, no_worker, monkeypatch):
+def test_a_job_past_the_wait_is_canceled_and_refunded(openai_client, raw_key, funded, no_worker, monkeypatch):
     from generation.api import openai as surface
 
     monkeypatch.setattr(surface, "WAIT_SECONDS", 0)
-    ai = openai.OpenAI(base_url=f"{live_server.url}/openai/v1", api_key=raw_key)
+    ai = openai_client(raw_key)
     with pytest.raises(openai.InternalServerError) as raised:
         ai.chat.completions.create(model="local-chat", messages=MESSAGES)
     assert "canceled; its credits were refunded" in raised.value.message

@@ -12,7 +12,7 @@ import time
 import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from PIL import Image
 
 from generation import outbound
 from generation.outbound import FetchFailed, NotAnImage, TooLarge, UnsafeUrl, check_url, fetch_bytes, fetch_image
+from tests.fakes.server import QuietServer
 
 
 # --- fake DNS --------------------------------------------------------------------------------------------
@@ -85,8 +86,7 @@ class LoopbackServer:
         self.routes: dict[str, Route] = {}
         self.seen: list[tuple[str, str]] = []  # (path, Host header) per request
         self.scheme = "https" if tls else "http"
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
-        self._httpd.daemon_threads = True
+        self._httpd = QuietServer(("127.0.0.1", 0), _handler_for(self))
         if tls:
             self._httpd.socket = tls.wrap_socket(self._httpd.socket, server_side=True)
         self.port = self._httpd.server_address[1]

@@ -11,6 +11,7 @@ Tests marked `worker` keep Celery non-eager (tests/conftest.py), so the API real
 
 import io
 import tempfile
+import threading
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -18,6 +19,7 @@ from pathlib import Path
 import imageio_ffmpeg
 import pytest
 from django.conf import settings
+from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.utils import timezone
 from PIL import Image
 
@@ -100,6 +102,28 @@ def workers(tmp_path, worker_var_dir):
     yield pool
     pool.stop_all()
     print(pool.tails())  # pytest shows it only for a failed test
+
+
+def test_a_live_server_thread_leaves_the_shared_file_database_open():
+    """pytest-django's session-wide live_server shares this connection with its request threads, which close it
+    after each request: a no-op while the database is in memory, but here it is a file, and a close from a
+    lingering keep-alive thread under a query of the test's crashed the whole run (a segfault)."""
+    connection.ensure_connection()
+    shared = connections[DEFAULT_DB_ALIAS]
+
+    def as_a_request_thread_ends() -> None:
+        connections[DEFAULT_DB_ALIAS] = shared  # as Django's live server threads take the override
+        connections.close_all()
+
+    shared.inc_thread_sharing()
+    try:
+        thread = threading.Thread(target=as_a_request_thread_ends)
+        thread.start()
+        thread.join()
+    finally:
+        shared.dec_thread_sharing()
+    assert shared.connection is not None
+    assert Job.objects.count() == 0  # and it still answers
 
 
 def submit(api, body: dict) -> dict:

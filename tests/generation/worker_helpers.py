@@ -26,6 +26,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -35,7 +36,8 @@ from pathlib import Path
 from urllib.parse import quote, urlencode
 
 from django.conf import settings
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connection, connections
+from django.db.backends.base.base import BaseDatabaseWrapper
 from kombu import pools as kombu_pools
 
 from flixly_site.celery import app
@@ -95,12 +97,32 @@ def shared_sqlite_file(folder: Path) -> Iterator[None]:
     connection.settings_dict["NAME"] = str(path)
     connection.close()  # the name is a file now, so this really closes the in-memory handle; next query opens the file
     try:
-        yield
+        with _closed_only_by_its_own_thread(connections[DEFAULT_DB_ALIAS]):
+            yield
     finally:
         connection.close()
         connection.settings_dict["NAME"] = memory_name
         connection.ensure_connection()  # back on the in-memory database before the keeper lets go of it
         keeper.close()
+
+
+@contextmanager
+def _closed_only_by_its_own_thread(shared: BaseDatabaseWrapper) -> Iterator[None]:
+    """pytest-django's live server (session-wide) shares the in-memory database's connection with its request
+    threads, and each closes it as its request ends, which Django makes a no-op for an in-memory database only.
+    On the file it would really close, under a query of this thread's: a segfault. So, as in memory, only the
+    thread that opened it closes it."""
+    owner, close = threading.get_ident(), shared.close
+
+    def close_if_owner() -> None:
+        if threading.get_ident() == owner:
+            close()
+
+    shared.close = close_if_owner
+    try:
+        yield
+    finally:
+        del shared.close
 
 
 _MISSING = object()
