@@ -13,12 +13,17 @@ PAGE_QUERY = ("cursor", "limit")
 
 def refuse_unknown_query(request: Request, known: tuple[str, ...]) -> None:
     """A 422 naming the query parameters outside `known`, as an unknown body field is one: a misspelt filter
-    (`?stauts=failed`) must not answer as if there were no filter."""
-    unknown = set(request.query_params) - set(known)
-    if not unknown:
+    (`?stauts=failed`) must not answer as if there were no filter. Likewise one given twice, since each takes
+    one value and Django would silently keep the last."""
+    query = request.query_params
+    if not query:  # most requests: nothing to check
         return
-    takes = f"This endpoint takes {', '.join(known)}." if known else "This endpoint takes no query parameters."
-    raise ValidationFailed(details=unknown_fields(unknown, noun="query parameter", rest="query", hint=f" {takes}"))
+    unknown = set(query) - set(known)
+    if unknown:
+        takes = f"This endpoint takes {', '.join(known)}." if known else "This endpoint takes no query parameters."
+        raise ValidationFailed(details=unknown_fields(unknown, noun="query parameter", rest="query", hint=f" {takes}"))
+    if repeated := sorted(name for name, values in query.lists() if len(values) > 1):
+        raise ValidationFailed(details={name: [f"Give '{name}' once; it takes one value."] for name in repeated})
 
 
 class ApiView(APIView):

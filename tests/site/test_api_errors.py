@@ -432,6 +432,18 @@ def test_a_post_refuses_unknown_query_parameters_too(api, path):
     assert_error_shape(api.post(f"{path}?force=true"), HTTPStatus.UNPROCESSABLE_ENTITY, "validation_error")
 
 
+@pytest.mark.parametrize(
+    ("query", "named"),
+    [("status=failed&status=completed", "status"), ("limit=5&limit=50", "limit"), ("type=CHAT&type=", "type")],
+)
+def test_a_query_parameter_given_twice_is_a_422_not_the_last_one_silently(api, query, named):
+    """Each parameter takes one value: `?status=failed&status=completed` answering completed jobs only would
+    look like a filter that works."""
+    path = "/api/v1/models" if named == "type" else "/api/v1/jobs"
+    error = assert_error_shape(api.get(f"{path}?{query}"), HTTPStatus.UNPROCESSABLE_ENTITY, "validation_error")
+    assert error["details"] == {named: [f"Give '{named}' once; it takes one value."]}
+
+
 def test_an_unknown_query_parameter_is_checked_after_the_key(client):
     assert_error_shape(client.get("/api/v1/jobs?stauts=failed"), HTTPStatus.UNAUTHORIZED, "unauthorized")
 
