@@ -48,6 +48,13 @@ def test_the_expiry_reminder_says_to_switch_to_a_new_key_since_a_roll_keeps_the_
     assert "/settings/api-keys/" in body
 
 
+def test_no_expiry_reminder_for_a_deactivated_accounts_keys(user, make_key):
+    make_key(user, expires_in_days=5)
+    User.objects.filter(pk=user.pk).update(is_active=False)
+    assert apikey_send_expiry_reminders() == 0
+    assert mail.outbox == []
+
+
 def test_create_api_key_prints_only_the_key(user, capsys):
     call_command("create_api_key", "--email", user.email, "--name", "deploy")
     out = capsys.readouterr().out.strip()
