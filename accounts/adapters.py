@@ -31,6 +31,13 @@ class AccountAdapter(DefaultAccountAdapter):
             raise PermissionDenied("Unable to determine the client's address.")
         return ip
 
+    def send_confirmation_mail(self, request: HttpRequest, emailconfirmation, signup: bool) -> None:
+        # allauth flags only the mail sent at sign-up as one, not the one an unverified account gets when it
+        # logs in: the account's own address is a sign-up's to confirm, any other a change of address.
+        address = emailconfirmation.email_address
+        signs_up = address.email.lower() == address.user.email.lower()
+        super().send_confirmation_mail(request, emailconfirmation, signup=signs_up)
+
     def get_from_email(self) -> str:
         return settings.DEFAULT_FROM_EMAIL
 

@@ -362,6 +362,7 @@ def apikey_send_expiry_reminders(*, within_days: int = 7) -> int:
     """E-mail each owner once about a live key that expires within the next week."""
     now = timezone.now()
     due = ApiKey.objects.filter(
+        user__is_active=True,  # a deactivated account's keys are refused anyway, and it cannot log in to act
         revoked_at__isnull=True,
         expiry_reminder_sent_at__isnull=True,
         expires_at__gt=now,

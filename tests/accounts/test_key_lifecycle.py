@@ -38,6 +38,23 @@ def test_no_reminder_for_revoked_or_distant_keys(user, make_key):
     assert apikey_send_expiry_reminders() == 0
 
 
+def test_the_expiry_reminder_says_to_switch_to_a_new_key_since_a_roll_keeps_the_date(user, make_key):
+    # It said "Roll it before then so your integrations keep working": the rolled key died on the same day.
+    make_key(user, expires_in_days=5)
+    apikey_send_expiry_reminders()
+    body = mail.outbox[0].body
+    assert "Roll it" not in body
+    assert "create a new key" in body.lower()
+    assert "/settings/api-keys/" in body
+
+
+def test_no_expiry_reminder_for_a_deactivated_accounts_keys(user, make_key):
+    make_key(user, expires_in_days=5)
+    User.objects.filter(pk=user.pk).update(is_active=False)
+    assert apikey_send_expiry_reminders() == 0
+    assert mail.outbox == []
+
+
 def test_create_api_key_prints_only_the_key(user, capsys):
     call_command("create_api_key", "--email", user.email, "--name", "deploy")
     out = capsys.readouterr().out.strip()

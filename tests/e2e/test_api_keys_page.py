@@ -93,3 +93,25 @@ def test_a_refused_key_form_opens_at_a_focused_summary_that_links_to_each_field(
     assert in_viewport(page, page.get_by_label("Generate"))
     summary.get_by_role("link", name=re.compile("^Allowed IPs: 'hello' is not")).click()
     assert in_viewport(page, page.get_by_label("Allowed IPs:"))
+
+
+def overflows(page, selector: str) -> bool:
+    return page.evaluate(f"[...document.querySelectorAll('{selector}')].some(e => e.scrollWidth > e.clientWidth)")
+
+
+def test_a_long_unbroken_key_name_wraps_instead_of_pushing_the_actions_off_the_page(
+    signed_in, live_server, make_key, django_user_model
+):
+    # A valid 100-character name without a space widened the Name column: Roll and Revoke sat off to the
+    # right, behind a horizontal scroll, on the keys page and beside it on Billing.
+    user = django_user_model.objects.get(email="someone@example.com")
+    make_key(user, name="x" * 100)
+    page = signed_in
+    page.goto(f"{live_server.url}/settings/api-keys/")
+    assert not overflows(page, ".table-wrap")
+    assert in_viewport(page, page.get_by_role("link", name="Revoke"))
+    page.goto(f"{live_server.url}/billing/")
+    assert not overflows(page, ".table-wrap")
+    page.get_by_role("link", name="API Keys").first.click()
+    page.get_by_role("link", name="Roll").click()
+    assert not overflows(page, "html")

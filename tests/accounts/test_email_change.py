@@ -1,0 +1,33 @@
+import pytest
+from allauth.account.models import EmailAddress
+from django.core import mail
+
+pytestmark = pytest.mark.django_db
+
+PASSWORD = "Quiet-Lake-4512"
+
+
+@pytest.fixture
+def verified(django_user_model):
+    user = django_user_model.objects.create_user(email="old@example.com", password=PASSWORD)
+    EmailAddress.objects.create(user=user, email=user.email, verified=True, primary=True)
+    return user
+
+
+def test_a_new_address_is_asked_to_confirm_a_change_of_address_not_a_sign_up(client, verified):
+    # It read "this address was given to register an account": its owner (maybe not the account's) was misled.
+    client.force_login(verified)
+    client.post("/accounts/email/", {"action_add": "", "email": "new@example.com"})
+    (message,) = mail.outbox
+    assert message.to == ["new@example.com"]
+    assert "register" not in message.body
+    assert "new e-mail address of a Flixly account" in message.body
+    assert "/accounts/confirm-email/" in message.body
+
+
+def test_an_unverified_account_that_logs_in_is_sent_the_sign_up_text(client, django_user_model):
+    # allauth sends this one without its sign-up flag: it still confirms the address the account signed up with.
+    django_user_model.objects.create_user(email="held@example.com", password=PASSWORD)
+    client.post("/accounts/login/", {"login": "held@example.com", "password": PASSWORD})
+    (message,) = mail.outbox
+    assert "to register an account on Flixly." in message.body
