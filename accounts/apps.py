@@ -19,7 +19,8 @@ class AccountsConfig(AppConfig):
         post_migrate.connect(_seed_plans, sender=self)
         from django.core import checks
 
-        from accounts.checks import mail_is_sent
+        from accounts.checks import limits_are_shared, mail_is_sent
 
         checks.register(mail_is_sent, checks.Tags.security, deploy=True)
+        checks.register(limits_are_shared, checks.Tags.security, deploy=True)
         import accounts.schema  # noqa: F401  (registers the OpenAPI auth extensions)

@@ -179,6 +179,12 @@ ACCOUNT_LOGIN_ON_EMAIL_CONFIRMATION = True
 ACCOUNT_CHANGE_EMAIL = True
 ACCOUNT_UNIQUE_EMAIL = True
 ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = False
+# Changing the login address asks for the password again unless it was given in the last 5 minutes: an open
+# session alone must not be enough to take the account.
+ACCOUNT_REAUTHENTICATION_REQUIRED = True
+# A password reset for an address with no account sends nothing (the page says the same either way), so the
+# form cannot be used to mail strangers.
+ACCOUNT_EMAIL_UNKNOWN_ACCOUNTS = False
 # Tell the account by e-mail when its password or e-mail address changes (to the old address too).
 ACCOUNT_EMAIL_NOTIFICATIONS = True
 ACCOUNT_EMAIL_SUBJECT_PREFIX = "[Flixly] "

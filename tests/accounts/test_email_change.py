@@ -17,6 +17,7 @@ def verified(django_user_model):
 def test_a_new_address_is_asked_to_confirm_a_change_of_address_not_a_sign_up(client, verified):
     # It read "this address was given to register an account": its owner (maybe not the account's) was misled.
     client.force_login(verified)
+    client.post("/accounts/reauthenticate/", {"password": PASSWORD})
     client.post("/accounts/email/", {"action_add": "", "email": "new@example.com"})
     (message,) = mail.outbox
     assert message.to == ["new@example.com"]
@@ -31,3 +32,26 @@ def test_an_unverified_account_that_logs_in_is_sent_the_sign_up_text(client, dja
     client.post("/accounts/login/", {"login": "held@example.com", "password": PASSWORD})
     (message,) = mail.outbox
     assert "to register an account on Flixly." in message.body
+
+
+def test_changing_the_address_asks_for_the_password_again(client, verified):
+    # Anyone at an open session could otherwise move the login to their own address and take the account.
+    client.post("/accounts/login/", {"login": verified.email, "password": PASSWORD})
+    response = client.post("/accounts/email/", {"action_add": "", "email": "thief@example.com"})
+    assert response.status_code == 302 and response["Location"].startswith("/accounts/reauthenticate/")
+    assert not mail.outbox and not EmailAddress.objects.filter(email="thief@example.com").exists()
+
+
+def test_with_the_password_given_again_the_address_changes(client, verified):
+    client.force_login(verified)
+    client.post("/accounts/reauthenticate/", {"password": PASSWORD})
+    response = client.post("/accounts/email/", {"action_add": "", "email": "new@example.com"})
+    assert response.status_code == 302 and response["Location"] == "/accounts/email/"
+    assert EmailAddress.objects.filter(user=verified, email="new@example.com").exists()
+
+
+def test_a_password_reset_for_an_unknown_address_sends_nothing(client):
+    # Else anyone could make this server e-mail any address ("Unknown Account"), at the sender's reputation.
+    response = client.post("/accounts/password/reset/", {"email": "stranger@example.com"})
+    assert response.status_code == 302  # the same answer as for a known address: no account enumeration
+    assert not mail.outbox

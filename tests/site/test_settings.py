@@ -58,6 +58,7 @@ PRODUCTION_ENV = {
     "DATABASE_URL": "postgresql://flixly@127.0.0.1:5432/flixly",
     "REDIS_URL": "redis://127.0.0.1:6379/0",
     "EMAIL_URL": "submission://mailer:secret@smtp.example.com:587",
+    "DEFAULT_FROM_EMAIL": "Flixly <hello@flixly.example.com>",
     "FLIXLY_VAR_DIR": "var/test-deploy",
 }
 
@@ -201,6 +202,8 @@ def test_a_plain_http_site_url_runs_a_trial_without_tls_and_check_deploy_says_so
         ({"FLIXLY_OUTBOUND_ALLOW_PRIVATE": "true"}, "FLIXLY_OUTBOUND_ALLOW_PRIVATE"),
         ({"FLIXLY_OUTBOUND_ALLOW_HTTP": "true"}, "FLIXLY_OUTBOUND_ALLOW_HTTP"),
         ({"EMAIL_URL": ""}, "EMAIL_URL"),
+        ({"DEFAULT_FROM_EMAIL": ""}, "DEFAULT_FROM_EMAIL"),  # the default's domain is no one's
+        ({"REDIS_URL": ""}, "REDIS_URL"),  # else each process keeps its own rate and login limits
     ],
 )
 def test_check_deploy_warns_of_development_settings_left_on(extra, named):
