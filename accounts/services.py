@@ -11,6 +11,7 @@ from datetime import timedelta
 
 import redis
 from allauth.account.models import EmailAddress
+from allauth.account.signals import email_changed
 from django.conf import settings
 from django.core.cache import cache
 from django.core.mail import send_mail
@@ -341,10 +342,15 @@ def user_set_email(*, user: User, email: str) -> User:
     primary and only address (allauth signs in by these), so it is the login and the old one is not."""
     email = email.strip().lower()
     with transaction.atomic():
+        was = EmailAddress.objects.filter(user=user, primary=True).first()
         User.objects.filter(pk=user.pk).update(email=email)
         user.email = email
         EmailAddress.objects.filter(user=user).exclude(email=email).delete()
-        EmailAddress.objects.update_or_create(user=user, email=email, defaults={"verified": True, "primary": True})
+        now, _ = EmailAddress.objects.update_or_create(
+            user=user, email=email, defaults={"verified": True, "primary": True}
+        )
+        if was is None or was.email != email:  # as allauth reports a user's own change, to whoever listens
+            email_changed.send(sender=User, request=None, user=user, from_email_address=was, to_email_address=now)
     return user
 
 

@@ -64,6 +64,14 @@ def customer_for(user: User) -> str:
     return Wallet.objects.get(user=user).stripe_customer_id
 
 
+def customer_email_update(user: User) -> None:
+    """Give the account's Stripe customer, if it has one, the account's address: Stripe sends its receipts and
+    invoices there. A Stripe error is raised as it is, for the caller's task to retry."""
+    customer_id = Wallet.objects.filter(user=user).values_list("stripe_customer_id", flat=True).first()
+    if customer_id:
+        _client().v1.customers.update(customer_id, params={"email": user.email})
+
+
 def _pack_line_item(pack: CreditPack) -> dict:
     if pack.stripe_price_id:
         return {"price": pack.stripe_price_id, "quantity": 1}

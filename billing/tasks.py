@@ -1,3 +1,4 @@
+import stripe
 from celery import shared_task
 from django.conf import settings
 from django.core.mail import send_mail
@@ -25,6 +26,18 @@ def send_low_balance_email(user_id: int, balance: int) -> None:
         from_email=None,
         recipient_list=[user.email],
     )
+
+
+# Stripe unreachable, failing or busy: worth another try later (a refused request is not).
+STRIPE_TRANSIENT_ERRORS = (stripe.APIConnectionError, stripe.APIError, stripe.RateLimitError)
+
+
+@shared_task(autoretry_for=STRIPE_TRANSIENT_ERRORS, retry_backoff=30, retry_backoff_max=3600, max_retries=10)
+def stripe_customer_email_sync(user_id: int) -> None:
+    """After a change of the account's address; a retry sends the address the account has then."""
+    user = User.objects.filter(pk=user_id).first()
+    if user is not None and stripe_gateway.payments_enabled():
+        stripe_gateway.customer_email_update(user)
 
 
 @shared_task

@@ -2,7 +2,9 @@ import re
 from http import HTTPStatus
 
 import pytest
+from allauth.account.models import EmailAddress
 
+from accounts.services import user_set_email
 from billing.models import CreditPack, Wallet
 from billing.services import wallet_balance
 from tests.fakes.stripe_fake import decode_form
@@ -206,3 +208,37 @@ def test_without_payments_staff_are_told_how_to_set_them_up(client, staff_user, 
     client.force_login(staff_user)
     page = client.get("/billing/").content.decode()
     assert "STRIPE_SECRET_KEY" in page and "grant_credits" in page
+
+
+def _with_a_stripe_customer(client, user, pack) -> str:
+    client.force_login(user)
+    client.post(f"/billing/packs/{pack.pk}/buy/")
+    return Wallet.objects.get(user=user).stripe_customer_id
+
+
+def test_a_changed_login_address_reaches_the_stripe_customer(
+    client, user, pack, stripe_fake, django_capture_on_commit_callbacks
+):
+    # Stripe mails its receipts and invoices to the customer's address: the old one was kept for good.
+    EmailAddress.objects.create(user=user, email=user.email, verified=True, primary=True)
+    EmailAddress.objects.create(user=user, email="new@example.com", verified=True)
+    customer = _with_a_stripe_customer(client, user, pack)
+    client.post("/accounts/reauthenticate/", {"password": "correct horse battery"})
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post("/accounts/email/", {"action_primary": "", "email": "new@example.com"})
+    assert stripe_fake.customers[customer]["email"] == "new@example.com"
+
+
+def test_an_address_staff_set_reaches_the_stripe_customer(
+    client, user, pack, stripe_fake, django_capture_on_commit_callbacks
+):
+    customer = _with_a_stripe_customer(client, user, pack)
+    with django_capture_on_commit_callbacks(execute=True):
+        user_set_email(user=user, email="Staff.Set@Example.com")
+    assert stripe_fake.customers[customer]["email"] == "staff.set@example.com"
+
+
+def test_no_stripe_call_for_an_account_that_never_paid(user, stripe_fake, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        user_set_email(user=user, email="new@example.com")
+    assert not stripe_fake.requests

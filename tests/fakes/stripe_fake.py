@@ -70,6 +70,8 @@ class FakeStripe(FakeServer):
         form = decode_form(request.body) if request.method == "POST" else {}
         if request.path == "/v1/customers" and request.method == "POST":
             return self._create_customer(form)
+        if request.path.startswith("/v1/customers/") and request.method == "POST":
+            return self._update_customer(request.path.removeprefix("/v1/customers/"), form)
         if request.path == "/v1/checkout/sessions" and request.method == "POST":
             return self._create_session(form)
         if request.path == "/v1/billing_portal/sessions" and request.method == "POST":
@@ -81,6 +83,12 @@ class FakeStripe(FakeServer):
         customer = {"id": f"cus_{next(self._ids)}", "object": "customer", "email": form.get("email"), **form}
         self.customers[customer["id"]] = customer
         return json_response(customer)
+
+    def _update_customer(self, customer_id: str, form: dict) -> Response:
+        if customer_id not in self.customers:
+            return json_response({"error": {"type": "invalid_request_error", "message": "No such customer"}}, 404)
+        self.customers[customer_id].update(form)
+        return json_response(self.customers[customer_id])
 
     def _create_session(self, form: dict) -> Response:
         session_id = f"cs_test_{next(self._ids)}"
