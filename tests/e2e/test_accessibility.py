@@ -8,6 +8,7 @@ import pytest
 
 from billing.services import wallet_adjust
 from generation.models import AiModel, Job
+from tests.e2e.conftest import contrast
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -148,3 +149,109 @@ def test_every_public_page_is_titled_headed_and_labelled(page, live_server):
         page.goto(f"{live_server.url}{path}")
         problems[name] = page_problems(page)
     assert not {name: found for name, found in problems.items() if found}
+
+
+# An element's place in the page, the same for the focused element and for the list of controls.
+PATH = r"""(el) => {
+  const steps = [];
+  for (let n = el; n !== document.body; n = n.parentElement) {
+    steps.unshift(n.tagName + [...n.parentElement.children].indexOf(n));
+  }
+  return steps.join('/');
+}"""
+
+# The focused element, how its focus shows, and the colour behind that ring (the nearest painted background).
+FOCUSED = f"""() => {{
+  const el = document.activeElement;
+  if (!el || el === document.body) return null;
+  const behind = (node) => {{
+    for (let n = node; n; n = n.parentElement) {{
+      const colour = getComputedStyle(n).backgroundColor;
+      if (!/rgba\\(.*, 0\\)$/.test(colour)) return colour;
+    }}
+    return 'rgb(255, 255, 255)';
+  }};
+  const style = getComputedStyle(el);
+  const box = el.getBoundingClientRect();
+  const onScreen = box.width > 0 && box.left >= 0 && box.top >= 0 && box.right <= innerWidth;
+  return {{
+    path: ({PATH})(el), html: el.outerHTML.slice(0, 80), onScreen: onScreen && box.bottom <= innerHeight,
+    style: style.outlineStyle, width: parseFloat(style.outlineWidth), colour: style.outlineColor,
+    behind: behind(el.parentElement),
+  }};
+}}"""
+
+# Every control a mouse can use in the page's content.
+CONTROLS = f"""() => [...document.querySelectorAll(
+    'main a[href], main button, main input:not([type=hidden]), main select, main textarea')]
+  .filter((el) => el.getClientRects().length && getComputedStyle(el).visibility !== 'hidden' && !el.disabled)
+  .filter((el) => el.type !== 'radio' || el.checked)  // arrow keys, not Tab, move within a group of radios
+  .map({PATH})"""
+
+
+def tab_through(page) -> list[dict]:
+    """Press Tab from the top of the page until the focus leaves it (or comes round again): each stop once."""
+    page.wait_for_load_state()
+    # From the top, wherever the page put the focus: a focused and removed element leaves the start there.
+    page.evaluate("""() => { const start = document.createElement('span'); start.tabIndex = -1;
+      document.body.prepend(start); start.focus(); start.remove(); window.scrollTo(0, 0); }""")
+    stops: dict[str, dict] = {}
+    for _ in range(150):
+        page.keyboard.press("Tab")
+        focused = page.evaluate(FOCUSED)
+        if focused is None or focused["path"] == next(iter(stops), None):
+            return list(stops.values())
+        stops.setdefault(focused["path"], focused)  # a date field's parts are one control, met three times
+    raise AssertionError(f"the focus never leaves {page.url}: a keyboard trap near {focused['html']}")
+
+
+def keyboard_problems(page) -> list[str]:
+    stops = tab_through(page)
+    problems = []
+    if not stops or "skip-link" not in stops[0]["html"] or not stops[0]["onScreen"]:
+        problems.append("the first Tab does not show a skip link")
+    for stop in stops:
+        if stop["style"] == "auto":
+            continue  # the browser's own two-tone ring, as around a scrollable code sample
+        if stop["style"] == "none" or stop["width"] < 2:
+            problems.append(f"no focus ring: {stop['html']}")
+        elif contrast(stop["colour"], stop["behind"]) < 3:
+            ratio = contrast(stop["colour"], stop["behind"])
+            problems.append(f"focus ring {stop['colour']} on {stop['behind']} is {ratio:.2f}:1: {stop['html']}")
+    missed = set(page.evaluate(CONTROLS)) - {stop["path"] for stop in stops}
+    problems += [f"Tab never reaches {path}" for path in sorted(missed)]
+    return problems
+
+
+def test_the_keyboard_reaches_every_control_of_every_page_with_a_ring_that_shows(account, live_server, receiver):
+    page = account
+    problems = {name: keyboard_problems(page) for name in visit_every_signed_in_page(page, live_server, receiver)}
+    for name, path in PUBLIC_PAGES.items():
+        page.goto(f"{live_server.url}{path}")
+        problems[f"{name}, signed in"] = keyboard_problems(page)
+    assert not {name: found for name, found in problems.items() if found}
+
+
+FIELDS = "main input:not([type=hidden]):not([type=checkbox]):not([type=radio]), main select, main textarea"
+FIELD_EDGES = f"""() => [...document.querySelectorAll('{FIELDS}')]
+  .filter((el) => el.getClientRects().length)
+  .map((el) => {{
+    let behind = 'rgb(255, 255, 255)';
+    for (let n = el.parentElement; n; n = n.parentElement) {{
+      const colour = getComputedStyle(n).backgroundColor;
+      if (!/rgba\\(.*, 0\\)$/.test(colour)) {{ behind = colour; break; }}
+    }}
+    return [el.outerHTML.slice(0, 60), getComputedStyle(el).borderTopColor, behind];
+  }})"""
+
+
+def test_every_fields_edge_stands_out_from_what_is_around_it(account, live_server):
+    # The fields' 1.3:1 border on a white card left an empty field hard to find (WCAG asks 3:1 of a control).
+    page = account
+    faint = []
+    for path in ["/generate/", "/jobs/", "/settings/api-keys/", "/settings/webhooks/", "/accounts/password/change/"]:
+        page.goto(f"{live_server.url}{path}")
+        for field, edge, behind in page.evaluate(FIELD_EDGES):
+            if contrast(edge, behind) < 3:
+                faint.append(f"{path} {field}: {edge} on {behind} is {contrast(edge, behind):.2f}:1")
+    assert not faint

@@ -6,31 +6,17 @@ import pytest
 
 from billing.services import wallet_adjust
 from generation.models import AiModel, Job, WebhookDelivery, WebhookEndpoint
+from tests.e2e.conftest import contrast
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 SCREENSHOTS = "var/test/screenshots"
 PHONE = {"width": 390, "height": 844}
 NAV = ["Dashboard", "Generate", "Jobs", "API Keys", "Webhooks", "Billing", "Docs"]
-RGB = re.compile(r"rgba?\((\d+), (\d+), (\d+)")
 
 
 def inside_the_screen(box) -> bool:
     return box is not None and box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"]
-
-
-def luminance(css_colour: str) -> float:
-    def linear(channel: int) -> float:
-        c = channel / 255
-        return c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4
-
-    r, g, b = (linear(int(v)) for v in RGB.match(css_colour).groups())
-    return 0.2126 * r + 0.7152 * g + 0.0722 * b
-
-
-def contrast(fg: str, bg: str) -> float:
-    light, dark = sorted((luminance(fg), luminance(bg)), reverse=True)
-    return (light + 0.05) / (dark + 0.05)
 
 
 def assert_fits_the_phone(page, name: str) -> None:
