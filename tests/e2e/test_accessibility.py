@@ -5,6 +5,7 @@ to their fields, text alternatives for images and names for table columns."""
 import re
 
 import pytest
+from playwright.sync_api import expect
 
 from billing.services import wallet_adjust
 from generation.models import AiModel, Job
@@ -12,6 +13,7 @@ from tests.e2e.conftest import contrast
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
+SCREENSHOTS = "var/test/screenshots"
 TITLE = re.compile(r"^\S.* · Flixly$")
 
 # What a sighted mouse user gets for free, listed per page as sentences a failure can print.
@@ -255,3 +257,77 @@ def test_every_fields_edge_stands_out_from_what_is_around_it(account, live_serve
             if contrast(edge, behind) < 3:
                 faint.append(f"{path} {field}: {edge} on {behind} is {contrast(edge, behind):.2f}:1")
     assert not faint
+
+
+def refuse_the_login(page, base):
+    page.context.clear_cookies()
+    page.goto(f"{base}/accounts/login/")
+    page.get_by_label("Email").fill("someone@example.com")
+    page.locator("#id_password").fill("not my password")
+    page.get_by_role("button", name="Sign In").click()
+    return "The email address and/or password you specified are not correct."
+
+
+def refuse_the_sign_up(page, base):
+    page.context.clear_cookies()
+    page.goto(f"{base}/accounts/signup/")
+    page.get_by_label("Email").fill("new@example.com")
+    page.locator("#id_password1").fill("12345678")
+    page.locator("#id_password2").fill("12345678")
+    page.get_by_role("button", name="Sign Up").click()
+    return "Password: This password is too common."
+
+
+def refuse_the_password_change(page, base):
+    page.goto(f"{base}/accounts/password/change/")
+    page.locator("#id_oldpassword").fill("not my password")
+    page.locator("#id_password1").fill("Another-Quiet-Lake-77")
+    page.locator("#id_password2").fill("Another-Quiet-Lake-77")
+    page.get_by_role("button", name="Change Password").click()
+    return "Please type your current password."
+
+
+def refuse_the_webhook_url(page, base):
+    page.goto(f"{base}/settings/webhooks/")
+    page.get_by_label("Endpoint URL:", exact=True).fill("https://169.254.169.254/latest/meta-data")
+    page.get_by_role("button", name="Set URL").click()
+    return "Endpoint URL: "
+
+
+def refuse_the_roll(page, base):
+    page.goto(f"{base}/settings/api-keys/")
+    page.get_by_role("link", name="Roll").click()
+    page.locator("form").last.evaluate("form => { form.noValidate = true; }")  # as a browser without checks
+    page.get_by_label("Keep the old secret working for (hours)").fill("48")
+    page.get_by_role("button", name="Roll key").click()
+    return "Ensure this value is less than or equal to 24."
+
+
+def refuse_the_job(page, base):
+    page.goto(f"{base}/generate/")
+    page.get_by_label("Model").select_option("local-image")
+    page.get_by_label("Prompt:", exact=True).fill("A lighthouse")
+    page.locator("#generate-form").evaluate("form => { form.noValidate = true; }")
+    page.get_by_label("Width (pixels)").fill("99999")
+    page.get_by_role("button", name="Generate", exact=True).click()
+    return "Width (pixels): Must be between"
+
+
+@pytest.mark.parametrize(
+    "refuse",
+    [
+        refuse_the_login, refuse_the_sign_up, refuse_the_password_change, refuse_the_webhook_url, refuse_the_roll,
+        refuse_the_job,
+    ],
+)  # fmt: skip
+def test_a_refused_form_takes_the_focus_to_an_alert_that_says_what_is_wrong(account, live_server, refuse):
+    # The page came back with the focus at its top and the errors silent: a screen reader heard the page's
+    # title again, and a keyboard user tabbed through the whole menu to find the field.
+    page = account
+    problem = refuse(page, live_server.url)
+    summary = page.locator("#error-summary")
+    expect(summary).to_be_focused()
+    assert summary.get_attribute("role") == "alert"
+    assert problem in summary.inner_text()
+    page.screenshot(path=f"{SCREENSHOTS}/refused-{refuse.__name__}.png")
+    assert not page_problems(page)  # and each field names its own error

@@ -238,6 +238,16 @@ def test_without_enough_credits_the_form_says_so_and_keeps_the_input(client, use
     assert not Job.objects.exists()
 
 
+def test_a_refused_submit_opens_at_a_focused_alert_that_says_why(client, user):
+    # A screen reader heard nothing of the refusal: the focus stayed at the top of the page.
+    client.force_login(user)
+    html = post_generate(client, prompt="A red fox in the snow").content.decode()
+    summary = re.search(r'<div class="message error error-summary" id="error-summary"([^>]*)>(.*?)</ul>', html, re.S)
+    assert summary.group(1) == ' role="alert" tabindex="-1" autofocus'
+    assert "<p>You need at least 1 credit for this; your balance is 0.</p>" in summary.group(2)
+    assert "<li>" not in summary.group(2)  # no field to look at: site.css leaves out the empty list
+
+
 def test_check_price_quotes_without_charging(signed_in, funded):
     response = post_generate(signed_in, model="local-image", width="2048", height="2048", intent="quote")
 
