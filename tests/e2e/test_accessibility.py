@@ -52,6 +52,11 @@ SEMANTICS = r"""() => {
       if (!describedBy.includes(note.id)) problems.push(`"${text(note).slice(0, 40)}" is not tied to ${html(control)}`);
     }
   }
+  const described = [...document.querySelectorAll('[aria-describedby]')]
+    .flatMap((el) => el.getAttribute('aria-describedby').split(/\s+/));
+  for (const errors of [...document.querySelectorAll('.errorlist')].filter(shown)) {
+    if (!described.includes(errors.id)) problems.push(`"${text(errors).slice(0, 40)}" is tied to no field`);
+  }
   for (const el of document.querySelectorAll('a[href], button')) {
     if (shown(el) && !text(el) && !el.getAttribute('aria-label')) problems.push(`nameless: ${html(el)}`);
   }
@@ -287,6 +292,13 @@ def refuse_the_password_change(page, base):
     return "Please type your current password."
 
 
+def refuse_the_email_change(page, base):
+    page.goto(f"{base}/accounts/email/")
+    page.get_by_label("Change to:").fill("someone@example.com")
+    page.get_by_role("button", name="Change Email").click()
+    return "Email: This email address is already associated with this account."
+
+
 def refuse_the_webhook_url(page, base):
     page.goto(f"{base}/settings/webhooks/")
     page.get_by_label("Endpoint URL:", exact=True).fill("https://169.254.169.254/latest/meta-data")
@@ -316,8 +328,8 @@ def refuse_the_job(page, base):
 @pytest.mark.parametrize(
     "refuse",
     [
-        refuse_the_login, refuse_the_sign_up, refuse_the_password_change, refuse_the_webhook_url, refuse_the_roll,
-        refuse_the_job,
+        refuse_the_login, refuse_the_sign_up, refuse_the_password_change, refuse_the_email_change,
+        refuse_the_webhook_url, refuse_the_roll, refuse_the_job,
     ],
 )  # fmt: skip
 def test_a_refused_form_takes_the_focus_to_an_alert_that_says_what_is_wrong(account, live_server, refuse):
