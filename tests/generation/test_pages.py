@@ -402,12 +402,13 @@ def test_another_accounts_job_is_not_found(signed_in, django_user_model):
     assert signed_in.post(f"/jobs/{job.id}/cancel/").status_code == HTTPStatus.NOT_FOUND
 
 
-def test_a_queued_job_refreshes_itself_and_offers_cancel(signed_in, funded):
+def test_a_queued_job_follows_itself_and_offers_cancel(signed_in, funded):
     job = queued_job(funded)
 
     html = signed_in.get(f"/jobs/{job.id}/").content.decode()
 
-    assert '<meta http-equiv="refresh" content="2">' in html
+    assert 'src="/static/js/job-status.js"' in html  # in place: tests/e2e/test_job_page.py
+    assert '<noscript><meta http-equiv="refresh" content="2"></noscript>' in html  # reloads without JavaScript
     assert f'action="/jobs/{job.id}/cancel/"' in html
 
 
