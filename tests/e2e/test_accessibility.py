@@ -343,3 +343,19 @@ def test_a_refused_form_takes_the_focus_to_an_alert_that_says_what_is_wrong(acco
     assert problem in summary.inner_text()
     page.screenshot(path=f"{SCREENSHOTS}/refused-{refuse.__name__}.png")
     assert not page_problems(page)  # and each field names its own error
+
+
+def test_the_live_price_is_read_whole_and_politely_and_leaves_the_focus_alone(account, live_server):
+    # The price and its note change as two nodes: a screen reader read "2" or "credits for this job." alone.
+    page = account
+    page.goto(f"{live_server.url}/generate/")
+    page.get_by_label("Model").select_option("local-image")
+    page.get_by_label("Prompt:", exact=True).fill("A lighthouse")
+    width = page.get_by_label("Width (pixels)")
+    width.fill("2048")
+    page.get_by_label("Height (pixels)").fill("2048")
+    page.get_by_label("Height (pixels)").press("Tab")
+    expect(page.locator("#price-note")).to_have_text("credits for this job.")
+    live = page.locator("#price-box")
+    assert (live.get_attribute("aria-live"), live.get_attribute("aria-atomic")) == ("polite", "true")
+    expect(page.get_by_label("Steps:")).to_be_focused()  # the quote did not take the focus
