@@ -294,12 +294,14 @@ def _param_rows(params: dict) -> list[tuple[str, Any]]:
 def job_detail(request: HttpRequest, job_id: uuid.UUID) -> HttpResponse:
     job = _own_job(request, job_id)
     data = job_data(job)
+    stopping = job.status in ACTIVE_STATUSES and job.cancel_requested
     context = {
         "nav": "jobs",
         "job": job,
         "type_label": job.type_label,
         "unfinished": job.status in ACTIVE_STATUSES,
-        "stopping": job.status in ACTIVE_STATUSES and job.cancel_requested,
+        "stopping": stopping,
+        "status_label": "Stopping" if stopping else job.get_status_display(),
         "outputs": [_output_view(job, output) for output in data["outputs"]],
         "prompt": job.prompt_text,
         "params": _param_rows(job.params),

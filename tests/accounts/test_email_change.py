@@ -1,3 +1,5 @@
+import re
+
 import pytest
 from allauth.account.models import EmailAddress
 from django.core import mail
@@ -55,3 +57,14 @@ def test_a_password_reset_for_an_unknown_address_sends_nothing(client):
     response = client.post("/accounts/password/reset/", {"email": "stranger@example.com"})
     assert response.status_code == 302  # the same answer as for a known address: no account enumeration
     assert not mail.outbox
+
+
+def test_a_refused_address_is_tied_to_its_field_and_summed_up_in_a_focused_alert(client, verified):
+    # The error sat above the label, tied to nothing, and the page came back with the focus at its top.
+    client.force_login(verified)
+    client.post("/accounts/reauthenticate/", {"password": PASSWORD})
+    page = client.post("/accounts/email/", {"action_add": "", "email": verified.email}).content.decode()
+    field = re.search(r'<input type="email" name="email"[^>]*>', page).group(0)
+    assert 'aria-invalid="true"' in field and 'aria-describedby="id_email_error"' in field
+    assert '<ul class="errorlist" id="id_email_error">' in page
+    assert re.search(r'id="error-summary" role="alert" tabindex="-1" autofocus>', page)

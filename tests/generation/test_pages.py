@@ -238,6 +238,16 @@ def test_without_enough_credits_the_form_says_so_and_keeps_the_input(client, use
     assert not Job.objects.exists()
 
 
+def test_a_refused_submit_opens_at_a_focused_alert_that_says_why(client, user):
+    # A screen reader heard nothing of the refusal: the focus stayed at the top of the page.
+    client.force_login(user)
+    html = post_generate(client, prompt="A red fox in the snow").content.decode()
+    summary = re.search(r'<div class="message error error-summary" id="error-summary"([^>]*)>(.*?)</ul>', html, re.S)
+    assert summary.group(1) == ' role="alert" tabindex="-1" autofocus'
+    assert "<p>You need at least 1 credit for this; your balance is 0.</p>" in summary.group(2)
+    assert "<li>" not in summary.group(2)  # no field to look at: site.css leaves out the empty list
+
+
 def test_check_price_quotes_without_charging(signed_in, funded):
     response = post_generate(signed_in, model="local-image", width="2048", height="2048", intent="quote")
 
@@ -392,12 +402,13 @@ def test_another_accounts_job_is_not_found(signed_in, django_user_model):
     assert signed_in.post(f"/jobs/{job.id}/cancel/").status_code == HTTPStatus.NOT_FOUND
 
 
-def test_a_queued_job_refreshes_itself_and_offers_cancel(signed_in, funded):
+def test_a_queued_job_follows_itself_and_offers_cancel(signed_in, funded):
     job = queued_job(funded)
 
     html = signed_in.get(f"/jobs/{job.id}/").content.decode()
 
-    assert '<meta http-equiv="refresh" content="2">' in html
+    assert 'src="/static/js/job-status.js"' in html  # in place: tests/e2e/test_job_page.py
+    assert '<noscript><meta http-equiv="refresh" content="2"></noscript>' in html  # reloads without JavaScript
     assert f'action="/jobs/{job.id}/cancel/"' in html
 
 
