@@ -59,7 +59,8 @@ def test_a_message_requeued_after_a_lost_worker_says_it_was_redelivered(tmp_path
     # run_job takes an orphaned job over only when delivery_info says "redelivered"; kombu marked a requeued
     # filesystem message elsewhere, so a job whose pool process died stayed "running" until its deadline.
     folder = str(tmp_path)
-    options = {"data_folder_in": folder, "data_folder_out": folder}
+    # With a control folder of its own: kombu's default, ./control, is the repository's root.
+    options = {"data_folder_in": folder, "data_folder_out": folder, "control_folder": str(tmp_path / "control")}
     with Connection(transport=FilesystemTransport, transport_options=options) as connection:
         queue = connection.SimpleQueue("celery")
         queue.put({"job": 1})
