@@ -137,18 +137,16 @@ def stripe_webhook(request: HttpRequest) -> HttpResponse:
     except stripe_gateway.PaymentsNotConfigured as error:
         return _webhook_not_configured(request, error)
     except BadSignature as error:
-        return JsonResponse({"error": {"code": "bad_signature", "status": 400, "message": str(error)}}, status=400)
+        return error_json("bad_signature", 400, str(error))
     except BadEvent as error:
         logger.error("signed Stripe webhook that is no event: %s", error)
-        return JsonResponse({"error": {"code": "bad_event", "status": 400, "message": str(error)}}, status=400)
+        return error_json("bad_event", 400, str(error))
     row = stripe_event_store(event=event)
     try:
         stripe_event_process(row=row)
-    except Exception:
+    except Exception:  # any handler's failure, recorded on the event: the 500 makes Stripe send it again later
         logger.exception("Stripe event %s (%s) failed", row.event_id, row.type)
-        return JsonResponse(
-            {"error": {"code": "internal_error", "status": 500, "message": "Processing failed."}}, status=500
-        )
+        return error_json("internal_error", 500, "Processing failed.")
     return JsonResponse({"received": True})
 
 
