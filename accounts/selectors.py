@@ -139,6 +139,15 @@ def apikey_list_for_page(*, user: User) -> QuerySet[ApiKey]:
     return apikey_list(user=user).annotate(grace_until=Max("secrets__valid_until", filter=in_grace))
 
 
+def apikey_status(*, api_key: ApiKey) -> str:
+    """What the API and the keys page say of a key: revoked, expired or active."""
+    if api_key.revoked_at:
+        return "revoked"
+    if api_key.expires_at <= timezone.now():
+        return "expired"
+    return "active"
+
+
 def apikey_grace_until(*, api_key: ApiKey) -> datetime | None:
     """Until when a secret the key was rolled past still works; None when none does."""
     in_grace = api_key.secrets.filter(valid_until__gt=timezone.now())

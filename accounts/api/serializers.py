@@ -1,7 +1,7 @@
-from django.utils import timezone
 from rest_framework import serializers
 
 from accounts.models import ApiKey, KeyMode, Scope
+from accounts.selectors import apikey_status
 from accounts.services import (
     DEFAULT_KEY_NAME,
     MAX_ALLOWED_IPS,
@@ -14,14 +14,6 @@ from accounts.services import (
 )
 from flixly_site.errors import checked_as
 from flixly_site.parsers import StrictJSONSerializer
-
-
-def apikey_status(api_key: ApiKey) -> str:
-    if api_key.revoked_at:
-        return "revoked"
-    if api_key.expires_at <= timezone.now():
-        return "expired"
-    return "active"
 
 
 class ApiKeyOutput(serializers.Serializer):
@@ -43,7 +35,7 @@ class ApiKeyOutput(serializers.Serializer):
     status = serializers.SerializerMethodField()
 
     def get_status(self, api_key: ApiKey) -> str:
-        return apikey_status(api_key)
+        return apikey_status(api_key=api_key)
 
 
 class IssuedKeyOutput(ApiKeyOutput):
