@@ -9,7 +9,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from accounts.models import ApiKey, Plan, User
-from accounts.services import apikey_forget_plan, apikey_forget_user, apikey_revoke, user_set_email
+from accounts.services import apikey_forget_plan, apikey_forget_user, apikey_revoke, user_deactivate, user_set_email
 from flixly_site.admin_lists import list_time
 
 
@@ -77,10 +77,8 @@ class UserAdmin(DjangoUserAdmin):
         if not request.user.is_superuser:
             queryset = queryset.filter(is_staff=False, is_superuser=False)  # as their pages: customers only
         for user in queryset.filter(is_active=True):
-            user.is_active = False
-            user.save(update_fields=["is_active"])
-            apikey_forget_user(user=user)
-            self.log_change(request, user, "Deactivated by the admin action.")
+            if user_deactivate(user=user):
+                self.log_change(request, user, "Deactivated by the admin action.")
         messages.success(request, "Deactivated; reactivate an account by ticking Active on its page.")
 
     def save_model(self, request: HttpRequest, obj: User, form, change: bool) -> None:

@@ -336,6 +336,16 @@ def user_set_plan(*, user: User, plan: Plan) -> User:
     return user
 
 
+def user_deactivate(*, user: User) -> bool:
+    """Stop the account: its sessions no longer sign in and its keys stop at once, in every process. False
+    when it was inactive already."""
+    if not User.objects.filter(pk=user.pk, is_active=True).update(is_active=False):
+        return False
+    user.is_active = False
+    apikey_forget_user(user=user)
+    return True
+
+
 def user_set_email(*, user: User, email: str) -> User:
     """An address staff set for the account: lower-cased, as sign-up stores it, and at once its verified,
     primary and only address (allauth signs in by these), so it is the login and the old one is not."""
