@@ -16,7 +16,14 @@ from accounts.admin import UserAdmin
 from accounts.models import User
 from billing.models import BillingAlert, CreditPack, LedgerEntry, StripeEvent, Wallet
 from billing.selectors import CATEGORIES, adjustment_last, adjustment_repeated
-from billing.services import adjustment_outcome, amount_check, wallet_adjust, wallet_balance, wallet_ensure
+from billing.services import (
+    adjustment_outcome,
+    amount_check,
+    billing_alerts_resolve,
+    wallet_adjust,
+    wallet_balance,
+    wallet_ensure,
+)
 from billing.stripe_events import HANDLERS, stripe_event_process
 from flixly_site.admin_lists import BigTableAdmin, ChoicesFilter, CreatedFilter, as_uuid, list_time
 from flixly_site.errors import ValidationFailed
@@ -323,7 +330,7 @@ class BillingAlertAdmin(admin.ModelAdmin):
 
     @admin.action(permissions=["change"], description="Mark resolved")
     def resolve(self, request: HttpRequest, queryset: QuerySet[BillingAlert]) -> None:
-        queryset.update(resolved_at=timezone.now())
+        billing_alerts_resolve(alerts=queryset)
 
 
 def _grant_link(request: HttpRequest, user: User) -> tuple[str, str] | None:
