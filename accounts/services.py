@@ -184,8 +184,9 @@ def _refuse_live(mode: str, test_keys_only: bool) -> None:
 
 def _owned_key(user: User, key_id, test_keys_only: bool) -> ApiKey:
     # Another account's key is "not found", never "forbidden": ids do not leak.
-    api_key = ApiKey.objects.select_for_update().filter(id=parse_uuid(key_id), user=user).first()
-    if api_key is None or parse_uuid(key_id) is None:
+    key_uuid = parse_uuid(key_id)
+    api_key = None if key_uuid is None else ApiKey.objects.select_for_update().filter(id=key_uuid, user=user).first()
+    if api_key is None:
         raise NotFound("No API key with that id.")
     _refuse_live(api_key.mode, test_keys_only)
     return api_key
