@@ -4,6 +4,7 @@ from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.template.defaultfilters import pluralize
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
@@ -126,4 +127,4 @@ class ApiKeyAdmin(admin.ModelAdmin):
         for api_key in live:
             apikey_revoke(user=api_key.user, key_id=api_key.id)
             self.log_change(request, api_key, "Revoked by the admin action.")
-        messages.success(request, f"Revoked {len(live)} key(s).")
+        messages.success(request, f"Revoked {len(live)} key{pluralize(len(live))}.")
