@@ -4,6 +4,7 @@ from accounts.models import ApiKey, KeyMode, Scope
 from accounts.selectors import apikey_status
 from accounts.services import (
     DEFAULT_KEY_NAME,
+    KEY_NAME_MAX_CHARS,
     MAX_ALLOWED_IPS,
     MAX_ALLOWED_MODELS,
     MAX_EXPIRY_DAYS,
@@ -43,7 +44,7 @@ class IssuedKeyOutput(ApiKeyOutput):
 
 
 class ApiKeyCreateInput(StrictJSONSerializer):
-    name = serializers.CharField(max_length=100, default=DEFAULT_KEY_NAME)
+    name = serializers.CharField(max_length=KEY_NAME_MAX_CHARS, default=DEFAULT_KEY_NAME)
     mode = serializers.ChoiceField(choices=KeyMode.values, default=KeyMode.LIVE)
     scopes = serializers.ListField(
         child=serializers.ChoiceField(choices=Scope.values), required=False, allow_empty=False
