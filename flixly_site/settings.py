@@ -148,7 +148,9 @@ else:
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-# Cache (API key lookups, rate limits): Redis when REDIS_URL is set.
+# Django's cache (form tokens, a key's last-use stamp, a webhook test in flight): Redis when REDIS_URL is set.
+# Without Redis it also holds the rate limits and API key versions, which use Redis directly otherwise
+# (flixly_site.shared).
 REDIS_URL = env_url("REDIS_URL", schemes=("redis", "rediss", "unix"))
 if REDIS_URL:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
