@@ -133,6 +133,11 @@ def apikey_list(*, user: User) -> QuerySet[ApiKey]:
     return ApiKey.objects.filter(user=user).order_by("-created_at", "-id")
 
 
+def apikey_active_count(*, user: User) -> int:
+    """How many of the account's keys still work: neither revoked nor expired (apikey_status "active")."""
+    return apikey_list(user=user).filter(revoked_at__isnull=True, expires_at__gt=timezone.now()).count()
+
+
 def apikey_list_for_page(*, user: User) -> QuerySet[ApiKey]:
     """The keys page's list: also until when a rolled key's old secret still works (`grace_until`)."""
     in_grace = Q(secrets__valid_until__gt=timezone.now())
