@@ -31,9 +31,6 @@ class AccountAdapter(DefaultAccountAdapter):
             raise PermissionDenied("Unable to determine the client's address.")
         return ip
 
-    def get_from_email(self) -> str:
-        return settings.DEFAULT_FROM_EMAIL
-
     def send_mail(self, template_prefix: str, email: str, context: dict) -> None:
         # Without django.contrib.sites allauth names the site after the request's host ("Hello from
         # 127.0.0.1:8000!"); the mails name the product and its public address instead.
