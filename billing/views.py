@@ -1,4 +1,5 @@
 import logging
+from datetime import date
 
 from django.conf import settings
 from django.contrib import messages
@@ -23,17 +24,16 @@ CHART_HEIGHT = 120
 CHART_DAYS = 30
 
 
+def _bar(index: int, day: date, spent: int, peak: int) -> dict:
+    height = round(spent / (peak or 1) * CHART_HEIGHT)
+    return {"day": day, "spent": spent, "height": height, "y": CHART_HEIGHT - height, "x": index * 20}
+
+
 def _chart(user) -> dict:
     days = spend_per_day(user=user, days=CHART_DAYS)
     peak_day, peak = max(days, key=lambda day: day[1])  # the first of the days with the most
-    scale = peak or 1
-    bars = [
-        {"day": day, "spent": spent, "height": h, "y": CHART_HEIGHT - h, "x": index * 20}
-        for index, (day, spent) in enumerate(days)
-        for h in [round(spent / scale * CHART_HEIGHT)]
-    ]
     return {
-        "bars": bars,
+        "bars": [_bar(index, day, spent, peak) for index, (day, spent) in enumerate(days)],
         "total": sum(spent for _, spent in days),
         "peak": peak,
         "peak_day": peak_day,
