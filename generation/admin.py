@@ -11,6 +11,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
 from accounts.admin import UserAdmin
+from billing.admin import LedgerEntryAdmin
 from flixly_site.admin_lists import BigTableAdmin, ChoicesFilter, CreatedFilter, as_uuid
 from generation.catalog import catalog_forget
 from generation.models import (
@@ -248,3 +249,4 @@ class WorkerNodeAdmin(admin.ModelAdmin):
 UserAdmin.related_links.append(
     lambda request, user: ("Jobs", reverse("admin:generation_job_changelist") + f"?user__id__exact={user.pk}")
 )
+LedgerEntryAdmin.reference_pages["job"] = lambda job_id: reverse("admin:generation_job_change", args=[job_id])
