@@ -38,9 +38,6 @@ class AccountAdapter(DefaultAccountAdapter):
         signs_up = address.email.lower() == address.user.email.lower()
         super().send_confirmation_mail(request, emailconfirmation, signup=signs_up)
 
-    def get_from_email(self) -> str:
-        return settings.DEFAULT_FROM_EMAIL
-
     def send_mail(self, template_prefix: str, email: str, context: dict) -> None:
         # Without django.contrib.sites allauth names the site after the request's host ("Hello from
         # 127.0.0.1:8000!"); the mails name the product and its public address instead.

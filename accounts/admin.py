@@ -4,12 +4,13 @@ from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.template.defaultfilters import pluralize
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
 from accounts.models import ApiKey, Plan, User
-from accounts.services import apikey_forget_plan, apikey_forget_user, apikey_revoke, user_set_email
+from accounts.services import apikey_forget_plan, apikey_forget_user, apikey_revoke, user_deactivate, user_set_email
 from flixly_site.admin_lists import list_time
 
 
@@ -77,10 +78,8 @@ class UserAdmin(DjangoUserAdmin):
         if not request.user.is_superuser:
             queryset = queryset.filter(is_staff=False, is_superuser=False)  # as their pages: customers only
         for user in queryset.filter(is_active=True):
-            user.is_active = False
-            user.save(update_fields=["is_active"])
-            apikey_forget_user(user=user)
-            self.log_change(request, user, "Deactivated by the admin action.")
+            if user_deactivate(user=user):
+                self.log_change(request, user, "Deactivated by the admin action.")
         messages.success(request, "Deactivated; reactivate an account by ticking Active on its page.")
 
     def save_model(self, request: HttpRequest, obj: User, form, change: bool) -> None:
@@ -128,4 +127,4 @@ class ApiKeyAdmin(admin.ModelAdmin):
         for api_key in live:
             apikey_revoke(user=api_key.user, key_id=api_key.id)
             self.log_change(request, api_key, "Revoked by the admin action.")
-        messages.success(request, f"Revoked {len(live)} key(s).")
+        messages.success(request, f"Revoked {len(live)} key{pluralize(len(live))}.")

@@ -5,6 +5,7 @@ from django import forms
 from accounts.models import DEFAULT_SCOPES, KeyMode, Scope
 from accounts.services import (
     DEFAULT_EXPIRY_DAYS,
+    KEY_NAME_MAX_CHARS,
     MAX_EXPIRY_DAYS,
     MAX_GRACE_HOURS,
     MAX_MONTHLY_CREDIT_CAP,
@@ -21,7 +22,9 @@ def _split(value: str) -> list[str]:
 
 class ApiKeyCreateForm(forms.Form):
     once = SubmitOnceField()
-    name = forms.CharField(max_length=100, widget=forms.TextInput(attrs={"placeholder": "e.g. Production server"}))
+    name = forms.CharField(
+        max_length=KEY_NAME_MAX_CHARS, widget=forms.TextInput(attrs={"placeholder": "e.g. Production server"})
+    )
     mode = forms.ChoiceField(
         choices=KeyMode.choices,
         initial=KeyMode.LIVE,

@@ -133,10 +133,24 @@ def apikey_list(*, user: User) -> QuerySet[ApiKey]:
     return ApiKey.objects.filter(user=user).order_by("-created_at", "-id")
 
 
+def apikey_active_count(*, user: User) -> int:
+    """How many of the account's keys still work: neither revoked nor expired (apikey_status "active")."""
+    return apikey_list(user=user).filter(revoked_at__isnull=True, expires_at__gt=timezone.now()).count()
+
+
 def apikey_list_for_page(*, user: User) -> QuerySet[ApiKey]:
     """The keys page's list: also until when a rolled key's old secret still works (`grace_until`)."""
     in_grace = Q(secrets__valid_until__gt=timezone.now())
     return apikey_list(user=user).annotate(grace_until=Max("secrets__valid_until", filter=in_grace))
+
+
+def apikey_status(*, api_key: ApiKey) -> str:
+    """What the API and the keys page say of a key: revoked, expired or active."""
+    if api_key.revoked_at:
+        return "revoked"
+    if api_key.expires_at <= timezone.now():
+        return "expired"
+    return "active"
 
 
 def apikey_grace_until(*, api_key: ApiKey) -> datetime | None:

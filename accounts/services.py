@@ -185,8 +185,9 @@ def _refuse_live(mode: str, test_keys_only: bool) -> None:
 
 def _owned_key(user: User, key_id, test_keys_only: bool) -> ApiKey:
     # Another account's key is "not found", never "forbidden": ids do not leak.
-    api_key = ApiKey.objects.select_for_update().filter(id=parse_uuid(key_id), user=user).first()
-    if api_key is None or parse_uuid(key_id) is None:
+    key_uuid = parse_uuid(key_id)
+    api_key = None if key_uuid is None else ApiKey.objects.select_for_update().filter(id=key_uuid, user=user).first()
+    if api_key is None:
         raise NotFound("No API key with that id.")
     _refuse_live(api_key.mode, test_keys_only)
     return api_key
@@ -335,6 +336,16 @@ def user_set_plan(*, user: User, plan: Plan) -> User:
         user.plan = plan
         apikey_forget_user(user=user)
     return user
+
+
+def user_deactivate(*, user: User) -> bool:
+    """Stop the account: its sessions no longer sign in and its keys stop at once, in every process. False
+    when it was inactive already."""
+    if not User.objects.filter(pk=user.pk, is_active=True).update(is_active=False):
+        return False
+    user.is_active = False
+    apikey_forget_user(user=user)
+    return True
 
 
 def user_set_email(*, user: User, email: str) -> User:

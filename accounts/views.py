@@ -6,17 +6,16 @@ from django.shortcuts import redirect, render
 from django.utils.cache import add_never_cache_headers
 from django.views.decorators.http import require_http_methods
 
-from accounts.api.serializers import apikey_status
 from accounts.forms import ApiKeyCreateForm, ApiKeyRollForm
 from accounts.models import ApiKey
-from accounts.selectors import apikey_get, apikey_grace_until, apikey_list_for_page
+from accounts.selectors import apikey_get, apikey_grace_until, apikey_list_for_page, apikey_status
 from accounts.services import IssuedKey, apikey_create, apikey_revoke, apikey_roll
 from flixly_site.errors import ApplicationError
 from flixly_site.forms import add_api_errors, form_sent_twice, form_token_release
 
 
 def _keys_page(request: HttpRequest, form: ApiKeyCreateForm) -> HttpResponse:
-    keys = [(key, apikey_status(key)) for key in apikey_list_for_page(user=request.user)]
+    keys = [(key, apikey_status(api_key=key)) for key in apikey_list_for_page(user=request.user)]
     return render(request, "accounts/api_keys.html", {"nav": "keys", "keys": keys, "form": form})
 
 

@@ -1,4 +1,5 @@
 import re
+from collections.abc import Callable
 from datetime import timedelta
 
 from django import forms
@@ -16,7 +17,14 @@ from accounts.admin import UserAdmin
 from accounts.models import User
 from billing.models import BillingAlert, CreditPack, LedgerEntry, StripeEvent, Wallet
 from billing.selectors import CATEGORIES, adjustment_last, adjustment_repeated
-from billing.services import adjustment_outcome, amount_check, wallet_adjust, wallet_balance, wallet_ensure
+from billing.services import (
+    adjustment_outcome,
+    amount_check,
+    billing_alerts_resolve,
+    wallet_adjust,
+    wallet_balance,
+    wallet_ensure,
+)
 from billing.stripe_events import HANDLERS, stripe_event_process
 from flixly_site.admin_lists import BigTableAdmin, ChoicesFilter, CreatedFilter, as_uuid, list_time
 from flixly_site.errors import ValidationFailed
@@ -199,6 +207,9 @@ class LedgerEntryAdmin(ReadOnlyAdmin, BigTableAdmin):
     # created_at's index serves the newest or the oldest first, and ledger_user_recent one account's rows;
     # every other column sorts every row (by account: 1.16 s at a million rows).
     sortable_by = ("created_at",)
+    # reference_type -> the admin page of what such a row names (its id -> URL), added by the app that owns it
+    # (generation: "job"), as UserAdmin.related_links are: billing imports nothing above it.
+    reference_pages: dict[str, Callable[[str], str]] = {}
     search_help_text = (
         "Search by an account's e-mail address, a job's full id or a Stripe id (pi_…, in_…), exactly; "
         "on one account's ledger (its Credit ledger link), by an idempotency key too."
@@ -226,10 +237,11 @@ class LedgerEntryAdmin(ReadOnlyAdmin, BigTableAdmin):
 
     @admin.display(description="Reference", ordering="reference_id")
     def reference(self, entry: LedgerEntry) -> str:
-        if entry.reference_type != "job":
+        page = self.reference_pages.get(entry.reference_type)
+        if page is None:
             return entry.reference_id  # a Stripe id wraps anywhere (admin.css)
-        link = reverse("admin:generation_job_change", args=[entry.reference_id])
-        return format_html('<a href="{}" title="Job {}">{}</a>', link, entry.reference_id, entry.reference_id[:8])
+        title = f"{entry.reference_type.capitalize()} {entry.reference_id}"
+        return format_html('<a href="{}" title="{}">{}</a>', page(entry.reference_id), title, entry.reference_id[:8])
 
 
 class CreditPackForm(forms.ModelForm):
@@ -323,7 +335,7 @@ class BillingAlertAdmin(admin.ModelAdmin):
 
     @admin.action(permissions=["change"], description="Mark resolved")
     def resolve(self, request: HttpRequest, queryset: QuerySet[BillingAlert]) -> None:
-        queryset.update(resolved_at=timezone.now())
+        billing_alerts_resolve(alerts=queryset)
 
 
 def _grant_link(request: HttpRequest, user: User) -> tuple[str, str] | None:

@@ -12,6 +12,7 @@ from datetime import datetime
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
+from django.db.models import QuerySet
 from django.db.transaction import TransactionManagementError
 from django.utils import timezone
 
@@ -407,6 +408,11 @@ def wallet_signup_bonus(*, user_id: int) -> LedgerEntry | None:
 def billing_alert_raise(*, user_id: int | None, message: str, reference: str = "") -> BillingAlert:
     logger.warning("billing alert user=%s reference=%s: %s", user_id, reference, message)
     return BillingAlert.objects.create(user_id=user_id, message=message, reference=reference)
+
+
+def billing_alerts_resolve(*, alerts: QuerySet[BillingAlert]) -> int:
+    """Mark the alerts resolved now; one resolved before keeps its time. How many were open."""
+    return alerts.filter(resolved_at__isnull=True).update(resolved_at=timezone.now())
 
 
 DEFAULT_CREDIT_PACKS = (

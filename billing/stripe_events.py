@@ -270,7 +270,8 @@ GRANTING_INVOICES = {"subscription_create", "subscription_cycle"}
 def on_invoice_paid(invoice: dict, created: datetime) -> None:
     if invoice.get("billing_reason") not in GRANTING_INVOICES or not invoice.get("amount_paid"):
         return
-    plan = Plan.objects.filter(stripe_price_id=_invoice_price(invoice)).first() if _invoice_price(invoice) else None
+    price = _invoice_price(invoice)
+    plan = Plan.objects.filter(stripe_price_id=price).first() if price else None
     if plan is None or plan.monthly_credits == 0:
         return  # not a plan invoice (or a plan without monthly credits)
     user = _user_for(invoice)

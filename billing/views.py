@@ -1,4 +1,5 @@
 import logging
+from datetime import date
 
 from django.conf import settings
 from django.contrib import messages
@@ -23,17 +24,16 @@ CHART_HEIGHT = 120
 CHART_DAYS = 30
 
 
+def _bar(index: int, day: date, spent: int, peak: int) -> dict:
+    height = round(spent / (peak or 1) * CHART_HEIGHT)
+    return {"day": day, "spent": spent, "height": height, "y": CHART_HEIGHT - height, "x": index * 20}
+
+
 def _chart(user) -> dict:
     days = spend_per_day(user=user, days=CHART_DAYS)
     peak_day, peak = max(days, key=lambda day: day[1])  # the first of the days with the most
-    scale = peak or 1
-    bars = [
-        {"day": day, "spent": spent, "height": h, "y": CHART_HEIGHT - h, "x": index * 20}
-        for index, (day, spent) in enumerate(days)
-        for h in [round(spent / scale * CHART_HEIGHT)]
-    ]
     return {
-        "bars": bars,
+        "bars": [_bar(index, day, spent, peak) for index, (day, spent) in enumerate(days)],
         "total": sum(spent for _, spent in days),
         "peak": peak,
         "peak_day": peak_day,
@@ -137,18 +137,16 @@ def stripe_webhook(request: HttpRequest) -> HttpResponse:
     except stripe_gateway.PaymentsNotConfigured as error:
         return _webhook_not_configured(request, error)
     except BadSignature as error:
-        return JsonResponse({"error": {"code": "bad_signature", "status": 400, "message": str(error)}}, status=400)
+        return error_json("bad_signature", 400, str(error))
     except BadEvent as error:
         logger.error("signed Stripe webhook that is no event: %s", error)
-        return JsonResponse({"error": {"code": "bad_event", "status": 400, "message": str(error)}}, status=400)
+        return error_json("bad_event", 400, str(error))
     row = stripe_event_store(event=event)
     try:
         stripe_event_process(row=row)
-    except Exception:
+    except Exception:  # any handler's failure, recorded on the event: the 500 makes Stripe send it again later
         logger.exception("Stripe event %s (%s) failed", row.event_id, row.type)
-        return JsonResponse(
-            {"error": {"code": "internal_error", "status": 500, "message": "Processing failed."}}, status=500
-        )
+        return error_json("internal_error", 500, "Processing failed.")
     return JsonResponse({"received": True})
 
 

@@ -21,6 +21,7 @@ from django.core.exceptions import (
 from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.utils.log import log_response
+from django.views import defaults
 from rest_framework import exceptions as drf
 from rest_framework.response import Response
 
@@ -279,8 +280,6 @@ def _page_or_json(request: HttpRequest, error: ApplicationError, page_handler) -
 
 
 def handler400(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
-    from django.views import defaults
-
     if isinstance(exception, DisallowedHost):
         error = BadRequest("This server does not answer to that Host header.")
     else:
@@ -289,18 +288,12 @@ def handler400(request: HttpRequest, exception: Exception | None = None) -> Http
 
 
 def handler403(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
-    from django.views import defaults
-
     return _page_or_json(request, Forbidden(), lambda: defaults.permission_denied(request, exception))
 
 
 def handler404(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
-    from django.views import defaults
-
     return _page_or_json(request, NotFound(), lambda: defaults.page_not_found(request, exception))
 
 
 def handler500(request: HttpRequest) -> HttpResponse:
-    from django.views import defaults
-
     return _page_or_json(request, ApplicationError(), lambda: defaults.server_error(request))

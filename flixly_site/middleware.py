@@ -1,4 +1,4 @@
-"""Project-wide middleware: request ids, body limits and the API error envelope."""
+"""Project-wide middleware: request ids, body limits, the API error envelope and private caching of signed-in pages."""
 
 import json
 import logging

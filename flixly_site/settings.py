@@ -88,15 +88,17 @@ MIDDLEWARE = [
     "accounts.middleware.ApiRequestMiddleware",
 ]
 
+# Where a higher app plugs into a lower one (accounts imports neither billing nor generation, billing never
+# generation): each names its callables here.
 # Callables (request, response) that add headers to authenticated API responses.
-FLIXLY_API_RESPONSE_HOOKS: list[str] = []
+FLIXLY_API_RESPONSE_HOOKS = ["billing.hooks.credit_balance_header"]
 # Callables (user_id=, event=, data=) that receive account events (flixly_site.events).
-FLIXLY_ACCOUNT_EVENT_HANDLERS: list[str] = []
+FLIXLY_ACCOUNT_EVENT_HANDLERS = ["generation.webhooks.event_record"]
 # Shared-store keys read in the same round trip as each API request's rate-limit count:
 # name -> callable(user_id) -> key; the values reach the hooks as request.flixly_reads[name].
-FLIXLY_API_REQUEST_READS: dict[str, str] = {}
+FLIXLY_API_REQUEST_READS = {"balance": "billing.balance_cache.balance_key"}
 # Callable(ids) -> the ids no catalog model has: checks a key's model allowlist.
-FLIXLY_UNKNOWN_MODEL_IDS: str | None = None
+FLIXLY_UNKNOWN_MODEL_IDS = "generation.catalog.catalog_unknown_ids"
 
 ROOT_URLCONF = "flixly_site.urls"
 WSGI_APPLICATION = "flixly_site.wsgi.application"
@@ -146,7 +148,9 @@ else:
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-# Cache (API key lookups, rate limits): Redis when REDIS_URL is set.
+# Django's cache (form tokens, a key's last-use stamp, a webhook test in flight): Redis when REDIS_URL is set.
+# Without Redis it also holds the rate limits and API key versions, which use Redis directly otherwise
+# (flixly_site.shared).
 REDIS_URL = env_url("REDIS_URL", schemes=("redis", "rediss", "unix"))
 if REDIS_URL:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
@@ -392,7 +396,6 @@ if FLIXLY_WORKER_LOST_AFTER < 2 * FLIXLY_WORKER_HEARTBEAT:
 # Upstream providers: a model whose provider is not configured runs on the local engine when
 # FLIXLY_LOCAL_FALLBACK is on (the default in development), else it is unavailable (503).
 FLIXLY_LOCAL_FALLBACK = env_bool("FLIXLY_LOCAL_FALLBACK", DEBUG)
-FLIXLY_UNKNOWN_MODEL_IDS = "generation.catalog.catalog_unknown_ids"
 OPENAI_BASE_URL = env_str("OPENAI_BASE_URL").rstrip("/")
 OPENAI_API_KEY = env_str("OPENAI_API_KEY")
 REPLICATE_API_TOKEN = env_str("REPLICATE_API_TOKEN")
@@ -414,9 +417,6 @@ FLIXLY_LOW_BALANCE_THRESHOLD = env_int("FLIXLY_LOW_BALANCE_THRESHOLD", 50, minim
 STRIPE_SECRET_KEY = env_str("STRIPE_SECRET_KEY")
 STRIPE_WEBHOOK_SECRET = env_str("STRIPE_WEBHOOK_SECRET")
 STRIPE_API_BASE = env_str("STRIPE_API_BASE").rstrip("/")
-FLIXLY_API_RESPONSE_HOOKS = ["billing.hooks.credit_balance_header"]
-FLIXLY_ACCOUNT_EVENT_HANDLERS = ["generation.webhooks.event_record"]
-FLIXLY_API_REQUEST_READS = {"balance": "billing.balance_cache.balance_key"}
 
 
 # Content-Security-Policy, on every response that sets none of its own (API docs, output files): scripts and

@@ -16,7 +16,7 @@ from drf_spectacular.renderers import (
 )
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView
 
-from accounts.selectors import apikey_list
+from accounts.selectors import apikey_active_count
 from billing.selectors import wallet_for
 from generation.selectors import jobs_for
 
@@ -39,7 +39,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "wallet": wallet_for(user=request.user),
         "plan": request.user.plan,
         "recent_jobs": jobs_for(user=request.user, filters={}).select_related("model").order_by("-created_at")[:5],
-        "key_count": apikey_list(user=request.user).filter(revoked_at__isnull=True).count(),
+        "key_count": apikey_active_count(user=request.user),
     }
     return render(request, "dashboard/index.html", context)
 

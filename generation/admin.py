@@ -11,14 +11,15 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
 from accounts.admin import UserAdmin
+from billing.admin import LedgerEntryAdmin
 from flixly_site.admin_lists import BigTableAdmin, ChoicesFilter, CreatedFilter, as_uuid
 from generation.catalog import catalog_forget
 from generation.models import (
+    ACTIVE_STATUSES,
     TYPE_LABELS,
     AiModel,
     Job,
     JobEvent,
-    JobStatus,
     WebhookDelivery,
     WebhookEndpoint,
     WorkerNode,
@@ -139,11 +140,11 @@ class JobAdmin(BigTableAdmin):
     @admin.action(permissions=["change"], description="Fail and refund selected unfinished jobs")
     def fail_and_refund(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
         failed = 0
-        for job in queryset.filter(status__in=[JobStatus.QUEUED, JobStatus.RUNNING]):
+        for job in queryset.filter(status__in=ACTIVE_STATUSES):
             if job_fail(job_id=job.pk, detail=f"failed by staff {request.user}"):
                 self.log_change(request, job, "Failed and refunded by the admin action.")
                 failed += 1
-        messages.success(request, f"Failed and refunded {failed} job(s).")
+        messages.success(request, f"Failed and refunded {failed} job{pluralize(failed)}.")
 
     def search_by(self, request: HttpRequest, queryset: QuerySet[Job], term: str) -> QuerySet[Job] | None:
         if job_id := as_uuid(term):
@@ -248,3 +249,4 @@ class WorkerNodeAdmin(admin.ModelAdmin):
 UserAdmin.related_links.append(
     lambda request, user: ("Jobs", reverse("admin:generation_job_changelist") + f"?user__id__exact={user.pk}")
 )
+LedgerEntryAdmin.reference_pages["job"] = lambda job_id: reverse("admin:generation_job_change", args=[job_id])

@@ -12,6 +12,7 @@ from django.utils.dateparse import parse_date, parse_datetime
 from psycopg import sql
 
 from accounts.models import User
+from accounts.services import parse_uuid
 from flixly_site.errors import NotFound, ValidationFailed
 from flixly_site.pagination import in_utc
 from generation.models import ACTIVE_STATUSES, AiModel, Job, JobStatus, prompt_text
@@ -101,8 +102,6 @@ def jobs_for(*, user: User, filters: dict[str, str]) -> QuerySet[Job]:
 
 
 def job_get(*, user: User, job_id) -> Job:
-    from accounts.services import parse_uuid
-
     job_uuid = parse_uuid(job_id)
     job = Job.objects.filter(user=user, pk=job_uuid).first() if job_uuid else None
     if job is None:

@@ -42,7 +42,7 @@ from generation.providers.base import GenerationRequest
 from generation.queue import publish_run_job
 from generation.selectors import job_get, jobs_active_count_query
 from generation.streams import ReplyWriter, streams_live
-from generation.validation import ValidRequest
+from generation.validation import CATEGORY, ValidRequest
 from generation.webhooks import job_event_record, owner_endpoint_url
 
 logger = logging.getLogger("flixly.jobs")
@@ -477,8 +477,6 @@ def _report_refund(job: Job, refunded: int) -> None:
 
 
 def _category(job: Job) -> str:
-    from generation.validation import CATEGORY
-
     return CATEGORY.get(job.type, "")
 
 

@@ -334,7 +334,7 @@ def output_file(request: HttpRequest, token: str, filename: str) -> HttpResponse
     name = output_name_from_token(token)
     if name is None or PurePosixPath(name).name != filename or not default_storage.exists(name):
         message = "This link is invalid or has expired. Fetch the job again for a fresh link."
-        return JsonResponse({"error": {"code": "forbidden", "status": 403, "message": message}}, status=403)
+        return error_json("forbidden", 403, message)
     content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
     file = default_storage.open(name, "rb")
     response = ranged_file_response(request, file, default_storage.size(name), content_type)

@@ -1,9 +1,10 @@
-from django.utils import timezone
 from rest_framework import serializers
 
 from accounts.models import ApiKey, KeyMode, Scope
+from accounts.selectors import apikey_status
 from accounts.services import (
     DEFAULT_KEY_NAME,
+    KEY_NAME_MAX_CHARS,
     MAX_ALLOWED_IPS,
     MAX_ALLOWED_MODELS,
     MAX_EXPIRY_DAYS,
@@ -14,14 +15,6 @@ from accounts.services import (
 )
 from flixly_site.errors import checked_as
 from flixly_site.parsers import StrictJSONSerializer
-
-
-def apikey_status(api_key: ApiKey) -> str:
-    if api_key.revoked_at:
-        return "revoked"
-    if api_key.expires_at <= timezone.now():
-        return "expired"
-    return "active"
 
 
 class ApiKeyOutput(serializers.Serializer):
@@ -43,7 +36,7 @@ class ApiKeyOutput(serializers.Serializer):
     status = serializers.SerializerMethodField()
 
     def get_status(self, api_key: ApiKey) -> str:
-        return apikey_status(api_key)
+        return apikey_status(api_key=api_key)
 
 
 class IssuedKeyOutput(ApiKeyOutput):
@@ -51,7 +44,7 @@ class IssuedKeyOutput(ApiKeyOutput):
 
 
 class ApiKeyCreateInput(StrictJSONSerializer):
-    name = serializers.CharField(max_length=100, default=DEFAULT_KEY_NAME)
+    name = serializers.CharField(max_length=KEY_NAME_MAX_CHARS, default=DEFAULT_KEY_NAME)
     mode = serializers.ChoiceField(choices=KeyMode.values, default=KeyMode.LIVE)
     scopes = serializers.ListField(
         child=serializers.ChoiceField(choices=Scope.values), required=False, allow_empty=False

@@ -2,7 +2,7 @@ from rest_framework import serializers
 
 from flixly_site.pagination import iso_utc
 from flixly_site.parsers import StrictJSONSerializer
-from generation.models import AiModel, Job, WebhookDelivery, WebhookEndpoint
+from generation.models import AiModel, DeliveryStatus, Job, JobStatus, WebhookDelivery, WebhookEndpoint
 from generation.outputs import output_url
 from generation.validation import GenerateInput  # noqa: F401  (documents the request body)
 
@@ -72,8 +72,9 @@ class OutputFileSchema(serializers.Serializer):
     bytes = serializers.IntegerField()
 
 
-JOB_STATUSES = ["queued", "running", "completed", "failed", "canceled"]
-DELIVERY_STATUSES = ["pending", "succeeded", "failed"]
+# Named in SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]: one enum each in the schema.
+JOB_STATUSES = JobStatus.values
+DELIVERY_STATUSES = DeliveryStatus.values
 
 
 class JobAcceptedSchema(serializers.Serializer):

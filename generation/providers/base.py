@@ -1,7 +1,7 @@
 """The provider interface: submit, poll, fetch outputs, cancel.
 
 A provider turns one validated GenerationRequest into files in request.workdir (or chat text).
-The Celery task owns the job's state, credits and storage; providers only talk to their upstream.
+generation.services owns the job's state, credits and storage; providers only talk to their upstream.
 """
 
 import time

@@ -3,6 +3,7 @@
 from http import HTTPStatus
 
 import pytest
+from django.contrib.messages import get_messages
 
 from accounts.models import ApiKey
 from tests.admin_actions import offers_action, run_action
@@ -39,3 +40,9 @@ def test_revoking_keys_with_the_admin_action_is_in_each_keys_history(admin_clien
     assert (
         "Revoked by the admin action." in admin_client.get(f"/admin/accounts/apikey/{key.pk}/history/").content.decode()
     )
+
+
+def test_revoking_keys_counts_them_in_words(admin_client, user, raw_key):
+    key = ApiKey.objects.get(user=user)
+    response = run_action(admin_client, "/admin/accounts/apikey/", "revoke_keys", key.pk)
+    assert [str(message) for message in get_messages(response.wsgi_request)] == ["Revoked 1 key."]

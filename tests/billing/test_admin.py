@@ -151,6 +151,19 @@ def test_staff_who_may_only_view_billing_alerts_cannot_resolve_them(staff_client
     assert alert.resolved_at is None
 
 
+def test_resolving_alerts_keeps_when_each_was_first_resolved(admin_client):
+    from billing.models import BillingAlert
+
+    earlier = timezone.now() - timedelta(days=3)
+    resolved = BillingAlert.objects.create(message="Handled last week", resolved_at=earlier)
+    open_alert = BillingAlert.objects.create(message="A refund could not claw back all its credits")
+    run_action(admin_client, "/admin/billing/billingalert/", "resolve", resolved.pk, open_alert.pk)
+    resolved.refresh_from_db()
+    open_alert.refresh_from_db()
+    assert resolved.resolved_at == earlier
+    assert open_alert.resolved_at is not None
+
+
 def test_an_account_added_in_the_admin_can_be_granted_credits_from_its_page(admin_client, django_user_model):
     # It had no wallet: its page's "grant or adjust" link was a 404.
     password = "Quiet-Lake-4512-x"

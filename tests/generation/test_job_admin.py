@@ -1,6 +1,7 @@
 """Staff follow jobs in the admin and can fail an unfinished one, which refunds it."""
 
 import pytest
+from django.contrib.messages import get_messages
 
 from billing.services import wallet_balance
 from generation.models import Job, JobStatus
@@ -31,6 +32,11 @@ def test_fail_and_refund_refunds_the_job_and_is_in_its_history(admin_client, use
     assert queued_job.status == JobStatus.FAILED and wallet_balance(user_id=user.pk) == 5
     [entry] = LogEntry.objects.filter(object_id=str(queued_job.pk))
     assert entry.change_message == "Failed and refunded by the admin action."
+
+
+def test_fail_and_refund_counts_the_jobs_it_failed_in_words(admin_client, queued_job):
+    response = run_action(admin_client, "/admin/generation/job/", "fail_and_refund", queued_job.pk)
+    assert [str(message) for message in get_messages(response.wsgi_request)] == ["Failed and refunded 1 job."]
 
 
 @pytest.fixture

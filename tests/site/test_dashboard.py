@@ -24,6 +24,20 @@ def test_the_dashboard_shows_balance_plan_and_recent_jobs(client, user):
     assert f'href="/jobs/{job.pk}/"' in page
 
 
+def test_the_dashboard_counts_only_the_keys_that_still_work_as_active(client, user, make_key):
+    from django.utils import timezone
+
+    from accounts.models import ApiKey
+
+    make_key(user, name="live")
+    make_key(user, name="expired")
+    make_key(user, name="revoked")
+    ApiKey.objects.filter(name="expired").update(expires_at=timezone.now())
+    ApiKey.objects.filter(name="revoked").update(revoked_at=timezone.now())
+    client.force_login(user)
+    assert "1 active key." in client.get("/dashboard/").content.decode()
+
+
 def test_account_settings_pages_link_to_each_other(client, user):
     client.force_login(user)
     page = client.get("/accounts/email/").content.decode()

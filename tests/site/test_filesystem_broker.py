@@ -5,6 +5,7 @@ import time
 
 from kombu import Connection
 from kombu.transport import filesystem as kombu_filesystem
+from kombu.transport.virtual import BrokerState
 
 from flixly_site import broker
 from flixly_site.broker import FilesystemTransport
@@ -55,11 +56,14 @@ def test_kombu_takes_our_transports_for_every_filesystem_and_redis_url():
     assert Connection("rediss://127.0.0.1:9/0").get_transport_cls() is broker.Transport
 
 
-def test_a_message_requeued_after_a_lost_worker_says_it_was_redelivered(tmp_path):
+def test_a_message_requeued_after_a_lost_worker_says_it_was_redelivered(tmp_path, monkeypatch):
     # run_job takes an orphaned job over only when delivery_info says "redelivered"; kombu marked a requeued
     # filesystem message elsewhere, so a job whose pool process died stayed "running" until its deadline.
     folder = str(tmp_path)
-    options = {"data_folder_in": folder, "data_folder_out": folder}
+    # A control folder of its own (kombu's default, ./control, is the repository's root), and bindings of its
+    # own: kombu keeps them process-wide, and one an earlier test declared would never reach this folder.
+    options = {"data_folder_in": folder, "data_folder_out": folder, "control_folder": str(tmp_path / "control")}
+    monkeypatch.setattr(FilesystemTransport, "global_state", BrokerState())
     with Connection(transport=FilesystemTransport, transport_options=options) as connection:
         queue = connection.SimpleQueue("celery")
         queue.put({"job": 1})
