@@ -25,6 +25,8 @@ from django.views import defaults
 from rest_framework import exceptions as drf
 from rest_framework.response import Response
 
+from flixly_site.logs import loggable_path
+
 logger = logging.getLogger("flixly.errors")
 
 API_PREFIXES = ("/api/", "/openai/")
@@ -248,7 +250,7 @@ def error_logged(error: ApplicationError, request: HttpRequest | None, response:
         log_response(
             "%s: %s (%s)",
             response.reason_phrase,
-            request.path,
+            loggable_path(request.path),
             error.message,
             response=response,
             request=request,
@@ -265,7 +267,11 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
         logger.exception("Unhandled API error", exc_info=exc)
         error = ApplicationError()
     response = Response(error_body(error.code, error.status, error.message, error.details), status=error.status)
-    error_logged(error, getattr(context.get("request"), "_request", None), response)
+    return with_error_headers(error, error_logged(error, getattr(context.get("request"), "_request", None), response))
+
+
+def with_error_headers(error: ApplicationError, response: HttpResponse) -> HttpResponse:
+    """The error's own headers (Retry-After, x-should-retry) on its answer, whoever builds it."""
     for name, value in error.headers.items():
         response[name] = value
     if error.status == 401:  # RFC 9110: a 401 names the scheme that would work

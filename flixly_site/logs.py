@@ -25,6 +25,22 @@ def loggable_path(path: str) -> str:
     return PASTED_KEY.sub(r"flx_\1_…\2", quote(path, safe=PATH_SAFE))
 
 
+class LoggablePaths(logging.Filter):
+    """For django.request, whose line for each 5xx names the request's path as it came: the path as our own
+    lines log it (loggable_path), so a key pasted into it shows by its last four only."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        # Once per record: a path already made loggable would be encoded again ("…" as %E2%80%A6).
+        if isinstance(record.args, tuple) and not getattr(record, "paths_loggable", False):
+            record.args = tuple(_as_logged(arg) for arg in record.args)
+            record.paths_loggable = True
+        return True
+
+
+def _as_logged(arg: object) -> object:
+    return loggable_path(arg) if isinstance(arg, str) and arg.startswith("/") else arg
+
+
 class RoutineRefusal(logging.Filter):
     """For a logger whose errors are routine on the internet (a scanner's bad Host header): one warning line
     each, without the traceback, so they neither flood the log nor page anyone, yet a misconfigured

@@ -18,8 +18,10 @@ from flixly_site.errors import (
     error_json,
     error_logged,
     is_api_path,
+    with_error_headers,
     with_openai_fields,
 )
+from flixly_site.logs import loggable_path
 
 logger = logging.getLogger("flixly.errors")
 
@@ -109,9 +111,11 @@ class ApiErrorEnvelopeMiddleware:
             return None
         error = as_application_error(exception)
         if error is None:
-            logger.exception("Unhandled error on %s %s", request.method, request.path, exc_info=exception)
+            path = loggable_path(request.path)
+            logger.exception("Unhandled error on %s %s", request.method, path, exc_info=exception)
             error = ApplicationError()
-        return error_logged(error, request, error_json(error.code, error.status, error.message, error.details))
+        response = error_json(error.code, error.status, error.message, error.details)
+        return with_error_headers(error, error_logged(error, request, response))
 
     @staticmethod
     def _envelope(status: int, original: HttpResponse) -> HttpResponse:

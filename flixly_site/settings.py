@@ -350,10 +350,13 @@ LOGGING = {
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "filters": {"routine": {"()": "flixly_site.logs.RoutineRefusal"}},
+    "filters": {
+        "routine": {"()": "flixly_site.logs.RoutineRefusal"},
+        "loggable_paths": {"()": "flixly_site.logs.LoggablePaths"},
+    },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
-        "django.request": {"level": "ERROR"},
+        "django.request": {"level": "ERROR", "filters": ["loggable_paths"]},
         "django.security.DisallowedHost": {"filters": ["routine"]},
         # httpx logs every request's full URL at INFO; a user's imageUrl or webhook URL may carry a token.
         "httpx": {"level": "WARNING"},
