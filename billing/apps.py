@@ -12,7 +12,8 @@ def _sync_stripe_email(sender, user, **kwargs) -> None:
     from billing.stripe_gateway import payments_enabled
     from billing.tasks import stripe_customer_email_sync
 
-    if payments_enabled():  # robust: a broker that is down must not undo the change of address
+    if payments_enabled():
+        # robust: a broker that is down must not undo the change of address
         transaction.on_commit(lambda: stripe_customer_email_sync.delay(user.pk), robust=True)
 
 
