@@ -10,7 +10,14 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from accounts.models import ApiKey, Plan, User
-from accounts.services import apikey_forget_plan, apikey_forget_user, apikey_revoke, user_deactivate, user_set_email
+from accounts.services import (
+    apikey_forget_plan,
+    apikey_forget_user,
+    apikey_revoke,
+    user_deactivate,
+    user_deactivated,
+    user_set_email,
+)
 from flixly_site.admin_lists import list_time
 
 
@@ -86,8 +93,10 @@ class UserAdmin(DjangoUserAdmin):
         super().save_model(request, obj, form, change)
         if not change or "email" in form.changed_data:  # staff vouch for the address they set: no e-mail to prove it
             user_set_email(user=obj, email=obj.email)
-        # A plan change or deactivation applies to cached API key identities at once.
-        apikey_forget_user(user=obj)
+        if change and "is_active" in form.changed_data and not obj.is_active:
+            user_deactivated(user=obj)
+        else:  # a plan change applies to cached API key identities at once
+            apikey_forget_user(user=obj)
 
 
 def _may_manage(staff: User, account: User) -> bool:

@@ -22,6 +22,7 @@ from django.utils import timezone
 from django.utils.module_loading import import_string
 
 from accounts.models import DEFAULT_SCOPES, ApiKey, ApiKeySecret, KeyMode, Plan, Scope, User
+from accounts.signals import account_deactivated
 from flixly_site.errors import Forbidden, NotFound, ValidationFailed, every_check
 from flixly_site.events import account_event
 from flixly_site.pagination import iso_utc
@@ -339,13 +340,20 @@ def user_set_plan(*, user: User, plan: Plan) -> User:
 
 
 def user_deactivate(*, user: User) -> bool:
-    """Stop the account: its sessions no longer sign in and its keys stop at once, in every process. False
-    when it was inactive already."""
+    """Stop the account: its sessions no longer sign in, and what user_deactivated says. False when it was
+    inactive already."""
     if not User.objects.filter(pk=user.pk, is_active=True).update(is_active=False):
         return False
     user.is_active = False
-    apikey_forget_user(user=user)
+    user_deactivated(user=user)
     return True
+
+
+def user_deactivated(*, user: User) -> None:
+    """What follows an account's deactivation, from the list's action or its page: its keys stop at once in
+    every process, and its jobs stop (generation listens)."""
+    apikey_forget_user(user=user)
+    account_deactivated.send(sender=User, user=user)
 
 
 def user_set_email(*, user: User, email: str) -> User:

@@ -299,8 +299,16 @@ def job_claim(*, job_id: str, worker: str = "") -> Job | None:
     now = timezone.now()
     # The owner's webhook endpoint comes with the job: completing it then records its event, or skips it,
     # without a query of its own.
-    job = Job.objects.select_related("model").annotate(endpoint_url=owner_endpoint_url()).filter(pk=job_id).first()
+    job = (
+        Job.objects.select_related("model")
+        .annotate(endpoint_url=owner_endpoint_url(), owner_active=F("user__is_active"))
+        .filter(pk=job_id)
+        .first()
+    )
     if job is None:
+        return None
+    if not job.owner_active:  # submitted as staff deactivated the account, after its jobs were stopped
+        _cancel(job)
         return None
     deadline = now + timedelta(seconds=job.model.timeout_seconds)
     with transaction.atomic():  # the state change and its event land together or not at all
@@ -520,6 +528,12 @@ def job_requeue(*, job_id: uuid.UUID | str, attempt: int, reason: str) -> bool:
 def job_cancel(*, user: User, job_id) -> Job:
     """queued: canceled and refunded now; running: the worker stops at its next progress step; finished: no-op."""
     job = job_get(user=user, job_id=job_id)
+    _cancel(job)
+    job.refresh_from_db()
+    return job
+
+
+def _cancel(job: Job) -> None:
     with transaction.atomic():
         if Job.objects.filter(pk=job.pk, status=JobStatus.QUEUED).update(
             status=JobStatus.CANCELED, completed_at=timezone.now(), cancel_requested=True
@@ -528,8 +542,14 @@ def job_cancel(*, user: User, job_id) -> Job:
             _report_refund(job, _refund(job, "Job canceled"))
         else:
             Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING).update(cancel_requested=True)
-    job.refresh_from_db()
-    return job
+
+
+def jobs_stop_for_owner(*, user_id: int) -> int:
+    """The account was deactivated: cancel its queued and running jobs as its own cancel would. How many."""
+    jobs = list(Job.objects.filter(user_id=user_id, status__in=(JobStatus.QUEUED, JobStatus.RUNNING)))
+    for job in jobs:
+        _cancel(job)
+    return len(jobs)
 
 
 def job_cancel_finish(*, job: Job) -> None:
