@@ -225,6 +225,7 @@ class ChatCompletionsApi(JobApi):
     def post(self, request: Request) -> Response | StreamingHttpResponse:
         data = _body(request)
         _one_choice(data)
+        _plain_text_only(data)
         if data.get("stream") is not None and not isinstance(data["stream"], bool):
             raise _refused("stream", "Use true or false.")
         limit = _token_limit_field(data)
@@ -238,6 +239,31 @@ class ChatCompletionsApi(JobApi):
         if data.get("stream") is True:
             return _streamed(request, fields, renamed, include_usage=_wants_usage(data))
         return Response(_completion(_run(request, fields, renamed)))
+
+
+_TOOLS = "Tool and function calls are not supported: the reply is plain text."
+_TEXT_ONLY = "Only plain text replies are supported."
+
+# OpenAI's chat fields that ask for more than a plain text reply, each refused when it asks: answered with
+# plain text anyway, a tool-calling agent or a JSON parser would fail later, far from the cause.
+_BEYOND_PLAIN_TEXT: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "tools": (bool, _TOOLS),
+    "tool_choice": (lambda value: value not in (None, "none", "auto"), _TOOLS),
+    "functions": (bool, _TOOLS),
+    "function_call": (lambda value: value not in (None, "none", "auto"), _TOOLS),
+    "response_format": (lambda value: value not in (None, {"type": "text"}), f"{_TEXT_ONLY} JSON modes are not."),
+    "logprobs": (bool, "Log probabilities are not supported."),
+    "top_logprobs": (lambda value: value is not None, "Log probabilities are not supported."),
+    "modalities": (lambda value: value not in (None, ["text"]), f"{_TEXT_ONLY} For audio use /audio/speech."),
+    "audio": (lambda value: value is not None, f"{_TEXT_ONLY} For audio use /audio/speech."),
+    "prediction": (lambda value: value is not None, "Predicted outputs are not supported."),
+}
+
+
+def _plain_text_only(data: dict) -> None:
+    for field, (asks, message) in _BEYOND_PLAIN_TEXT.items():
+        if asks(data.get(field)):
+            raise _refused(field, message)
 
 
 def _token_limit_field(data: dict) -> str:

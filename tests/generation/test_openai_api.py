@@ -401,3 +401,43 @@ def test_max_tokens_counts_when_max_completion_tokens_is_null(ai):
         model="local-chat", messages=MESSAGES, max_tokens=2, max_completion_tokens=None
     )
     assert completion.choices[0].finish_reason == "length" and completion.usage.completion_tokens == 2
+
+
+CHAT = {"model": "local-chat", "messages": [{"role": "user", "content": "hi"}]}
+TOOL = {"type": "function", "function": {"name": "weather", "parameters": {"type": "object", "properties": {}}}}
+
+
+@pytest.mark.parametrize(
+    ("asked", "field"),
+    [
+        ({"tools": [TOOL]}, "tools"),
+        ({"tool_choice": "required"}, "tool_choice"),
+        ({"functions": [TOOL["function"]]}, "functions"),
+        ({"function_call": {"name": "weather"}}, "function_call"),
+        ({"response_format": {"type": "json_object"}}, "response_format"),
+        ({"response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {}}}}, "response_format"),
+        ({"logprobs": True}, "logprobs"),
+        ({"top_logprobs": 2}, "top_logprobs"),
+        ({"modalities": ["text", "audio"]}, "modalities"),
+        ({"audio": {"voice": "alloy", "format": "wav"}}, "audio"),
+        ({"prediction": {"type": "content", "content": "x"}}, "prediction"),
+    ],
+)
+def test_a_chat_asking_for_what_flixly_cannot_give_is_a_422_not_a_plain_reply(ai, asked, field):
+    # Answered with plain text, a tool-calling agent or a JSON parser would fail later, far from the cause.
+    with pytest.raises(openai.UnprocessableEntityError) as raised:
+        ai.chat.completions.create(**CHAT, extra_body=asked)
+    assert (raised.value.param, field in raised.value.body["details"]) == (field, True)
+    assert not Job.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "asked",
+    [
+        {"tools": [], "tool_choice": "none", "parallel_tool_calls": False},
+        {"response_format": {"type": "text"}, "logprobs": False, "modalities": ["text"]},
+        {"functions": None, "function_call": "auto", "audio": None, "prediction": None, "top_logprobs": None},
+    ],
+)
+def test_the_same_fields_asking_for_plain_text_are_answered(ai, asked):
+    assert ai.chat.completions.create(**CHAT, extra_body=asked).choices[0].message.content
