@@ -18,8 +18,9 @@ from django.db.models.base import ModelState
 from django.utils import timezone
 
 from accounts.models import ApiKey, ApiKeySecret, KeyMode, User
-from accounts.services import apikey_version_key, parse_uuid
+from accounts.services import apikey_version_key
 from flixly_site.errors import ServiceUnavailable
+from flixly_site.parsers import parse_uuid
 from flixly_site.shared import redis_client
 
 IDENTITY_CACHE_SECONDS = 60  # bounds staleness of anything not invalidated explicitly

@@ -26,6 +26,7 @@ from accounts.signals import account_deactivated
 from flixly_site.errors import Forbidden, NotFound, ValidationFailed, every_check
 from flixly_site.events import account_event
 from flixly_site.pagination import iso_utc
+from flixly_site.parsers import parse_uuid
 from flixly_site.shared import redis_client
 
 logger = logging.getLogger("flixly.keys")
@@ -170,13 +171,6 @@ def apikey_create(
         ApiKeySecret.objects.create(api_key=api_key, key_hash=apikey_hash(raw))
     logger.info("api key created id=%s key=%s user=%s", api_key.id, api_key.masked, user.pk)
     return IssuedKey(api_key=api_key, raw=raw)
-
-
-def parse_uuid(value) -> uuid.UUID | None:
-    try:
-        return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
-    except ValueError:
-        return None
 
 
 def _refuse_live(mode: str, test_keys_only: bool) -> None:

@@ -26,9 +26,10 @@ from billing.services import (
     wallet_ensure,
 )
 from billing.stripe_events import HANDLERS, stripe_event_process
-from flixly_site.admin_lists import BigTableAdmin, ChoicesFilter, CreatedFilter, as_uuid, list_time
+from flixly_site.admin_lists import BigTableAdmin, ChoicesFilter, CreatedFilter, list_time
 from flixly_site.errors import ValidationFailed
 from flixly_site.forms import SubmitOnceField, form_sent_twice, form_token_release
+from flixly_site.parsers import parse_uuid
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -216,7 +217,7 @@ class LedgerEntryAdmin(ReadOnlyAdmin, BigTableAdmin):
     )
 
     def search_by(self, request: HttpRequest, queryset: QuerySet, term: str) -> QuerySet | None:
-        if job_id := as_uuid(term):
+        if job_id := parse_uuid(term):
             return queryset.filter(reference_type="job", reference_id=str(job_id))  # served by ledger_reference
         stripe = Q(reference_type__in=STRIPE_REFERENCES, reference_id=term)
         if request.GET.get(ONE_ACCOUNT):

@@ -3,7 +3,6 @@ entries however many rows the table holds. A scale trial (a million jobs) found 
 date_hierarchy's SELECT DISTINCT of days, a filter's SELECT DISTINCT of a column's values, a COUNT(*) of every
 row, sorts no index serves, and a search of icontains over ids and a join to the accounts."""
 
-import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -141,13 +140,6 @@ class SortableOnlyChangeList(ChangeList):
 def list_time(moment: datetime) -> str:
     """A time as a list shows a DateTimeField column, for a column that shows it with something else."""
     return formats.localize(timezone.template_localtime(moment))
-
-
-def as_uuid(term: str) -> uuid.UUID | None:
-    try:
-        return uuid.UUID(term)
-    except ValueError:
-        return None
 
 
 def is_email(term: str) -> bool:

@@ -2,6 +2,7 @@
 
 import codecs
 import re
+import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -152,3 +153,11 @@ class StrictJSONSerializer(serializers.Serializer):
             if errors:
                 raise serializers.ValidationError(errors)
         return super().to_internal_value(data)
+
+
+def parse_uuid(value: object) -> uuid.UUID | None:
+    """An id from a URL, a query or a search box as a UUID; None when it is not one."""
+    try:
+        return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
+    except ValueError:
+        return None

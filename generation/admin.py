@@ -12,7 +12,8 @@ from django.utils.safestring import mark_safe
 
 from accounts.admin import UserAdmin
 from billing.admin import LedgerEntryAdmin
-from flixly_site.admin_lists import BigTableAdmin, ChoicesFilter, CreatedFilter, as_uuid
+from flixly_site.admin_lists import BigTableAdmin, ChoicesFilter, CreatedFilter
+from flixly_site.parsers import parse_uuid
 from generation.catalog import catalog_forget
 from generation.models import (
     ACTIVE_STATUSES,
@@ -147,7 +148,7 @@ class JobAdmin(BigTableAdmin):
         messages.success(request, f"Failed and refunded {failed} job{pluralize(failed)}.")
 
     def search_by(self, request: HttpRequest, queryset: QuerySet[Job], term: str) -> QuerySet[Job] | None:
-        if job_id := as_uuid(term):
+        if job_id := parse_uuid(term):
             return queryset.filter(pk=job_id)
         if AiModel.objects.filter(pk=term).exists():
             return queryset.filter(model_id=term)
@@ -218,7 +219,7 @@ class WebhookDeliveryAdmin(BigTableAdmin):
         return False  # the customer's deliveries list reads the same rows
 
     def search_by(self, request: HttpRequest, queryset: QuerySet, term: str) -> QuerySet | None:
-        if some_id := as_uuid(term):
+        if some_id := parse_uuid(term):
             # job_id has no index: a job's deliveries are found among its account's, by delivery_user_recent
             owner = Job.objects.filter(pk=some_id).values_list("user_id", flat=True).first()
             if owner is not None:

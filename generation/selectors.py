@@ -12,9 +12,9 @@ from django.utils.dateparse import parse_date, parse_datetime
 from psycopg import sql
 
 from accounts.models import User
-from accounts.services import parse_uuid
 from flixly_site.errors import NotFound, ValidationFailed
 from flixly_site.pagination import in_utc
+from flixly_site.parsers import parse_uuid
 from generation.models import ACTIVE_STATUSES, AiModel, Job, JobStatus, prompt_text
 from generation.providers.base import JOB_TYPES
 

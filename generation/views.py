@@ -20,7 +20,6 @@ from django.utils.cache import add_never_cache_headers
 from django.utils.dateparse import parse_date
 from django.views.decorators.http import require_http_methods, require_safe
 
-from accounts.services import parse_uuid
 from billing.services import wallet_balance
 from flixly_site.errors import ApplicationError, NotFound, RateLimited, ValidationFailed, error_json
 from flixly_site.forms import (
@@ -32,6 +31,7 @@ from flixly_site.forms import (
     post_only_form,
 )
 from flixly_site.pagination import dashboard_page
+from flixly_site.parsers import parse_uuid
 from generation.api.serializers import job_data
 from generation.catalog import catalog_every_model, catalog_models, route_for
 from generation.forms import FORM_NAMES, PROMPT_PLACEHOLDERS, GenerateForm, JobFilterForm, WebhookForm
