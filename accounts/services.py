@@ -14,10 +14,8 @@ from allauth.account.models import EmailAddress
 from allauth.account.signals import email_changed
 from django.conf import settings
 from django.core.cache import cache
-from django.core.mail import send_mail
 from django.db import transaction
 from django.db.models import Q
-from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
@@ -25,6 +23,7 @@ from accounts.models import DEFAULT_SCOPES, ApiKey, ApiKeySecret, KeyMode, Plan,
 from accounts.signals import account_deactivated
 from flixly_site.errors import Forbidden, NotFound, ValidationFailed, every_check
 from flixly_site.events import account_event
+from flixly_site.mail import mail_user
 from flixly_site.pagination import iso_utc
 from flixly_site.parsers import parse_uuid
 from flixly_site.shared import redis_client
@@ -404,9 +403,9 @@ def apikey_send_expiry_reminders(*, within_days: int = 7) -> int:
 
 def _send_expiry_email(api_key: ApiKey) -> None:
     context = {"api_key": api_key, "site_url": settings.SITE_URL}
-    send_mail(
-        subject=f"[Flixly] Your API key {api_key.masked} expires soon",
-        message=render_to_string("emails/key_expiring.txt", context),
-        from_email=None,
-        recipient_list=[api_key.user.email],
+    mail_user(
+        to=api_key.user.email,
+        subject=f"Your API key {api_key.masked} expires soon",
+        template="emails/key_expiring.txt",
+        context=context,
     )

@@ -1,11 +1,10 @@
 import stripe
 from celery import shared_task
 from django.conf import settings
-from django.core.mail import send_mail
-from django.template.loader import render_to_string
 
 from accounts.models import User
 from billing import stripe_gateway
+from flixly_site.mail import mail_user
 
 
 @shared_task
@@ -20,11 +19,11 @@ def send_low_balance_email(user_id: int, balance: int) -> None:
         "payments_enabled": stripe_gateway.payments_enabled(),  # as on the billing page the e-mail points to
         "support_email": settings.FLIXLY_SUPPORT_EMAIL,
     }
-    send_mail(
-        subject=f"[Flixly] Your credit balance is low ({balance} left)",
-        message=render_to_string("emails/low_balance.txt", context),
-        from_email=None,
-        recipient_list=[user.email],
+    mail_user(
+        to=user.email,
+        subject=f"Your credit balance is low ({balance} left)",
+        template="emails/low_balance.txt",
+        context=context,
     )
 
 
@@ -45,9 +44,9 @@ def send_payment_failed_email(user_id: int, credits: int) -> None:
     user = User.objects.filter(pk=user_id).first()
     if user is None:
         return
-    send_mail(
-        subject=f"[Flixly] Your payment for {credits} credits did not go through",
-        message=render_to_string("emails/payment_failed.txt", {"credits": credits, "site_url": settings.SITE_URL}),
-        from_email=None,
-        recipient_list=[user.email],
+    mail_user(
+        to=user.email,
+        subject=f"Your payment for {credits} credits did not go through",
+        template="emails/payment_failed.txt",
+        context={"credits": credits, "site_url": settings.SITE_URL},
     )

@@ -1,7 +1,19 @@
-"""The development mailer (no EMAIL_URL): messages printed readably to the web process's output."""
+"""Flixly's own e-mails, and the development mailer (no EMAIL_URL) that prints messages readably."""
 
-from django.core.mail import EmailMessage
+from django.conf import settings
+from django.core.mail import EmailMessage, send_mail
 from django.core.mail.backends import console
+from django.template.loader import render_to_string
+
+
+def mail_user(*, to: str, subject: str, template: str, context: dict) -> None:
+    """One plain-text e-mail from DEFAULT_FROM_EMAIL, its subject prefixed as allauth's are."""
+    send_mail(
+        subject=f"{settings.ACCOUNT_EMAIL_SUBJECT_PREFIX}{subject}",
+        message=render_to_string(template, context),
+        from_email=None,
+        recipient_list=[to],
+    )
 
 
 class ReadableConsoleBackend(console.EmailBackend):

@@ -325,3 +325,11 @@ def test_a_refused_key_form_focuses_its_summary_without_javascript(client, user)
     client.force_login(user)
     page = client.post("/settings/api-keys/", {**CREATE, "scopes": []}).content.decode()
     assert re.search(r'<div [^>]*id="error-summary"[^>]*tabindex="-1" autofocus>', page)  # focused and scrolled to
+
+
+def test_flixlys_own_e_mails_take_the_subject_prefix_allauths_do(user, make_key, settings):
+    settings.ACCOUNT_EMAIL_SUBJECT_PREFIX = "[Acme AI] "  # a self-hosted site under its own name
+    make_key(user, expires_in_days=30)
+    with time_machine.travel(timezone.now() + timedelta(days=24)):
+        apikey_send_expiry_reminders()
+    assert mail.outbox[0].subject.startswith("[Acme AI] Your API key flx_live_")
