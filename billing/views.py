@@ -1,7 +1,6 @@
 import logging
 from datetime import date
 
-from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -77,7 +76,6 @@ def billing(request: HttpRequest) -> HttpResponse:
         "chart": _chart(request.user),
         "key_spend": spend_by_key(user=request.user),
         "payments_enabled": stripe_gateway.payments_enabled(),
-        "support_email": settings.FLIXLY_SUPPORT_EMAIL,
         "checkout_canceled": request.GET.get("checkout") == "canceled",
     }
     return render(request, "billing/billing.html", context)

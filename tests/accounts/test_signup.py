@@ -233,3 +233,26 @@ def test_the_password_reset_mail_signs_off_as_flixly(client, user, settings):
     client.post("/accounts/password/reset/", {"email": user.email})
     assert mail.outbox[0].body.startswith("Hello from Flixly!")
     assert closing_lines(mail.outbox[0]) == ["Thank you for using Flixly!", "The Flixly team"]
+
+
+def pages_that_say_whom_to_write_to(client) -> list[str]:
+    sent = client.post(
+        "/accounts/signup/", {"email": "new@example.com", "password1": PASSWORD, "password2": PASSWORD}, follow=True
+    )
+    reset = client.get("/accounts/password/reset/")
+    reset_sent = client.post("/accounts/password/reset/", {"email": "new@example.com"}, follow=True)
+    return [response.content.decode() for response in (sent, reset, reset_sent)]
+
+
+def test_pages_that_say_to_write_if_no_e_mail_comes_give_the_support_address(client, settings):
+    settings.FLIXLY_SUPPORT_EMAIL = "help@flixly.example"
+    for page in pages_that_say_whom_to_write_to(client):
+        assert 'href="mailto:help@flixly.example"' in page
+        assert "contact us" not in page.lower()
+
+
+def test_without_a_support_address_no_page_says_contact_us_with_no_way_to(client, settings):
+    settings.FLIXLY_SUPPORT_EMAIL = ""
+    for page in pages_that_say_whom_to_write_to(client):
+        assert "contact us" not in page.lower() and "mailto:" not in page
+        assert "spam folder" in page or "Reset My Password" in page
