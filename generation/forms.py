@@ -8,23 +8,12 @@ from django.conf import settings
 
 from flixly_site.errors import ApplicationError
 from flixly_site.forms import SubmitOnceField
-from generation.models import TYPE_LABELS, AiModel, JobStatus
+from generation.kinds import JOB_TYPES, KINDS, NEEDS_IMAGE, TYPE_LABELS
+from generation.models import AiModel, JobStatus
 from generation.pricing import price_range
-from generation.providers.base import JOB_TYPES
-from generation.validation import NEEDS_IMAGE, upload_read
+from generation.validation import upload_read
 
 TYPE_CHOICES = [(job_type, TYPE_LABELS.get(job_type, job_type)) for job_type in JOB_TYPES]
-# The model picker groups each model under the kind of thing it makes first.
-GROUPS = {
-    "TEXT_TO_IMAGE": "Images",
-    "IMAGE_TO_IMAGE": "Images",
-    "TEXT_TO_VIDEO": "Video",
-    "IMAGE_TO_VIDEO": "Video",
-    "REFERENCE_TO_VIDEO": "Video",
-    "TEXT_TO_SPEECH": "Speech",
-    "TEXT_TO_MUSIC": "Music",
-    "CHAT": "Chat",
-}
 # Form field -> the API's camelCase name, where they differ; API field -> form field for errors.
 API_NAMES = {"negative_prompt": "negativePrompt", "max_tokens": "maxTokens"}
 FORM_NAMES = {"messages": "prompt", "imageUrl": "image"}  # API names whose field here has another name
@@ -52,12 +41,14 @@ def _credits(low: int, high: int | None) -> str:
 def model_choices(models: Iterable[AiModel], available: set[str]) -> list[tuple[str, list[tuple[str, str]]]]:
     """Models grouped by what they make, each labelled with what a job on it can cost. In each group the
     models that run on this server come first: without upstream keys most of the catalog cannot."""
-    groups: dict[str, list[tuple[str, str]]] = {label: [] for label in dict.fromkeys(GROUPS.values())}
+    groups: dict[str, list[tuple[str, str]]] = {
+        label: [] for label in dict.fromkeys(kind.group for kind in KINDS.values())
+    }
     for model in sorted(models, key=lambda model: model.id not in available):  # stable: keeps the catalog order
         label = f"{model.name} · {_credits(*price_range(model))}"
         if model.id not in available:
             label += " (unavailable)"
-        group = GROUPS.get(model.types[0], "Other") if model.types else "Other"
+        group = KINDS[model.types[0]].group if model.types and model.types[0] in KINDS else "Other"
         groups.setdefault(group, []).append((model.id, label))
     return [(group, choices) for group, choices in groups.items() if choices]
 

@@ -5,6 +5,8 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 
+from generation.kinds import TYPE_LABELS
+
 # A job's longest time limit. A job and its one retry (started by the reaper once the first attempt is past
 # its deadline), hard limits included, end within the Redis broker's visibility timeout (settings: an hour):
 # a vanished worker's message, handed out again after it, then finds the job finished, not a live second
@@ -66,18 +68,6 @@ class JobStatus(models.TextChoices):
 
 ACTIVE_STATUSES = (JobStatus.QUEUED, JobStatus.RUNNING)
 FINISHED_STATUSES = (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELED)
-
-
-TYPE_LABELS = {
-    "TEXT_TO_IMAGE": "Text to image",
-    "IMAGE_TO_IMAGE": "Image to image",
-    "TEXT_TO_VIDEO": "Text to video",
-    "IMAGE_TO_VIDEO": "Image to video",
-    "REFERENCE_TO_VIDEO": "Reference to video",
-    "TEXT_TO_SPEECH": "Text to speech",
-    "TEXT_TO_MUSIC": "Text to music",
-    "CHAT": "Chat",
-}
 
 
 class Job(models.Model):

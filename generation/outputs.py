@@ -10,8 +10,8 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.urls import reverse
 
+from generation.kinds import CATEGORY
 from generation.providers.base import GenerationResult, ProviderError
-from generation.validation import CATEGORY
 
 URL_LIFETIME = 24 * 3600
 SALT = "flixly.outputs"

@@ -4,8 +4,8 @@ import itertools
 import math
 from typing import Any
 
+from generation.kinds import JOB_TYPES
 from generation.models import AiModel
-from generation.providers.base import JOB_TYPES
 
 RULES = ("byResolution", "byDuration", "bySize", "perThousandChars")
 

@@ -15,8 +15,8 @@ from accounts.models import User
 from flixly_site.errors import NotFound, ValidationFailed
 from flixly_site.pagination import in_utc
 from flixly_site.parsers import parse_uuid
+from generation.kinds import JOB_TYPES
 from generation.models import ACTIVE_STATUSES, AiModel, Job, JobStatus, prompt_text
-from generation.providers.base import JOB_TYPES
 
 JOB_TABLE = Job._meta.db_table
 EXPORT_MAX_DAYS = 90

@@ -36,13 +36,14 @@ from flixly_site.errors import (
     database_unreachable,
 )
 from generation.catalog import provider_for, route_for
-from generation.models import ACTIVE_STATUSES, TYPE_LABELS, Job, JobEvent, JobStatus, WorkerNode
+from generation.kinds import CATEGORY, TYPE_LABELS
+from generation.models import ACTIVE_STATUSES, Job, JobEvent, JobStatus, WorkerNode
 from generation.outputs import input_store, local_copy, outputs_check, outputs_delete, outputs_store
 from generation.providers.base import GenerationRequest
 from generation.queue import publish_run_job
 from generation.selectors import job_get, jobs_active_count_query
 from generation.streams import ReplyWriter, streams_live
-from generation.validation import CATEGORY, ValidRequest
+from generation.validation import ValidRequest
 from generation.webhooks import job_event_record, owner_endpoint_url
 
 logger = logging.getLogger("flixly.jobs")

@@ -11,23 +11,11 @@ from rest_framework.fields import SkipField, empty
 from flixly_site.errors import PayloadTooLarge, ValidationFailed
 from flixly_site.parsers import json_type_error, unknown_fields
 from generation.catalog import catalog_absence, catalog_get
-from generation.models import TYPE_LABELS, AiModel
+from generation.kinds import CATEGORY, JOB_TYPES, NEEDS_IMAGE, TYPE_LABELS, VISUAL
+from generation.models import AiModel
 from generation.outbound import NotAnImage, OutboundError, check_image, check_url
 from generation.pricing import price_for
-from generation.providers.base import JOB_TYPES
 
-CATEGORY = {
-    "TEXT_TO_IMAGE": "images",
-    "IMAGE_TO_IMAGE": "images",
-    "TEXT_TO_VIDEO": "videos",
-    "IMAGE_TO_VIDEO": "videos",
-    "REFERENCE_TO_VIDEO": "videos",
-    "TEXT_TO_SPEECH": "audio",
-    "TEXT_TO_MUSIC": "audio",
-    "CHAT": "chat",
-}
-NEEDS_IMAGE = {"IMAGE_TO_IMAGE", "IMAGE_TO_VIDEO", "REFERENCE_TO_VIDEO"}
-VISUAL = {"TEXT_TO_IMAGE", "IMAGE_TO_IMAGE", "TEXT_TO_VIDEO", "IMAGE_TO_VIDEO", "REFERENCE_TO_VIDEO"}
 # Fields checked against each model's own params (ranges and allowed values).
 MODEL_PARAMS = (
     "width",

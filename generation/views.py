@@ -35,6 +35,7 @@ from flixly_site.parsers import parse_uuid
 from generation.api.serializers import job_data
 from generation.catalog import catalog_every_model, catalog_models, route_for
 from generation.forms import FORM_NAMES, PROMPT_PLACEHOLDERS, GenerateForm, JobFilterForm, WebhookForm
+from generation.kinds import NEEDS_IMAGE, VISUAL
 from generation.models import (
     ACTIVE_STATUSES,
     AiModel,
@@ -48,7 +49,7 @@ from generation.outputs import output_download_name, output_name_from_token
 from generation.ranges import ranged_file_response
 from generation.selectors import JOB_FILTERS, export_window, job_filters, job_get, jobs_for
 from generation.services import IdempotencyConflict, Submitted, job_cancel, job_submit
-from generation.validation import NEEDS_IMAGE, VISUAL, ValidRequest, validate_generate
+from generation.validation import ValidRequest, validate_generate
 from generation.webhooks import (
     deliveries_for,
     delivery_answer,

@@ -29,9 +29,9 @@ from generation.api.serializers import (
     model_data,
 )
 from generation.catalog import catalog_get_or_404, catalog_models, route_for
+from generation.kinds import JOB_TYPES
 from generation.models import FINISHED_STATUSES, Job, JobStatus
 from generation.outbound import OutboundError, TooLarge, check_url, fetch_image
-from generation.providers.base import JOB_TYPES
 from generation.selectors import JOB_FILTERS, checked_choice, export_csv, export_window, job_filters, job_get, jobs_for
 from generation.services import job_cancel, job_key_check, job_refuse_disallowed, job_submit
 from generation.validation import upload_read, validate_generate

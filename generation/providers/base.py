@@ -10,22 +10,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-JOB_TYPES = (
-    "TEXT_TO_IMAGE",
-    "IMAGE_TO_IMAGE",
-    "TEXT_TO_VIDEO",
-    "IMAGE_TO_VIDEO",
-    "REFERENCE_TO_VIDEO",
-    "TEXT_TO_SPEECH",
-    "TEXT_TO_MUSIC",
-    "CHAT",
-)
-
 
 @dataclass(frozen=True)
 class GenerationRequest:
     job_id: str
-    type: str  # one of JOB_TYPES
+    type: str  # one of generation.kinds.JOB_TYPES
     model: str  # catalog id, e.g. "flux-dev"
     upstream_model: str  # the provider's own model id, e.g. "fal-ai/flux/dev"
     # Validated parameters with the API's camelCase names: prompt, negativePrompt, width, height, steps,

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from generation.providers.base import JOB_TYPES
+from generation.kinds import JOB_TYPES
 
 CATALOG_PATH = Path(__file__).resolve().parents[2] / "generation" / "catalog.json"
 CATALOG = json.loads(CATALOG_PATH.read_text(encoding="utf-8"))

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from generation.providers.base import JOB_TYPES
+from generation.kinds import JOB_TYPES
 
 pytestmark = pytest.mark.django_db
 MODELS = json.loads(Path("generation/catalog.json").read_text())["models"]

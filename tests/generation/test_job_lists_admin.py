@@ -9,7 +9,8 @@ import pytest
 from django.utils import timezone
 from django.utils.html import escape
 
-from generation.models import TYPE_LABELS, Job, WebhookDelivery
+from generation.kinds import TYPE_LABELS
+from generation.models import Job, WebhookDelivery
 from tests.admin_lists import (
     ON_EACH_DATABASE,
     likes,
