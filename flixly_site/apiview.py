@@ -27,10 +27,12 @@ def refuse_unknown_query(request: Request, known: tuple[str, ...]) -> None:
 
 
 class ApiView(APIView):
-    """An /api/v1 endpoint; `query_names` are the query parameters it reads."""
+    """An /api/v1 endpoint; `query_names` are the query parameters each of its methods reads ("get": ...),
+    so a create does not take its list's `?limit=` as if it meant something."""
 
-    query_names: tuple[str, ...] = ()
+    query_names: dict[str, tuple[str, ...]] = {}
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         super().initial(request, *args, **kwargs)  # the key, its scope and the rate limit come first
-        refuse_unknown_query(request, self.query_names)
+        method = "get" if request.method == "HEAD" else request.method.lower()  # HEAD runs the GET handler
+        refuse_unknown_query(request, self.query_names.get(method, ()))

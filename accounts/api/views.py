@@ -21,7 +21,7 @@ def issued_key_data(issued: IssuedKey) -> dict:
 
 class ApiKeyListCreateApi(ApiView):
     required_scope = "keys:manage"
-    query_names = PAGE_QUERY
+    query_names = {"get": PAGE_QUERY}
 
     @extend_schema(operation_id="keys_list", parameters=page_parameters(), responses=ApiKeyOutput(many=True))
     def get(self, request: Request) -> Response:

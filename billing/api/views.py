@@ -31,7 +31,7 @@ class UsageApi(ApiView):
 
 class LedgerApi(ApiView):
     required_scope = "billing:read"
-    query_names = PAGE_QUERY
+    query_names = {"get": PAGE_QUERY}
 
     @extend_schema(operation_id="credits_ledger", parameters=page_parameters(), responses=LedgerEntryOutput(many=True))
     def get(self, request: Request) -> Response:

@@ -55,7 +55,7 @@ def job_filter_parameters() -> list[OpenApiParameter]:
 class ModelListApi(ApiView):
     # Public, but a key that is sent is checked (and rate-limited) like on every other endpoint.
     permission_classes = [AllowAny]
-    query_names = ("type", *PAGE_QUERY)
+    query_names = {"get": ("type", *PAGE_QUERY)}
 
     @extend_schema(
         operation_id="models_list",
@@ -176,7 +176,7 @@ def _as_sent(header: str) -> str:
 
 class GenerateApi(ApiView):
     required_scope = "generate"
-    query_names = ("dryRun",)
+    query_names = {"post": ("dryRun",)}
     parser_classes = [JSONParser, MultiPartParser]
 
     @extend_schema(
@@ -266,7 +266,7 @@ class GenerateApi(ApiView):
 
 class JobListApi(ApiView):
     required_scope = "jobs:read"
-    query_names = (*JOB_FILTERS, "createdAfter", "createdBefore", *PAGE_QUERY)
+    query_names = {"get": (*JOB_FILTERS, "createdAfter", "createdBefore", *PAGE_QUERY)}
 
     @extend_schema(
         operation_id="jobs_list",
@@ -301,7 +301,7 @@ class JobCancelApi(ApiView):
 
 class JobExportApi(ApiView):
     required_scope = "jobs:read"
-    query_names = ("from", "to", *JOB_FILTERS)
+    query_names = {"get": ("from", "to", *JOB_FILTERS)}
 
     @extend_schema(
         operation_id="jobs_export_csv",

@@ -41,7 +41,7 @@ class WebhookTestApi(ApiView):
 
 class WebhookDeliveryListApi(ApiView):
     required_scope = "webhooks:manage"
-    query_names = PAGE_QUERY
+    query_names = {"get": PAGE_QUERY}
 
     @extend_schema(operation_id="webhook_deliveries", parameters=page_parameters(), responses=DeliverySchema(many=True))
     def get(self, request: Request) -> Response:

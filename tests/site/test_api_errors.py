@@ -13,6 +13,8 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.models import ApiKey
+
 
 class EchoApi(APIView):
     authentication_classes: list = []
@@ -430,6 +432,18 @@ def test_the_422_for_a_misspelt_filter_says_which_ones_the_list_takes(api):
 @pytest.mark.parametrize("path", ["/api/v1/jobs/00000000-0000-0000-0000-000000000000/cancel", "/api/v1/webhook/test"])
 def test_a_post_refuses_unknown_query_parameters_too(api, path):
     assert_error_shape(api.post(f"{path}?force=true"), HTTPStatus.UNPROCESSABLE_ENTITY, "validation_error")
+
+
+@pytest.mark.parametrize(
+    ("path", "body"), [("/api/v1/keys", {"name": "CI"}), ("/api/v1/generate", {"model": "x"}), ("/api/v1/jobs", {})]
+)
+def test_a_post_refuses_the_query_parameters_only_its_get_reads(api, path, body):
+    """`?limit=` pages the key list; on the create it would be read as nothing at all."""
+    response = api.post(f"{path}?limit=5", body, content_type="application/json")
+    if response.status_code != HTTPStatus.METHOD_NOT_ALLOWED:
+        error = assert_error_shape(response, HTTPStatus.UNPROCESSABLE_ENTITY, "validation_error")
+        assert list(error["details"]) == ["limit"]
+    assert not ApiKey.objects.filter(name="CI").exists()
 
 
 @pytest.mark.parametrize(
