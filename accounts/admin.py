@@ -15,7 +15,6 @@ from accounts.services import (
     apikey_forget_user,
     apikey_revoke,
     user_deactivate,
-    user_deactivated,
     user_set_email,
 )
 from flixly_site.admin_lists import list_time
@@ -90,13 +89,15 @@ class UserAdmin(DjangoUserAdmin):
         messages.success(request, "Deactivated; reactivate an account by ticking Active on its page.")
 
     def save_model(self, request: HttpRequest, obj: User, form, change: bool) -> None:
+        deactivating = change and "is_active" in form.changed_data and not obj.is_active
+        if deactivating:
+            obj.is_active = True  # user_deactivate below turns it off, with all that follows from it
         super().save_model(request, obj, form, change)
         if not change or "email" in form.changed_data:  # staff vouch for the address they set: no e-mail to prove it
             user_set_email(user=obj, email=obj.email)
-        if change and "is_active" in form.changed_data and not obj.is_active:
-            user_deactivated(user=obj)
-        else:  # a plan change applies to cached API key identities at once
-            apikey_forget_user(user=obj)
+        if deactivating:
+            user_deactivate(user=obj)
+        apikey_forget_user(user=obj)  # a plan change applies to cached API key identities at once
 
 
 def _may_manage(staff: User, account: User) -> bool:

@@ -333,20 +333,15 @@ def user_set_plan(*, user: User, plan: Plan) -> User:
 
 
 def user_deactivate(*, user: User) -> bool:
-    """Stop the account: its sessions no longer sign in, and what user_deactivated says. False when it was
-    inactive already."""
+    """Stop the account: its sessions no longer sign in, its keys stop at once in every process, and its
+    jobs stop (generation listens). False when it was inactive already."""
     if not User.objects.filter(pk=user.pk, is_active=True).update(is_active=False):
         return False
     user.is_active = False
-    user_deactivated(user=user)
-    return True
-
-
-def user_deactivated(*, user: User) -> None:
-    """What follows an account's deactivation, from the list's action or its page: its keys stop at once in
-    every process, and its jobs stop (generation listens)."""
     apikey_forget_user(user=user)
-    account_deactivated.send(sender=User, user=user)
+    # Once committed: a job that commits meanwhile then meets an owner its worker sees as inactive.
+    transaction.on_commit(lambda: account_deactivated.send(sender=User, user=user))
+    return True
 
 
 def user_set_email(*, user: User, email: str) -> User:

@@ -13,7 +13,7 @@ from generation.models import AiModel, JobStatus
 from generation.pricing import price_range
 from generation.validation import upload_read
 
-TYPE_CHOICES = [(job_type, TYPE_LABELS.get(job_type, job_type)) for job_type in JOB_TYPES]
+TYPE_CHOICES = list(TYPE_LABELS.items())
 # Form field -> the API's camelCase name, where they differ; API field -> form field for errors.
 API_NAMES = {"negative_prompt": "negativePrompt", "max_tokens": "maxTokens"}
 FORM_NAMES = {"messages": "prompt", "imageUrl": "image"}  # API names whose field here has another name

@@ -253,10 +253,11 @@ _BEYOND_PLAIN_TEXT: dict[str, tuple[Callable[[Any], bool], str]] = {
     "function_call": (lambda value: value not in (None, "none", "auto"), _TOOLS),
     "response_format": (lambda value: value not in (None, {"type": "text"}), f"{_TEXT_ONLY} JSON modes are not."),
     "logprobs": (bool, "Log probabilities are not supported."),
-    "top_logprobs": (lambda value: value is not None, "Log probabilities are not supported."),
+    "top_logprobs": (bool, "Log probabilities are not supported."),
     "modalities": (lambda value: value not in (None, ["text"]), f"{_TEXT_ONLY} For audio use /audio/speech."),
     "audio": (lambda value: value is not None, f"{_TEXT_ONLY} For audio use /audio/speech."),
     "prediction": (lambda value: value is not None, "Predicted outputs are not supported."),
+    "web_search_options": (lambda value: value is not None, "Web search is not supported."),
 }
 
 

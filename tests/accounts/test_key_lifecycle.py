@@ -328,7 +328,7 @@ def test_a_refused_key_form_focuses_its_summary_without_javascript(client, user)
 
 
 def test_flixlys_own_e_mails_take_the_subject_prefix_allauths_do(user, make_key, settings):
-    settings.ACCOUNT_EMAIL_SUBJECT_PREFIX = "[Acme AI] "  # a self-hosted site under its own name
+    settings.ACCOUNT_EMAIL_SUBJECT_PREFIX = "[Acme AI] "  # one setting names the site in every subject
     make_key(user, expires_in_days=30)
     with time_machine.travel(timezone.now() + timedelta(days=24)):
         apikey_send_expiry_reminders()

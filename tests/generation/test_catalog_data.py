@@ -460,3 +460,10 @@ def test_local_models_are_the_cheapest_of_their_kind(category_name):
     kind = [model for model in MODELS if category(model) == category_name]
     local = min(model["credits"] for model in kind if is_local(model))
     assert local <= min(model["credits"] for model in kind if not is_local(model))
+
+
+def test_every_job_types_ledger_category_is_one_billing_reports():
+    from billing.selectors import CATEGORIES
+    from generation.kinds import CATEGORY
+
+    assert set(CATEGORY.values()) == set(CATEGORIES)

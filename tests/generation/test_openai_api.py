@@ -421,6 +421,7 @@ TOOL = {"type": "function", "function": {"name": "weather", "parameters": {"type
         ({"modalities": ["text", "audio"]}, "modalities"),
         ({"audio": {"voice": "alloy", "format": "wav"}}, "audio"),
         ({"prediction": {"type": "content", "content": "x"}}, "prediction"),
+        ({"web_search_options": {}}, "web_search_options"),
     ],
 )
 def test_a_chat_asking_for_what_flixly_cannot_give_is_a_422_not_a_plain_reply(ai, asked, field):
@@ -436,7 +437,7 @@ def test_a_chat_asking_for_what_flixly_cannot_give_is_a_422_not_a_plain_reply(ai
     [
         {"tools": [], "tool_choice": "none", "parallel_tool_calls": False},
         {"response_format": {"type": "text"}, "logprobs": False, "modalities": ["text"]},
-        {"functions": None, "function_call": "auto", "audio": None, "prediction": None, "top_logprobs": None},
+        {"functions": None, "function_call": "auto", "audio": None, "prediction": None, "top_logprobs": 0},
     ],
 )
 def test_the_same_fields_asking_for_plain_text_are_answered(ai, asked):
