@@ -25,6 +25,7 @@ setup: install
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py seed_credit_packs
 	$(PY) manage.py sync_catalog
+	$(PY) manage.py collectstatic --noinput -v 0  # DJANGO_DEBUG=false serves only collected files
 
 run: setup
 	@echo ""
