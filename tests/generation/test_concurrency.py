@@ -111,3 +111,26 @@ def test_racing_submits_on_a_key_past_its_24_hours_all_get_one_new_job_charged_o
     new_ids = {job_id for _, job_id in results}
     assert len(new_ids) == 1 and old_id not in new_ids
     assert LedgerEntry.objects.filter(user=funded, amount__lt=0).count() == 2
+
+
+def test_deactivation_racing_the_owners_cancels_and_a_worker_refunds_each_job_once(funded, raw_key, no_worker):
+    from accounts.services import user_deactivate
+    from generation.models import JobStatus
+    from generation.services import job_cancel, job_claim
+
+    job_ids = [submit(raw_key, f"job-{index}")[1] for index in range(4)]
+    assert all(job_ids)
+    racers = [
+        lambda: user_deactivate(user=funded),
+        *(lambda job_id=job_id: job_cancel(user=funded, job_id=job_id) for job_id in job_ids),
+        *(lambda job_id=job_id: job_claim(job_id=job_id) for job_id in job_ids),
+    ]
+    run_concurrently(lambda index: racers[index](), len(racers), workers=len(racers))
+    for job in Job.objects.filter(pk__in=job_ids):
+        refunds = LedgerEntry.objects.filter(kind="refund", reference_id=str(job.pk)).count()
+        assert (job.status, refunds) in {(JobStatus.CANCELED, 1), (JobStatus.RUNNING, 0)}, job.pk
+        assert job.status == JobStatus.CANCELED or job.cancel_requested  # a running one is asked to stop
+    charged = sum(
+        Job.objects.filter(pk__in=job_ids, status=JobStatus.RUNNING).values_list("credits_charged", flat=True)
+    )
+    assert wallet_balance(user_id=funded.pk) == 100 - charged
