@@ -44,6 +44,7 @@ class AiModel(models.Model):
     enabled = models.BooleanField(default=True)
     staff_edited = models.BooleanField(
         default=False,
+        db_default=False,  # the previous release's code, still running while a deploy migrates, omits it
         help_text="Ticked when staff save the model here: sync_catalog (run by every `make run`) then keeps its "
         "settings. Untick it and save to take the catalog file's settings at the next sync.",
     )
