@@ -14,7 +14,7 @@ import httpx
 from bench.config import BASE_URL, MINIMAL_QUEUE_KEY
 from bench.database import pg, redis_client, reset_rate_limits, sql
 from bench.load import Load, LoadResult, merge, wrk
-from bench.procs import cpu_seconds
+from bench.procs import connections_per_process, cpu_seconds
 
 WARMUP_SECONDS = 3
 ROUNDS = 3  # measured rounds per load, interleaved with the other loads
@@ -71,11 +71,15 @@ def key_is_authenticated(key: str) -> bool:
 
 
 def measure(load: Load, *, seconds: int, clients: int, server_pid: int) -> LoadResult:
-    """wrk for `seconds`, plus the CPU the gunicorn processes spent per request meanwhile."""
-    cpu_before = cpu_seconds(server_pid)
+    """wrk for `seconds`, plus the CPU the gunicorn processes spent per request meanwhile and how wrk's
+    connections fell across the workers (an uneven split puts the busier worker's clients in the p99)."""
+    cpu_before, sampled = cpu_seconds(server_pid), []
+    sampler = threading.Timer(1.0, lambda: sampled.extend(connections_per_process()))
+    sampler.start()
     result = wrk(load, seconds=seconds, clients=clients)
+    sampler.join()
     cpu = cpu_seconds(server_pid) - cpu_before
-    return replace(result, server_cpu_ms=round(1000 * cpu / max(1, result.requests), 3))
+    return replace(result, server_cpu_ms=round(1000 * cpu / max(1, result.requests), 3), connections=sampled)
 
 
 def interleaved(loads: list[Load], *, seconds: int, clients: int, server_pid: int) -> dict[str, LoadResult]:

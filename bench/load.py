@@ -27,6 +27,7 @@ class LoadResult:
     statuses: dict[str, int] = field(default_factory=dict)
     server_cpu_ms: float | None = None  # CPU of the gunicorn processes per request (robust to other load)
     first_error: str = ""  # status and start of the body of the first non-2xx response, if any
+    connections: list = field(default_factory=list)  # per gunicorn worker, sampled 1 s in (per round when merged)
 
     @property
     def non_2xx(self) -> int:
@@ -57,6 +58,7 @@ def merge(name: str, rounds: list[LoadResult]) -> LoadResult:
         statuses=statuses,
         server_cpu_ms=round(sum(cpu) / max(1, requests), 3) if cpu else None,
         first_error=next((r.first_error for r in rounds if r.first_error), ""),
+        connections=[r.connections for r in rounds],
     )
 
 

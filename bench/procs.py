@@ -1,6 +1,8 @@
 """Start and stop the processes under test (gunicorn, a Celery worker); read CPU and memory from /proc."""
 
+import collections
 import os
+import re
 import signal
 import subprocess
 import time
@@ -116,3 +118,12 @@ def cpu_seconds(pid: int) -> float:
             continue
         total += int(fields[11]) + int(fields[12])  # utime, stime (clock ticks)
     return total / os.sysconf("SC_CLK_TCK")
+
+
+def connections_per_process() -> list[int]:
+    """The open client connections to the server port, counted per process holding them, most first: wrk's
+    keep-alive connections stay with the gunicorn worker that accepted them, however unevenly they fell."""
+    listing = subprocess.run(
+        ["ss", "-tnpH", "state", "established", f"( sport = :{PORT} )"], capture_output=True, text=True, check=False
+    ).stdout
+    return sorted(collections.Counter(re.findall(r"pid=(\d+)", listing)).values(), reverse=True)
