@@ -96,8 +96,9 @@ class UserAdmin(DjangoUserAdmin):
         if not change or "email" in form.changed_data:  # staff vouch for the address they set: no e-mail to prove it
             user_set_email(user=obj, email=obj.email)
         if deactivating:
-            user_deactivate(user=obj)
-        apikey_forget_user(user=obj)  # a plan change applies to cached API key identities at once
+            user_deactivate(user=obj)  # drops the cached key identities too
+        else:  # a plan change applies to cached API key identities at once
+            apikey_forget_user(user=obj)
 
 
 def _may_manage(staff: User, account: User) -> bool:
