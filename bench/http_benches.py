@@ -14,7 +14,7 @@ import httpx
 from bench.config import BASE_URL, MINIMAL_QUEUE_KEY
 from bench.database import pg, redis_client, reset_rate_limits, sql
 from bench.load import Load, LoadResult, merge, wrk
-from bench.procs import connections_per_process, cpu_seconds
+from bench.procs import connections_per_process, cpu_seconds, machine_cpu, named_cpu_seconds
 
 WARMUP_SECONDS = 3
 ROUNDS = 3  # measured rounds per load, interleaved with the other loads
@@ -73,13 +73,26 @@ def key_is_authenticated(key: str) -> bool:
 def measure(load: Load, *, seconds: int, clients: int, server_pid: int) -> LoadResult:
     """wrk for `seconds`, plus the CPU the gunicorn processes spent per request meanwhile and how wrk's
     connections fell across the workers (an uneven split puts the busier worker's clients in the p99)."""
-    cpu_before, sampled = cpu_seconds(server_pid), []
+    cpu_before, db_before, (busy_before, total_before) = (
+        cpu_seconds(server_pid),
+        named_cpu_seconds("postgres"),
+        machine_cpu(),
+    )
+    sampled: list[int] = []
     sampler = threading.Timer(1.0, lambda: sampled.extend(connections_per_process()))
     sampler.start()
     result = wrk(load, seconds=seconds, clients=clients)
     sampler.join()
-    cpu = cpu_seconds(server_pid) - cpu_before
-    return replace(result, server_cpu_ms=round(1000 * cpu / max(1, result.requests), 3), connections=sampled)
+    cpu, db_cpu = cpu_seconds(server_pid) - cpu_before, named_cpu_seconds("postgres") - db_before
+    busy_after, total_after = machine_cpu()
+    per_request = 1000 / max(1, result.requests)
+    return replace(
+        result,
+        server_cpu_ms=round(cpu * per_request, 3),
+        db_cpu_ms=round(db_cpu * per_request, 3),
+        busy_percent=round(100 * (busy_after - busy_before) / max(1, total_after - total_before), 1),
+        connections=sampled,
+    )
 
 
 def interleaved(loads: list[Load], *, seconds: int, clients: int, server_pid: int) -> dict[str, LoadResult]:

@@ -26,6 +26,8 @@ class LoadResult:
     socket_errors: int
     statuses: dict[str, int] = field(default_factory=dict)
     server_cpu_ms: float | None = None  # CPU of the gunicorn processes per request (robust to other load)
+    db_cpu_ms: float | None = None  # CPU of the PostgreSQL processes per request (some is the janitor's)
+    busy_percent: float | None = None  # how busy the machine's CPUs were during the load
     first_error: str = ""  # status and start of the body of the first non-2xx response, if any
     connections: list = field(default_factory=list)  # per gunicorn worker, sampled 1 s in (per round when merged)
 
@@ -45,6 +47,8 @@ def merge(name: str, rounds: list[LoadResult]) -> LoadResult:
         for status, n in r.statuses.items():
             statuses[status] = statuses.get(status, 0) + n
     cpu = [r.server_cpu_ms * r.requests for r in rounds if r.server_cpu_ms is not None]
+    db_cpu = [r.db_cpu_ms * r.requests for r in rounds if r.db_cpu_ms is not None]
+    busy = [r.busy_percent * r.seconds for r in rounds if r.busy_percent is not None]
     return LoadResult(
         name=name,
         requests=requests,
@@ -57,6 +61,8 @@ def merge(name: str, rounds: list[LoadResult]) -> LoadResult:
         socket_errors=sum(r.socket_errors for r in rounds),
         statuses=statuses,
         server_cpu_ms=round(sum(cpu) / max(1, requests), 3) if cpu else None,
+        db_cpu_ms=round(sum(db_cpu) / max(1, requests), 3) if db_cpu else None,
+        busy_percent=round(sum(busy) / max(1, seconds), 1) if busy else None,
         first_error=next((r.first_error for r in rounds if r.first_error), ""),
         connections=[r.connections for r in rounds],
     )

@@ -120,6 +120,26 @@ def cpu_seconds(pid: int) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
+def named_cpu_seconds(name: str) -> float:
+    """User + system CPU of every process whose command is `name` (the PostgreSQL server's processes)."""
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                comm, stat = (entry / "comm").read_text().strip(), (entry / "stat").read_text()
+            except OSError:
+                continue
+            if comm == name:
+                fields = stat.rsplit(")", 1)[1].split()
+                total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def machine_cpu() -> tuple[int, int]:
+    """(busy, total) clock ticks of all CPUs since boot."""
+    return _cpu_times()
+
+
 def connections_per_process() -> list[int]:
     """The open client connections to the server port, counted per process holding them, most first: wrk's
     keep-alive connections stay with the gunicorn worker that accepted them, however unevenly they fell."""

@@ -6,6 +6,8 @@ Row = tuple[str, str, str, bool | None]  # what, measured, target, met (None: no
 def _load(label: str, load: dict) -> Row:
     latency = f"p50 {load['p50_ms']:.1f} ms, p99 {load['p99_ms']:.1f} ms"
     cpu = f"server CPU {load['server_cpu_ms']:.2f} ms/req"
+    if load.get("db_cpu_ms") is not None:
+        cpu += f", PostgreSQL CPU {load['db_cpu_ms']:.2f} ms/req, CPUs {load['busy_percent']:.0f}% busy"
     if split := " ".join("/".join(map(str, c)) for c in load.get("connections", []) if c):
         cpu += f", connections per worker {split}"
     failed = ", ".join(f"{status}: {n}" for status, n in sorted(load["statuses"].items()) if not status.startswith("2"))
