@@ -12,13 +12,13 @@ from datetime import datetime
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import QuerySet
+from django.db.models import F, Model, QuerySet
 from django.db.transaction import TransactionManagementError
 from django.utils import timezone
 
 from billing.balance_cache import BalanceMirror
 from billing.models import SPENDING_KINDS, BillingAlert, CreditPack, EntryKind, LedgerEntry, Wallet
-from flixly_site.db import InsertFrom, Part, Query, Together, run_together
+from flixly_site.db import InsertFrom, Lead, Part, Query, Together, run_together
 from flixly_site.errors import ApplicationError, ValidationFailed
 from flixly_site.events import account_event
 
@@ -59,17 +59,19 @@ def amount_check(*, amount: int) -> None:
         raise _refuse_amount(f"An amount can be at most {MAX_CREDITS_PER_MOVEMENT:,} credits.")
 
 
+MOVED_COLUMNS = ("balance", "low_balance_alerted", "version")  # what a change of the balance returns
+
+
 def _move_query(user_id: int, delta: int, entry_id: uuid.UUID) -> Query:
     """The conditional UPDATE adding delta unless the balance would leave 0..MAX_BALANCE, marking the wallet
-    with the public id of the change's ledger entry; it returns (balance, low_balance_alerted, version),
-    or no row."""
+    with the public id of the change's ledger entry; it returns MOVED_COLUMNS, or no row."""
     # Bounds on the old balance, not on balance + delta: PostgreSQL may compute that sum first, and
     # past bigint it is an error rather than a row left alone.
     lowest, highest = max(0, -delta), MAX_BALANCE - max(0, delta)
     sql = (
         f"UPDATE {WALLET_TABLE} SET balance = balance + %s, version = version + 1, updated_at = %s, "  # noqa: S608
         "last_entry = %s WHERE user_id = %s AND balance BETWEEN %s AND %s "
-        "RETURNING balance, low_balance_alerted, version"
+        f"RETURNING {', '.join(MOVED_COLUMNS)}"
     )
     return sql, [delta, timezone.now(), str(entry_id), user_id, lowest, highest]
 
@@ -109,8 +111,11 @@ def wallet_ensure(*, user_id: int) -> Wallet:
 def wallet_lock(*, user_id: int) -> Wallet:
     """The account's wallet (made if missing), its row held until the transaction ends, as every debit
     holds it: whatever an account's requests check under it (their count of running jobs, a take's
-    balance), they check one after another, charged or free."""
+    balance), they check one after another, charged or free. Its version goes up, as with every holder of
+    the lock: a debit that read before waiting on the lock then knows to read again (Debit)."""
     wallet, _ = Wallet.objects.select_for_update().get_or_create(user_id=user_id)
+    Wallet.objects.filter(pk=wallet.pk).update(version=F("version") + 1)
+    wallet.version += 1
     return wallet
 
 
@@ -129,14 +134,20 @@ def month_start(now: datetime | None = None) -> datetime:
     return now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
 
 
-def _key_spend_query(api_key_id: uuid.UUID | str) -> Query:
-    """What the key spent this month, net of refunds (as a negative sum, or 0)."""
+def _key_spend_query(api_key_id: uuid.UUID | str, leaving_out: uuid.UUID | None = None) -> Query:
+    """What the key spent this month, net of refunds (as a negative sum, or 0), without the ledger entry
+    `leaving_out` (a debit's own, written in the statement that checks its cap)."""
+    field = LedgerEntry._meta.get_field
     sql = (
         f"SELECT COALESCE(SUM(amount), 0) FROM {LEDGER_TABLE} "  # noqa: S608
         f"WHERE api_key_id = %s AND created_at >= %s AND kind IN ({', '.join(f"'{kind}'" for kind in SPENDING_KINDS)})"
     )
-    prep = [LedgerEntry._meta.get_field(name).get_db_prep_value for name in ("api_key_id", "created_at")]
-    return sql, [prep[0](api_key_id, connection), prep[1](month_start(), connection)]
+    params = [field("api_key_id").get_db_prep_value(api_key_id, connection)]
+    params.append(field("created_at").get_db_prep_value(month_start(), connection))
+    if leaving_out is not None:
+        sql += " AND public_id <> %s"
+        params.append(field("public_id").get_db_prep_value(leaving_out, connection))
+    return sql, params
 
 
 def key_spent_this_month(*, api_key_id: uuid.UUID | str) -> int:
@@ -149,42 +160,48 @@ def key_spent_this_month(*, api_key_id: uuid.UUID | str) -> int:
 
 @dataclass
 class Debit:
-    """A debit, to run with writes of the caller's in one round trip inside its transaction.
+    """A debit, to run with writes of the caller's in one statement inside its transaction.
 
-    Two statements: the wallet's conditional UPDATE, which locks the row (concurrent debits of one
-    account queue there) and marks it with the new ledger entry's public id; then, seeing the database
-    as it is once that lock is held, the key's spend this month when it has a cap, and the ledger row,
-    taken from the wallet row only if it carries that mark, so it has the new balance and is not written
-    at all when the UPDATE refused. The caller's parts join that second statement (a Together)."""
+    One flixly_site.db Together: the wallet's conditional UPDATE leads, taking the row's lock (concurrent
+    debits of one account queue there) and returning the new balance. The ledger row takes that balance
+    from it, and neither it nor the caller's rows are written when the UPDATE refused. The reads (the key's
+    spend this month when it has a cap, the caller's counts) see the database as it was before the
+    UPDATE, perhaps before it waited on the lock. The wallet's version, read with them, tells: every
+    holder of the lock raises it (wallet_lock too), so unless it is the version this debit replaced,
+    another change committed in between, and the reads are made again, now under the lock. Reads must
+    therefore not count what the Together writes (the spend leaves this debit's own entry out)."""
 
     user_id: int
     amount: int
     entry: LedgerEntry
     monthly_cap: int | None
-    move: Query  # the wallet's UPDATE
-    after_lock: tuple[Part, ...]  # [the spend query], the ledger row
+    move: Lead  # the wallet's UPDATE
+    with_move: tuple[Part, ...]  # [the spend query], the ledger row
     mirror: BalanceMirror | None = None  # the new balance, once run
 
     def run(self, *more: Part, mirror_on_commit: bool = True) -> list[list[tuple]]:
-        """Run the debit with `more` (parts of a flixly_site.db.Together: they see the database as it is
-        once the wallet is locked, and not the ledger row) and return the rows of `more`; raise
+        """Run the debit with `more` (parts of a flixly_site.db.Together: rows inserted only with the
+        debit, and queries that must not count them) and return the rows of `more`; raise
         InsufficientCredits or CreditCapReached instead when the debit is refused. The new balance is
         mirrored once committed, unless the caller takes `mirror` to send itself."""
         if not connection.in_atomic_block:  # before any write: the UPDATE and its ledger row commit together
             raise TransactionManagementError("A debit runs inside transaction.atomic().")
-        rows = run_together(self.move, Together(*self.after_lock, *more))
-        own = 1 + len(self.after_lock)
-        self._settle(rows[:own])
+        parts = (*self.with_move, *(InsertFrom(part, self.move) if isinstance(part, Model) else part for part in more))
+        moved, [(seen,)], *rows = run_together(Together(self.move, _version_query(self.user_id), *parts))
+        if moved and seen != moved[0][MOVED_COLUMNS.index("version")] - 1:
+            rows = _read_again(parts, rows)
+        own = len(self.with_move)
+        self._settle(moved, rows[:own])
         if mirror_on_commit:
             self.mirror.store_on_commit()
         return rows[own:]
 
-    def _settle(self, rows: list[list[tuple]]) -> None:
-        moved = _moved(self.user_id, rows[0])
+    def _settle(self, moved_rows: list[tuple], rows: list[list[tuple]]) -> None:
+        moved = _moved(self.user_id, moved_rows)
         if moved is None:  # nothing was written
             raise InsufficientCredits.for_price(self.amount, wallet_balance(user_id=self.user_id))
         if self.monthly_cap is not None:
-            [(net,)] = rows[1]
+            [(net,)] = rows[0]
             self._refuse_past_cap(spent=-int(net))
         self.mirror, alerted = moved
         _alert_if_low(self.user_id, self.mirror.balance, alerted)
@@ -198,6 +215,20 @@ class Debit:
                 f"This API key's monthly credit cap of {self.monthly_cap} would be exceeded ({spent} used this month).",
                 details={"monthlyCreditCap": self.monthly_cap, "usedThisMonth": spent, "price": self.amount},
             )
+
+
+def _version_query(user_id: int) -> Query:
+    return f"SELECT max(version) FROM {WALLET_TABLE} WHERE user_id = %s", [user_id]  # noqa: S608 (one row, NULL without a wallet)
+
+
+def _read_again(parts: tuple[Part, ...], rows: list[list[tuple]]) -> list[list[tuple]]:
+    """`rows` with the queries among `parts` run again, in one statement."""
+    queries = [index for index, part in enumerate(parts) if isinstance(part, tuple)]
+    fresh = run_together(Together(*(parts[index] for index in queries)))
+    rows = list(rows)
+    for index, query_rows in zip(queries, fresh, strict=True):
+        rows[index] = query_rows
+    return rows
 
 
 def debit_prepare(
@@ -230,10 +261,9 @@ def debit_prepare(
         reason=reason,
     )
     cap = monthly_cap if api_key_id is not None else None
-    spend = (_key_spend_query(api_key_id),) if cap is not None else ()
-    marked_wallet = (f"FROM {WALLET_TABLE} WHERE user_id = %s AND last_entry = %s", [user_id, str(entry.public_id)])
-    ledger_row = InsertFrom(entry, marked_wallet, {"balance_after": "balance"})
-    return Debit(user_id, amount, entry, cap, _move_query(user_id, -amount, entry.public_id), (*spend, ledger_row))
+    spend = (_key_spend_query(api_key_id, leaving_out=entry.public_id),) if cap is not None else ()
+    move = Lead(_move_query(user_id, -amount, entry.public_id), MOVED_COLUMNS)
+    return Debit(user_id, amount, entry, cap, move, (*spend, InsertFrom(entry, move, {"balance_after": "balance"})))
 
 
 def _alert_if_low(user_id: int, balance: int, alerted: bool) -> None:

@@ -32,63 +32,133 @@ from django.db import DEFAULT_DB_ALIAS, connection, connections, models
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.postgresql.operations import get_json_dumps
 from django.db.backends.utils import CursorWrapper
+from psycopg import sql
 from psycopg.types.json import Jsonb
 
 Query = tuple[str, Sequence]
 
 
 @dataclass(frozen=True)
+class Lead:
+    """A statement that changes at most one row and returns it (an UPDATE ... RETURNING `columns`, the first
+    never NULL), to run first in a Together: InsertFroms whose source is the Lead insert their row only when
+    it returned its row, after it (so under the row lock it took), with their computed columns taken from
+    that row."""
+
+    query: Query
+    columns: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class InsertFrom:
-    """INSERT the instance's row if `source` (SQL from FROM on, with %s parameters and no literal values:
-    its text is part of a cache key) finds a row, with the columns in `computed` (attribute name -> SQL
-    expression over the source) taken from that row: a ledger row whose balance_after is the balance its
-    debit just wrote, say. The source finds at most one row; when it finds none, nothing is inserted.
-    Once run, the instance holds the computed values and its new key."""
+    """INSERT the instance's row if `source` finds a row, with the columns in `computed` taken from that
+    row: a ledger row whose balance_after is the balance its debit just wrote, say. The source is SQL from
+    FROM on (with %s parameters and no literal values: its text is part of a cache key), `computed` then
+    mapping attribute names to SQL expressions over it; or a Lead of the same Together, `computed` then
+    mapping attribute names to its columns. The source finds at most one row; when it finds none, nothing
+    is inserted. Once run, the instance holds the computed values and its new key."""
 
     instance: models.Model
-    source: Query
+    source: "Query | Lead"
     computed: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class Together:
-    """Parts that run as one statement on PostgreSQL (a WITH of the INSERTs, the queries as scalar subqueries),
-    so they all see the database as it was before any of them; elsewhere one by one, the queries first, to
-    the same effect. So no part may read what another writes. Parts are model instances and InsertFroms to
-    insert, and queries returning exactly one row of one column (a count, a sum). Each part has its own
-    entry in run_together's result, as if it had run alone."""
+    """Parts that run as one statement on PostgreSQL (a WITH of the Lead and the INSERTs, the queries as
+    scalar subqueries), so they all see the database as it was before any of them; elsewhere one by one,
+    the queries first, to the same effect. So no part may read what another writes. Parts are at most one
+    Lead (first), model instances and InsertFroms to insert, and queries returning exactly one row of one
+    column (a count, a sum). Each part has its own entry in run_together's result, as if it had run alone
+    (a Lead's: its row, or none)."""
 
     parts: tuple["Part", ...]
 
     def __init__(self, *parts: "Part"):
         object.__setattr__(self, "parts", parts)
+        if any(isinstance(part, Lead) for part in parts[1:]):
+            raise TypeError("A Together's Lead comes first.")
 
 
-Part = models.Model | InsertFrom | Query
+Part = models.Model | InsertFrom | Lead | Query
+LEAD_NAME = "lead_row"  # the Lead's CTE in a Together's statement
 Statement = Part | Together
 
 
 @functools.cache
 def _insert_sql(
-    model: type[models.Model], vendor: str, computed: tuple[tuple[str, str], ...], source: str
+    model: type[models.Model],
+    vendor: str,
+    computed: tuple[tuple[str, str], ...],
+    source: str,
+    at_default: frozenset[models.Field] = frozenset(),
 ) -> tuple[str, tuple[tuple[models.Field, tuple[type, ...]], ...], tuple[models.Field, ...]]:
     """The INSERT for the model (VALUES, or SELECT ... `source`), its parameter fields (each with the types
     of value it stores as they are), and the fields its RETURNING clause reads back (the key, then the
-    computed columns)."""
+    computed columns). The fields `at_default` hold their constant default: it is written into the
+    statement (see _constant_defaults), not sent."""
     meta = model._meta
     auto_pk = meta.pk if isinstance(meta.pk, models.AutoField) else None
     expressions = dict(computed)
+    constants = {
+        field: literal
+        for field, _, literal in _constant_defaults(model, vendor)
+        if field in at_default and field.attname not in expressions
+    }
     fields = tuple(
-        f for f in meta.concrete_fields if f is not auto_pk and not f.generated and f.attname not in expressions
+        f
+        for f in meta.concrete_fields
+        if f is not auto_pk and not f.generated and f.attname not in expressions and f not in constants
     )
     quote = connection.ops.quote_name
     returned = (meta.pk, *(meta.get_field(name) for name in expressions))
-    columns = [quote(f.column) for f in fields] + [quote(f.column) for f in returned[1:]]
-    values = ["%s"] * len(fields) + list(expressions.values())
+    columns = [quote(f.column) for f in (*fields, *constants, *returned[1:])]
+    values = ["%s"] * len(fields) + list(constants.values()) + list(expressions.values())
     head = f"INSERT INTO {quote(meta.db_table)} ({', '.join(columns)}) "
     body = f"SELECT {', '.join(values)} {source}" if source else f"VALUES ({', '.join(values)})"
     tail = f" RETURNING {', '.join(quote(f.column) for f in returned)}"
     return head + body + tail, tuple((f, _fast_value(f, vendor)) for f in fields), returned
+
+
+@functools.cache
+def _constant_defaults(model: type[models.Model], vendor: str) -> tuple[tuple[models.Field, Any, str], ...]:
+    """The model's fields whose default is a constant (a plain value, or an empty dict or list), each with
+    that default and, as SQL, what save() would send for it. On PostgreSQL only: a new job holds its
+    default in two thirds of its columns, and each costs the driver and the server a parameter."""
+    if vendor != "postgresql":
+        return ()
+    constants = []
+    for each in model._meta.concrete_fields:
+        if each.primary_key or each.generated or getattr(each, "auto_now_add", False):
+            continue
+        if each.has_default() and callable(each.default) and each.default not in (dict, list):
+            continue  # computed anew for each row (a UUID, a time)
+        default = each.get_default()
+        literal = _literal(each.get_db_prep_save(default, connection))
+        if literal is not None:
+            constants.append((each, default, literal))
+    return tuple(constants)
+
+
+def _literal(value: Any) -> str | None:
+    """`value` as a PostgreSQL literal, for the few kinds of value a constant default sends; else None."""
+    if isinstance(value, Jsonb) and value.obj not in ({}, []):
+        return None
+    if isinstance(value, str) and "\\" in value:  # read otherwise with standard_conforming_strings off
+        return None
+    if value is None or isinstance(value, (bool, int, str, Jsonb)):
+        return sql.Literal(value).as_string(None)
+    return None
+
+
+def _defaulted(instance: models.Model, constants: tuple[tuple[models.Field, Any, str], ...]) -> frozenset:
+    """The fields of `instance` that hold their constant default: the same value, of the same type."""
+    at_default = []
+    for each, default, _ in constants:
+        value = getattr(instance, each.attname)
+        if value is default if default is None else (type(value) is type(default) and value == default):
+            at_default.append(each)
+    return frozenset(at_default)
 
 
 # Field class -> the exact types of value its get_db_prep_save returns unchanged (an auto key's integer
@@ -158,14 +228,39 @@ def run_together(*statements: Statement) -> list[list[tuple]]:
 
 
 def _one_by_one(db: BaseDatabaseWrapper, statement: Statement) -> list[list[tuple]]:
-    """A statement alone; a Together's parts one by one, its queries first, so that they too see the database
-    as it was before any of its inserts, as its one statement does on PostgreSQL."""
+    """A statement alone; a Together's parts one by one: its queries, its Lead, then its inserts, so that the
+    queries see the database as it was before any of its changes, as its one statement does on PostgreSQL."""
     if not isinstance(statement, Together):
         return _run(db, [statement])
     parts = statement.parts
-    queries_first = sorted(range(len(parts)), key=lambda index: not isinstance(parts[index], tuple))
-    rows = {index: _run(db, [parts[index]])[0] for index in queries_first}
+    order = sorted(range(len(parts)), key=lambda index: _rank(parts[index]))
+    rows: dict[int, list[tuple]] = {}
+    for index in order:
+        part = parts[index]
+        if isinstance(part, Lead):
+            rows[index] = _run(db, [part.query])[0]
+        elif isinstance(part, InsertFrom) and isinstance(part.source, Lead):
+            rows[index] = _insert_after_lead(db, part, rows[0])
+        else:
+            rows[index] = _run(db, [part])[0]
     return [rows[index] for index in range(len(parts))]
+
+
+def _rank(part: Part) -> int:
+    return 0 if isinstance(part, tuple) else 1 if isinstance(part, Lead) else 2
+
+
+def _insert_after_lead(db: BaseDatabaseWrapper, insert: InsertFrom, lead_rows: list[tuple]) -> list[tuple]:
+    """The insert as its one statement does it: nothing without the Lead's row, else the row with the
+    computed columns from it; its rows as there (the key, then the computed columns)."""
+    if not lead_rows:
+        return []
+    columns = insert.source.columns
+    computed = [lead_rows[0][columns.index(column)] for column in insert.computed.values()]
+    for name, value in zip(insert.computed, computed, strict=True):
+        setattr(insert.instance, name, value)
+    [(key,)] = _run(db, [insert.instance])[0]
+    return [(key, *computed)]
 
 
 def _run(db: BaseDatabaseWrapper, statements: Sequence[Statement]) -> list[list[tuple]]:
@@ -184,11 +279,17 @@ def _as_insert(part: models.Model | InsertFrom) -> InsertFrom:
 def _insert_of(db: BaseDatabaseWrapper, part: models.Model | InsertFrom) -> tuple[Query, tuple]:
     """The part's INSERT with its values, and the fields its RETURNING reads back (the key first)."""
     insert = _as_insert(part)
-    instance, (source, source_params) = insert.instance, insert.source
-    computed = tuple(insert.computed.items())
-    sql, fields, returned = _insert_sql(type(instance), db.vendor, computed, source)
+    instance, computed = insert.instance, tuple(insert.computed.items())
+    if isinstance(insert.source, Lead):  # its CTE, in the Together's one statement
+        source, source_params = f"FROM {LEAD_NAME}", ()
+        computed = tuple((name, f"{LEAD_NAME}.{column}") for name, column in computed)
+    else:
+        source, source_params = insert.source
+    model = type(instance)
+    at_default = _defaulted(instance, _constant_defaults(model, db.vendor))
+    query, fields, returned = _insert_sql(model, db.vendor, computed, source, at_default)
     values = [_db_value(instance, field, fast, db) for field, fast in fields]
-    return (sql, [*values, *source_params]), returned
+    return (query, [*values, *source_params]), returned
 
 
 def _db_value(instance: models.Model, field: models.Field, fast: FastValue | None, db: BaseDatabaseWrapper) -> Any:
@@ -205,6 +306,8 @@ def _send(db: BaseDatabaseWrapper, statement: Statement, cursor: CursorWrapper) 
     """Run the statement on the cursor; what its rows hold (see _finish)."""
     if isinstance(statement, tuple):
         query, returned = statement, ()
+    elif isinstance(statement, Lead):
+        raise TypeError("A Lead runs as the first part of a Together.")
     elif isinstance(statement, Together):
         query, returned = _together_query(db, statement)
     else:
@@ -215,7 +318,7 @@ def _send(db: BaseDatabaseWrapper, statement: Statement, cursor: CursorWrapper) 
 
 def _together_query(db: BaseDatabaseWrapper, together: Together) -> tuple[Query, tuple]:
     """WITH p0 AS (INSERT ... RETURNING key, ...), ... SELECT (query), ..., p0.*, ... : one row, each part's
-    columns in turn (an insert's all NULL when its source found no row)."""
+    columns in turn (an insert's or the Lead's all NULL when it returned no row)."""
     ctes, selected, joins, returned, params, query_params = [], [], [], [], [], []
     for index, part in enumerate(together.parts):
         if isinstance(part, tuple):
@@ -223,10 +326,14 @@ def _together_query(db: BaseDatabaseWrapper, together: Together) -> tuple[Query,
             query_params.extend(part[1])
             returned.append(None)
             continue
-        (sql, values), fields = _insert_of(db, part)
-        ctes.append(f"p{index} AS ({sql})")
-        selected.append(f"p{index}.*")
-        joins.append(f"LEFT JOIN p{index} ON true")
+        if isinstance(part, Lead):
+            (sql, values), fields, name = part.query, part, LEAD_NAME
+        else:
+            (sql, values), fields = _insert_of(db, part)
+            name = f"p{index}"
+        ctes.append(f"{name} AS ({sql})")
+        selected.append(f"{name}.*")
+        joins.append(f"LEFT JOIN {name} ON true")
         returned.append(fields)
         params.extend(values)
     with_clause = f"WITH {', '.join(ctes)} " if ctes else ""
@@ -262,15 +369,18 @@ def _mark_inserted(
 
 def _split(db: BaseDatabaseWrapper, together: Together, row: tuple, returned: tuple) -> list[list]:
     """The Together's one row as each part's rows: a query's one value, an insert's returned columns (none
-    when its key came back NULL: its source found no row)."""
+    when its key came back NULL: its source found no row), the Lead's row (none when its first column came
+    back NULL: it changed no row)."""
     per_part, at = [], 0
     for part, fields in zip(together.parts, returned, strict=True):
-        width = 1 if fields is None else len(fields)
+        width = 1 if fields is None else len(fields.columns) if isinstance(fields, Lead) else len(fields)
         values, at = row[at : at + width], at + width
         if fields is None:
             per_part.append([values])
         elif values[0] is None:
             per_part.append([])
+        elif isinstance(fields, Lead):
+            per_part.append([values])
         else:
             per_part.append(_mark_inserted(db, _as_insert(part).instance, fields, values))
     return per_part

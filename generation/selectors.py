@@ -2,6 +2,7 @@
 
 import csv
 import re
+import uuid
 from collections.abc import Generator, Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -227,12 +228,14 @@ class _Echo:
 
 
 # The statuses as literals, so the planner matches the partial index job_user_active even in a generic plan.
-ACTIVE_COUNT_SQL = "SELECT count(*) FROM {} WHERE user_id = %s AND status IN ({})".format(  # noqa: S608
+ACTIVE_COUNT_SQL = "SELECT count(*) FROM {} WHERE user_id = %s AND status IN ({}) AND id <> %s".format(  # noqa: S608
     JOB_TABLE, ", ".join(f"'{status}'" for status in ACTIVE_STATUSES)
 )
 
 
-def jobs_active_count_query(*, user_id: int) -> tuple[str, list]:
-    """The query (SQL, parameters) counting the account's queued and running jobs: on every submit, so
-    in SQL (the ORM's query building cost more than the query), answered from a small partial index."""
-    return ACTIVE_COUNT_SQL, [user_id]
+def jobs_active_count_query(*, user_id: int, other_than: uuid.UUID) -> tuple[str, list]:
+    """The query (SQL, parameters) counting the account's queued and running jobs other than the job
+    `other_than` (the one being submitted: the count is the same whether it runs before or after its row
+    is written): on every submit, so in SQL (the ORM's query building cost more than the query), answered
+    from a small partial index."""
+    return ACTIVE_COUNT_SQL, [user_id, Job._meta.pk.get_db_prep_value(other_than, connection)]

@@ -242,7 +242,7 @@ def _charge_in_transaction(user: User, job: Job, debit: Debit | None, *, mirror_
             # another; the count (before this job) and the job's rows follow in one statement, and a refusal
             # rolls them back with the charge. Free (test-mode) jobs take the same lock, so the count stays
             # exact across modes.
-            parts = (jobs_active_count_query(user_id=user.pk), job, created)
+            parts = (jobs_active_count_query(user_id=user.pk, other_than=job.id), job, created)
             if debit is None:
                 wallet_lock(user_id=user.pk)
             rows = debit.run(*parts, mirror_on_commit=not mirror_ahead) if debit else run_together(Together(*parts))

@@ -39,6 +39,67 @@ def run_concurrently(fn, count: int, workers: int = 20) -> list:
         return list(pool.map(call, range(count)))
 
 
+def after_a_lock_holder(hold, then, timeout: float = 10.0):
+    """Run `hold` in a transaction that keeps its locks until `then` (in another thread) waits on one of
+    them; commit it then, and return what `then` returned."""
+    held, release, result = threading.Event(), threading.Event(), []
+
+    def holder() -> None:
+        try:
+            with transaction.atomic():
+                hold()
+                held.set()
+                release.wait(timeout)
+        finally:
+            connection.close()
+
+    def waiter() -> None:
+        try:
+            result.append(then())
+        except Exception as error:  # the test reads what it raised
+            result.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=holder)]
+    threads[0].start()
+    assert held.wait(timeout)
+    threads.append(threading.Thread(target=waiter))
+    threads[1].start()
+    deadline = time.monotonic() + timeout
+    while not _someone_waits_on_a_lock() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    release.set()
+    for thread in threads:
+        thread.join(timeout)
+    return result[0]
+
+
+def _someone_waits_on_a_lock() -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
+        )
+        return cursor.fetchone()[0] > 0
+
+
+def test_a_debit_that_waited_on_another_debit_counts_its_spend_against_the_cap(user):
+    wallet_adjust(user_id=user.pk, amount=1000, reason="funds")
+    key_id = "6f1c1c7e-58b1-4a66-8f56-1b1c4f3c3a02"
+
+    def debit(name: str):
+        prepared = debit_prepare(user_id=user.pk, amount=10, idempotency_key=name, api_key_id=key_id, monthly_cap=15)
+        return lambda: prepared.run()
+
+    def second() -> object:
+        with transaction.atomic():
+            return debit("second")()
+
+    # The second debit's statement began before the first committed: its own read of the spend missed it.
+    assert isinstance(after_a_lock_holder(debit("first"), second), CreditCapReached)
+    assert wallet_balance(user_id=user.pk) == 990
+
+
 def test_500_concurrent_debits_on_100_credits_let_exactly_100_through(user):
     wallet_adjust(user_id=user.pk, amount=100, reason="funds")
 

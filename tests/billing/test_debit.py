@@ -67,11 +67,11 @@ def test_a_debit_refused_in_a_savepoint_takes_back_only_that_savepoint(funded, d
     assert wallet_balance(user_id=funded.pk) == 97
 
 
-def test_the_statements_after_a_debit_return_their_rows_and_see_it(funded, db_pass):
+def test_the_queries_run_with_a_debit_return_their_rows_as_the_database_was_before_it(funded, db_pass):
     balance = ("SELECT balance FROM billing_wallet WHERE user_id = %s", [funded.pk])
     with transaction.atomic():
         rows = debit_prepare(user_id=funded.pk, amount=7, idempotency_key="debit:seen").run(balance)
-    assert rows == [[(93,)]]
+    assert rows == [[(100,)]] and wallet_balance(user_id=funded.pk) == 93
 
 
 @pytest.mark.django_db(transaction=True)

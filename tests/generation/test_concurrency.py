@@ -9,7 +9,7 @@ from django.test import Client
 from billing.models import LedgerEntry
 from billing.services import wallet_balance
 from generation.models import Job
-from tests.billing.test_concurrency import run_concurrently
+from tests.billing.test_concurrency import after_a_lock_holder, run_concurrently
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -133,4 +133,21 @@ def test_deactivation_racing_the_owners_cancels_and_a_worker_refunds_each_job_on
     charged = sum(
         Job.objects.filter(pk__in=job_ids, status=JobStatus.RUNNING).values_list("credits_charged", flat=True)
     )
+    assert wallet_balance(user_id=funded.pk) == 100 - charged
+
+
+@pytest.mark.parametrize("holder_mode", ["live", "test"])
+def test_a_submit_that_waited_on_another_submits_lock_counts_its_job(funded, raw_key, make_key, no_worker, holder_mode):
+    from accounts.models import KeyMode, Plan, Scope
+
+    Plan.objects.filter(slug="pro-plus").update(parallel_tasks=1)
+    holder_key = raw_key if holder_mode == "live" else make_key(funded, mode=KeyMode.TEST, scopes=list(Scope.values))
+
+    def hold() -> None:  # a submit, kept from committing until the other waits on the wallet's lock
+        assert submit(holder_key, "holder")[0] == HTTPStatus.ACCEPTED
+
+    status, _ = after_a_lock_holder(hold, lambda: submit(raw_key, "waiter"))
+    assert status == HTTPStatus.TOO_MANY_REQUESTS
+    assert Job.objects.count() == 1
+    charged = Job.objects.get().credits_charged if holder_mode == "live" else 0
     assert wallet_balance(user_id=funded.pk) == 100 - charged

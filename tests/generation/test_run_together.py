@@ -8,7 +8,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from billing.models import EntryKind, LedgerEntry, Wallet
-from flixly_site.db import InsertFrom, Together, run_together
+from flixly_site.db import InsertFrom, Lead, Together, run_together
 from generation.models import AiModel, Job, JobEvent, JobStatus
 
 # Each test runs in both passes: on SQLite, and on PostgreSQL in the pass that selects the postgres marker.
@@ -206,3 +206,69 @@ def test_no_part_of_a_together_sees_another_parts_insert_on_either_database(user
     rows = run_together(Together(job, count, JobEvent(job=job, kind="created"), count))
     assert rows[1] == rows[3] == [(0,)]  # one snapshot, as on PostgreSQL: the job is not there yet
     assert Job.objects.filter(user=user).count() == 1
+
+
+def _wallet_move(user, amount: int) -> Lead:
+    query = (
+        "UPDATE billing_wallet SET balance = balance - %s WHERE user_id = %s AND balance >= %s RETURNING balance",
+        [amount, user.pk, amount],
+    )
+    return Lead(query, ("balance",))
+
+
+def test_a_lead_runs_first_and_its_inserts_take_their_columns_from_its_row(user, db_pass):
+    Wallet.objects.update_or_create(user=user, defaults={"balance": 10})
+    move = _wallet_move(user, 4)
+    entry = LedgerEntry(user_id=user.pk, amount=-4, kind=EntryKind.DEBIT, balance_after=0, idempotency_key="d:6")
+    job = new_job(user)
+    balance = ("SELECT balance FROM billing_wallet WHERE user_id = %s", [user.pk])
+    with transaction.atomic():
+        rows = run_together(
+            Together(move, balance, InsertFrom(entry, move, {"balance_after": "balance"}), InsertFrom(job, move))
+        )
+    assert rows == [[(6,)], [(10,)], [(entry.pk, 6)], [(job.pk,)]]  # the query saw the wallet before the lead
+    assert LedgerEntry.objects.get(pk=entry.pk).balance_after == 6 and entry.balance_after == 6
+    assert Job.objects.filter(pk=job.pk).exists() and Wallet.objects.get(user=user).balance == 6
+
+
+def test_a_lead_that_changes_no_row_leaves_its_inserts_unwritten(user, db_pass):
+    Wallet.objects.update_or_create(user=user, defaults={"balance": 3})
+    move = _wallet_move(user, 4)
+    entry = LedgerEntry(user_id=user.pk, amount=-4, kind=EntryKind.DEBIT, balance_after=0, idempotency_key="d:7")
+    job, count = new_job(user), ("SELECT count(*) FROM generation_job WHERE user_id = %s", [user.pk])
+    with transaction.atomic():
+        rows = run_together(
+            Together(move, InsertFrom(entry, move, {"balance_after": "balance"}), count, InsertFrom(job, move))
+        )
+    assert rows == [[], [], [(0,)], []]
+    assert not LedgerEntry.objects.exists() and not Job.objects.exists()
+    assert entry._state.adding and job._state.adding
+
+
+def test_a_lead_comes_first_in_a_together_and_only_there(user, db_pass):
+    move = _wallet_move(user, 1)
+    with pytest.raises(TypeError):
+        Together(new_job(user), move)
+    with pytest.raises(TypeError), transaction.atomic():
+        run_together(move)
+
+
+def test_a_row_holding_other_than_its_defaults_matches_what_save_writes(user, db_pass):
+    changed = {
+        "is_test": True,
+        "progress": 0,  # not the default None, though falsy
+        "cancel_requested": True,
+        "credits_refunded": 3,
+        "outputs": ["a.png"],
+        "text": "hi",
+        "usage": {"tokens": 1},
+        "error": "e",
+        "webhook_url": "https://example.com/hook",
+        "attempts": 2,
+        "status": JobStatus.RUNNING,
+    }
+    by_save, by_insert = new_job(user, **changed), new_job(user, idempotency_key="key-2", **changed)
+    by_save.save(force_insert=True)
+    run_together(by_insert)
+    assert stored(Job, by_insert.pk) == stored(Job, by_save.pk)
+    assert stored(Job, by_insert.pk)["progress"] == 0 and stored(Job, by_insert.pk)["outputs"] == ["a.png"]

@@ -3,6 +3,7 @@ has finished (PostgreSQL, in the generic plan a prepared statement ends up with)
 
 import json
 import logging
+import uuid
 
 import psycopg
 import pytest
@@ -44,15 +45,18 @@ def busy_account(user):
 
 
 def test_the_check_reads_the_unfinished_jobs_index_only(busy_account):
-    plan = generic_plan(ACTIVE_COUNT_SQL, [busy_account.pk])
+    plan = generic_plan(ACTIVE_COUNT_SQL, [busy_account.pk, uuid.uuid4()])
     assert "job_user_active" in plan
     assert "Seq Scan" not in plan
 
 
-def test_it_counts_the_queued_and_running_jobs(busy_account):
+def test_it_counts_the_queued_and_running_jobs_other_than_the_one_submitted(busy_account):
+    submitted = Job.objects.filter(user=busy_account, status=JobStatus.QUEUED).first()
     with connection.cursor() as cursor:
-        cursor.execute(*jobs_active_count_query(user_id=busy_account.pk))
+        cursor.execute(*jobs_active_count_query(user_id=busy_account.pk, other_than=uuid.uuid4()))
         assert cursor.fetchone() == (3,)
+        cursor.execute(*jobs_active_count_query(user_id=busy_account.pk, other_than=submitted.pk))
+        assert cursor.fetchone() == (2,)
 
 
 def test_replays_on_postgresql_log_no_warning_from_psycopg(funded, raw_key, no_worker, caplog):
