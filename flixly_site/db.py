@@ -5,13 +5,17 @@ running jobs. Run one by one, with Django's save() compiling each INSERT, that w
 about a quarter of a submit's CPU. run_together() runs such statements in order, so each sees what the
 ones before it did; parts that need not see each other's writes go further, as one Together: on
 PostgreSQL that is one statement (a WITH of its INSERTs), which costs about half of what the same parts
-cost as statements of their own. (psycopg's pipeline mode, which sent the statements in one round trip,
-cost more client CPU than the round trip it saved: measured on the submit path, 60 µs more per submit.)
+cost as statements of their own. A Together may also lead with one row's UPDATE (a Lead: the debit),
+its inserts then taken from the row it returned, so a submit is one statement. (psycopg's pipeline mode,
+which sent the statements in one round trip, cost more client CPU than the round trip it saved: measured
+on the submit path, 60 µs more per submit.)
 An INSERT statement is built once per model and each value is what the field's own pre_save and
 get_db_prep_save make of it: for the common values of Django's own field types (texts, booleans, keys
 and, on PostgreSQL, UUIDs, integers, aware datetimes, JSON objects and lists) their result is made
-directly, for the rest they run (a test compares the two field by field). So defaults, auto_now_add,
-JSON and UUIDs are stored exactly as save() would store them, on PostgreSQL and SQLite alike. Signals
+directly, for the rest they run (a test compares the two field by field). On PostgreSQL a field that
+holds its constant default (most of a new job's) has it written into the statement instead of sent. So
+defaults, auto_now_add, JSON and UUIDs are stored exactly as save() would store them, on PostgreSQL and
+SQLite alike. Signals
 are not sent: use it only for models without save() overrides or signal receivers. Computed columns are
 read back with their field's to_python, which suits the keys and numbers they hold here (not JSON or
 dates on SQLite).
