@@ -15,10 +15,9 @@ and, on PostgreSQL, UUIDs, integers, aware datetimes, JSON objects and lists) th
 directly, for the rest they run (a test compares the two field by field). On PostgreSQL a field that
 holds its constant default (most of a new job's) has it written into the statement instead of sent. So
 defaults, auto_now_add, JSON and UUIDs are stored exactly as save() would store them, on PostgreSQL and
-SQLite alike. Signals
-are not sent: use it only for models without save() overrides or signal receivers. Computed columns are
-read back with their field's to_python, which suits the keys and numbers they hold here (not JSON or
-dates on SQLite).
+SQLite alike. Signals are not sent: use it only for models without save() overrides or signal
+receivers. Computed columns are read back with their field's to_python, which suits the keys and numbers
+they hold here (not JSON or dates on SQLite).
 
 A statement's error, such as a unique violation, still reaches the caller as Django's own exception,
 nothing after the failed statement runs, and the caller's transaction or savepoint rolls back as usual.
