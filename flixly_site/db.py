@@ -94,19 +94,19 @@ def _insert_sql(
     vendor: str,
     computed: tuple[tuple[str, str], ...],
     source: str,
-    at_default: frozenset[models.Field] = frozenset(),
+    at_default: int = 0,
 ) -> tuple[str, tuple[tuple[models.Field, tuple[type, ...]], ...], tuple[models.Field, ...]]:
     """The INSERT for the model (VALUES, or SELECT ... `source`), its parameter fields (each with the types
     of value it stores as they are), and the fields its RETURNING clause reads back (the key, then the
-    computed columns). The fields `at_default` hold their constant default: it is written into the
-    statement (see _constant_defaults), not sent."""
+    computed columns). The fields `at_default` names (bit i: the i-th of _constant_defaults) hold their
+    constant default: it is written into the statement, not sent."""
     meta = model._meta
     auto_pk = meta.pk if isinstance(meta.pk, models.AutoField) else None
     expressions = dict(computed)
     constants = {
         field: literal
-        for field, _, literal in _constant_defaults(model, vendor)
-        if field in at_default and field.attname not in expressions
+        for index, (field, _, literal) in enumerate(_constant_defaults(model, vendor))
+        if at_default >> index & 1 and field.attname not in expressions
     }
     fields = tuple(
         f
@@ -154,14 +154,15 @@ def _literal(value: Any) -> str | None:
     return None
 
 
-def _defaulted(instance: models.Model, constants: tuple[tuple[models.Field, Any, str], ...]) -> frozenset:
-    """The fields of `instance` that hold their constant default: the same value, of the same type."""
-    at_default = []
-    for each, default, _ in constants:
+def _defaulted(instance: models.Model, constants: tuple[tuple[models.Field, Any, str], ...]) -> int:
+    """Which of the `constants` fields of `instance` hold their default (the same value, of the same type),
+    as bits: a cache key that costs nothing to hash."""
+    at_default = 0
+    for index, (each, default, _) in enumerate(constants):
         value = getattr(instance, each.attname)
         if value is default if default is None else (type(value) is type(default) and value == default):
-            at_default.append(each)
-    return frozenset(at_default)
+            at_default |= 1 << index
+    return at_default
 
 
 # Field class -> the exact types of value its get_db_prep_save returns unchanged (an auto key's integer
