@@ -35,6 +35,7 @@ from django.db import DEFAULT_DB_ALIAS, connection, connections, models
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.postgresql.operations import get_json_dumps
 from django.db.backends.utils import CursorWrapper
+from django.utils.functional import Promise
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
@@ -132,22 +133,32 @@ def _constant_defaults(model: type[models.Model], vendor: str) -> tuple[tuple[mo
         return ()
     constants = []
     for each in model._meta.concrete_fields:
-        if each.primary_key or each.generated or getattr(each, "auto_now_add", False):
+        if each.primary_key or each.generated or _computed_at_save(each):
             continue
         if each.has_default() and callable(each.default) and each.default not in (dict, list):
             continue  # computed anew for each row (a UUID, a time)
         default = each.get_default()
+        if isinstance(default, Promise):
+            continue  # a lazy translation: its text depends on the language active at save()
         literal = _literal(each.get_db_prep_save(default, connection))
         if literal is not None:
             constants.append((each, default, literal))
     return tuple(constants)
 
 
+def _computed_at_save(field: models.Field) -> bool:
+    """Whether save() sends a value of its own making for the field (its pre_save: an auto_now time, say)."""
+    if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
+        return True
+    return type(field).pre_save not in (models.Field.pre_save, models.DateField.pre_save)
+
+
 def _literal(value: Any) -> str | None:
     """`value` as a PostgreSQL literal, for the few kinds of value a constant default sends; else None."""
     if isinstance(value, Jsonb) and value.obj not in ({}, []):
         return None
-    if isinstance(value, str) and "\\" in value:  # read otherwise with standard_conforming_strings off
+    # A % would read as a placeholder in the statement; a backslash otherwise with standard_conforming_strings off.
+    if isinstance(value, str) and ("%" in value or "\\" in value):
         return None
     if value is None or isinstance(value, (bool, int, str, Jsonb)):
         return sql.Literal(value).as_string(None)

@@ -272,3 +272,34 @@ def test_a_row_holding_other_than_its_defaults_matches_what_save_writes(user, db
     run_together(by_insert)
     assert stored(Job, by_insert.pk) == stored(Job, by_save.pk)
     assert stored(Job, by_insert.pk)["progress"] == 0 and stored(Job, by_insert.pk)["outputs"] == ["a.png"]
+
+
+@pytest.fixture
+def fresh_statements():
+    """The insert statements built anew: a test that changes a field's default changes them."""
+    from flixly_site import db as flixly_db
+
+    for cache in (flixly_db._constant_defaults, flixly_db._insert_sql):
+        cache.cache_clear()
+    yield
+    for cache in (flixly_db._constant_defaults, flixly_db._insert_sql):
+        cache.cache_clear()
+
+
+def test_an_auto_now_field_is_stamped_as_save_stamps_it(user, db_pass, fresh_statements):
+    from generation.models import WebhookEndpoint
+
+    endpoint = WebhookEndpoint(user=user, url="https://example.com/hook", secret="whsec_a")
+    run_together(endpoint)
+    assert WebhookEndpoint.objects.get(pk=endpoint.pk).updated_at is not None
+
+
+def test_a_constant_default_holding_a_percent_sign_is_stored_as_it_is(user, db_pass, fresh_statements, monkeypatch):
+    kind = JobEvent._meta.get_field("kind")
+    monkeypatch.setattr(kind, "default", "100% done")
+    monkeypatch.setattr(kind, "_get_default", lambda: "100% done")  # Django caches the field's default maker
+    job = new_job(user)
+    run_together(job)
+    event = JobEvent(job=job)  # its kind holds the default
+    run_together(event)
+    assert JobEvent.objects.get(pk=event.pk).kind == "100% done"
