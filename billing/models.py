@@ -12,8 +12,8 @@ class Wallet(models.Model):
     user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, primary_key=True)
     balance = models.BigIntegerField(default=0)
     # +1 on every balance change and every wallet_lock: orders the balances mirrored in Redis
-    # (billing.balance_cache), and tells a debit whether another holder of the lock came between its reads
-    # and its change (billing.services.Debit).
+    # (billing.balance_cache), and tells a debit whether a job or a spending ledger row was written between
+    # its reads and its change (billing.services.Debit).
     version = models.BigIntegerField(default=0, db_default=0, editable=False)
     low_balance_alerted = models.BooleanField(default=False, help_text="Set when the low-balance e-mail went out.")
     # The public id of the ledger entry that last changed the balance, set by the change itself: the wallet

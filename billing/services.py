@@ -111,8 +111,8 @@ def wallet_ensure(*, user_id: int) -> Wallet:
 def wallet_lock(*, user_id: int) -> Wallet:
     """The account's wallet (made if missing), its row held until the transaction ends, as every debit
     holds it: whatever an account's requests check under it (their count of running jobs, a take's
-    balance), they check one after another, charged or free. Its version goes up, as with every holder of
-    the lock: a debit that read before waiting on the lock then knows to read again (Debit)."""
+    balance), they check one after another, charged or free. Its version goes up, as every change under
+    the lock that a debit's reads may count must raise it (a free job, say): see Debit."""
     wallet, _ = Wallet.objects.select_for_update().get_or_create(user_id=user_id)
     Wallet.objects.filter(pk=wallet.pk).update(version=F("version") + 1)
     wallet.version += 1
@@ -181,7 +181,7 @@ class Debit:
 
     def run(self, *more: Part, mirror_on_commit: bool = True) -> list[list[tuple]]:
         """Run the debit with `more` (parts of a flixly_site.db.Together: rows inserted only with the
-        debit, and queries that must not count them) and return the rows of `more`; raise
+        debit, and queries that must not count those rows, see above) and return the rows of `more`; raise
         InsufficientCredits or CreditCapReached instead when the debit is refused. The new balance is
         mirrored once committed, unless the caller takes `mirror` to send itself."""
         if not connection.in_atomic_block:  # before any write: the UPDATE and its ledger row commit together

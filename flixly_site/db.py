@@ -80,11 +80,26 @@ class Together:
 
     def __init__(self, *parts: "Part"):
         object.__setattr__(self, "parts", parts)
-        if any(isinstance(part, Lead) for part in parts[1:]):
-            raise TypeError("A Together's Lead comes first.")
+        _check_lead(parts)
 
 
 Part = models.Model | InsertFrom | Lead | Query
+
+
+def _check_lead(parts: tuple[Part, ...]) -> None:
+    """A Lead comes first, and then every insert is taken from it: one inserted regardless would run before
+    the Lead's row lock, and a wait it met there (on a unique index, say) could deadlock with that lock."""
+    lead = parts[0] if parts and isinstance(parts[0], Lead) else None
+    for part in parts[1:] if lead else parts:
+        if isinstance(part, Lead):
+            raise TypeError("A Together's Lead comes first.")
+        source = part.source if isinstance(part, InsertFrom) else None
+        if isinstance(source, Lead) and source is not lead:
+            raise TypeError("An InsertFrom takes its row from the Lead of its own Together.")
+        if lead is not None and not isinstance(part, tuple) and source is not lead:
+            raise TypeError("In a Together with a Lead, every insert takes its row from it.")
+
+
 LEAD_NAME = "lead_row"  # the Lead's CTE in a Together's statement
 Statement = Part | Together
 

@@ -238,10 +238,10 @@ def _charge_in_transaction(user: User, job: Job, debit: Debit | None, *, mirror_
     queued = False
     try:
         with transaction.atomic():
-            # A debit locks the wallet row first, so concurrent submits of one account count one after
-            # another; the count (before this job) and the job's rows follow in one statement, and a refusal
-            # rolls them back with the charge. Free (test-mode) jobs take the same lock, so the count stays
-            # exact across modes.
+            # One statement with the debit, which locks the wallet row: concurrent submits of one account
+            # count one after another (Debit reads the count again if one committed while it waited), and a
+            # refusal rolls the job's rows back with the charge. Free (test-mode) jobs take the same lock
+            # and raise the wallet's version, so the count stays exact across modes.
             parts = (jobs_active_count_query(user_id=user.pk, other_than=job.id), job, created)
             if debit is None:
                 wallet_lock(user_id=user.pk)

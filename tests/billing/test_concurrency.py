@@ -67,11 +67,12 @@ def after_a_lock_holder(hold, then, timeout: float = 10.0):
     threads.append(threading.Thread(target=waiter))
     threads[1].start()
     deadline = time.monotonic() + timeout
-    while not _someone_waits_on_a_lock() and time.monotonic() < deadline:
+    while not (waited := _someone_waits_on_a_lock()) and time.monotonic() < deadline:
         time.sleep(0.01)
     release.set()
     for thread in threads:
         thread.join(timeout)
+    assert waited, "`then` never waited on the holder's locks: the race was not run"
     return result[0]
 
 

@@ -253,6 +253,16 @@ def test_a_lead_comes_first_in_a_together_and_only_there(user, db_pass):
         run_together(move)
 
 
+def test_every_insert_in_a_together_with_a_lead_takes_its_row_from_that_lead(user, db_pass):
+    move, other = _wallet_move(user, 1), _wallet_move(user, 2)
+    with pytest.raises(TypeError):
+        Together(move, new_job(user))  # inserted whether or not the lead changed its row
+    with pytest.raises(TypeError):
+        Together(move, InsertFrom(new_job(user), other))
+    with pytest.raises(TypeError):
+        Together(InsertFrom(new_job(user), move))
+
+
 def test_a_row_holding_other_than_its_defaults_matches_what_save_writes(user, db_pass):
     changed = {
         "is_test": True,
