@@ -121,7 +121,9 @@ def cpu_seconds(pid: int) -> float:
 
 
 def named_cpu_seconds(name: str) -> float:
-    """User + system CPU of every process whose command is `name` (the PostgreSQL server's processes)."""
+    """User + system CPU of every process whose command is `name` (the PostgreSQL server's processes),
+    with that of those that exited (their parent's cutime and cstime: the server's connections and
+    autovacuum workers come and go)."""
     total = 0
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -131,7 +133,7 @@ def named_cpu_seconds(name: str) -> float:
                 continue
             if comm == name:
                 fields = stat.rsplit(")", 1)[1].split()
-                total += int(fields[11]) + int(fields[12])
+                total += sum(int(ticks) for ticks in fields[11:15])  # utime, stime, cutime, cstime
     return total / os.sysconf("SC_CLK_TCK")
 
 
