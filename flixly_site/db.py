@@ -36,7 +36,7 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.postgresql.operations import get_json_dumps
 from django.db.backends.utils import CursorWrapper
 from django.utils.functional import Promise
-from psycopg import sql
+from psycopg.sql import Literal
 from psycopg.types.json import Jsonb
 
 Query = tuple[str, Sequence]
@@ -176,7 +176,7 @@ def _literal(value: Any) -> str | None:
     if isinstance(value, str) and ("%" in value or "\\" in value):
         return None
     if value is None or isinstance(value, (bool, int, str, Jsonb)):
-        return sql.Literal(value).as_string(None)
+        return Literal(value).as_string(None)
     return None
 
 
