@@ -461,6 +461,16 @@ def job_complete(*, job: Job, outputs: list[dict], text: str, usage: dict, metad
     return True
 
 
+def _wallet_first(job_id: uuid.UUID | str) -> None:
+    """Lock the wallet of a charged job's account before a change of the job that may refund it. A submit
+    locks the wallet before it writes a job row, and may then wait on one: a resubmit of an Idempotency-Key
+    waits on the key's job in the (account, key) index until a change of that job commits. Were the
+    change to take the wallet after the job, for its refund, each would wait for the other."""
+    owner = Job.objects.filter(pk=job_id, credits_charged__gt=0).values_list("user_id", flat=True).first()
+    if owner is not None:
+        wallet_lock(user_id=owner)
+
+
 def _refund(job: Job, reason: str) -> int:
     """Refund the job's charge once; the caller records job.refunded after the event that caused it."""
     if job.credits_charged == 0:
@@ -496,6 +506,7 @@ def job_fail(*, job_id, detail: str, message: str = GENERIC_FAILURE, attempt: in
         Job.objects.filter(pk=job_id, status__in=ACTIVE_STATUSES) if attempt is None else _running(job_id, attempt)
     )
     with transaction.atomic():
+        _wallet_first(job_id)
         failed = unfinished.update(
             status=JobStatus.FAILED, error=message, error_detail=detail[:4000], completed_at=timezone.now()
         )
@@ -536,6 +547,7 @@ def job_cancel(*, user: User, job_id) -> Job:
 
 def _cancel(job: Job) -> None:
     with transaction.atomic():
+        _wallet_first(job.pk)
         if Job.objects.filter(pk=job.pk, status=JobStatus.QUEUED).update(
             status=JobStatus.CANCELED, completed_at=timezone.now(), cancel_requested=True
         ):
@@ -561,6 +573,7 @@ def job_cancel_finish(*, job: Job) -> None:
 def _cancel_if_asked(job_id: uuid.UUID | str, attempt: int) -> bool:
     """running -> canceled and refunded, if its owner asked to cancel it while `attempt` is the one running."""
     with transaction.atomic():
+        _wallet_first(job_id)
         canceled = (
             _running(job_id, attempt)
             .filter(cancel_requested=True)

@@ -151,3 +151,30 @@ def test_a_submit_that_waited_on_another_submits_lock_counts_its_job(funded, raw
     assert Job.objects.count() == 1
     charged = Job.objects.get().credits_charged if holder_mode == "live" else 0
     assert wallet_balance(user_id=funded.pk) == 100 - charged
+
+
+def test_a_cancel_racing_a_resubmit_of_its_jobs_idempotency_key_never_deadlocks(funded, raw_key, no_worker):
+    # The cancel updates the job (its row in the (account, key) index), then refunds through the wallet;
+    # the resubmit locks the wallet, then meets that index entry: both must take the wallet first.
+    from billing.services import wallet_adjust
+
+    wallet_adjust(user_id=funded.pk, amount=1000, reason="room for every round")
+    statuses = []
+    for round_number in range(30):
+        key = f"cancel-race-{round_number}"
+        _, job_id = submit(raw_key, key)
+
+        def cancel_or_resubmit(index: int, job_id=job_id, key=key) -> int:
+            if index == 0:
+                return (
+                    Client()
+                    .post(f"/api/v1/jobs/{job_id}/cancel", headers={"Authorization": f"Bearer {raw_key}"})
+                    .status_code
+                )
+            return submit(raw_key, key)[0]
+
+        statuses.extend(run_concurrently(cancel_or_resubmit, 2, workers=2))
+    assert HTTPStatus.INTERNAL_SERVER_ERROR not in statuses, statuses
+    refunds = LedgerEntry.objects.filter(user=funded, kind="refund")
+    assert refunds.count() == Job.objects.filter(status="canceled").count() == 30
+    assert wallet_balance(user_id=funded.pk) == 1100
