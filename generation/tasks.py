@@ -86,9 +86,14 @@ def _claim_once_committed(task, job_id: str) -> Job | None:
     a row still missing is looked for again shortly, a row that turned up queued meanwhile is claimed now."""
     status = Job.objects.filter(pk=job_id).values_list("status", flat=True).first()
     if status == JobStatus.QUEUED:
-        return job_claim(job_id=job_id, worker=task.request.hostname or "")
+        job = job_claim(job_id=job_id, worker=task.request.hostname or "")
+        if job is None:  # a claim race lost twice: the job waits for the reaper's requeue
+            logger.warning("job %s is queued but its message claimed nothing; the reaper will requeue it", job_id)
+        return job
     if status is None and task.request.retries < NOT_YET_COMMITTED_RETRIES:
         raise task.retry(countdown=0.5)
+    if status is None:
+        logger.warning("job %s was not found after %s looks: its submit did not commit", job_id, task.request.retries)
     return None
 
 

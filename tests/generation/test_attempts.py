@@ -206,3 +206,23 @@ def test_a_job_canceled_while_running_is_not_tried_again_after_a_transient_error
     assert sorted(moves(job_id)) == [(EntryKind.DEBIT, -5), (EntryKind.REFUND, 5)]
     assert not job_fail(job_id=job_id, attempt=running.attempts, detail="the worker's fallback after no retry")
     assert sorted(moves(job_id)) == [(EntryKind.DEBIT, -5), (EntryKind.REFUND, 5)]
+
+
+def test_a_message_that_finds_its_job_queued_but_claims_nothing_says_so(
+    api, funded, scripted, no_worker, monkeypatch, caplog
+):
+    import generation.tasks as tasks
+
+    job_id = submit(api)
+    monkeypatch.setattr(tasks, "job_claim", lambda **kwargs: None)  # each claim loses its race
+    with caplog.at_level("WARNING", logger="flixly.jobs"):
+        run_job.apply(args=[job_id])
+    assert Job.objects.get(pk=job_id).status == JobStatus.QUEUED  # the reaper's to requeue
+    assert any(f"job {job_id} is queued but its message claimed nothing" in m for m in caplog.messages)
+
+
+def test_a_message_whose_job_never_commits_says_so(no_worker, caplog):
+    job_id = "6f1c1c7e-58b1-4a66-8f56-1b1c4f3c3a09"
+    with caplog.at_level("WARNING", logger="flixly.jobs"):
+        run_job.apply(args=[job_id])
+    assert any(f"job {job_id} was not found" in m for m in caplog.messages)
