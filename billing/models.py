@@ -46,7 +46,8 @@ class EntryKind(models.TextChoices):
     CLAWBACK = "clawback", "Clawback"
 
 
-# What spending is: debits net of their refunds (usage, the spend chart, per-key spend and its monthly cap).
+# What spending is: debits net of their refunds (the spend chart; usage, per-key spend and its monthly cap also
+# count a refund in the period of its debit: billing.selectors.spending_since).
 SPENDING_KINDS = (EntryKind.DEBIT, EntryKind.REFUND)
 
 

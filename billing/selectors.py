@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
-from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
@@ -58,11 +58,24 @@ class Usage:
     credits_by_category: dict[str, int]
 
 
+def spending_since(start: datetime) -> Q:
+    """Debits since `start` and their refunds: a refund counts in the period of its debit, as the key's
+    monthly cap counts it (billing.services._key_spend_query)."""
+    its_debit = LedgerEntry.objects.filter(
+        kind=EntryKind.DEBIT,
+        created_at__gte=start,
+        user_id=OuterRef("user_id"),
+        reference_type=OuterRef("reference_type"),
+        reference_id=OuterRef("reference_id"),
+    )
+    return Q(created_at__gte=start) & (Q(kind=EntryKind.DEBIT) | Q(Exists(its_debit), kind=EntryKind.REFUND))
+
+
 def usage_for(*, user: User) -> Usage:
     wallet = wallet_for(user=user)
     start, end = billing_cycle(wallet)
     rows = (
-        LedgerEntry.objects.filter(user=user, created_at__gte=start, kind__in=SPENDING_KINDS)
+        LedgerEntry.objects.filter(spending_since(start), user=user)
         .values("category")
         .annotate(
             net=Sum("amount"),
@@ -88,12 +101,7 @@ class KeySpend:
 def spend_by_key(*, user: User) -> list[KeySpend]:
     """Each of the account's keys that is live or spent credits this month, with its net spend, most first."""
     rows = (
-        LedgerEntry.objects.filter(
-            user=user,
-            api_key_id__isnull=False,
-            created_at__gte=month_start(),
-            kind__in=SPENDING_KINDS,
-        )
+        LedgerEntry.objects.filter(spending_since(month_start()), user=user, api_key_id__isnull=False)
         .values("api_key_id")
         .annotate(net=Sum("amount"))
     )

@@ -17,7 +17,7 @@ from django.db.transaction import TransactionManagementError
 from django.utils import timezone
 
 from billing.balance_cache import BalanceMirror
-from billing.models import SPENDING_KINDS, BillingAlert, CreditPack, EntryKind, LedgerEntry, Wallet
+from billing.models import BillingAlert, CreditPack, EntryKind, LedgerEntry, Wallet
 from flixly_site.db import InsertFrom, Lead, Part, Query, Together, run_together
 from flixly_site.errors import ApplicationError, ValidationFailed
 from flixly_site.events import account_event
@@ -136,14 +136,18 @@ def month_start(now: datetime | None = None) -> datetime:
 
 def _key_spend_query(api_key_id: uuid.UUID | str, leaving_out: uuid.UUID | None = None) -> Query:
     """What the key spent this month, net of refunds (as a negative sum, or 0), without the ledger entry
-    `leaving_out` (a debit's own, written in the statement that checks its cap)."""
+    `leaving_out` (a debit's own, written in the statement that checks its cap). A refund counts in the
+    month of its debit: one of last month's job gives this month's cap no room back."""
     field = LedgerEntry._meta.get_field
     sql = (
-        f"SELECT COALESCE(SUM(amount), 0) FROM {LEDGER_TABLE} "  # noqa: S608
-        f"WHERE api_key_id = %s AND created_at >= %s AND kind IN ({', '.join(f"'{kind}'" for kind in SPENDING_KINDS)})"
+        f"SELECT COALESCE(SUM(amount), 0) FROM {LEDGER_TABLE} spent "  # noqa: S608
+        f"WHERE api_key_id = %s AND created_at >= %s AND (kind = '{EntryKind.DEBIT}' OR kind = '{EntryKind.REFUND}' "
+        f"AND EXISTS (SELECT 1 FROM {LEDGER_TABLE} debit WHERE debit.reference_type = spent.reference_type "
+        f"AND debit.reference_id = spent.reference_id AND debit.user_id = spent.user_id "
+        f"AND debit.kind = '{EntryKind.DEBIT}' AND debit.created_at >= %s))"
     )
-    params = [field("api_key_id").get_db_prep_value(api_key_id, connection)]
-    params.append(field("created_at").get_db_prep_value(month_start(), connection))
+    start = field("created_at").get_db_prep_value(month_start(), connection)
+    params = [field("api_key_id").get_db_prep_value(api_key_id, connection), start, start]
     if leaving_out is not None:
         sql += " AND public_id <> %s"
         params.append(field("public_id").get_db_prep_value(leaving_out, connection))

@@ -2,13 +2,22 @@
 trace; taken, its ledger row carries the new balance. Both database passes."""
 
 import uuid
+from datetime import UTC, datetime
 
 import pytest
 from django.db import transaction
 from django.db.transaction import TransactionManagementError
 
 from billing.models import EntryKind, LedgerEntry, Wallet
-from billing.services import CreditCapReached, InsufficientCredits, debit_prepare, wallet_adjust, wallet_balance
+from billing.services import (
+    CreditCapReached,
+    InsufficientCredits,
+    debit_prepare,
+    key_spent_this_month,
+    wallet_adjust,
+    wallet_balance,
+    wallet_refund,
+)
 
 pytestmark = [
     pytest.mark.django_db,
@@ -96,3 +105,57 @@ def test_every_balance_change_marks_the_wallet_with_its_ledger_entry(funded, db_
     assert marked()
     wallet_take(user_id=funded.pk, amount=5, kind=EntryKind.ADJUSTMENT, idempotency_key="take")
     assert marked()
+
+
+def test_a_refund_counts_toward_the_cap_of_its_debits_month_only(funded, db_pass):
+    """A job charged on 31 January and refunded on 1 February gives February's cap no room back."""
+    import time_machine
+
+    wallet_adjust(user_id=funded.pk, amount=1000, reason="more funds")
+
+    def debit(job: str) -> None:
+        prepared = debit_prepare(
+            user_id=funded.pk, amount=50, idempotency_key=f"debit:{job}", reference_id=job, api_key_id=KEY_ID,
+            monthly_cap=50,
+        )  # fmt: skip
+        with transaction.atomic():
+            prepared.run()
+
+    with time_machine.travel(datetime(2026, 1, 31, 23, 59, tzinfo=UTC), tick=False):
+        debit("january-job")
+    with time_machine.travel(datetime(2026, 2, 1, 0, 1, tzinfo=UTC), tick=False):
+        wallet_refund(user_id=funded.pk, amount=50, job_id="january-job", api_key_id=KEY_ID)
+        assert key_spent_this_month(api_key_id=KEY_ID) == 0
+        debit("february-1")
+        with pytest.raises(CreditCapReached):
+            debit("february-2")
+        wallet_refund(user_id=funded.pk, amount=50, job_id="february-1", api_key_id=KEY_ID)
+        assert key_spent_this_month(api_key_id=KEY_ID) == 0  # a refund in the month of its debit makes room
+        debit("february-3")
+
+
+def test_the_spend_pages_count_a_refund_in_the_month_of_its_debit_as_the_cap_does(funded, db_pass):
+    import time_machine
+
+    from accounts.services import apikey_create
+    from billing.selectors import spend_by_key, usage_for
+
+    key = apikey_create(user=funded, name="capped", monthly_credit_cap=50).api_key
+
+    def debit(job: str) -> None:
+        prepared = debit_prepare(
+            user_id=funded.pk, amount=30, idempotency_key=f"debit:{job}", reference_id=job, category="images",
+            api_key_id=key.id, monthly_cap=50,
+        )  # fmt: skip
+        with transaction.atomic():
+            prepared.run()
+
+    with time_machine.travel(datetime(2026, 1, 31, 23, 59, tzinfo=UTC), tick=False):
+        debit("january-job")
+    with time_machine.travel(datetime(2026, 2, 1, 0, 1, tzinfo=UTC), tick=False):
+        wallet_refund(user_id=funded.pk, amount=30, job_id="january-job", category="images", api_key_id=key.id)
+        debit("february-job")
+        [row] = spend_by_key(user=funded)
+        usage = usage_for(user=funded)
+        assert row.spent == key_spent_this_month(api_key_id=key.id) == 30
+        assert usage.credits_used == 30 and usage.jobs_by_category["images"] == 1
