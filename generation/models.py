@@ -29,7 +29,7 @@ class AiModel(models.Model):
     vendor = models.CharField(max_length=60, blank=True)
     description = models.CharField(max_length=300, blank=True)
     types = models.JSONField(default=list)
-    credits = models.PositiveIntegerField(help_text="Price of the model's default request.")
+    credits = models.PositiveBigIntegerField(help_text="Price of the model's default request.")
     pricing = models.JSONField(default=dict, blank=True)
     params = models.JSONField(default=dict, blank=True)
     max_prompt_chars = models.PositiveIntegerField(default=2000)
@@ -87,8 +87,8 @@ class Job(models.Model):
     # Asked for as a streamed chat completion: the worker writes the reply to a Redis stream as it comes.
     live_reply = models.BooleanField(default=False, db_default=False)
     route = models.CharField(max_length=20, choices=Route.choices, help_text="Where it actually runs.")
-    credits_charged = models.PositiveIntegerField(default=0)
-    credits_refunded = models.PositiveIntegerField(default=0)
+    credits_charged = models.PositiveBigIntegerField(default=0)  # as wide as the ledger's amounts
+    credits_refunded = models.PositiveBigIntegerField(default=0)
     input_file = models.CharField(max_length=300, blank=True, help_text="Storage name of the input image.")
     outputs = models.JSONField(default=list, blank=True)
     text = models.TextField(blank=True, help_text="Chat reply.")

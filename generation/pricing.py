@@ -4,14 +4,17 @@ import itertools
 import math
 from typing import Any
 
+from billing.services import MAX_CREDITS_PER_MOVEMENT
 from generation.kinds import JOB_TYPES
 from generation.models import AiModel
 
+PRICE_RANGE = f"0 to {MAX_CREDITS_PER_MOVEMENT:,}"
 RULES = ("byResolution", "byDuration", "bySize", "perThousandChars")
 
 
 def _is_price(value: Any) -> bool:
-    return type(value) is int and value >= 0  # credits are whole; 0 is a free tier
+    # Credits are whole; 0 is a free tier; no debit takes more than MAX_CREDITS_PER_MOVEMENT.
+    return type(value) is int and 0 <= value <= MAX_CREDITS_PER_MOVEMENT
 
 
 def _is_bound(key: Any) -> bool:
@@ -27,7 +30,7 @@ def _table_problems(table: Any, label: str) -> list[str]:
     if not all(_is_bound(bound) for bound in table):
         return [f"{label}: every bound must be a number."]
     if not all(_is_price(price) for price in table.values()):
-        return [f"{label}: every price must be a whole number of credits, 0 or more."]
+        return [f"{label}: every price must be a whole number of credits, {PRICE_RANGE}."]
     return []
 
 
@@ -45,7 +48,11 @@ def _pricing_problems(rules: Any) -> list[str]:
             return ["byResolution must be an object of resolutions to duration tables."]
         return [problem for name, table in tables.items() for problem in _table_problems(table, f"byResolution.{name}")]
     if "perThousandChars" in rules:
-        return [] if _is_price(rules["perThousandChars"]) else ["perThousandChars must be a whole number, 0 or more."]
+        return (
+            []
+            if _is_price(rules["perThousandChars"])
+            else [f"perThousandChars must be a whole number of credits, {PRICE_RANGE}."]
+        )
     return [problem for name, table in rules.items() for problem in _table_problems(table, name)]
 
 
@@ -120,6 +127,8 @@ def _types_problems(types: Any) -> list[str]:
 
 def _credits_problems(model: AiModel) -> list[str]:
     """Credits is the price the catalog shows: with a price table, the table's price at the defaults."""
+    if not _is_price(model.credits):
+        return [f"Credits must be a whole number of credits, {PRICE_RANGE}."]
     defaults = {name: spec["default"] for name, spec in model.params.items() if "default" in spec}
     price = price_for(model, defaults)
     if price == model.credits:

@@ -36,6 +36,8 @@ def admin_form(model: AiModel, **changes):
         {"byResolution": {"720p": {"5": True}}},
         {"byResolution": {"720p": 4}},
         {"perThousandChars": -1},
+        {"perThousandChars": 10**12 + 1},  # more than one debit may take
+        {"bySize": {"4194304": 10**12 + 1}},
         {"byColour": {"red": 1}},
         {"bySize": {"1": 1}, "byDuration": {"1": 1}},
         [1, 2],
@@ -210,7 +212,8 @@ def test_a_price_edited_in_the_model_list_is_kept_by_the_next_sync(admin_client)
 
 
 @pytest.mark.parametrize(
-    ("field", "value"), [("timeoutSeconds", 7200), ("timeoutSeconds", 0), ("route", "carrier-pigeon")]
+    ("field", "value"),
+    [("timeoutSeconds", 7200), ("timeoutSeconds", 0), ("route", "carrier-pigeon"), ("credits", 10**12 + 1)],
 )
 def test_sync_catalog_refuses_an_entry_the_admin_would_refuse(tmp_path, field, value):
     entries = json.loads(CATALOG_FILE.read_text())["models"]
@@ -253,3 +256,9 @@ def test_a_model_staff_edited_is_counted_as_kept(admin_client):
     out = StringIO()
     call_command("sync_catalog", stdout=out)
     assert "0 updated" in out.getvalue() and "1 kept as staff edited" in out.getvalue()
+
+
+def test_credits_past_what_one_debit_may_take_are_refused():
+    model = AiModel.objects.get(id="kokoro")  # priced per thousand characters: Credits is its least price
+    form = admin_form(model, credits=10**12 + 1)
+    assert not form.is_valid() and "0 to 1,000,000,000,000" in str(form.errors["credits"])

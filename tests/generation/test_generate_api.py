@@ -689,3 +689,30 @@ def test_a_type_the_model_does_not_make_is_named_in_words_and_ids(api, funded):
     assert response.json()["error"]["details"]["type"] == [
         "Flixly Local Speech makes text to speech (TEXT_TO_SPEECH), not text to image (TEXT_TO_IMAGE)."
     ]
+
+
+@pytest.mark.parametrize("db_pass", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_a_price_past_32_bits_is_recorded_and_refunded_as_debited(api, user, settings, no_worker, db_pass):
+    from billing.services import wallet_adjust
+    from generation.catalog import catalog_forget
+    from generation.models import AiModel
+    from generation.pricing import catalog_problems
+    from generation.services import job_fail
+
+    price = 2**32 + 5  # a 32-bit column would keep 5 of it
+    settings.FLIXLY_EXTRA_PROVIDERS = {"scripted": "tests.generation.conftest.ScriptedProvider"}
+    model = AiModel(
+        id="pricey-speech", name="Pricey", types=["TEXT_TO_SPEECH"], credits=5, route="scripted",
+        upstream_model="s", pricing={"perThousandChars": price},
+    )  # fmt: skip
+    assert catalog_problems(model) == {}
+    model.save()
+    catalog_forget()
+    wallet_adjust(user_id=user.pk, amount=price, reason="a big spender")
+    response = generate(api, {"model": "pricey-speech", "type": "TEXT_TO_SPEECH", "prompt": "hi"})
+    assert response.status_code == HTTPStatus.ACCEPTED, response.content
+    job = Job.objects.get()
+    debit = LedgerEntry.objects.get(kind=EntryKind.DEBIT, reference_id=str(job.pk))
+    assert response.json()["data"]["creditsCharged"] == -debit.amount == job.credits_charged == price
+    assert job_fail(job_id=job.pk, detail="upstream down")
+    assert wallet_balance(user_id=user.pk) == price
