@@ -9,8 +9,9 @@ from typing import Any
 from rest_framework import negotiation, parsers, serializers
 from rest_framework.exceptions import ParseError
 from rest_framework.fields import empty
-from rest_framework.renderers import BaseRenderer
+from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
+from rest_framework.response import Response
 from rest_framework.utils import json
 
 
@@ -75,6 +76,24 @@ class JSONFirstNegotiation(negotiation.DefaultContentNegotiation):
         # DRF answers a ?format= that names none of the view's renderers with a 404, as if the resource did
         # not exist; here it picks none, and the view judges `format` as it judges any query parameter.
         return [renderer for renderer in renderers if renderer.format == format] or renderers
+
+
+class CsvRenderer(BaseRenderer):
+    """Lets a client that accepts only CSV (`Accept: text/csv`, as the schema names the export's body) reach
+    a view that streams CSV itself; the view's errors stay JSON (csv_errors_as_json)."""
+
+    media_type = "text/csv"
+    format = "csv"
+    charset = "utf-8"
+
+    def render(self, data: Any, accepted_media_type: str | None = None, renderer_context: dict | None = None):
+        raise TypeError("A CSV view streams its own body; csv_errors_as_json renders its errors.")
+
+
+def csv_errors_as_json(request: Request, response: Any) -> None:
+    """An error answered to a client that asked for CSV is in the contract's JSON shape all the same."""
+    if isinstance(response, Response) and isinstance(request.accepted_renderer, CsvRenderer):
+        request.accepted_renderer, request.accepted_media_type = JSONRenderer(), JSONRenderer.media_type
 
 
 MAX_JSON_INTEGER = 2**63  # past any column and any float conversion we make

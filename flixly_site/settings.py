@@ -269,7 +269,7 @@ REST_FRAMEWORK = {
     "DEFAULT_CONTENT_NEGOTIATION_CLASS": "flixly_site.parsers.JSONFirstNegotiation",
     "EXCEPTION_HANDLER": "flixly_site.errors.api_exception_handler",
     "DEFAULT_METADATA_CLASS": "flixly_site.openapi.EnvelopedMetadata",
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "flixly_site.schema.PublicSchema",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 SPECTACULAR_SETTINGS = {
@@ -283,6 +283,9 @@ SPECTACULAR_SETTINGS = {
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "SCHEMA_PATH_PREFIX": r"/api/v1",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Bodies are JSON unless an operation names another type (the CSV export's renderer only lets a client
+    # that accepts CSV through; it is no ?format= choice).
+    "RENDERER_WHITELIST": ["rest_framework.renderers.JSONRenderer"],
     "REDOC_DIST": "SIDECAR",
     "ENUM_NAME_OVERRIDES": {
         "JobStatusEnum": "generation.api.serializers.JOB_STATUSES",

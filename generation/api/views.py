@@ -2,6 +2,7 @@ import contextlib
 import re
 import time
 from collections.abc import Iterator
+from typing import Any
 
 from django.conf import settings
 from django.http import StreamingHttpResponse
@@ -17,7 +18,7 @@ from billing.services import key_spent_this_month, wallet_balance
 from flixly_site.apiview import PAGE_QUERY, ApiView
 from flixly_site.errors import PayloadTooLarge, ValidationFailed
 from flixly_site.pagination import page_limit, page_parameters, paginated_response, sorted_page
-from flixly_site.parsers import JSONParser, is_json_object
+from flixly_site.parsers import CsvRenderer, JSONParser, csv_errors_as_json, is_json_object
 from generation.api.serializers import (
     GenerateInput,
     JobAcceptedSchema,
@@ -302,6 +303,11 @@ class JobCancelApi(ApiView):
 class JobExportApi(ApiView):
     required_scope = "jobs:read"
     query_names = {"get": ("from", "to", *JOB_FILTERS)}
+    renderer_classes = [*ApiView.renderer_classes, CsvRenderer]
+
+    def finalize_response(self, request: Request, response: Any, *args: Any, **kwargs: Any) -> Any:
+        csv_errors_as_json(request, response)
+        return super().finalize_response(request, response, *args, **kwargs)
 
     @extend_schema(
         operation_id="jobs_export_csv",

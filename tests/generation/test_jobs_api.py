@@ -120,6 +120,25 @@ def test_the_csv_export_streams_the_window(api, user):
     assert len(rows) == 4
 
 
+@pytest.mark.parametrize("accept", ["text/csv", "text/*", "text/csv, application/json;q=0.5"])
+def test_a_client_that_asks_for_csv_gets_the_export(api, user, accept):
+    make_jobs(user, 2)
+    response = api.get("/api/v1/jobs/export.csv", headers={"Accept": accept})
+    assert response.status_code == HTTPStatus.OK
+    assert response["Content-Type"].startswith("text/csv")
+    assert len(list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))) == 3
+
+
+def test_a_client_that_asks_for_csv_gets_errors_in_the_contracts_json(api, client, user):
+    response = api.get("/api/v1/jobs/export.csv?from=2020-01-01&to=2026-01-01", headers={"Accept": "text/csv"})
+    assert response.status_code == HTTPStatus.UNPROCESSABLE_ENTITY
+    assert response["Content-Type"] == "application/json"
+    assert response.json()["error"]["code"] == "validation_error"
+    client.defaults["HTTP_AUTHORIZATION"] = "Bearer flx_live_" + "0" * 40
+    response = client.get("/api/v1/jobs/export.csv", headers={"Accept": "text/csv"})
+    assert response.status_code == HTTPStatus.UNAUTHORIZED and response.json()["error"]["code"] == "unauthorized"
+
+
 def export_rows(api, user) -> list[list[str]]:
     make_jobs(user, 2, credits_charged=3)
     Job.objects.filter(user=user).update(is_test=True)

@@ -127,3 +127,17 @@ def test_the_docs_and_the_schema_are_public_documents_whatever_authorization_com
     # A site behind HTTP basic auth sends Basic on every request; a stale key in a browser tool sends a dead one.
     response = client.get(path, HTTP_AUTHORIZATION=authorization)
     assert response.status_code == 200
+
+
+def test_every_operation_has_a_summary_and_a_description_for_the_apis_users(schema):
+    from flixly_site.apiview import ApiView
+
+    notes = {
+        ApiView.__doc__.split(";")[0],
+        "An OpenAI endpoint answered by a job",
+    }  # docstrings, for the code's readers
+    operations = [operation for path in schema["paths"].values() for operation in path.values()]
+    assert len(operations) >= 20
+    for operation in operations:
+        assert operation["summary"] and len(operation["description"]) > 20, operation["operationId"]
+        assert not any(note in operation["description"] for note in notes), operation["operationId"]
