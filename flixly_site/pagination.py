@@ -50,10 +50,20 @@ def _bad_cursor() -> ValidationFailed:
     return ValidationFailed("The cursor is not valid.", details={"cursor": ["Not a cursor from this API."]})
 
 
+def _signed(signer: Signer, value: Any) -> str:
+    """`value` as JSON in unpadded URL-safe base64, signed: a cursor pastes into a URL as it is."""
+    return signer.sign(base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("="))
+
+
+def _unsigned(signer: Signer, cursor: str) -> Any:
+    """The JSON value a cursor of `signer` holds; BadSignature or ValueError for any other string."""
+    payload = signer.unsign(cursor)
+    return json.loads(base64.urlsafe_b64decode((payload + "=" * (-len(payload) % 4)).encode()))
+
+
 def cursor_for(model: type[Model], moment: datetime, pk: Any) -> str:
     """The cursor that resumes a list of `model` after its row (moment, pk)."""
-    raw = json.dumps([moment.isoformat(), str(pk)])
-    return _signer(model).sign(base64.urlsafe_b64encode(raw.encode()).decode().rstrip("="))
+    return _signed(_signer(model), [moment.isoformat(), str(pk)])
 
 
 def _decode(cursor: str, model: type[Model]) -> tuple[datetime, Any]:
@@ -61,9 +71,7 @@ def _decode(cursor: str, model: type[Model]) -> tuple[datetime, Any]:
     a 422, never a database error."""
     pk_field = model._meta.pk
     try:
-        payload = _signer(model).unsign(cursor)
-        padded = payload + "=" * (-len(payload) % 4)
-        when, raw_pk = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        when, raw_pk = _unsigned(_signer(model), cursor)
         moment = in_utc(datetime.fromisoformat(when))
         if moment is None or not isinstance(raw_pk, str):  # cursor_for writes every key as a string
             raise ValueError("not a cursor")
@@ -83,13 +91,13 @@ def sorted_page[T](
     start = 0
     if cursor:
         try:
-            after = json.loads(signer.unsign(cursor))
+            after = _unsigned(signer, cursor)
         except (BadSignature, ValueError):
             raise _bad_cursor() from None
         start = next((index for index, item in enumerate(items) if key(item) > after), len(items))
     rows = list(items[start : start + limit])
     more = start + limit < len(items)
-    return rows, signer.sign(json.dumps(key(rows[-1]))) if more else None
+    return rows, _signed(signer, key(rows[-1])) if more else None
 
 
 def page_parameters() -> list[OpenApiParameter]:

@@ -389,6 +389,7 @@ def test_the_models_api_pages_when_asked_for_a_limit(client, db):
         seen += [m["id"] for m in page["data"]]
         if page["nextCursor"] is None:
             break
+        assert re.fullmatch(r"[\w\-:]+", page["nextCursor"], re.ASCII)  # pastes into a URL as it is, like every cursor
         cursor = f"&cursor={page['nextCursor']}"
     assert seen == everything
     assert len(client.get("/api/v1/models?limit=100").json()["data"]) == min(100, len(everything))
