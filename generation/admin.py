@@ -3,6 +3,8 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.widgets import AdminIntegerFieldWidget
+from django.db import models
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.template.defaultfilters import pluralize
@@ -55,6 +57,8 @@ class AiModelAdmin(admin.ModelAdmin):
     list_display = ("id", "name", "vendor", "route", "credits", "enabled")
     list_filter = ("route", "enabled", "staff_edited", "vendor")
     list_editable = ("enabled", "credits")
+    # Credits is a bigint like the ledger's amounts, but a price fits the narrow input: the list fits a laptop.
+    formfield_overrides = {models.PositiveBigIntegerField: {"widget": AdminIntegerFieldWidget}}
     search_fields = ("id", "name", "vendor", "upstream_model")
     readonly_fields = ("updated_at",)
 
