@@ -107,31 +107,36 @@ def test_every_balance_change_marks_the_wallet_with_its_ledger_entry(funded, db_
     assert marked()
 
 
+JANUARY_LAST_MINUTE = datetime(2026, 1, 31, 23, 59, tzinfo=UTC)
+FEBRUARY_FIRST_MINUTE = datetime(2026, 2, 1, 0, 1, tzinfo=UTC)
+
+
+def capped_debit(user, job: str, amount: int, key_id: uuid.UUID, category: str = "") -> None:
+    """A job's debit with a key capped at 50 credits a month."""
+    prepared = debit_prepare(
+        user_id=user.pk, amount=amount, idempotency_key=f"debit:{job}", reference_id=job, category=category,
+        api_key_id=key_id, monthly_cap=50,
+    )  # fmt: skip
+    with transaction.atomic():
+        prepared.run()
+
+
 def test_a_refund_counts_toward_the_cap_of_its_debits_month_only(funded, db_pass):
     """A job charged on 31 January and refunded on 1 February gives February's cap no room back."""
     import time_machine
 
     wallet_adjust(user_id=funded.pk, amount=1000, reason="more funds")
-
-    def debit(job: str) -> None:
-        prepared = debit_prepare(
-            user_id=funded.pk, amount=50, idempotency_key=f"debit:{job}", reference_id=job, api_key_id=KEY_ID,
-            monthly_cap=50,
-        )  # fmt: skip
-        with transaction.atomic():
-            prepared.run()
-
-    with time_machine.travel(datetime(2026, 1, 31, 23, 59, tzinfo=UTC), tick=False):
-        debit("january-job")
-    with time_machine.travel(datetime(2026, 2, 1, 0, 1, tzinfo=UTC), tick=False):
+    with time_machine.travel(JANUARY_LAST_MINUTE, tick=False):
+        capped_debit(funded, "january-job", 50, KEY_ID)
+    with time_machine.travel(FEBRUARY_FIRST_MINUTE, tick=False):
         wallet_refund(user_id=funded.pk, amount=50, job_id="january-job", api_key_id=KEY_ID)
         assert key_spent_this_month(api_key_id=KEY_ID) == 0
-        debit("february-1")
+        capped_debit(funded, "february-1", 50, KEY_ID)
         with pytest.raises(CreditCapReached):
-            debit("february-2")
+            capped_debit(funded, "february-2", 50, KEY_ID)
         wallet_refund(user_id=funded.pk, amount=50, job_id="february-1", api_key_id=KEY_ID)
         assert key_spent_this_month(api_key_id=KEY_ID) == 0  # a refund in the month of its debit makes room
-        debit("february-3")
+        capped_debit(funded, "february-3", 50, KEY_ID)
 
 
 def test_the_spend_pages_count_a_refund_in_the_month_of_its_debit_as_the_cap_does(funded, db_pass):
@@ -141,20 +146,11 @@ def test_the_spend_pages_count_a_refund_in_the_month_of_its_debit_as_the_cap_doe
     from billing.selectors import spend_by_key, usage_for
 
     key = apikey_create(user=funded, name="capped", monthly_credit_cap=50).api_key
-
-    def debit(job: str) -> None:
-        prepared = debit_prepare(
-            user_id=funded.pk, amount=30, idempotency_key=f"debit:{job}", reference_id=job, category="images",
-            api_key_id=key.id, monthly_cap=50,
-        )  # fmt: skip
-        with transaction.atomic():
-            prepared.run()
-
-    with time_machine.travel(datetime(2026, 1, 31, 23, 59, tzinfo=UTC), tick=False):
-        debit("january-job")
-    with time_machine.travel(datetime(2026, 2, 1, 0, 1, tzinfo=UTC), tick=False):
+    with time_machine.travel(JANUARY_LAST_MINUTE, tick=False):
+        capped_debit(funded, "january-job", 30, key.id, category="images")
+    with time_machine.travel(FEBRUARY_FIRST_MINUTE, tick=False):
         wallet_refund(user_id=funded.pk, amount=30, job_id="january-job", category="images", api_key_id=key.id)
-        debit("february-job")
+        capped_debit(funded, "february-job", 30, key.id, category="images")
         [row] = spend_by_key(user=funded)
         usage = usage_for(user=funded)
         assert row.spent == key_spent_this_month(api_key_id=key.id) == 30
