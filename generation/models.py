@@ -106,6 +106,9 @@ class Job(models.Model):
     enqueued_at = models.DateTimeField(null=True, blank=True)
     # The Celery node (worker@host) running the current attempt: the same node starting again takes it back.
     worker = models.CharField(max_length=255, blank=True, default="", db_default="")
+    # The queue message running the attempt ("<task id>:<retries>"): a message handed out again after its
+    # attempt was replaced (an hour late, by Redis) takes nothing over (services.job_take_over).
+    message = models.CharField(max_length=100, blank=True, default="", db_default="")
     started_at = models.DateTimeField(null=True, blank=True)
     deadline_at = models.DateTimeField(null=True, blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)

@@ -295,8 +295,9 @@ def job_event(job_id, kind: str, **data) -> None:
 # --- the worker side ------------------------------------------------------------------------------
 
 
-def job_claim(*, job_id: str, worker: str = "") -> Job | None:
-    """queued -> running on `worker` (its node name), once: a redelivered message finds nothing to claim."""
+def job_claim(*, job_id: str, worker: str = "", message: str = "") -> Job | None:
+    """queued -> running on `worker` (its node name) by the queue `message`, once: a redelivered message
+    finds nothing to claim."""
     now = timezone.now()
     # The owner's webhook endpoint comes with the job: completing it then records its event, or skips it,
     # without a query of its own.
@@ -322,27 +323,32 @@ def job_claim(*, job_id: str, worker: str = "") -> Job | None:
             attempts=F("attempts") + 1,
             progress=0,
             worker=worker,
+            message=message,
         )
         if not claimed:
             return None
         job_event(job_id, "started", attempt=job.attempts + 1)
     # The row now holds exactly these values: no need to read it back.
     job.status, job.started_at, job.deadline_at, job.progress, job.worker = JobStatus.RUNNING, now, deadline, 0, worker
-    job.attempts += 1
+    job.message, job.attempts = message, job.attempts + 1
     return job
 
 
-def job_take_over(*, job_id: str, worker: str = "") -> Job | None:
-    """A message redelivered because its worker died: requeue the orphaned running job and claim it,
-    or fail and refund it once it has used its attempts."""
+def job_take_over(*, job_id: str, worker: str = "", message: str = "") -> Job | None:
+    """The queue `message` redelivered because its worker died: requeue the orphaned running job and claim
+    it, or fail and refund it once it has used its attempts. Nothing when another message runs the job now
+    (the reaper replaced this one's attempt, or a retry did): that attempt is alive as far as we know."""
     job = Job.objects.filter(pk=job_id, status=JobStatus.RUNNING).first()
     if job is None:
+        return None
+    if job.message and message and job.message != message:
+        logger.info("job %s: a stale redelivery of %s left alone the attempt of %s", job_id, message, job.message)
         return None
     if job.attempts >= MAX_ATTEMPTS:
         job_fail(job_id=job_id, attempt=job.attempts, detail="worker lost on every attempt")
         return None
     job_requeue(job_id=job_id, attempt=job.attempts, reason="worker lost")
-    return job_claim(job_id=job_id, worker=worker)
+    return job_claim(job_id=job_id, worker=worker, message=message)
 
 
 class JobCanceled(Exception):

@@ -53,11 +53,11 @@ def take_back_orphaned_jobs(sender, **kwargs) -> None:
 
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None)
 def run_job(self, job_id: str) -> None:
-    worker = self.request.hostname or ""
-    job = job_claim(job_id=job_id, worker=worker)
+    worker, message = self.request.hostname or "", _message(self)
+    job = job_claim(job_id=job_id, worker=worker, message=message)
     if job is None and (self.request.delivery_info or {}).get("redelivered"):
         # acks_late + reject_on_worker_lost: the worker that ran this died mid-job.
-        job = job_take_over(job_id=job_id, worker=worker)
+        job = job_take_over(job_id=job_id, worker=worker, message=message)
     if job is None:
         job = _claim_once_committed(self, job_id)
     if job is None:
@@ -81,12 +81,17 @@ def run_job(self, job_id: str) -> None:
         job_fail(job_id=job_id, attempt=attempt, detail=f"crash: {error!r}")
 
 
+def _message(task) -> str:
+    """This delivery's message: a retry sends the task again under its id with one more retry."""
+    return f"{task.request.id}:{task.request.retries}" if task.request.id else ""
+
+
 def _claim_once_committed(task, job_id: str) -> Job | None:
     """The job is published inside its creating transaction, so a fast worker can look before the commit:
     a row still missing is looked for again shortly, a row that turned up queued meanwhile is claimed now."""
     status = Job.objects.filter(pk=job_id).values_list("status", flat=True).first()
     if status == JobStatus.QUEUED:
-        job = job_claim(job_id=job_id, worker=task.request.hostname or "")
+        job = job_claim(job_id=job_id, worker=task.request.hostname or "", message=_message(task))
         if job is None:  # a claim race lost twice: the job waits for the reaper's requeue
             logger.warning("job %s is queued but its message claimed nothing; the reaper will requeue it", job_id)
         return job

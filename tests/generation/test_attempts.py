@@ -226,3 +226,24 @@ def test_a_message_whose_job_never_commits_says_so(no_worker, caplog):
     with caplog.at_level("WARNING", logger="flixly.jobs"):
         run_job.apply(args=[job_id])
     assert any(f"job {job_id} was not found" in m for m in caplog.messages)
+
+
+def test_a_stale_redelivery_leaves_alone_the_attempt_that_replaced_its_own(api, funded, scripted, no_worker):
+    """Its node died running the job; the reaper queued the job again and another worker runs it now. The
+    dead node's message, which Redis hands out again an hour later, must not fail the running attempt."""
+    job_id = submit(api)
+    job_claim(job_id=job_id, message="again:0")  # run_redelivered's message, on the node that died
+    assert jobs_reap(now=timezone.now() + timedelta(seconds=400))["retried"] == 1
+    job_claim(job_id=job_id, message="published-by-the-reaper:0")
+    run_redelivered(job_id)
+    job = Job.objects.get(pk=job_id)
+    assert (job.status, job.attempts) == (JobStatus.RUNNING, 2)
+    assert moves(job_id) == [(EntryKind.DEBIT, -5)]
+
+
+def test_a_redelivery_of_the_message_running_the_job_takes_it_over(api, funded, scripted, no_worker):
+    job_id = submit(api)
+    job_claim(job_id=job_id, message="again:0")  # its worker process was killed: the message comes back at once
+    run_redelivered(job_id)
+    job = Job.objects.get(pk=job_id)
+    assert (job.status, job.attempts) == (JobStatus.COMPLETED, 2)

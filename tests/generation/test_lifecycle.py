@@ -75,9 +75,9 @@ def test_a_job_committed_just_after_the_workers_first_look_still_runs(api, funde
 
     job_id, real_claim, looks = submit(api), tasks.job_claim, []
 
-    def claim_before_the_commit(*, job_id, worker=""):
+    def claim_before_the_commit(*, job_id, worker="", message=""):
         looks.append(job_id)
-        return None if len(looks) == 1 else real_claim(job_id=job_id, worker=worker)
+        return None if len(looks) == 1 else real_claim(job_id=job_id, worker=worker, message=message)
 
     monkeypatch.setattr(tasks, "job_claim", claim_before_the_commit)
     tasks.run_job.apply(args=[job_id])
