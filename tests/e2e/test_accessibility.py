@@ -100,6 +100,12 @@ def account(signed_in, live_server, catalog, make_key, django_user_model, receiv
 def visit_every_signed_in_page(page, live_server, receiver):
     """Go to each page a signed-in user reaches, yielding its name on arrival."""
     base = live_server.url
+
+    def follow(control) -> None:
+        # A click starts the navigation without waiting for it: a check run meanwhile can find no document.
+        with page.expect_navigation():
+            control.click()
+
     for name, path in [
         ("dashboard", "/dashboard/"), ("generate", "/generate/"), ("jobs", "/jobs/"), ("job", page.job_url),
         ("billing", "/billing/"), ("docs", "/docs/"), ("e-mail settings", "/accounts/email/"),
@@ -112,26 +118,26 @@ def visit_every_signed_in_page(page, live_server, receiver):
     page.get_by_label("Name:", exact=True).fill("No scopes")
     for scope in page.get_by_role("group", name="Scopes").get_by_role("checkbox").all():
         scope.uncheck()
-    page.get_by_role("button", name="Create API Key").click()
+    follow(page.get_by_role("button", name="Create API Key"))
     yield "api keys, refused"
-    page.get_by_role("link", name="Roll").click()
+    follow(page.get_by_role("link", name="Roll"))
     yield "roll a key"
     page.goto(f"{base}/settings/api-keys/")
-    page.get_by_role("link", name="Revoke").click()
+    follow(page.get_by_role("link", name="Revoke"))
     yield "revoke a key"
     page.goto(f"{base}/settings/api-keys/")
     page.get_by_label("Name:", exact=True).fill("CI")
-    page.get_by_role("button", name="Create API Key").click()
+    follow(page.get_by_role("button", name="Create API Key"))
     yield "new key"
     page.goto(f"{base}/settings/webhooks/")
     yield "webhooks"
     page.get_by_label("Endpoint URL:", exact=True).fill(receiver.url)
-    page.get_by_role("button", name="Set URL").click()
+    follow(page.get_by_role("button", name="Set URL"))
     yield "webhook secret"
     page.goto(f"{base}/settings/webhooks/remove/")
     yield "remove the webhook"
     page.context.clear_cookies(name="csrftoken")  # as when the form sat open past the session's end
-    page.get_by_role("button", name="Remove endpoint").click()
+    follow(page.get_by_role("button", name="Remove endpoint"))
     yield "403"
 
 
