@@ -92,7 +92,9 @@ class CsvRenderer(BaseRenderer):
 
 def csv_errors_as_json(request: Request, response: Any) -> None:
     """An error answered to a client that asked for CSV is in the contract's JSON shape all the same."""
-    if isinstance(response, Response) and isinstance(request.accepted_renderer, CsvRenderer):
+    # No renderer was accepted when negotiation itself failed (406): DRF's own fallback renders that one.
+    accepted = getattr(request, "accepted_renderer", None)
+    if isinstance(response, Response) and isinstance(accepted, CsvRenderer):
         request.accepted_renderer, request.accepted_media_type = JSONRenderer(), JSONRenderer.media_type
 
 

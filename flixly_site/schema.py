@@ -1,9 +1,12 @@
 """What the OpenAPI document and its docs page say of each operation, for the API's users.
 
-drf-spectacular would describe an operation by its view's docstring, inherited from a base class when the
-view has none: those are notes for the code's readers. Each operation's summary and description come from
-OPERATIONS instead, and an operation missing there fails the schema's generation (and its test).
+drf-spectacular would describe an operation by its view's docstring, and a body by its serializer's, inherited
+from a base class when the class has none: those are notes for the code's readers. Each operation's summary
+and description come from OPERATIONS instead, and an operation missing there fails the schema's generation
+(and its test); a body is described by its fields.
 """
+
+from typing import Any
 
 from drf_spectacular.openapi import AutoSchema
 
@@ -115,3 +118,11 @@ class PublicSchema(AutoSchema):
 
     def get_description(self) -> str:
         return OPERATIONS[self.get_operation_id()][1]
+
+
+def without_serializer_notes(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
+    """SPECTACULAR_SETTINGS["POSTPROCESSING_HOOKS"]: no object component keeps its serializer's docstring."""
+    for component in result.get("components", {}).get("schemas", {}).values():
+        if component.get("type") == "object":
+            component.pop("description", None)
+    return result

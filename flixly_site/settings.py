@@ -291,7 +291,11 @@ SPECTACULAR_SETTINGS = {
         "JobStatusEnum": "generation.api.serializers.JOB_STATUSES",
         "DeliveryStatusEnum": "generation.api.serializers.DELIVERY_STATUSES",
     },
-    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "flixly_site.openapi.envelope_hook"],
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "flixly_site.schema.without_serializer_notes",
+        "flixly_site.openapi.envelope_hook",
+    ],
 }
 
 # Celery: the filesystem broker under var/ needs no server; production sets CELERY_BROKER_URL.

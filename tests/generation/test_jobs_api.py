@@ -139,6 +139,13 @@ def test_a_client_that_asks_for_csv_gets_errors_in_the_contracts_json(api, clien
     assert response.status_code == HTTPStatus.UNAUTHORIZED and response.json()["error"]["code"] == "unauthorized"
 
 
+@pytest.mark.parametrize("accept", ["text/html", "image/png"])
+def test_an_accept_the_export_cannot_meet_is_a_406_in_the_contracts_shape(api, accept):
+    response = api.get("/api/v1/jobs/export.csv", headers={"Accept": accept})
+    assert response.status_code == HTTPStatus.NOT_ACCEPTABLE
+    assert response.json()["error"]["code"] == "not_acceptable"
+
+
 def export_rows(api, user) -> list[list[str]]:
     make_jobs(user, 2, credits_charged=3)
     Job.objects.filter(user=user).update(is_test=True)

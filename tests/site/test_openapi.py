@@ -141,3 +141,8 @@ def test_every_operation_has_a_summary_and_a_description_for_the_apis_users(sche
     for operation in operations:
         assert operation["summary"] and len(operation["description"]) > 20, operation["operationId"]
         assert not any(note in operation["description"] for note in notes), operation["operationId"]
+
+
+def test_no_component_is_described_by_a_note_for_the_codes_readers(schema):
+    described = {name for name, component in schema["components"]["schemas"].items() if component.get("description")}
+    assert {name for name in described if not name.endswith("Enum")} == set()
